@@ -1,0 +1,58 @@
+"""zoo: a plugin-based model zoo for transfer learning on TensorFlow 2 / Keras 3.
+
+The public API. Plugins need :data:`hookimpl` and the component types; scripts need
+:func:`load_registry`, :func:`resolve_run`, :func:`build_model` and :func:`run`.
+Importing zoo does not import TensorFlow.
+"""
+
+from __future__ import annotations
+
+import pluggy
+
+__version__ = "0.1.0"
+
+#: Marks a plugin's hook implementations: ``@zoo.hookimpl``.
+hookimpl = pluggy.HookimplMarker("zoo")
+
+from zoo.components import (  # noqa: E402
+    Backbone,
+    BuiltBackbone,
+    BuiltHead,
+    Dataset,
+    Head,
+    Splits,
+)
+from zoo.engine import RunResult, run  # noqa: E402
+from zoo.errors import RunFailed, ZooError  # noqa: E402
+from zoo.model import Assembled, build_model  # noqa: E402
+from zoo.params import Param  # noqa: E402
+from zoo.plugins import LoadOptions, load_registry  # noqa: E402
+from zoo.registry import Entry, PluginInfo, Registry  # noqa: E402
+from zoo.runconfig import Choice, Resolved, RunConfig, resolve_run  # noqa: E402
+
+__all__ = [
+    "Assembled",
+    "Backbone",
+    "BuiltBackbone",
+    "BuiltHead",
+    "Choice",
+    "Dataset",
+    "Entry",
+    "Head",
+    "LoadOptions",
+    "Param",
+    "PluginInfo",
+    "Registry",
+    "Resolved",
+    "RunConfig",
+    "RunFailed",
+    "RunResult",
+    "Splits",
+    "ZooError",
+    "__version__",
+    "build_model",
+    "hookimpl",
+    "load_registry",
+    "resolve_run",
+    "run",
+]

@@ -1,0 +1,248 @@
+"""Everything zoo shows on a terminal: tables, summaries, progress, errors.
+
+Data (tables, ``--json``) goes to stdout; status, progress and errors go to stderr.
+When a stream is not a terminal, rich drops colour and live displays, and progress
+becomes one plain line per epoch.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from rich import box
+from rich.console import Console
+from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
+from rich.table import Table
+
+from zoo.config import Recipe
+from zoo.errors import ZooError
+from zoo.registry import Entry, PluginInfo
+
+_stdout = Console(highlight=False, width=None if sys.stdout.isatty() else 120)
+err = Console(stderr=True, highlight=False)
+#: Where tables go: stdout, or stderr while a command prints ``--json`` to stdout.
+out = _stdout
+
+
+def tables_to_stderr(enabled: bool = True) -> None:
+    """Send tables to stderr, keeping stdout for ``--json`` output alone."""
+    global out
+    out = err if enabled else _stdout
+
+
+def _table(title: str | None = None) -> Table:
+    return Table(title=title, box=box.SIMPLE_HEAD, title_justify="left", pad_edge=False)
+
+
+def print_json(data: Any) -> None:
+    """Machine-readable output on stdout, never decorated."""
+    sys.stdout.write(json.dumps(data, indent=2, default=str) + "\n")
+    sys.stdout.flush()
+
+
+def error(exc: ZooError | str) -> None:
+    if isinstance(exc, str):
+        err.print(f"[bold red]error:[/] {exc}", markup=True)
+        return
+    err.print(f"[bold red]error:[/] {_escape(exc.what)}")
+    for label, value in (("expected", exc.expected), ("fix", exc.fix)):
+        if value:
+            err.print(f"  [bold]{label}:[/] {_escape(value)}")
+    if exc.got is not None:
+        err.print(f"  [bold]got:[/] {_escape(repr(exc.got))}")
+
+
+def warning(text: str) -> None:
+    err.print(f"[yellow]warning:[/] {_escape(text)}")
+
+
+def status(text: str) -> None:
+    err.print(_escape(text))
+
+
+def _escape(text: str) -> str:
+    from rich.markup import escape
+
+    return escape(text)
+
+
+def _defaults(entry: Entry, limit: int = 4) -> str:
+    items = [f"{k}={v}" for k, v in entry.defaults.items() if v is not None]
+    more = f", +{len(items) - limit}" if len(items) > limit else ""
+    return ", ".join(items[:limit]) + more
+
+
+def components(kind: str, entries: Sequence[Entry]) -> None:
+    table = _table(f"{kind}s")
+    for column in ("name", "description", "defaults", "plugin"):
+        table.add_column(column, overflow="fold")
+    for entry in entries:
+        table.add_row(entry.name, entry.description, _defaults(entry), entry.plugin.provider)
+    out.print(table)
+
+
+def plugins(infos: Sequence[PluginInfo]) -> None:
+    table = _table("plugins")
+    for column in ("name", "package", "source", "status", "components"):
+        table.add_column(column, overflow="fold")
+    for info in infos:
+        state = {"ok": "[green]ok[/]", "disabled": "[dim]disabled[/]"}.get(
+            info.status, f"[red]failed[/]: {_escape(info.error or '')}"
+        )
+        table.add_row(
+            info.name,
+            f"{info.package} {info.version}",
+            info.source,
+            state,
+            ", ".join(info.components) or "-",
+        )
+    out.print(table)
+
+
+def recipes(found: Mapping[str, Recipe]) -> None:
+    table = _table("recipes")
+    for column in ("name", "dataset", "backbone", "head", "settings", "description"):
+        table.add_column(column, overflow="fold")
+    for recipe in found.values():
+        settings = ", ".join(f"{k}={v}" for k, v in recipe.settings.items())
+        table.add_row(
+            recipe.name, recipe.dataset, recipe.backbone, recipe.head, settings, recipe.description
+        )
+    out.print(table)
+
+
+def component_info(entry: Entry) -> None:
+    out.print(f"[bold]{entry.kind} {entry.name}[/] ({entry.qualified_name})")
+    out.print(entry.description)
+    out.print(f"plugin: {entry.plugin.provider}, {entry.plugin.source}")
+    for label, value in _extras(entry):
+        out.print(f"{label}: {value}")
+    table = _table()
+    for column in ("parameter", "type", "default", "help"):
+        table.add_column(column, overflow="fold")
+    defaults = entry.defaults
+    for param in entry.params:
+        default = "(required)" if param.required else repr(defaults.get(param.name))
+        choices = f" (one of {', '.join(map(str, param.choices))})" if param.choices else ""
+        table.add_row(param.name, param.type_name, default, param.help + choices)
+    if entry.params:
+        out.print(table)
+    else:
+        out.print("no parameters")
+
+
+def _extras(entry: Entry) -> Iterable[tuple[str, str]]:
+    component = entry.component
+    if entry.kind == "backbone":
+        yield "minimum image size", str(component.min_image_size)  # type: ignore[attr-defined]
+    if entry.kind == "head":
+        yield "classes", component.class_range  # type: ignore[attr-defined]
+
+
+def devices(found: Sequence[str], strategy: str) -> None:
+    status(f"devices: {', '.join(found)}; strategy: {strategy}")
+
+
+@dataclass(frozen=True)
+class LayerRow:
+    """One line of a model summary."""
+
+    name: str
+    type: str
+    output_shape: str
+    params: int
+    trainable: bool
+
+
+def model_summary(title: str, rows: Sequence[LayerRow], counts: Mapping[str, int]) -> None:
+    table = _table(title)
+    table.add_column("layer", overflow="fold")
+    table.add_column("type")
+    table.add_column("output shape")
+    table.add_column("params", justify="right")
+    table.add_column("trainable", justify="center")
+    for row in rows:
+        table.add_row(
+            row.name,
+            row.type,
+            row.output_shape,
+            f"{row.params:,}",
+            "yes" if row.trainable else "no",
+        )
+    out.print(table)
+    out.print(
+        f"Total params: {counts['total']:,}  "
+        f"Trainable params: {counts['trainable']:,}  "
+        f"Non-trainable params: {counts['non_trainable']:,}"
+    )
+
+
+def results(title: str, metrics: Mapping[str, Mapping[str, float]]) -> None:
+    """A table of metrics per split: ``{"test": {"loss": .., "accuracy": ..}}``."""
+    names = sorted({name for values in metrics.values() for name in values})
+    table = _table(title)
+    table.add_column("split")
+    for name in names:
+        table.add_column(name, justify="right")
+    for split, values in metrics.items():
+        table.add_row(split, *(f"{values[n]:.4f}" if n in values else "-" for n in names))
+    out.print(table)
+
+
+class TrainingProgress:
+    """Live progress for training: a bar per epoch on a terminal, a line per epoch otherwise."""
+
+    def __init__(self, epochs: int, steps: int | None, phase: str = "train") -> None:
+        self.epochs = epochs
+        self.steps = steps
+        self.phase = phase
+        self.live = err.is_terminal
+        self._progress: Progress | None = None
+        self._task: Any = None
+        self._epoch_started = 0.0
+
+    def __enter__(self) -> TrainingProgress:
+        if self.live:
+            self._progress = Progress(
+                TextColumn("{task.description}"),
+                BarColumn(),
+                TextColumn("{task.completed}/{task.total} batches"),
+                TextColumn("{task.fields[metrics]}"),
+                TimeRemainingColumn(),
+                console=err,
+                transient=True,
+            )
+            self._progress.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._progress is not None:
+            self._progress.stop()
+
+    def epoch_begin(self, epoch: int) -> None:
+        self._epoch_started = time.perf_counter()
+        if self._progress is not None:
+            if self._task is not None:
+                self._progress.remove_task(self._task)
+            self._task = self._progress.add_task(
+                f"{self.phase} epoch {epoch + 1}/{self.epochs}", total=self.steps, metrics=""
+            )
+
+    def batch_end(self, step: int, logs: Mapping[str, float]) -> None:
+        if self._progress is not None:
+            self._progress.update(self._task, completed=step + 1, metrics=format_metrics(logs))
+
+    def epoch_end(self, epoch: int, logs: Mapping[str, float]) -> None:
+        seconds = time.perf_counter() - self._epoch_started
+        status(
+            f"{self.phase} epoch {epoch + 1}/{self.epochs}: {format_metrics(logs)} ({seconds:.1f}s)"
+        )
+
+
+def format_metrics(logs: Mapping[str, float]) -> str:
+    return "  ".join(f"{k} {v:.4f}" for k, v in logs.items() if isinstance(v, int | float))

@@ -1,0 +1,71 @@
+"""User-facing errors: what happened, what was expected, how to fix it."""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Iterable
+from typing import Any
+
+
+class ZooError(Exception):
+    """A mistake the user can fix: bad input, a missing file, an unknown name.
+
+    The CLI prints it without a traceback and exits with ``exit_code`` (2).
+    Bugs are ordinary exceptions and keep their traceback.
+
+    Args:
+        what: What happened, one sentence.
+        expected: What zoo expected instead.
+        fix: How to fix it: a command to run, a flag to pass.
+        got: The value received, shown last.
+    """
+
+    exit_code = 2
+
+    def __init__(
+        self,
+        what: str,
+        *,
+        expected: str | None = None,
+        fix: str | None = None,
+        got: Any = None,
+    ) -> None:
+        self.what = what
+        self.expected = expected
+        self.fix = fix
+        self.got = got
+        super().__init__(str(self))
+
+    def __str__(self) -> str:
+        parts = [self.what]
+        if self.expected:
+            parts.append(f"Expected: {self.expected}")
+        if self.fix:
+            parts.append(f"Fix: {self.fix}")
+        if self.got is not None:
+            parts.append(f"Got: {self.got!r}")
+        return "\n".join(parts)
+
+
+class RunFailed(Exception):
+    """Training stopped on its own terms (for example a NaN loss); exit code 1."""
+
+    exit_code = 1
+
+
+def closest(name: str, candidates: Iterable[str], n: int = 3) -> list[str]:
+    """The candidates that look most like ``name``, best first."""
+    candidates = list(candidates)
+    found = difflib.get_close_matches(name, candidates, n=n, cutoff=0.5)
+    prefixed = [c for c in candidates if c.startswith(name) and c not in found]
+    return (found + prefixed)[:n]
+
+
+def one_of(candidates: Iterable[str]) -> str:
+    """``'a', 'b' or 'c'`` for messages."""
+    items = [f"'{c}'" for c in sorted(candidates)]
+    if not items:
+        return "nothing (none is registered)"
+    if len(items) == 1:
+        return items[0]
+    return ", ".join(items[:-1]) + " or " + items[-1]

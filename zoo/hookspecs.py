@@ -1,0 +1,96 @@
+"""The hooks a zoo plugin implements.
+
+A plugin is a module (or any object) with functions marked ``@zoo.hookimpl`` whose
+names match the hookspecs below. Each hook receives a ``register`` callback; call it
+once per component. zoo validates every entry, rejects bad ones, and records which
+plugin registered it, so ``zoo list`` can say where each component comes from.
+
+Builders run only when a component is used, so keep heavy imports (``tensorflow``,
+``keras``, ``tensorflow_datasets``) inside them: ``zoo list`` never imports TensorFlow.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import pluggy
+
+from zoo.components import Backbone, Dataset, Head
+
+hookspec = pluggy.HookspecMarker("zoo")
+
+
+@hookspec
+def register_datasets(register: Callable[[Dataset], None]) -> None:
+    """Register dataset providers.
+
+    Call ``register(zoo.Dataset(...))`` once per dataset. The builder receives the
+    resolved parameters and returns ``zoo.Splits``: train, validation and test
+    ``tf.data.Dataset`` objects of unbatched ``(uint8 image [h, w, 3], int label)``
+    pairs, the class names, the split sizes and the number of skipped files.
+
+    :param register: Call it with a :class:`zoo.Dataset`.
+
+    Example::
+
+        @zoo.hookimpl
+        def register_datasets(register):
+            register(zoo.Dataset(
+                name="flowers",
+                description="My flower photos",
+                params=[zoo.Param("path", str, required=True, help="image folder")],
+                build=build_flowers,
+            ))
+    """
+
+
+@hookspec
+def register_backbones(register: Callable[[Backbone], None]) -> None:
+    """Register backbones: feature extractors, pretrained or trained from scratch.
+
+    Call ``register(zoo.Backbone(...))`` once per backbone. The builder receives the
+    image shape ``(height, width, 3)`` and the resolved parameters, and returns
+    ``zoo.BuiltBackbone(model, preprocessing)``: a Keras model from preprocessed
+    images to features, and the preprocessing that turns raw 0..255 pixels into its
+    input. Freeze the model (``model.trainable = False``) when it is pretrained.
+
+    :param register: Call it with a :class:`zoo.Backbone`.
+
+    Example::
+
+        @zoo.hookimpl
+        def register_backbones(register):
+            register(zoo.Backbone(
+                name="tiny_mlp",
+                description="Flatten + Dense(32)",
+                build=lambda shape, params: zoo.BuiltBackbone(
+                    model=keras.Sequential([keras.Input(shape), keras.layers.Flatten(),
+                                            keras.layers.Dense(32, activation="relu")]),
+                    preprocessing="unit",
+                ),
+            ))
+    """
+
+
+@hookspec
+def register_heads(register: Callable[[Head], None]) -> None:
+    """Register heads: the layers on top of a backbone, with their loss and metrics.
+
+    Call ``register(zoo.Head(...))`` once per head, saying how many classes it supports
+    (``min_classes``, ``max_classes``). The builder receives the backbone's symbolic
+    output tensor, the number of classes and the resolved parameters, and returns
+    ``zoo.BuiltHead(outputs, loss, metrics)``.
+
+    :param register: Call it with a :class:`zoo.Head`.
+
+    Example::
+
+        @zoo.hookimpl
+        def register_heads(register):
+            register(zoo.Head(
+                name="gmp_softmax",
+                description="GlobalMaxPooling2D + Dense(n, softmax)",
+                build=build_gmp_softmax,
+                min_classes=2,
+            ))
+    """

@@ -1,0 +1,172 @@
+"""Assembling a backbone and a head into one Keras model, and counting its parameters.
+
+The assembled model takes raw pixels (float32, 0..255, ``image_size`` square) and runs
+the backbone's preprocessing, the backbone, and the head, so a saved model predicts
+from raw images exactly as it was trained. The head is a model of its own so that it
+can also be trained on cached backbone features.
+"""
+
+from __future__ import annotations
+
+import traceback
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from zoo.components import BuiltBackbone, BuiltHead, Splits
+from zoo.console import LayerRow
+from zoo.errors import ZooError
+from zoo.registry import Entry
+from zoo.runconfig import Resolved
+
+if TYPE_CHECKING:
+    import keras
+
+
+class ComponentError(ZooError):
+    """A component's builder raised, or returned the wrong thing."""
+
+    exit_code = 1
+
+
+@dataclass(frozen=True)
+class Assembled:
+    """The model, its parts, and what to compile it with."""
+
+    model: keras.Model
+    backbone: keras.Model
+    head: keras.Model
+    loss: Any
+    metrics: list[Any]
+    weights_file: str | None = None
+
+    @property
+    def backbone_frozen(self) -> bool:
+        return not self.backbone.trainable_weights
+
+
+def build_splits(resolved: Resolved) -> Splits:
+    """Call the dataset's builder and check what it returns."""
+    entry = resolved.dataset
+    splits = call_builder(entry, resolved.config.dataset.params)
+    _expect(entry, splits, Splits, "zoo.Splits")
+    return splits
+
+
+def build_model(resolved: Resolved, num_classes: int) -> Assembled:
+    """Build backbone and head and join them; nothing is compiled yet."""
+    import keras
+
+    from zoo.layers import as_layer
+
+    config = resolved.config
+    built = call_builder(resolved.backbone, config.image_shape, config.backbone.params)
+    _expect(resolved.backbone, built, BuiltBackbone, "zoo.BuiltBackbone")
+    _expect(resolved.backbone, built.model, keras.Model, "a keras.Model in BuiltBackbone.model")
+    preprocessing = _wrap(resolved.backbone, lambda: as_layer(built.preprocessing))
+
+    inputs = keras.Input(config.image_shape, name="image")
+    features = _wrap(resolved.backbone, lambda: built.model(preprocessing(inputs)))
+    feature_input = keras.Input(features.shape[1:], name="features")
+    head_out = call_builder(resolved.head, feature_input, num_classes, config.head.params)
+    _expect(resolved.head, head_out, BuiltHead, "zoo.BuiltHead")
+    head = _wrap(resolved.head, lambda: keras.Model(feature_input, head_out.outputs, name="head"))
+    model = keras.Model(inputs, head(features), name=f"{config.backbone.name}_{config.head.name}")
+    return Assembled(
+        model=model,
+        backbone=built.model,
+        head=head,
+        loss=head_out.loss,
+        metrics=list(head_out.metrics),
+        weights_file=built.weights_file,
+    )
+
+
+def compile_model(assembled: Assembled, optimizer: str, learning_rate: float) -> None:
+    assembled.model.compile(
+        optimizer=make_optimizer(optimizer, learning_rate),
+        loss=assembled.loss,
+        metrics=assembled.metrics,
+    )
+
+
+def make_optimizer(name: str, learning_rate: float) -> Any:
+    import keras
+
+    return keras.optimizers.get({"class_name": name, "config": {"learning_rate": learning_rate}})
+
+
+def parameter_counts(model: keras.Model) -> dict[str, int]:
+    """Total, trainable and non-trainable parameters, counted as Keras counts them."""
+    trainable = sum(_size(w) for w in model.trainable_weights)
+    non_trainable = sum(_size(w) for w in model.non_trainable_weights)
+    return {
+        "total": trainable + non_trainable,
+        "trainable": trainable,
+        "non_trainable": non_trainable,
+    }
+
+
+def summary_rows(model: keras.Model) -> list[LayerRow]:
+    """One row per layer; the head model is opened up, as the tutorial's summary shows it."""
+    rows = []
+    for layer in model.layers:
+        if layer.name == "head" and hasattr(layer, "layers"):
+            rows += [_row(sub, prefix="head/") for sub in layer.layers[1:]]
+        else:
+            rows.append(_row(layer))
+    return rows
+
+
+def _row(layer: Any, prefix: str = "") -> LayerRow:
+    try:
+        shape = str(tuple(layer.output.shape))
+    except (AttributeError, ValueError):
+        shape = "?"
+    return LayerRow(
+        name=prefix + layer.name,
+        type=type(layer).__name__,
+        output_shape=shape.replace("None", "batch"),
+        params=layer.count_params() if layer.built else 0,
+        trainable=bool(layer.trainable_weights),
+    )
+
+
+def _size(weight: Any) -> int:
+    size = 1
+    for dim in weight.shape:
+        size *= int(dim)
+    return size
+
+
+def call_builder(entry: Entry, *args: Any) -> Any:
+    """Run ``entry``'s builder; a failure names the component and its plugin."""
+    return _wrap(entry, lambda: entry.component.build(*args))
+
+
+def _wrap(entry: Entry, action: Callable[[], Any]) -> Any:
+    try:
+        return action()
+    except ZooError:
+        raise
+    except Exception as exc:
+        frame = traceback.extract_tb(exc.__traceback__)[-1]
+        raise ComponentError(
+            f"{entry.kind} '{entry.name}' from plugin {entry.plugin.provider} failed: "
+            f"{type(exc).__name__}: {exc} ({frame.filename}:{frame.lineno}).",
+            expected=f"the {entry.kind} to build with the parameters given",
+            fix="check its parameters (`zoo info "
+            f"{entry.name}`); if they are right, report it to the plugin's authors "
+            "(run with --verbose for the traceback)",
+        ) from exc
+
+
+def _expect(entry: Entry, value: Any, kind: type, what: str) -> None:
+    if not isinstance(value, kind):
+        raise ComponentError(
+            f"{entry.kind} '{entry.name}' from plugin {entry.plugin.provider} returned "
+            f"{type(value).__name__}, not {what}.",
+            expected=what,
+            fix="report it to the plugin's authors",
+            got=type(value).__name__,
+        )

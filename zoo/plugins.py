@@ -1,0 +1,247 @@
+"""Loading plugins: built-ins, installed packages, and a user's local modules.
+
+Order: the built-in plugins named in zoo's registry.toml, then every installed
+distribution's entry points in the group ``zoo``, then the plugins named in the user's
+registry.toml (``--registry PATH``, else ``$ZOO_REGISTRY``, else ``./registry.toml``).
+
+A plugin that fails to import, raises inside a hook, registers an invalid component or
+implements a hook zoo does not have is marked failed and skipped; the others load.
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.metadata
+import importlib.util
+import os
+import sys
+import traceback
+import types
+from collections.abc import Collection
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pluggy
+
+from zoo import hookspecs
+from zoo.config import RegistryFile, read_registry_file
+from zoo.errors import ZooError
+from zoo.registry import PluginInfo, Registry
+
+ENTRY_POINT_GROUP = "zoo"
+_HOOKS = ("register_datasets", "register_backbones", "register_heads")
+
+
+@dataclass(frozen=True)
+class LoadOptions:
+    """What ``load_registry`` loads.
+
+    Args:
+        registry: The user's registry file; ``None`` looks at ``$ZOO_REGISTRY`` and
+            then ``./registry.toml``.
+        disable: Plugin names to skip (``--disable-plugin``, ``$ZOO_DISABLE_PLUGINS``).
+        builtins_only: Load zoo's own plugins and nothing else (for debugging).
+    """
+
+    registry: str | os.PathLike[str] | None = None
+    disable: Collection[str] = ()
+    builtins_only: bool = False
+
+
+def load_registry(options: LoadOptions | None = None) -> Registry:
+    """Load every plugin and return what they registered.
+
+    Raises:
+        ZooError: a registry file is malformed, or the file given does not exist.
+    """
+    options = options or LoadOptions()
+    disabled = set(options.disable) | _env_list("ZOO_DISABLE_PLUGINS")
+    loader = _Loader(disabled)
+    builtin = read_registry_file(builtin_registry_path())
+    loader.load_file(builtin, source="built-in")
+    if not options.builtins_only:
+        loader.load_entry_points()
+        user = user_registry_path(options.registry)
+        if user is not None and user.resolve() != builtin.path.resolve():
+            loader.load_file(read_registry_file(user), source="local")
+    return loader.finish()
+
+
+def builtin_registry_path() -> Path:
+    """zoo's own registry.toml: packaged inside zoo, or at the root of a checkout."""
+    package = Path(__file__).resolve().parent
+    for candidate in (package / "_builtin" / "registry.toml", package.parent / "registry.toml"):
+        if candidate.is_file():
+            return candidate
+    raise RuntimeError(f"zoo's built-in registry.toml is missing next to {package}")
+
+
+def user_registry_path(given: str | os.PathLike[str] | None) -> Path | None:
+    """The user's registry file, or ``None`` when there is none.
+
+    Raises:
+        ZooError: ``given`` (or ``$ZOO_REGISTRY``) names a file that does not exist.
+    """
+    explicit = given or os.environ.get("ZOO_REGISTRY")
+    if explicit:
+        path = Path(explicit).expanduser()
+        if not path.is_file():
+            origin = "--registry" if given else "ZOO_REGISTRY"
+            raise ZooError(
+                f"the registry file given by {origin} does not exist.",
+                expected="the path of a registry.toml file",
+                fix=f"create it, or correct {origin}",
+                got=str(path),
+            )
+        return path
+    local = Path.cwd() / "registry.toml"
+    return local if local.is_file() else None
+
+
+def _env_list(name: str) -> set[str]:
+    return {item.strip() for item in os.environ.get(name, "").split(",") if item.strip()}
+
+
+class _Loader:
+    def __init__(self, disabled: set[str]) -> None:
+        self.pm = pluggy.PluginManager("zoo")
+        self.pm.add_hookspecs(hookspecs)
+        self.registry = Registry()
+        self.disabled = disabled
+        self.objects: dict[str, Any] = {}
+
+    def load_file(self, registry_file: RegistryFile, source: str) -> None:
+        self.registry.files.append(registry_file)
+        for entry in registry_file.plugins:
+            self._load_one(entry, registry_file.path, source)
+
+    def _load_one(self, entry: str, registry_path: Path, source: str) -> None:
+        is_path = entry.endswith(".py") or "/" in entry
+        name = Path(entry).stem if is_path else entry.rpartition(".")[2]
+        if source == "built-in":
+            package, version = "zoo", _zoo_version()
+        else:
+            package, version = "local", "-"
+        info = PluginInfo(name, source, package, version, location=entry)
+        if is_path:
+            path = (registry_path.parent / entry).resolve()
+            info.location = str(path)
+            self._add(info, lambda: _import_path(path, _package_for(source)))
+        else:
+            self._add(info, lambda: importlib.import_module(entry))
+
+    def load_entry_points(self) -> None:
+        seen = set()
+        for dist in importlib.metadata.distributions():
+            for ep in dist.entry_points:
+                if ep.group != ENTRY_POINT_GROUP or ep.name in seen:
+                    continue
+                seen.add(ep.name)
+                dist_name = dist.metadata["Name"] or "?"
+                info = PluginInfo(ep.name, "entry point", dist_name, dist.version, ep.value)
+                self._add(info, ep.load)
+
+    def _add(self, info: PluginInfo, load: Any) -> None:
+        self.registry.plugins.append(info)
+        if info.name in self.disabled:
+            info.status = "disabled"
+            return
+        if info.name in self.objects:
+            info.fail(f"a plugin named '{info.name}' is already loaded; rename one of them")
+            return
+        try:
+            plugin = load()
+            self.pm.register(plugin, name=info.name)
+        except Exception as exc:
+            info.fail(f"could not be loaded: {_reason(exc)}")
+            return
+        unknown = _unknown_hooks(plugin)
+        if unknown:
+            self.pm.unregister(plugin)
+            info.fail(
+                f"implements {', '.join(unknown)}, which zoo does not have "
+                f"(zoo's hooks: {', '.join(_HOOKS)})"
+            )
+            return
+        self.objects[info.name] = plugin
+
+    def finish(self) -> Registry:
+        self.pm.check_pending()
+        by_name = {p.name: p for p in self.registry.plugins if p.status == "ok"}
+        for name, plugin in self.objects.items():
+            self._call_hooks(plugin, by_name[name])
+        for registry_file in self.registry.files:
+            self.registry.apply_metadata(registry_file)
+        return self.registry
+
+    def _call_hooks(self, plugin: Any, info: PluginInfo) -> None:
+        def register(component: Any) -> None:
+            self.registry.add(component, info)
+
+        try:
+            for hook in _HOOKS:
+                for impl in getattr(self.pm.hook, hook).get_hookimpls():
+                    if impl.plugin is plugin:
+                        impl.function(**{arg: register for arg in impl.argnames})
+        except Exception as exc:
+            self.registry.remove_plugin(info)
+            self.pm.unregister(plugin)
+            info.fail(f"failed while registering components: {_reason(exc)}")
+
+
+def _unknown_hooks(plugin: Any) -> list[str]:
+    marker = "zoo_impl"
+    return [
+        name
+        for name in dir(plugin)
+        if hasattr(getattr(plugin, name, None), marker) and name not in _HOOKS
+    ]
+
+
+def _package_for(source: str) -> str:
+    return "zoo_plugins" if source == "built-in" else "zoo_local_plugins"
+
+
+def _import_path(path: Path, package: str) -> types.ModuleType:
+    """Import the file ``path`` as ``package.<stem>``, so relative imports work."""
+    parent = sys.modules.get(package)
+    if parent is None:
+        parent = types.ModuleType(package)
+        parent.__path__ = []
+        sys.modules[package] = parent
+    if str(path.parent) not in parent.__path__:
+        parent.__path__.append(str(path.parent))
+    name = f"{package}.{path.stem}"
+    cached = sys.modules.get(name)
+    if cached is not None and getattr(cached, "__file__", None) == str(path):
+        return cached
+    if not path.is_file():
+        raise FileNotFoundError(f"no plugin file at {path}")
+    spec = importlib.util.spec_from_file_location(name, path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    try:
+        spec.loader.exec_module(module)
+    except BaseException:
+        del sys.modules[name]
+        raise
+    return module
+
+
+def _reason(exc: BaseException) -> str:
+    """The exception and the last line outside zoo's host code that raised it."""
+    host = str(Path(__file__).resolve().parent)
+    builtins = os.path.join(host, "_builtin")
+    for frame in reversed(traceback.extract_tb(exc.__traceback__)):
+        in_host = frame.filename.startswith(host) and not frame.filename.startswith(builtins)
+        if not in_host and "importlib" not in frame.filename and "pluggy" not in frame.filename:
+            return f"{type(exc).__name__}: {exc} ({frame.filename}:{frame.lineno})"
+    return f"{type(exc).__name__}: {exc}"
+
+
+def _zoo_version() -> str:
+    from zoo import __version__
+
+    return __version__

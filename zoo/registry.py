@@ -1,0 +1,247 @@
+"""Components by kind and name, with the plugin that gave each one."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+from zoo.components import COMPONENT_TYPES, KINDS, Component
+from zoo.config import ComponentMeta, Recipe, RegistryFile
+from zoo.errors import ZooError, closest, one_of
+from zoo.params import Param
+
+
+@dataclass
+class PluginInfo:
+    """One plugin: where it came from and what became of it.
+
+    ``source`` is ``"built-in"``, ``"entry point"`` or ``"local"``; ``status`` is
+    ``"ok"``, ``"disabled"`` or ``"failed"`` (then ``error`` says why).
+    """
+
+    name: str
+    source: str
+    package: str
+    version: str
+    location: str
+    status: str = "ok"
+    error: str | None = None
+    components: list[str] = field(default_factory=list)
+
+    def fail(self, error: str) -> None:
+        self.status = "failed"
+        self.error = error
+
+    @property
+    def provider(self) -> str:
+        """``"heads (zoo 0.1.0)"``: the plugin and its package, for tables."""
+        return f"{self.name} ({self.package} {self.version})"
+
+
+@dataclass(frozen=True)
+class Entry:
+    """A registered component, its plugin, and what registry files say of it."""
+
+    component: Component
+    plugin: PluginInfo
+    meta: ComponentMeta = field(default_factory=ComponentMeta)
+
+    @property
+    def kind(self) -> str:
+        return self.component.kind
+
+    @property
+    def name(self) -> str:
+        return self.component.name
+
+    @property
+    def qualified_name(self) -> str:
+        return f"{self.plugin.name}:{self.component.name}"
+
+    @property
+    def description(self) -> str:
+        return self.meta.description or self.component.description
+
+    @property
+    def params(self) -> tuple[Param, ...]:
+        return tuple(self.component.params)
+
+    @property
+    def defaults(self) -> dict[str, Any]:
+        """Declared defaults with the registry files' defaults on top (unchecked)."""
+        return {p.name: p.default for p in self.params} | dict(self.meta.defaults)
+
+
+@dataclass
+class Registry:
+    """Everything the loaded plugins registered, plus the registry files read."""
+
+    plugins: list[PluginInfo] = field(default_factory=list)
+    files: list[RegistryFile] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+    _entries: dict[str, dict[str, list[Entry]]] = field(
+        default_factory=lambda: {kind: defaultdict(list) for kind in KINDS}
+    )
+
+    def add(self, component: Component, plugin: PluginInfo) -> None:
+        """Register ``component`` for ``plugin``.
+
+        Raises:
+            ValueError: the entry is invalid, or the plugin registered the name twice.
+        """
+        _validate(component)
+        same = self._entries[component.kind][component.name]
+        if any(e.plugin.name == plugin.name for e in same):
+            raise ValueError(f"registers {component.kind} '{component.name}' twice")
+        same.append(Entry(component, plugin))
+        plugin.components.append(f"{component.kind}:{component.name}")
+
+    def remove_plugin(self, plugin: PluginInfo) -> None:
+        """Drop every component ``plugin`` registered (it failed part-way)."""
+        for by_name in self._entries.values():
+            for name in list(by_name):
+                by_name[name] = [e for e in by_name[name] if e.plugin is not plugin]
+                if not by_name[name]:
+                    del by_name[name]
+        plugin.components.clear()
+
+    def apply_metadata(self, registry_file: RegistryFile) -> None:
+        """Attach a registry file's descriptions and defaults to the components."""
+        for (kind, name), meta in registry_file.components.items():
+            entries = self._entries[kind].get(name)
+            if not entries:
+                self.warnings.append(f"{meta.source}: no {kind} named '{name}' is registered")
+                continue
+            for index, entry in enumerate(entries):
+                merged = ComponentMeta(
+                    description=meta.description or entry.meta.description,
+                    defaults={**entry.meta.defaults, **meta.defaults},
+                    source=meta.source,
+                )
+                entries[index] = Entry(entry.component, entry.plugin, merged)
+
+    def entries(self, kind: str) -> list[Entry]:
+        """Every ``kind`` entry, sorted by name then plugin."""
+        return sorted(
+            (e for same in self._entries[kind].values() for e in same),
+            key=lambda e: (e.name, e.plugin.name),
+        )
+
+    def __iter__(self) -> Iterator[Entry]:
+        for kind in KINDS:
+            yield from self.entries(kind)
+
+    def get(self, kind: str, name: str) -> Entry:
+        """The ``kind`` called ``name`` (or ``plugin:name``).
+
+        Raises:
+            ZooError: the name is unknown (the message lists the closest names), or
+                several plugins registered it (the message names them).
+        """
+        plugin_name, _, short = name.rpartition(":")
+        candidates = self._entries[kind].get(short, [])
+        if plugin_name:
+            candidates = [e for e in candidates if e.plugin.name == plugin_name]
+        if len(candidates) == 1:
+            return candidates[0]
+        if not candidates:
+            raise self._unknown(kind, name)
+        raise ZooError(
+            f"the {kind} name '{name}' is ambiguous: plugins "
+            + " and ".join(f"'{e.plugin.name}' ({e.plugin.package})" for e in candidates)
+            + " both register it.",
+            expected="a name exactly one plugin registers",
+            fix="use the qualified name: " + " or ".join(e.qualified_name for e in candidates),
+            got=name,
+        )
+
+    def find(self, name: str) -> list[Entry]:
+        """Every entry of any kind called ``name`` (or ``plugin:name``).
+
+        Raises:
+            ZooError: nothing is called that; the message lists the closest names.
+        """
+        plugin, _, short = name.rpartition(":")
+        found = [
+            e
+            for kind in KINDS
+            for e in self._entries[kind].get(short, [])
+            if not plugin or e.plugin.name == plugin
+        ]
+        if found:
+            return found
+        hint = closest(short, {e.name for e in self})
+        raise ZooError(
+            f"no component is named '{name}'.",
+            expected="a dataset, backbone or head name (or PLUGIN:NAME)",
+            fix=(f"did you mean {one_of(hint)}? " if hint else "") + "`zoo list` shows them all.",
+            got=name,
+        )
+
+    def recipes(self) -> dict[str, Recipe]:
+        """Recipes from every registry file; a later file wins on a shared name."""
+        merged: dict[str, Recipe] = {}
+        for registry_file in self.files:
+            merged.update(registry_file.recipes)
+        return merged
+
+    def recipe(self, name: str) -> Recipe:
+        recipes = self.recipes()
+        if name in recipes:
+            return recipes[name]
+        hint = closest(name, recipes)
+        raise ZooError(
+            f"there is no recipe named '{name}'.",
+            expected=f"one of {one_of(recipes)}",
+            fix=(f"did you mean '{hint[0]}'? " if hint else "") + "`zoo list recipes` shows them.",
+            got=name,
+        )
+
+    def run_defaults(self) -> dict[str, Any]:
+        """The [run] tables of every registry file, later files on top."""
+        merged: dict[str, Any] = {}
+        for registry_file in self.files:
+            merged.update(registry_file.run)
+        return merged
+
+    def registry_sources(self) -> list[str]:
+        return [str(f.path) for f in self.files]
+
+    def _unknown(self, kind: str, name: str) -> ZooError:
+        names = sorted(self._entries[kind])
+        short = name.rpartition(":")[2]
+        hint = closest(short, names)
+        failed = [p for p in self.plugins if p.status == "failed"]
+        fix = f"did you mean {one_of(hint)}? " if hint else ""
+        fix += f"`zoo list {kind}s` shows every {kind}."
+        if failed:
+            fix += " Some plugins failed to load: " + "; ".join(
+                f"{p.name}: {p.error}" for p in failed
+            )
+        return ZooError(
+            f"there is no {kind} named '{name}'.",
+            expected=f"one of {one_of(names)}",
+            fix=fix,
+            got=name,
+        )
+
+
+def _validate(component: Component) -> None:
+    expected = COMPONENT_TYPES.get(getattr(component, "kind", ""))
+    if expected is None or not isinstance(component, expected):
+        raise ValueError(f"registered {component!r}, which is not a zoo.Dataset/Backbone/Head")
+    if not isinstance(component.name, str) or not component.name.isidentifier():
+        raise ValueError(
+            f"registered a {component.kind} named {component.name!r}; "
+            "names must be valid Python identifiers"
+        )
+    if not callable(component.build):
+        raise ValueError(f"{component.kind} '{component.name}' has no callable builder")
+    names = [p.name for p in component.params]
+    if not all(isinstance(p, Param) for p in component.params) or len(set(names)) != len(names):
+        raise ValueError(
+            f"{component.kind} '{component.name}' declares its parameters badly: "
+            "they must be zoo.Param objects with distinct names"
+        )

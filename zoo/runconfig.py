@@ -1,0 +1,199 @@
+"""A run's configuration: which components, their parameters, and the run settings.
+
+Precedence, weakest first: declared defaults, registry files (zoo's, then the user's),
+the recipe, the command line (flags and ``--set``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from zoo.components import KINDS, Backbone, Dataset, Head
+from zoo.config import RUN_PARAMS, Recipe
+from zoo.errors import ZooError
+from zoo.params import parse_assignment, resolve
+from zoo.registry import Entry, Registry
+
+
+@dataclass(frozen=True)
+class Choice:
+    """One chosen component: its name, the plugin that gives it, its parameters."""
+
+    kind: str
+    name: str
+    plugin: str
+    params: Mapping[str, Any] = field(default_factory=dict)
+
+    @property
+    def qualified_name(self) -> str:
+        return f"{self.plugin}:{self.name}"
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    """Everything a run needs to be repeated, JSON-serialisable."""
+
+    dataset: Choice
+    backbone: Choice
+    head: Choice
+    epochs: int
+    batch_size: int
+    image_size: int
+    learning_rate: float
+    optimizer: str
+    seed: int
+    recipe: str | None = None
+
+    @property
+    def choices(self) -> tuple[Choice, Choice, Choice]:
+        return (self.dataset, self.backbone, self.head)
+
+    @property
+    def image_shape(self) -> tuple[int, int, int]:
+        return (self.image_size, self.image_size, 3)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> RunConfig:
+        choices = {kind: Choice(**data[kind]) for kind in KINDS}
+        settings = {p.name: data[p.name] for p in RUN_PARAMS}
+        return cls(**choices, **settings, recipe=data.get("recipe"))
+
+
+@dataclass(frozen=True)
+class Resolved:
+    """A run configuration with the registry entries it names."""
+
+    config: RunConfig
+    dataset: Entry
+    backbone: Entry
+    head: Entry
+
+
+def resolve_run(
+    registry: Registry,
+    names: Sequence[str] = (),
+    *,
+    recipe: str | None = None,
+    settings: Mapping[str, Any] | None = None,
+    sets: Sequence[str] = (),
+) -> Resolved:
+    """Resolve names, parameters and settings into a checked run configuration.
+
+    Args:
+        registry: The loaded registry.
+        names: ``(dataset, backbone, head)``; empty when ``recipe`` is given.
+        recipe: A recipe name from a registry file.
+        settings: Run settings from the command line (``epochs``, ...); ``None``
+            values are ignored.
+        sets: ``KIND.PARAM=VALUE`` assignments from ``--set``.
+
+    Raises:
+        ZooError: unknown names or parameters, bad values, or a combination that
+            cannot work (see :func:`check_compatibility`).
+    """
+    chosen = _recipe_or_names(registry, names, recipe)
+    entries = {
+        kind: registry.get(kind, name) for kind, name in zip(KINDS, chosen.names, strict=True)
+    }
+    overrides = _parse_sets(sets)
+    choices = {}
+    for kind, entry in entries.items():
+        layers = [(entry.meta.source or "registry.toml", entry.meta.defaults)]
+        if chosen.recipe:
+            layers.append((chosen.recipe.source, chosen.recipe.params.get(kind, {})))
+        layers.append(("--set", overrides[kind]))
+        values = resolve(kind, entry.name, entry.params, layers)
+        choices[kind] = Choice(kind, entry.name, entry.plugin.name, values)
+    run_layers = [(f.path.name, f.run) for f in registry.files]
+    if chosen.recipe:
+        run_layers.append((chosen.recipe.source, chosen.recipe.settings))
+    run_layers.append(
+        ("the command line", {k: v for k, v in (settings or {}).items() if v is not None})
+    )
+    run = resolve("run", "settings", RUN_PARAMS, run_layers, flag=_flag)
+    config = RunConfig(**choices, **run, recipe=chosen.recipe.name if chosen.recipe else None)
+    resolved = Resolved(config, entries["dataset"], entries["backbone"], entries["head"])
+    check_compatibility(resolved)
+    return resolved
+
+
+def check_compatibility(resolved: Resolved) -> None:
+    """Catch combinations that cannot work, before any data is touched.
+
+    Raises:
+        ZooError: the image size is below the backbone's minimum, or the head does
+            not support the dataset's number of classes.
+    """
+    config = resolved.config
+    backbone: Backbone = resolved.backbone.component  # type: ignore[assignment]
+    if config.image_size < backbone.min_image_size:
+        raise ZooError(
+            f"backbone '{backbone.name}' needs images of at least "
+            f"{backbone.min_image_size}x{backbone.min_image_size}; "
+            f"the run asks for {config.image_size}x{config.image_size}.",
+            expected=f"--image-size {backbone.min_image_size} or more",
+            fix=f"pass --image-size {backbone.min_image_size} (or larger)",
+            got=config.image_size,
+        )
+    dataset: Dataset = resolved.dataset.component  # type: ignore[assignment]
+    if dataset.class_names is not None:
+        check_classes(resolved.head, dataset.name, len(dataset.class_names(config.dataset.params)))
+
+
+def check_classes(head_entry: Entry, dataset_name: str, num_classes: int) -> None:
+    """Raise a ZooError when the head cannot handle ``num_classes`` classes."""
+    head: Head = head_entry.component  # type: ignore[assignment]
+    if head.supports(num_classes):
+        return
+    alternative = "gap_softmax" if num_classes > 2 else "gap_sigmoid"
+    raise ZooError(
+        f"head '{head.name}' supports {head.class_range} classes, but dataset "
+        f"'{dataset_name}' has {num_classes}.",
+        expected=f"a head that supports {num_classes} classes",
+        fix=f"use a head such as '{alternative}' (`zoo list heads`)",
+        got=num_classes,
+    )
+
+
+@dataclass(frozen=True)
+class _Chosen:
+    names: tuple[str, str, str]
+    recipe: Recipe | None
+
+
+def _recipe_or_names(registry: Registry, names: Sequence[str], recipe: str | None) -> _Chosen:
+    if recipe and names:
+        raise ZooError(
+            "give either --recipe or DATASET BACKBONE HEAD, not both.",
+            expected="zoo run --recipe NAME, or zoo run DATASET BACKBONE HEAD",
+            fix="drop the names, or drop --recipe",
+            got=" ".join(names),
+        )
+    if recipe:
+        found = registry.recipe(recipe)
+        return _Chosen((found.dataset, found.backbone, found.head), found)
+    if len(names) != 3:
+        raise ZooError(
+            "zoo run needs a dataset, a backbone and a head.",
+            expected="zoo run DATASET BACKBONE HEAD (or zoo run --recipe NAME)",
+            fix="for example: zoo run shapes small_cnn gap_sigmoid",
+            got=" ".join(names),
+        )
+    return _Chosen((names[0], names[1], names[2]), None)
+
+
+def _parse_sets(sets: Sequence[str]) -> dict[str, dict[str, str]]:
+    overrides: dict[str, dict[str, str]] = {kind: {} for kind in KINDS}
+    for text in sets:
+        kind, param, value = parse_assignment(text)
+        overrides[kind][param] = value
+    return overrides
+
+
+def _flag(name: str) -> str:
+    return f"--{name.replace('_', '-')} VALUE"

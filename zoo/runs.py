@@ -1,0 +1,111 @@
+"""Run directories: created fresh, written atomically, read back by later commands.
+
+A run directory holds::
+
+    config.json     the resolved configuration and the command line
+    metrics.json    per-epoch history, test metrics, parameter counts, timings,
+                    library versions, seed, dataset facts, status
+    model.keras     the trained model (backbone + head, preprocessing included)
+    logs/           TensorBoard logs (train/ and validation/)
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import importlib.metadata
+import json
+import os
+import platform
+import re
+import tempfile
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import Any
+
+from zoo.errors import ZooError
+
+CONFIG = "config.json"
+METRICS = "metrics.json"
+MODEL = "model.keras"
+LOGS = "logs"
+
+
+def new_run_dir(root: Path, name: str) -> Path:
+    """Create and return ``root/<timestamp>-<name>``, never reusing an existing one."""
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ZooError(
+            f"cannot create the output directory {root}: {exc.strerror}.",
+            expected="a directory zoo can write to",
+            fix="pass another --output DIR",
+            got=str(root),
+        ) from None
+    stamp = _dt.datetime.now().strftime("%Y%m%d-%H%M%S")
+    base = f"{stamp}-{re.sub(r'[^A-Za-z0-9_.-]+', '_', name)}"
+    for attempt in range(1, 1000):
+        candidate = root / (base if attempt == 1 else f"{base}-{attempt}")
+        try:
+            candidate.mkdir()
+        except FileExistsError:
+            continue
+        return candidate
+    raise ZooError(f"could not find a free run directory name under {root}.", got=base)
+
+
+def write_json(path: Path, data: Any) -> None:
+    """Write ``data`` as JSON so that readers see the old file or the new one, never half."""
+    text = json.dumps(data, indent=2, default=_jsonable)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(text + "\n")
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def read_json(path: Path) -> Any:
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ZooError(
+            f"{path} does not exist.",
+            expected="a run directory written by `zoo run`",
+            fix="pass the directory `zoo run` printed at its end",
+            got=str(path.parent),
+        ) from None
+    except json.JSONDecodeError as exc:
+        raise ZooError(f"{path} is not valid JSON: {exc}.", got=str(path)) from None
+
+
+def _jsonable(value: Any) -> Any:
+    if hasattr(value, "item"):  # numpy and TensorFlow scalars
+        return value.item()
+    if isinstance(value, Path):
+        return str(value)
+    return str(value)
+
+
+def library_versions(packages: Iterable[str] = ()) -> dict[str, str]:
+    """Python, zoo, TensorFlow and friends, and the given plugin packages."""
+    wanted = ["zoo", "tensorflow", "keras", "tensorflow-datasets", "numpy", "pluggy", *packages]
+    versions = {"python": platform.python_version()}
+    for name in dict.fromkeys(wanted):
+        try:
+            versions[name] = importlib.metadata.version(name)
+        except importlib.metadata.PackageNotFoundError:
+            continue
+    return versions
+
+
+def history_rows(history: Mapping[str, list[float]]) -> list[dict[str, float]]:
+    """``{"loss": [a, b]}`` as ``[{"epoch": 1, "loss": a}, {"epoch": 2, "loss": b}]``."""
+    epochs = max((len(v) for v in history.values()), default=0)
+    return [
+        {"epoch": i + 1, **{k: float(v[i]) for k, v in history.items() if i < len(v)}}
+        for i in range(epochs)
+    ]
