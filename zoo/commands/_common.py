@@ -1,0 +1,74 @@
+"""What several commands share: loading the registry, component entries as data."""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+from zoo import console
+from zoo.plugins import LoadOptions, load_registry
+from zoo.registry import Entry, PluginInfo, Registry
+
+
+def registry_from(args: argparse.Namespace) -> Registry:
+    """Load plugins as the common options say; warn once per plugin that failed."""
+    registry = load_registry(
+        LoadOptions(
+            registry=args.registry,
+            disable=args.disable_plugin,
+            builtins_only=args.builtins_only,
+        )
+    )
+    for plugin in registry.plugins:
+        if plugin.status == "failed":
+            console.warning(f"plugin '{plugin.name}' ({plugin.package}) skipped: {plugin.error}")
+    for warning in registry.warnings:
+        console.warning(warning)
+    return registry
+
+
+def entry_json(entry: Entry) -> dict[str, Any]:
+    """A component entry as plain data, for ``--json``."""
+    defaults = entry.defaults
+    data: dict[str, Any] = {
+        "kind": entry.kind,
+        "name": entry.name,
+        "qualified_name": entry.qualified_name,
+        "description": entry.description,
+        "plugin": entry.plugin.name,
+        "package": entry.plugin.package,
+        "version": entry.plugin.version,
+        "source": entry.plugin.source,
+        "params": [
+            {
+                "name": p.name,
+                "type": p.type_name,
+                "default": defaults.get(p.name),
+                "required": p.required,
+                "choices": list(p.choices) if p.choices else None,
+                "help": p.help,
+            }
+            for p in entry.params
+        ],
+    }
+    component = entry.component
+    if entry.kind == "backbone":
+        data["min_image_size"] = component.min_image_size  # type: ignore[attr-defined]
+    if entry.kind == "head":
+        data["min_classes"] = component.min_classes  # type: ignore[attr-defined]
+        data["max_classes"] = component.max_classes  # type: ignore[attr-defined]
+    return data
+
+
+def plugin_json(plugin: PluginInfo) -> dict[str, Any]:
+    """A plugin's provenance and status as plain data, for ``--json``."""
+    return {
+        "name": plugin.name,
+        "package": plugin.package,
+        "version": plugin.version,
+        "source": plugin.source,
+        "location": plugin.location,
+        "status": plugin.status,
+        "error": plugin.error,
+        "components": list(plugin.components),
+    }

@@ -1,0 +1,61 @@
+"""``zoo list``: datasets, backbones, heads, plugins and recipes."""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+from zoo import console
+from zoo.commands._common import entry_json, plugin_json, registry_from
+from zoo.components import KINDS
+from zoo.registry import Registry
+
+LISTABLE = ("datasets", "backbones", "heads", "plugins", "recipes")
+
+
+def add(sub: Any, common: argparse.ArgumentParser) -> None:
+    parser = sub.add_parser(
+        "list", parents=[common], help="list datasets, backbones, heads, plugins, recipes"
+    )
+    parser.add_argument(
+        "what", nargs="?", choices=LISTABLE, help="one kind only (default: components, recipes)"
+    )
+    parser.add_argument("--json", action="store_true", help="print JSON instead of tables")
+    parser.set_defaults(handler=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    registry = registry_from(args)
+    wanted = [args.what] if args.what else [f"{k}s" for k in KINDS] + ["recipes"]
+    if args.json:
+        data = {what: listing(registry, what) for what in wanted}
+        console.print_json(data[args.what] if args.what else data)
+        return 0
+    for what in wanted:
+        if what == "plugins":
+            console.plugins(registry.plugins)
+        elif what == "recipes":
+            console.recipes(registry.recipes())
+        else:
+            console.components(what[:-1], registry.entries(what[:-1]))
+    return 0
+
+
+def listing(registry: Registry, what: str) -> list[dict[str, Any]]:
+    if what == "plugins":
+        return [plugin_json(p) for p in registry.plugins]
+    if what == "recipes":
+        return [
+            {
+                "name": r.name,
+                "description": r.description,
+                "dataset": r.dataset,
+                "backbone": r.backbone,
+                "head": r.head,
+                "settings": dict(r.settings),
+                "params": {k: dict(v) for k, v in r.params.items()},
+                "source": r.source,
+            }
+            for r in registry.recipes().values()
+        ]
+    return [entry_json(e) for e in registry.entries(what[:-1])]
