@@ -9,7 +9,7 @@ import pytest
 from conftest import tiny_backbone_plugin, write
 
 import zoo
-from zoo.plugins import LoadOptions, load_registry
+from zoo.plugins import LoadOptions, builtin_registry_path, load_registry
 
 
 def names(registry: zoo.Registry, kind: str) -> list[str]:
@@ -170,3 +170,12 @@ def test_disabled_plugins_are_listed_but_not_loaded(monkeypatch):
     plugin = next(p for p in registry.plugins if p.name == "small_cnn")
     assert plugin.status == "disabled"
     assert "small_cnn:small_cnn" not in names(registry, "backbone")
+
+
+def test_zoos_own_registry_in_the_working_directory_is_not_loaded_twice(isolated: Path):
+    write(isolated / "registry.toml", builtin_registry_path().read_text())
+
+    registry = load_registry()
+
+    assert [p for p in registry.plugins if p.status != "ok"] == []
+    assert all(p.source == "built-in" for p in registry.plugins)

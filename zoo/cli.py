@@ -8,13 +8,12 @@ Each command lives in ``zoo/commands/``.
 from __future__ import annotations
 
 import argparse
-import importlib
 import sys
 import traceback
 from collections.abc import Sequence
 
 from zoo import __version__, _tf, console
-from zoo.commands import MODULES
+from zoo.commands import command_modules
 from zoo.errors import RunFailed, ZooError
 
 
@@ -71,8 +70,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"zoo {__version__}")
     sub = parser.add_subparsers(title="commands", metavar="COMMAND")
     common = common_options()
-    for name in MODULES:
-        importlib.import_module(f"zoo.commands.{name}").add(sub, common)
+    for module in command_modules():
+        module.add(sub, common)
     return parser
 
 

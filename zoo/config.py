@@ -46,7 +46,7 @@ RUN_PARAMS: tuple[Param, ...] = (
     Param("seed", int, 0, "seeds shuffling and initialisation", minimum=0),
 )
 
-_TOP_KEYS = {"plugins", "run", "components", "recipes"}
+_TOP_KEYS = {"registry", "plugins", "run", "components", "recipes"}
 _COMPONENT_KEYS = {"description", "defaults"}
 _RECIPE_KEYS = {"description", "dataset", "backbone", "head", "params"} | {
     p.name for p in RUN_PARAMS
@@ -81,6 +81,7 @@ class RegistryFile:
     """One parsed registry.toml."""
 
     path: Path
+    builtin: bool = False
     plugins: tuple[str, ...] = ()
     run: Mapping[str, Any] = field(default_factory=dict)
     components: Mapping[tuple[str, str], ComponentMeta] = field(default_factory=dict)
@@ -123,8 +124,11 @@ class _Parser:
 
     def parse(self, data: Mapping[str, Any]) -> RegistryFile:
         self._keys(data, _TOP_KEYS, "the top level", "")
+        about = self._table(data.get("registry", {}), "registry")
+        self._keys(about, {"builtin"}, "[registry]", "registry")
         return RegistryFile(
             path=self.path,
+            builtin=about.get("builtin") is True,
             plugins=self._plugins(data.get("plugins", {})),
             run=self._settings(data.get("run", {}), "run", set()),
             components=self._components(data.get("components", {})),

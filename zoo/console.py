@@ -24,7 +24,8 @@ from zoo.errors import ZooError
 from zoo.registry import Entry, PluginInfo
 
 _stdout = Console(highlight=False, width=None if sys.stdout.isatty() else 120)
-err = Console(stderr=True, highlight=False)
+# Status lines never wrap: in a log file, one event is one line.
+err = Console(stderr=True, highlight=False, soft_wrap=True)
 #: Where tables go: stdout, or stderr while a command prints ``--json`` to stdout.
 out = _stdout
 
@@ -246,3 +247,7 @@ class TrainingProgress:
 
 def format_metrics(logs: Mapping[str, float]) -> str:
     return "  ".join(f"{k} {v:.4f}" for k, v in logs.items() if isinstance(v, int | float))
+
+
+# --- Results: compare, predict, export (issue 5). Functions below this line belong to
+# --- the results commands; keep engine and listing output above it.

@@ -63,8 +63,11 @@ def load_registry(options: LoadOptions | None = None) -> Registry:
     if not options.builtins_only:
         loader.load_entry_points()
         user = user_registry_path(options.registry)
-        if user is not None and user.resolve() != builtin.path.resolve():
-            loader.load_file(read_registry_file(user), source="local")
+        if user is not None:
+            user_file = read_registry_file(user)
+            # zoo's own registry, met again in a checkout: the built-ins are loaded.
+            if not user_file.builtin:
+                loader.load_file(user_file, source="local")
     return loader.finish()
 
 

@@ -8,6 +8,8 @@ from typing import Any
 from zoo import console
 from zoo.commands._common import entry_json, registry_from
 
+POSITION = 20
+
 
 def add(sub: Any, common: argparse.ArgumentParser) -> None:
     parser = sub.add_parser(

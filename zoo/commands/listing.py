@@ -10,6 +10,7 @@ from zoo.commands._common import entry_json, plugin_json, registry_from
 from zoo.components import KINDS
 from zoo.registry import Registry
 
+POSITION = 10
 LISTABLE = ("datasets", "backbones", "heads", "plugins", "recipes")
 
 

@@ -10,6 +10,8 @@ from typing import Any
 from zoo import console
 from zoo.commands._common import registry_from
 
+POSITION = 30
+
 
 def add(sub: Any, common: argparse.ArgumentParser) -> None:
     parser = sub.add_parser(
