@@ -26,10 +26,14 @@ TINY_RUN = [
 
 @pytest.fixture(autouse=True)
 def isolated(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Path:
-    """Every test runs in its own empty directory, with no zoo environment variables."""
+    """Every test runs in its own empty directory, with no zoo environment variables.
+
+    Caches (features, image checks) go under the test's directory, never ``~/.cache``.
+    """
     monkeypatch.chdir(tmp_path)
     for name in ("ZOO_REGISTRY", "ZOO_DISABLE_PLUGINS"):
         monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("ZOO_CACHE_DIR", str(tmp_path / ".zoo-cache"))
     return tmp_path
 
 

@@ -22,7 +22,7 @@ from zoo.components import (  # noqa: E402
     Head,
     Splits,
 )
-from zoo.engine import RunResult, run  # noqa: E402
+from zoo.engine import EngineOptions, RunResult, run  # noqa: E402
 from zoo.errors import RunFailed, ZooError  # noqa: E402
 from zoo.model import Assembled, build_model  # noqa: E402
 from zoo.params import Param  # noqa: E402
@@ -37,6 +37,7 @@ __all__ = [
     "BuiltHead",
     "Choice",
     "Dataset",
+    "EngineOptions",
     "Entry",
     "Head",
     "LoadOptions",

@@ -25,6 +25,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.print_help(sys.stderr)
         return 2
     _tf.set_verbose(args.verbose)
+    console.tables_to_stderr(False)  # a --json command called earlier in this process moved them
     try:
         return args.handler(args)
     except ZooError as exc:

@@ -37,6 +37,8 @@ class Splits:
         sizes: Examples per split (``{"train": 1600, ...}``), for progress and records.
         skipped: Files skipped as unreadable while building the splits.
         version: The dataset's version, recorded in the run.
+        fingerprint: Changes whenever the data changes (for example a digest of file
+            names, sizes and modification times); part of the feature-cache key.
     """
 
     train: tf.data.Dataset
@@ -46,6 +48,7 @@ class Splits:
     sizes: Mapping[str, int] = field(default_factory=dict)
     skipped: int = 0
     version: str | None = None
+    fingerprint: str | None = None
 
     @property
     def num_classes(self) -> int:

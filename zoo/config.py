@@ -44,6 +44,21 @@ RUN_PARAMS: tuple[Param, ...] = (
     Param("learning_rate", float, 1e-3, "the optimizer's learning rate", minimum=0),
     Param("optimizer", str, "adam", "the Keras optimizer", choices=("adam", "sgd", "rmsprop")),
     Param("seed", int, 0, "seeds shuffling and initialisation", minimum=0),
+    Param("feature_cache", bool, True, "train the head on cached features of a frozen backbone"),
+    Param(
+        "early_stopping", int, 0, "stop a stage after N epochs without a better val_loss", minimum=0
+    ),
+    Param(
+        "fine_tune_epochs",
+        int,
+        0,
+        "epochs of a second stage with the backbone's top unfrozen",
+        minimum=0,
+    ),
+    Param(
+        "fine_tune_layers", str, "", "top N backbone layers to unfreeze, or the first one's name"
+    ),
+    Param("fine_tune_lr", float, 1e-5, "learning rate of the fine-tuning stage", minimum=0),
 )
 
 _TOP_KEYS = {"registry", "plugins", "run", "components", "recipes"}

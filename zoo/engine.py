@@ -1,49 +1,63 @@
-"""Running an experiment: data, model, training, evaluation, and the run directory."""
+"""Running an experiment: placement, model, data, training stages, evaluation, records.
+
+A run has up to two stages. ``head`` trains the head with the backbone as the
+backbone component built it (frozen, for pretrained backbones); when the backbone is
+frozen, the head trains on cached backbone features. ``fine_tune`` (optional) unfreezes
+the top of the backbone and trains the whole model on images with a lower learning
+rate. After every epoch the chief writes a checkpoint and metrics.json, so a run
+stopped by Ctrl-C or SIGKILL resumes with ``zoo run --resume RUN_DIR``.
+"""
 
 from __future__ import annotations
 
+import datetime as _dt
 import sys
-import time
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from zoo import _tf, console, runs
+from zoo import _tf, checkpoints, console, data, runs
+from zoo import features as feature_cache
 from zoo.components import Splits
-from zoo.errors import RunFailed
+from zoo.errors import RunFailed, ZooError
+from zoo.loop import Loop, NonFiniteLoss
 from zoo.model import (
     Assembled,
     build_model,
     build_splits,
-    compile_model,
+    make_optimizer,
     parameter_counts,
     summary_rows,
 )
+from zoo.record import Record, Timer, file_sha256
 from zoo.runconfig import Resolved, check_classes
+
+
+@dataclass(frozen=True)
+class EngineOptions:
+    """How to run, as opposed to what (which is the ``RunConfig``).
+
+    Args:
+        strategy: ``auto``, ``default``, ``mirrored`` or ``multiworker``.
+        precision: ``auto``, ``float32``, ``mixed_float16`` or ``mixed_bfloat16``.
+        cache_dir: Where cached features persist (default: ``~/.cache/zoo/features``).
+        cache_memory: Bytes of features kept in memory; the rest is read from disk.
+    """
+
+    strategy: str = "auto"
+    precision: str = "auto"
+    cache_dir: Path | None = None
+    cache_memory: int = feature_cache.DEFAULT_MEMORY_BUDGET
 
 
 @dataclass
 class RunResult:
-    """What a run produced. ``run_dir`` is ``None`` for a dry run."""
+    """What a run produced. ``run_dir`` is ``None`` for a dry run and on non-chief workers."""
 
     run_dir: Path | None
     parameters: dict[str, int]
     metrics: dict[str, Any] = field(default_factory=dict)
-
-
-class _Timer:
-    def __init__(self) -> None:
-        self.seconds: dict[str, float] = {}
-
-    @contextmanager
-    def phase(self, name: str) -> Iterator[None]:
-        start = time.perf_counter()
-        try:
-            yield
-        finally:
-            self.seconds[name] = round(self.seconds.get(name, 0.0) + time.perf_counter() - start, 3)
 
 
 def run(
@@ -52,178 +66,464 @@ def run(
     output: Path = Path("runs"),
     dry_run: bool = False,
     command: Sequence[str] | None = None,
+    options: EngineOptions | None = None,
+    resume: Path | None = None,
 ) -> RunResult:
     """Build, train and evaluate ``resolved``; write a new run directory under ``output``.
+
+    Args:
+        resume: An interrupted run's directory to continue (``zoo run --resume``).
 
     Raises:
         ZooError: a user error (data missing, bad combination) before training starts.
         RunFailed: training stopped on a NaN loss; the run directory says so.
+        KeyboardInterrupt: Ctrl-C; finished epochs are saved and the run is resumable.
     """
     _tf.load()
     import keras
-    import tensorflow as tf
 
-    config = resolved.config
-    timer = _Timer()
-    keras.utils.set_random_seed(config.seed)
-    console.devices([d.name for d in tf.config.list_physical_devices()], "default (one device)")
-
-    splits = None
-    num_classes = _known_classes(resolved)
-    if num_classes is None:
-        with timer.phase("data"):
-            splits = _load_splits(resolved)
-        num_classes = splits.num_classes
-    with timer.phase("build"):
-        assembled = build_model(resolved, num_classes)
-    counts = parameter_counts(assembled.model)
-    console.model_summary(assembled.model.name, summary_rows(assembled.model), counts)
-    if dry_run:
-        return RunResult(None, counts)
-
-    if splits is None:
-        with timer.phase("data"):
-            splits = _load_splits(resolved)
-    name = f"{config.dataset.name}-{config.backbone.name}-{config.head.name}"
-    run_dir = runs.new_run_dir(output, name)
-    runs.write_json(
-        run_dir / runs.CONFIG, {**config.to_dict(), "command": list(command or sys.argv)}
-    )
-    console.status(f"run directory: {run_dir}")
-    record = _Record(resolved, splits, assembled, counts, timer)
+    previous_policy = keras.mixed_precision.global_policy()
+    experiment = _Experiment(resolved, options or EngineOptions())
     try:
-        metrics = _train_and_evaluate(resolved, splits, assembled, run_dir, record)
-    except BaseException as exc:
-        record.finish(run_dir, status="failed", error=f"{type(exc).__name__}: {exc}")
-        raise
-    return RunResult(run_dir, counts, metrics)
+        experiment.setup()
+        counts = experiment.build()
+        if dry_run:
+            return RunResult(None, counts)
+        experiment.load_data()
+        experiment.open(output, list(command or sys.argv), resume)
+        metrics = experiment.execute()
+        return RunResult(experiment.run_dir, counts, metrics)
+    finally:
+        experiment.close()
+        keras.mixed_precision.set_global_policy(previous_policy)
 
 
-def _known_classes(resolved: Resolved) -> int | None:
-    dataset = resolved.dataset.component
-    if dataset.class_names is None:  # type: ignore[attr-defined]
-        return None
-    return len(dataset.class_names(resolved.config.dataset.params))  # type: ignore[attr-defined]
-
-
-def _load_splits(resolved: Resolved) -> Splits:
-    splits = build_splits(resolved)
-    check_classes(resolved.head, resolved.dataset.name, splits.num_classes)
-    if splits.skipped:
-        console.warning(
-            f"dataset '{resolved.dataset.name}': skipped {splits.skipped} unreadable files"
-        )
-    return splits
-
-
-def _train_and_evaluate(
-    resolved: Resolved, splits: Splits, assembled: Assembled, run_dir: Path, record: _Record
-) -> dict[str, Any]:
-    import keras
-
-    from zoo import data
-    from zoo.callbacks import ProgressCallback, StopOnNaN
-
-    config = resolved.config
-
-    def batches(name: str, shuffle: bool = False) -> Any:
-        return data.batches(
-            getattr(splits, name),
-            image_size=config.image_size,
-            batch_size=config.batch_size,
-            shuffle=shuffle,
-            seed=config.seed,
-            size=splits.sizes.get(name),
-        )
-
-    compile_model(assembled, config.optimizer, config.learning_rate)
-    nan = StopOnNaN()
-    steps = data.steps(splits.sizes.get("train"), config.batch_size)
-    with console.TrainingProgress(config.epochs, steps) as progress, record.timer.phase("train"):
-        history = assembled.model.fit(
-            batches("train", shuffle=True),
-            validation_data=batches("validation"),
-            shuffle=False,
-            epochs=config.epochs,
-            callbacks=[
-                ProgressCallback(progress),
-                nan,
-                keras.callbacks.TensorBoard(log_dir=str(run_dir / runs.LOGS), write_graph=False),
-            ],
-            verbose=0,
-        )
-    record.history = history.history
-    if nan.failed_at is not None:
-        epoch, batch = nan.failed_at
-        message = (
-            f"the training loss became NaN at epoch {epoch + 1}, batch {batch + 1}; "
-            f"training stopped. Try a lower --learning-rate (now {config.learning_rate:g})."
-        )
-        record.finish(run_dir, status="failed", error=message)
-        raise RunFailed(message)
-    with record.timer.phase("evaluate"):
-        test = assembled.model.evaluate(batches("test"), verbose=0, return_dict=True)
-    record.test = {k: float(v) for k, v in test.items()}
-    with record.timer.phase("save"):
-        assembled.model.save(run_dir / runs.MODEL)
-    metrics = record.finish(run_dir, status="completed")
-    last = runs.history_rows(record.history)[-1] if record.history else {}
-    console.results(
-        "results",
-        {
-            "train": {k: v for k, v in last.items() if k != "epoch" and not k.startswith("val_")},
-            "validation": {k[4:]: v for k, v in last.items() if k.startswith("val_")},
-            "test": record.test,
-        },
-    )
-    console.out.print(f"run directory: {run_dir}")
-    return metrics
-
-
-class _Record:
-    """Collects what metrics.json records, and writes it."""
-
-    def __init__(
-        self,
-        resolved: Resolved,
-        splits: Splits,
-        assembled: Assembled,
-        counts: dict[str, int],
-        timer: _Timer,
-    ) -> None:
+class _Experiment:
+    def __init__(self, resolved: Resolved, options: EngineOptions) -> None:
         self.resolved = resolved
-        self.splits = splits
-        self.assembled = assembled
-        self.counts = counts
-        self.timer = timer
-        self.history: dict[str, list[float]] = {}
-        self.test: dict[str, float] = {}
+        self.config = resolved.config
+        self.options = options
+        self.timer = Timer()
+        self.epoch = 0  # completed epochs, over all stages
+        self.run_dir: Path | None = None
+        self.record: Record | None = None
+        self.splits: Splits | None = None
+        self.checkpoint: checkpoints.Checkpoint | None = None
+        self.cache: feature_cache.FeatureCache | None = None
+        self.writers: dict[str, Any] = {}
 
-    def finish(self, run_dir: Path, status: str, error: str | None = None) -> dict[str, Any]:
+    # --- setting up ----------------------------------------------------------------
+
+    def setup(self) -> None:
+        import keras
         import tensorflow as tf
 
-        config = self.resolved.config
-        packages = {
-            e.plugin.package
-            for e in (self.resolved.dataset, self.resolved.backbone, self.resolved.head)
-        }
-        metrics = {
-            "status": status,
-            "error": error,
-            "history": runs.history_rows(self.history),
-            "test": self.test,
-            "parameters": self.counts,
-            "timings": self.timer.seconds,
-            "seed": config.seed,
-            "dataset": {
-                "class_names": list(self.splits.class_names),
-                "sizes": dict(self.splits.sizes),
-                "skipped": self.splits.skipped,
-                "version": self.splits.version,
+        from zoo.distribute import choose_precision, place
+
+        self.placement = place(self.options.strategy)
+        self.precision = choose_precision(self.options.precision, self.placement)
+        keras.mixed_precision.set_global_policy(self.precision)
+        keras.utils.set_random_seed(self.config.seed)
+        if not tf.config.list_physical_devices("GPU"):
+            # Identical metrics for identical seeds; on a GPU it would cost speed.
+            tf.config.experimental.enable_op_determinism()
+        devices = [d.name for d in tf.config.list_logical_devices()]
+        console.devices(devices, self.placement.describe(), self.precision)
+
+    def build(self) -> dict[str, int]:
+        num_classes = self._known_classes()
+        if num_classes is None:
+            self.load_data()
+            num_classes = self.splits.num_classes
+        with self.timer.phase("build"), self.placement.strategy.scope():
+            self.assembled: Assembled = build_model(self.resolved, num_classes)
+        if self.config.fine_tune_epochs:
+            from zoo.finetune import check
+
+            check(self.assembled.backbone, self.config.fine_tune_layers)
+        self.counts = parameter_counts(self.assembled.model)
+        model = self.assembled.model
+        console.model_summary(model.name, summary_rows(model), self.counts)
+        return self.counts
+
+    def _known_classes(self) -> int | None:
+        dataset = self.resolved.dataset.component
+        if dataset.class_names is None:  # type: ignore[attr-defined]
+            return None
+        return len(dataset.class_names(self.config.dataset.params))  # type: ignore[attr-defined]
+
+    def load_data(self) -> None:
+        if self.splits is not None:
+            return
+        with self.timer.phase("data"):
+            self.splits = build_splits(self.resolved)
+        check_classes(self.resolved.head, self.resolved.dataset.name, self.splits.num_classes)
+        if self.splits.skipped:
+            name = self.resolved.dataset.name
+            console.warning(f"dataset '{name}': skipped {self.splits.skipped} unreadable files")
+
+    def open(self, output: Path, command: list[str], resume: Path | None) -> None:
+        """Create (or reopen, to resume) the run directory and its record."""
+        previous = None
+        if resume is not None:
+            self.checkpoint = checkpoints.latest(resume)
+            metrics = resume / runs.METRICS
+            previous = runs.read_json(metrics) if metrics.is_file() else {}
+            if previous.get("status") == "completed":
+                raise ZooError(
+                    f"the run {resume} is already completed; there is nothing to resume.",
+                    expected="a run that was interrupted or killed",
+                    fix="start a new run with the same settings: zoo run --recipe ... or names",
+                    got=str(resume),
+                )
+            self.run_dir = resume
+        elif self.placement.is_chief:
+            name = "-".join(c.name for c in self.config.choices)
+            self.run_dir = runs.new_run_dir(output, name)
+            config = {**self.config.to_dict(), "command": command}
+            runs.write_json(self.run_dir / runs.CONFIG, config)
+        writable = self.run_dir if self.placement.is_chief else None
+        self.record = Record(writable, self.resolved, previous)
+        self.record.timer.seconds = {**self.record.timer.seconds, **self.timer.seconds}
+        self.timer = self.record.timer
+        self._describe_run(command, resumed=resume is not None)
+        if self.run_dir is not None:
+            console.status(f"run directory: {self.run_dir}")
+        if writable is not None:
+            self._open_writers(writable)
+
+    def _describe_run(self, command: list[str], resumed: bool) -> None:
+        record = self.record
+        splits = self.splits
+        weights = self.assembled.weights_file
+        record.update(
+            parameters=self.counts,
+            dataset={
+                "class_names": list(splits.class_names),
+                "sizes": dict(splits.sizes),
+                "skipped": splits.skipped,
+                "version": splits.version,
             },
-            "devices": [d.name for d in tf.config.list_physical_devices()],
-            "weights_file": self.assembled.weights_file,
-            "versions": runs.library_versions(sorted(packages - {"zoo", "local"})),
+            devices=list(self.placement.devices),
+            strategy=self.placement.describe(),
+            precision=self.precision,
+            weights_file={"path": weights, "sha256": file_sha256(weights)} if weights else None,
+        )
+        if resumed:
+            self.epoch = self.checkpoint.epoch if self.checkpoint else 0
+            state = self.checkpoint.state if self.checkpoint else {}
+            record.data["history"] = list(state.get("history", []))
+            record.data["resumed"].append(
+                {"from_epoch": self.epoch, "command": command, "at": _now()}
+            )
+            console.status(f"resuming after epoch {self.epoch}")
+
+    def _open_writers(self, run_dir: Path) -> None:
+        import tensorflow as tf
+
+        self.writers = {
+            split: tf.summary.create_file_writer(str(run_dir / runs.LOGS / split))
+            for split in ("train", "validation")
         }
-        runs.write_json(run_dir / runs.METRICS, metrics)
+
+    def close(self) -> None:
+        if self.cache is not None:
+            self.cache.close()
+        for writer in self.writers.values():
+            writer.close()
+
+    # --- running -------------------------------------------------------------------
+
+    def execute(self) -> dict[str, Any]:
+        try:
+            self._stages()
+            return self._finish()
+        except NonFiniteLoss as exc:
+            message = (
+                f"the training loss became NaN or infinite in epoch {self.epoch + 1} "
+                f"(step {exc.step + 1}); training stopped and the run is marked failed. "
+                f"Try a lower learning rate (now {self._learning_rate():g})."
+            )
+            self.record.write("failed", message)
+            raise RunFailed(message) from None
+        except KeyboardInterrupt:
+            self.record.write("interrupted", f"interrupted after epoch {self.epoch}")
+            if self.run_dir is not None:
+                console.warning(
+                    f"interrupted; epochs 1-{self.epoch} are saved. Resume with: "
+                    f"zoo run --resume {self.run_dir}"
+                )
+            raise
+        except BaseException as exc:
+            self.record.write("failed", f"{type(exc).__name__}: {exc}")
+            raise
+
+    def _learning_rate(self) -> float:
+        stage = self.record.history[-1]["stage"] if self.record.history else "head"
+        return self.config.fine_tune_lr if stage == "fine_tune" else self.config.learning_rate
+
+    def _stages(self) -> None:
+        state = self.checkpoint.state if self.checkpoint else {}
+        stage = state.get("stage")
+        self.cached = self._use_cache()
+        if stage != "fine_tune" and not (stage == "head" and state.get("stage_done")):
+            self._stage_head()
+        if self.config.fine_tune_epochs:
+            self._stage_fine_tune()
+        elif self.checkpoint is not None:  # resumed after the last epoch: only the test is left
+            checkpoints.load_weights(self.checkpoint, self.assembled.model)
+
+    def _use_cache(self) -> bool:
+        return self.config.feature_cache and self.assembled.backbone_frozen
+
+    def _stage_head(self) -> None:
+        model = self.assembled.head if self.cached else self.assembled.model
+        optimizer = self._optimizer(model, self.config.learning_rate)
+        start = self._restore("head", optimizer)
+        loop = Loop(model, self.assembled.loss, self.assembled.metrics, self.placement, optimizer)
+        if self.cached:
+            with self.timer.phase("extract"):
+                train, validation = self._features("train"), self._features("validation")
+            batch = self.config.batch_size
+            train_data = lambda epoch: train.batches(batch, self._shuffle_seed(epoch))  # noqa: E731
+            val_data = lambda: validation.batches(batch)  # noqa: E731
+        else:
+            train_data, val_data = self._image_batches()
+        with self.timer.phase("train"):
+            self._epochs("head", loop, optimizer, self.config.epochs, start, train_data, val_data)
+
+    def _stage_fine_tune(self) -> None:
+        from zoo.finetune import unfreeze_top
+
+        with self.placement.strategy.scope():
+            unfrozen = unfreeze_top(self.assembled.backbone, self.config.fine_tune_layers)
+        console.status(f"fine-tuning: {len(unfrozen)} backbone layers unfrozen")
+        self.counts = parameter_counts(self.assembled.model)
+        self.record.update(fine_tune_parameters=self.counts, fine_tune_layers=unfrozen)
+        self.cached = False
+        optimizer = self._optimizer(self.assembled.model, self.config.fine_tune_lr)
+        start = self._restore("fine_tune", optimizer)
+        model = self.assembled.model
+        loop = Loop(model, self.assembled.loss, self.assembled.metrics, self.placement, optimizer)
+        train_data, val_data = self._image_batches()
+        epochs = self.config.fine_tune_epochs
+        with self.timer.phase("fine_tune"):
+            self._epochs("fine_tune", loop, optimizer, epochs, start, train_data, val_data)
+
+    def _optimizer(self, model: Any, learning_rate: float) -> Any:
+        with self.placement.strategy.scope():
+            optimizer = make_optimizer(self.config.optimizer, learning_rate, self.precision)
+            optimizer.build(model.trainable_variables)
+        return optimizer
+
+    def _restore(self, stage: str, optimizer: Any) -> int:
+        """Load the checkpoint being resumed; return the epoch of ``stage`` to start at.
+
+        A checkpoint of ``stage`` restores the optimizer too; one of the previous stage
+        (which ended there) restores only the weights, and ``stage`` starts afresh.
+        """
+        checkpoint, self.checkpoint = self.checkpoint, None
+        if checkpoint is None:
+            return 0
+        if checkpoint.state.get("stage") != stage:
+            checkpoints.load_weights(checkpoint, self.assembled.model)
+            return 0
+        checkpoints.restore(checkpoint, self.assembled.model, optimizer)
+        return int(checkpoint.state.get("stage_epoch", 0))
+
+    def _image_batches(self) -> tuple[Callable[[int], Any], Callable[[], Any]]:
+        def batches(split: str, seed: int | None) -> Any:
+            return data.batches(
+                getattr(self.splits, split),
+                image_size=self.config.image_size,
+                batch_size=self.config.batch_size,
+                shuffle=seed is not None,
+                seed=seed or 0,
+                size=self.splits.sizes.get(split),
+            )
+
+        return (
+            lambda epoch: batches("train", self._shuffle_seed(epoch)),
+            lambda: batches("validation", None),
+        )
+
+    def _features(self, split: str) -> feature_cache.Features:
+        if self.cache is None:
+            directory = self.options.cache_dir or feature_cache.default_directory()
+            persistent = directory if self.placement.is_chief else None
+            self.cache = feature_cache.FeatureCache(persistent, self.options.cache_memory)
+            self.identity = self._cache_identity()
+        key = feature_cache.cache_key(self.identity, split)
+        size = self.splits.sizes.get(split)
+
+        def extract(folder: Path) -> None:
+            batches = data.batches(
+                getattr(self.splits, split),
+                image_size=self.config.image_size,
+                batch_size=self.config.batch_size,
+                size=size,
+            )
+            total = data.steps(size, self.config.batch_size)
+            with console.TaskProgress(f"extracting features: {split}", total) as progress:
+                feature_cache.extract_to(
+                    folder, self.assembled.features, self.placement, batches, progress.advance
+                )
+
+        found = self.cache.get(key, extract)
+        if found.source == "cache":
+            console.status(f"features: {split} from the cache ({len(found)} images)")
+        used = self.record.data.setdefault("feature_cache", {})
+        used[split] = {"key": key, "source": found.source}
+        return found
+
+    def _cache_identity(self) -> dict[str, Any]:
+        config, splits = self.config, self.splits
+        preprocessing = self.assembled.preprocessing
+        layer_config = {k: v for k, v in preprocessing.get_config().items() if k != "name"}
+        return {
+            "dataset": {
+                "name": config.dataset.qualified_name,
+                "params": dict(config.dataset.params),
+                "version": splits.version,
+                "fingerprint": splits.fingerprint,
+                "sizes": dict(splits.sizes),
+            },
+            "backbone": {
+                "name": config.backbone.qualified_name,
+                "params": dict(config.backbone.params),
+                "weights": feature_cache.weights_digest(self.assembled.backbone),
+            },
+            "image_size": config.image_size,
+            "preprocessing": [type(preprocessing).__name__, layer_config],
+            "precision": self.precision,
+        }
+
+    def _epochs(
+        self,
+        stage: str,
+        loop: Loop,
+        optimizer: Any,
+        epochs: int,
+        start: int,
+        train_data: Callable[[int], Any],
+        val_data: Callable[[], Any],
+    ) -> None:
+        patience = self.config.early_stopping
+        state = {"best": None, "wait": 0}
+        previous = [r for r in self.record.history if r.get("stage", "head") == stage]
+        for row in previous:
+            _early_stopping_step(state, row["val_loss"])
+        steps = data.steps(self._train_size(), self.config.batch_size)
+        phase = "train" if stage == "head" else "fine-tune"
+        with console.TrainingProgress(epochs, steps, phase=phase) as progress:
+            for stage_epoch in range(start, epochs):
+                progress.epoch_begin(stage_epoch)
+                logs = loop.train_epoch(train_data(self.epoch), progress.batch_end)
+                logs.update({f"val_{k}": v for k, v in loop.evaluate(val_data()).items()})
+                progress.epoch_end(stage_epoch, logs)
+                stop = patience > 0 and _early_stopping_step(state, logs["val_loss"]) >= patience
+                done = stop or stage_epoch + 1 == epochs
+                self._end_epoch(stage, stage_epoch + 1, logs, optimizer, done)
+                if stop:
+                    console.status(
+                        f"early stopping: val_loss did not improve for {patience} epochs"
+                    )
+                    break
+
+    def _train_size(self) -> int | None:
+        return self.splits.sizes.get("train")
+
+    def _shuffle_seed(self, epoch: int) -> int:
+        """The shuffle seed of ``epoch``: a resumed run shuffles exactly as an unbroken one."""
+        return self.config.seed * 100_003 + epoch
+
+    def _end_epoch(
+        self, stage: str, stage_epoch: int, logs: dict[str, float], optimizer: Any, done: bool
+    ) -> None:
+        self.epoch += 1
+        self.record.history.append({"epoch": self.epoch, "stage": stage, **logs})
+        if self.record.run_dir is not None:
+            state = {
+                "stage": stage,
+                "stage_epoch": stage_epoch,
+                "stage_done": done,
+                "history": self.record.history,
+            }
+            checkpoints.save(self.run_dir, self.epoch, state, self.assembled.model, optimizer)
+            self._log_scalars(logs)
+        self.record.write("running")
+
+    def _log_scalars(self, logs: dict[str, float]) -> None:
+        import tensorflow as tf
+
+        for split, writer in self.writers.items():
+            prefix = "val_" if split == "validation" else ""
+            with writer.as_default():
+                for name, value in logs.items():
+                    if name.startswith("val_") == bool(prefix):
+                        tf.summary.scalar(
+                            f"epoch_{name.removeprefix(prefix)}", value, step=self.epoch - 1
+                        )
+            writer.flush()
+
+    # --- finishing -----------------------------------------------------------------
+
+    def _finish(self) -> dict[str, Any]:
+        test_features = None
+        if self.cached:
+            with self.timer.phase("extract"):
+                test_features = self._features("test")
+        with self.timer.phase("evaluate"):
+            test = self._evaluate_test(test_features)
+        self.record.update(
+            test=test, weights_sha256=feature_cache.weights_digest(self.assembled.model)
+        )
+        if self.record.run_dir is not None:
+            with self.timer.phase("save"):
+                self.assembled.model.save(self.run_dir / runs.MODEL)
+        metrics = self.record.write("completed")
+        last = self.record.history[-1] if self.record.history else {}
+        console.results(
+            "results",
+            {
+                "train": {
+                    k: v for k, v in last.items() if _is_metric(k) and not k.startswith("val_")
+                },
+                "validation": {k[4:]: v for k, v in last.items() if k.startswith("val_")},
+                "test": test,
+            },
+        )
+        if self.run_dir is not None:
+            console.out.print(f"run directory: {self.run_dir}")
         return metrics
+
+    def _evaluate_test(self, features: feature_cache.Features | None) -> dict[str, float]:
+        assembled = self.assembled
+        if features is not None:
+            loop = Loop(assembled.head, assembled.loss, assembled.metrics, self.placement)
+            return loop.evaluate(features.batches(self.config.batch_size))
+        loop = Loop(assembled.model, assembled.loss, assembled.metrics, self.placement)
+        test = data.batches(
+            self.splits.test,
+            image_size=self.config.image_size,
+            batch_size=self.config.batch_size,
+            size=self.splits.sizes.get("test"),
+        )
+        return loop.evaluate(test)
+
+
+def _early_stopping_step(state: dict[str, Any], val_loss: float) -> int:
+    """Epochs without improvement after this one (updates ``state``)."""
+    if state["best"] is None or val_loss < state["best"]:
+        state["best"], state["wait"] = val_loss, 0
+    else:
+        state["wait"] += 1
+    return state["wait"]
+
+
+def _is_metric(key: str) -> bool:
+    return key not in ("epoch", "stage")
+
+
+def _now() -> str:
+    return _dt.datetime.now().isoformat(timespec="seconds")

@@ -8,7 +8,6 @@ can also be trained on cached backbone features.
 
 from __future__ import annotations
 
-import traceback
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -16,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 from zoo.components import BuiltBackbone, BuiltHead, Splits
 from zoo.console import LayerRow
 from zoo.errors import ZooError
+from zoo.plugins import describe_error
 from zoo.registry import Entry
 from zoo.runconfig import Resolved
 
@@ -36,6 +36,8 @@ class Assembled:
     model: keras.Model
     backbone: keras.Model
     head: keras.Model
+    features: keras.Model
+    preprocessing: keras.layers.Layer
     loss: Any
     metrics: list[Any]
     weights_file: str | None = None
@@ -70,30 +72,42 @@ def build_model(resolved: Resolved, num_classes: int) -> Assembled:
     feature_input = keras.Input(features.shape[1:], name="features")
     head_out = call_builder(resolved.head, feature_input, num_classes, config.head.params)
     _expect(resolved.head, head_out, BuiltHead, "zoo.BuiltHead")
-    head = _wrap(resolved.head, lambda: keras.Model(feature_input, head_out.outputs, name="head"))
+    head = _wrap(
+        resolved.head,
+        lambda: keras.Model(feature_input, _float32(head_out.outputs), name="head"),
+    )
     model = keras.Model(inputs, head(features), name=f"{config.backbone.name}_{config.head.name}")
     return Assembled(
         model=model,
         backbone=built.model,
         head=head,
+        features=keras.Model(inputs, features, name="features"),
+        preprocessing=preprocessing,
         loss=head_out.loss,
         metrics=list(head_out.metrics),
         weights_file=built.weights_file,
     )
 
 
-def compile_model(assembled: Assembled, optimizer: str, learning_rate: float) -> None:
-    assembled.model.compile(
-        optimizer=make_optimizer(optimizer, learning_rate),
-        loss=assembled.loss,
-        metrics=assembled.metrics,
-    )
-
-
-def make_optimizer(name: str, learning_rate: float) -> Any:
+def make_optimizer(name: str, learning_rate: float, precision: str = "float32") -> Any:
+    """The optimizer ``name``; under float16 wrapped to scale the loss against underflow."""
     import keras
 
-    return keras.optimizers.get({"class_name": name, "config": {"learning_rate": learning_rate}})
+    optimizer = keras.optimizers.get(
+        {"class_name": name, "config": {"learning_rate": learning_rate}}
+    )
+    if precision == "mixed_float16":
+        optimizer = keras.optimizers.LossScaleOptimizer(optimizer)
+    return optimizer
+
+
+def _float32(outputs: Any) -> Any:
+    """The head's outputs in float32: a float16 sigmoid saturates and breaks the loss."""
+    import keras
+
+    if outputs.dtype == "float32":
+        return outputs
+    return keras.layers.Activation("linear", dtype="float32", name="output_float32")(outputs)
 
 
 def parameter_counts(model: keras.Model) -> dict[str, int]:
@@ -150,10 +164,9 @@ def _wrap(entry: Entry, action: Callable[[], Any]) -> Any:
     except ZooError:
         raise
     except Exception as exc:
-        frame = traceback.extract_tb(exc.__traceback__)[-1]
         raise ComponentError(
             f"{entry.kind} '{entry.name}' from plugin {entry.plugin.provider} failed: "
-            f"{type(exc).__name__}: {exc} ({frame.filename}:{frame.lineno}).",
+            f"{describe_error(exc)}.",
             expected=f"the {entry.kind} to build with the parameters given",
             fix="check its parameters (`zoo info "
             f"{entry.name}`); if they are right, report it to the plugin's authors "

@@ -44,6 +44,11 @@ class RunConfig:
     learning_rate: float
     optimizer: str
     seed: int
+    feature_cache: bool = True
+    early_stopping: int = 0
+    fine_tune_epochs: int = 0
+    fine_tune_layers: str = ""
+    fine_tune_lr: float = 1e-5
     recipe: str | None = None
 
     @property
@@ -60,7 +65,7 @@ class RunConfig:
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> RunConfig:
         choices = {kind: Choice(**data[kind]) for kind in KINDS}
-        settings = {p.name: data[p.name] for p in RUN_PARAMS}
+        settings = {p.name: data[p.name] for p in RUN_PARAMS if p.name in data}
         return cls(**choices, **settings, recipe=data.get("recipe"))
 
 
@@ -122,6 +127,23 @@ def resolve_run(
     return resolved
 
 
+def resolve_saved(registry: Registry, saved: Mapping[str, Any]) -> Resolved:
+    """The configuration a run directory's config.json holds, against today's registry.
+
+    Raises:
+        ZooError: a component is no longer registered, or its parameters changed.
+    """
+    config = RunConfig.from_dict(saved)
+    entries = {}
+    for choice in config.choices:
+        entry = registry.get(choice.kind, choice.qualified_name)
+        resolve(choice.kind, entry.name, entry.params, [("config.json", choice.params)])
+        entries[choice.kind] = entry
+    resolved = Resolved(config, entries["dataset"], entries["backbone"], entries["head"])
+    check_compatibility(resolved)
+    return resolved
+
+
 def check_compatibility(resolved: Resolved) -> None:
     """Catch combinations that cannot work, before any data is touched.
 
@@ -139,6 +161,13 @@ def check_compatibility(resolved: Resolved) -> None:
             expected=f"--image-size {backbone.min_image_size} or more",
             fix=f"pass --image-size {backbone.min_image_size} (or larger)",
             got=config.image_size,
+        )
+    if config.fine_tune_epochs and not config.fine_tune_layers.strip():
+        raise ZooError(
+            "--fine-tune-epochs needs --fine-tune-layers: which part of the backbone to unfreeze.",
+            expected="a number of top layers (e.g. 20) or the name of the first layer to unfreeze",
+            fix="pass e.g. --fine-tune-layers 20",
+            got=config.fine_tune_layers,
         )
     dataset: Dataset = resolved.dataset.component  # type: ignore[assignment]
     if dataset.class_names is not None:

@@ -1,16 +1,34 @@
-"""``zoo run``: train and evaluate a dataset/backbone/head combination."""
+"""``zoo run``: train and evaluate a dataset/backbone/head combination, or resume one."""
 
 from __future__ import annotations
 
 import argparse
+import re
 import sys
 from pathlib import Path
 from typing import Any
 
 from zoo import console
 from zoo.commands._common import registry_from
+from zoo.distribute import PRECISIONS, STRATEGIES
+from zoo.errors import ZooError
 
 POSITION = 30
+
+#: Run settings that are flags (the rest of RUN_PARAMS are reachable through recipes).
+_SETTINGS = (
+    "epochs",
+    "batch_size",
+    "image_size",
+    "learning_rate",
+    "optimizer",
+    "seed",
+    "early_stopping",
+    "fine_tune_layers",
+    "fine_tune_epochs",
+    "fine_tune_lr",
+    "feature_cache",
+)
 
 
 def add(sub: Any, common: argparse.ArgumentParser) -> None:
@@ -19,26 +37,21 @@ def add(sub: Any, common: argparse.ArgumentParser) -> None:
         parents=[common],
         help="train and evaluate DATASET BACKBONE HEAD",
         description="Train BACKBONE + HEAD on DATASET, evaluate it, and write a run directory.",
-        epilog="example: zoo run shapes small_cnn gap_sigmoid --epochs 3 "
-        "--set dataset.num_images=500",
+        epilog="examples: zoo run shapes small_cnn gap_sigmoid --epochs 3; "
+        "zoo run --recipe tutorial_transfer; zoo run --resume runs/RUN",
     )
     add_ = parser.add_argument
     add_("names", nargs="*", metavar="DATASET BACKBONE HEAD", help="the three components")
     add_("--recipe", help="run a recipe from a registry file instead of naming components")
-    add_("--epochs", type=int, help="passes over the training split")
-    add_("--batch-size", type=int, help="images per step (the global batch)")
-    add_("--image-size", type=int, help="resize images to SIZE x SIZE")
-    add_("--learning-rate", type=float, help="the optimizer's learning rate")
-    add_("--optimizer", help="adam, sgd or rmsprop")
-    add_("--seed", type=int, help="seeds shuffling and initialisation")
-    add_(
-        "--output",
-        type=Path,
-        default=Path("runs"),
-        metavar="DIR",
-        help="where run directories go (default: ./runs)",
-    )
-    add_(
+    add_("--resume", type=Path, metavar="RUN_DIR", help="continue an interrupted run")
+    what = parser.add_argument_group("what to train")
+    what.add_argument("--epochs", type=int, help="passes over the training split")
+    what.add_argument("--batch-size", type=int, help="images per step (the global batch)")
+    what.add_argument("--image-size", type=int, help="resize images to SIZE x SIZE")
+    what.add_argument("--learning-rate", type=float, help="the optimizer's learning rate")
+    what.add_argument("--optimizer", help="adam, sgd or rmsprop")
+    what.add_argument("--seed", type=int, help="seeds shuffling and initialisation")
+    what.add_argument(
         "--set",
         dest="sets",
         action="append",
@@ -46,36 +59,142 @@ def add(sub: Any, common: argparse.ArgumentParser) -> None:
         metavar="KIND.PARAM=VALUE",
         help="set a component parameter, e.g. --set backbone.weights=none (repeatable)",
     )
-    add_("--dry-run", action="store_true", help="check and print the model summary, then stop")
-    add_("--json", action="store_true", help="print the run's metrics as JSON at the end")
+    what.add_argument(
+        "--early-stopping",
+        type=int,
+        metavar="N",
+        help="stop a stage after N epochs without a better val_loss",
+    )
+    what.add_argument(
+        "--fine-tune-layers",
+        metavar="N|LAYER",
+        help="unfreeze the top N backbone layers (or from LAYER on) for a second stage",
+    )
+    what.add_argument(
+        "--fine-tune-epochs", type=int, metavar="N", help="epochs of the fine-tuning stage"
+    )
+    what.add_argument(
+        "--fine-tune-lr",
+        type=float,
+        metavar="LR",
+        help="learning rate of the fine-tuning stage (default 1e-5)",
+    )
+    what.add_argument(
+        "--no-feature-cache",
+        dest="feature_cache",
+        action="store_false",
+        default=None,
+        help="train on images even when the backbone is frozen",
+    )
+    how = parser.add_argument_group("how to run")
+    how.add_argument(
+        "--strategy",
+        choices=STRATEGIES,
+        default="auto",
+        help="distribution strategy (default: auto)",
+    )
+    how.add_argument(
+        "--precision",
+        choices=PRECISIONS,
+        default="auto",
+        help="float precision (default: auto: mixed_float16 on tensor-core GPUs)",
+    )
+    how.add_argument(
+        "--feature-cache-dir",
+        type=Path,
+        metavar="DIR",
+        help="where cached features persist (default: ~/.cache/zoo/features)",
+    )
+    how.add_argument(
+        "--feature-cache-memory",
+        metavar="SIZE",
+        default="2GB",
+        help="features kept in memory, e.g. 512MB; the rest is read from disk (default: 2GB)",
+    )
+    how.add_argument(
+        "--output",
+        type=Path,
+        default=Path("runs"),
+        metavar="DIR",
+        help="where run directories go (default: ./runs)",
+    )
+    how.add_argument(
+        "--dry-run", action="store_true", help="check and print the model summary, then stop"
+    )
+    how.add_argument(
+        "--json", action="store_true", help="print the run's metrics as JSON at the end"
+    )
     parser.set_defaults(handler=run)
 
 
 def run(args: argparse.Namespace) -> int:
+    from zoo import runs
+    from zoo.engine import EngineOptions
     from zoo.engine import run as run_experiment
-    from zoo.runconfig import resolve_run
+    from zoo.runconfig import resolve_run, resolve_saved
 
     registry = registry_from(args)
-    resolved = resolve_run(
-        registry,
-        args.names,
-        recipe=args.recipe,
-        settings={
-            "epochs": args.epochs,
-            "batch_size": args.batch_size,
-            "image_size": args.image_size,
-            "learning_rate": args.learning_rate,
-            "optimizer": args.optimizer,
-            "seed": args.seed,
-        },
-        sets=args.sets,
+    settings = {name: getattr(args, name) for name in _SETTINGS}
+    if args.resume is not None:
+        _check_resume(args, settings)
+        resolved = resolve_saved(registry, runs.read_json(args.resume / runs.CONFIG))
+    else:
+        resolved = resolve_run(
+            registry, args.names, recipe=args.recipe, settings=settings, sets=args.sets
+        )
+    options = EngineOptions(
+        strategy=args.strategy,
+        precision=args.precision,
+        cache_dir=args.feature_cache_dir,
+        cache_memory=parse_size(args.feature_cache_memory),
     )
     console.tables_to_stderr(args.json)
     result = run_experiment(
-        resolved, output=args.output, dry_run=args.dry_run, command=["zoo", *sys.argv[1:]]
+        resolved,
+        output=args.output,
+        dry_run=args.dry_run,
+        command=["zoo", *sys.argv[1:]],
+        options=options,
+        resume=args.resume,
     )
     if args.json:
         console.print_json(
             {"run_dir": result.run_dir, "parameters": result.parameters, **result.metrics}
         )
     return 0
+
+
+def _check_resume(args: argparse.Namespace, settings: dict[str, Any]) -> None:
+    changed = [f"--{k.replace('_', '-')}" for k, v in settings.items() if v is not None]
+    changed += ["names"] * bool(args.names) + ["--recipe"] * bool(args.recipe)
+    changed += ["--set"] * bool(args.sets)
+    if changed:
+        raise ZooError(
+            "--resume continues a run with its own configuration; it takes no "
+            f"{', '.join(changed)}.",
+            expected="zoo run --resume RUN_DIR (plus how-to-run options such as --strategy)",
+            fix="drop those options, or start a new run with them",
+            got=" ".join(changed),
+        )
+
+
+_UNITS = {"": 1, "B": 1, "KB": 1024, "MB": 1024**2, "GB": 1024**3, "TB": 1024**4}
+
+
+def parse_size(text: str) -> int:
+    """``"512MB"`` as bytes (binary units).
+
+    Raises:
+        ZooError: not a number with an optional unit B, KB, MB, GB or TB.
+    """
+    found = re.fullmatch(r"\s*([0-9]+(?:\.[0-9]+)?)\s*([KMGT]?B?)\s*", text.upper())
+    if not found:
+        raise ZooError(
+            "--feature-cache-memory takes a size such as 512MB or 4GB.",
+            expected="a number with an optional unit: B, KB, MB, GB or TB",
+            fix="pass e.g. --feature-cache-memory 2GB",
+            got=text,
+        )
+    number, unit = found.groups()
+    unit = unit if unit.endswith("B") or not unit else unit + "B"
+    return int(float(number) * _UNITS[unit])

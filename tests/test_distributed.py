@@ -1,0 +1,106 @@
+"""Training on several devices and several workers gives what one device gives."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from conftest import TINY_RUN, run_zoo, zoo_executable
+
+RUN = ["run", "shapes", "small_cnn", "gap_sigmoid", *TINY_RUN, "--epochs", "2", "--json"]
+
+#: ``zoo`` on a CPU split into two logical devices, as a machine with two GPUs looks.
+TWO_DEVICES = """
+import sys
+import tensorflow as tf
+
+cpu = tf.config.list_physical_devices("CPU")[0]
+tf.config.set_logical_device_configuration(
+    cpu, [tf.config.LogicalDeviceConfiguration(), tf.config.LogicalDeviceConfiguration()]
+)
+from zoo.cli import main
+
+sys.exit(main(sys.argv[1:]))
+"""
+
+
+def weights(run_dir: str) -> list[np.ndarray]:
+    import keras
+
+    import zoo.layers  # noqa: F401  (registers the Preprocess layer for loading)
+
+    model = keras.models.load_model(Path(run_dir) / "model.keras", compile=False)
+    return [np.asarray(w) for w in model.get_weights()]
+
+
+def history_numbers(metrics: dict) -> list[float]:
+    return [row[k] for row in metrics["history"] for k in sorted(row) if k != "stage"]
+
+
+def test_mirrored_on_two_devices_trains_the_same_weights_as_one_device(isolated: Path):
+    script = isolated / "two_devices.py"
+    script.write_text(TWO_DEVICES)
+    proc = subprocess.run(
+        [sys.executable, str(script), *RUN, "--strategy", "mirrored", "--output", "mirrored"],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert proc.returncode == 0, proc.stderr
+    mirrored = json.loads(proc.stdout)
+    single = run_zoo(*RUN, "--strategy", "default", "--output", "single").json()
+
+    assert "MirroredStrategy on /device:CPU:0, /device:CPU:1 (2 replicas in sync)" in proc.stderr
+    assert history_numbers(mirrored) == pytest.approx(history_numbers(single), abs=1e-5)
+    for a, b in zip(weights(mirrored["run_dir"]), weights(single["run_dir"]), strict=True):
+        np.testing.assert_allclose(a, b, atol=1e-5)
+
+
+def free_ports(count: int) -> list[int]:
+    sockets = [socket.socket() for _ in range(count)]
+    for s in sockets:
+        s.bind(("127.0.0.1", 0))
+    ports = [s.getsockname()[1] for s in sockets]
+    for s in sockets:
+        s.close()
+    return ports
+
+
+def test_two_workers_train_together_and_end_with_identical_weights(isolated: Path):
+    hosts = [f"127.0.0.1:{port}" for port in free_ports(2)]
+    workers = []
+    for index in range(2):
+        cwd = isolated / f"worker{index}"
+        cwd.mkdir()
+        config = {"cluster": {"worker": hosts}, "task": {"type": "worker", "index": index}}
+        workers.append(
+            subprocess.Popen(
+                [zoo_executable(), *RUN],
+                cwd=cwd,
+                env={**os.environ, "TF_CONFIG": json.dumps(config)},
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                text=True,
+            )
+        )
+    outputs = [proc.communicate(timeout=600) for proc in workers]
+    for proc, (_, stderr) in zip(workers, outputs, strict=True):
+        assert proc.returncode == 0, stderr
+    chief, other = (json.loads(stdout) for stdout, _ in outputs)
+    single = run_zoo(*RUN, "--output", "single", cwd=isolated).json()
+
+    assert "MultiWorkerMirroredStrategy" in outputs[0][1] and "x 2 workers" in outputs[0][1]
+    assert chief["weights_sha256"] == other["weights_sha256"]
+    assert history_numbers(chief) == history_numbers(other)
+    # Only the chief writes a run directory.
+    assert (isolated / "worker0" / chief["run_dir"]).is_dir()
+    assert other["run_dir"] is None
+    assert not (isolated / "worker1" / "runs").exists()
+    # Two workers with half the batch each train as one worker with the whole batch.
+    assert history_numbers(chief) == pytest.approx(history_numbers(single), abs=1e-4)

@@ -1,0 +1,121 @@
+"""Ctrl-C and SIGKILL during training, then ``zoo run --resume``."""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+from conftest import zoo_executable
+
+#: Long enough to be stopped part-way: 20 epochs of 40 small steps.
+SLOW_RUN = [
+    "run", "shapes", "small_cnn", "gap_sigmoid",
+    "--epochs", "20", "--image-size", "32", "--batch-size", "8",
+    "--set", "dataset.num_images=400",
+    "--set", "dataset.min_size=24",
+    "--set", "dataset.max_size=40",
+]  # fmt: skip
+
+
+def start(cwd: Path) -> subprocess.Popen[str]:
+    """``zoo run`` in a subprocess that reacts to SIGINT as a terminal's Ctrl-C."""
+    return subprocess.Popen(
+        [zoo_executable(), *SLOW_RUN],
+        cwd=cwd,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        # A shell may start background jobs with SIGINT ignored; a terminal would not.
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+    )
+
+
+def wait_for_checkpoint(cwd: Path, proc: subprocess.Popen[str], epoch: int) -> Path:
+    """The run directory, once its checkpoint of ``epoch`` (or later) is written."""
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        for pointer in cwd.glob("runs/*/checkpoints/latest.json"):
+            if json.loads(pointer.read_text())["epoch"] >= epoch:
+                return pointer.parent.parent
+        assert proc.poll() is None, proc.communicate()[1]
+        time.sleep(0.02)
+    proc.kill()
+    raise AssertionError("no checkpoint appeared")
+
+
+def epochs(metrics: dict) -> list[int]:
+    return [row["epoch"] for row in metrics["history"]]
+
+
+def numbers(history: list[dict]) -> list[float]:
+    """Every metric of every epoch, in order."""
+    return [row[key] for row in history for key in sorted(row) if key != "stage"]
+
+
+def test_ctrl_c_saves_finished_epochs_and_resume_finishes_the_run(zoo_cli, isolated: Path):
+    proc = start(isolated)
+    run_dir = wait_for_checkpoint(isolated, proc, epoch=2)
+    proc.send_signal(signal.SIGINT)
+    _, stderr = proc.communicate(timeout=60)
+
+    assert proc.returncode == 130
+    relative = run_dir.relative_to(isolated)
+    assert f"Resume with: zoo run --resume {relative}" in stderr
+    interrupted = json.loads((run_dir / "metrics.json").read_text())
+    assert interrupted["status"] == "interrupted"
+    done = len(interrupted["history"])
+    assert 2 <= done < 20
+
+    resumed = zoo_cli("run", "--resume", str(relative), "--json")
+
+    assert resumed.exit_code == 0, resumed.stderr
+    metrics = resumed.json()
+    assert metrics["status"] == "completed"
+    assert epochs(metrics) == list(range(1, 21))
+    assert [event["from_epoch"] for event in metrics["resumed"]] == [done]
+    assert (run_dir / "model.keras").is_file()
+
+
+def test_after_sigkill_even_mid_write_the_run_resumes_as_if_never_stopped(zoo_cli, isolated: Path):
+    proc = start(isolated)
+    run_dir = wait_for_checkpoint(isolated, proc, epoch=3)
+    proc.kill()
+    proc.communicate(timeout=60)
+    folder = run_dir / "checkpoints"
+    # What a kill in the middle of writing the next checkpoint leaves behind.
+    torn = folder / ".epoch-0019.x1y2z3"
+    torn.mkdir()
+    (torn / "model.weights.h5").write_bytes(b"\x89HDF\r\n half a file")
+    (folder / "latest.json").write_text('{"epoch": 19, "path": "epoch-0019"}')
+
+    resumed = zoo_cli("run", "--resume", str(run_dir), "--json").json()
+    unbroken = zoo_cli(*SLOW_RUN, "--output", "unbroken", "--json").json()
+
+    assert resumed["status"] == "completed"
+    assert epochs(resumed) == list(range(1, 21))
+    assert [row["stage"] for row in resumed["history"]] == ["head"] * 20
+    assert numbers(resumed["history"]) == pytest.approx(numbers(unbroken["history"]))
+    assert resumed["test"] == unbroken["test"]
+    assert not list(folder.glob(".epoch-*"))
+
+
+def test_resume_takes_no_new_settings(zoo_cli):
+    result = zoo_cli("run", "--resume", "runs/x", "--epochs", "3")
+
+    assert result.exit_code == 2
+    assert "takes no --epochs" in result.stderr
+
+
+def test_a_completed_run_cannot_be_resumed(zoo_cli):
+    from conftest import TINY_RUN
+
+    finished = zoo_cli("run", "shapes", "small_cnn", "gap_sigmoid", *TINY_RUN, "--json").json()
+
+    result = zoo_cli("run", "--resume", finished["run_dir"])
+
+    assert result.exit_code == 2
+    assert "already completed" in result.stderr

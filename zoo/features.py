@@ -1,0 +1,188 @@
+"""Frozen-feature caching: run a frozen backbone once per split, train the head on the result.
+
+A frozen backbone computes the same features for an image in every epoch, so zoo
+computes them once, keeps them in memory under a budget (beyond it, reads them from
+disk), and trains the head on them: every epoch after extraction costs only the head.
+
+Features are also kept on disk under a key that names everything they depend on (the
+dataset, its parameters, version and fingerprint, the split, the backbone, its
+parameters and a digest of its weights, the image size, the preprocessing and the
+precision), so a later run with the same key reuses them and any change misses.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import tempfile
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    import keras
+    import numpy as np
+    import tensorflow as tf
+
+    from zoo.distribute import Placement
+
+FORMAT = 1
+DEFAULT_MEMORY_BUDGET = 2 * 1024**3
+
+
+def default_directory() -> Path:
+    """``$ZOO_CACHE_DIR/features``, else ``$XDG_CACHE_HOME/zoo/features``, else ``~/.cache``."""
+    base = os.environ.get("ZOO_CACHE_DIR")
+    if base:
+        return Path(base).expanduser() / "features"
+    xdg = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(xdg) / "zoo" / "features"
+
+
+def weights_digest(model: keras.Model) -> str:
+    """SHA-256 of every weight of ``model``: the identity of what it computes."""
+    digest = hashlib.sha256()
+    for weight in model.weights:
+        value = weight.numpy()
+        digest.update(f"{weight.path}:{value.dtype}:{value.shape};".encode())
+        digest.update(value.tobytes())
+    return digest.hexdigest()
+
+
+def cache_key(identity: Mapping[str, Any], split: str) -> str:
+    """The key of one split's features; ``identity`` is JSON-serialisable."""
+    text = json.dumps({"format": FORMAT, "split": split, **identity}, sort_keys=True, default=str)
+    return hashlib.sha256(text.encode()).hexdigest()[:40]
+
+
+@dataclass
+class Features:
+    """One split's features and labels, in memory or memory-mapped from disk."""
+
+    features: np.ndarray
+    labels: np.ndarray
+    source: str  # "extracted" or "cache"
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    def batches(self, batch_size: int, shuffle_seed: int | None = None) -> tf.data.Dataset:
+        """Batches in a seeded random order (``shuffle_seed``), or in order (``None``)."""
+        import numpy as np
+        import tensorflow as tf
+
+        count = len(self)
+
+        def generate() -> Iterator[tuple[np.ndarray, np.ndarray]]:
+            order = np.arange(count)
+            if shuffle_seed is not None:
+                order = np.random.default_rng(shuffle_seed).permutation(count)
+            for start in range(0, count, batch_size):
+                # Sorted indices read a memory-mapped file front to back.
+                index = np.sort(order[start : start + batch_size])
+                yield self.features[index], self.labels[index]
+
+        spec = (
+            tf.TensorSpec((None, *self.features.shape[1:]), tf.float32),
+            tf.TensorSpec((None,), tf.int32),
+        )
+        dataset = tf.data.Dataset.from_generator(generate, output_signature=spec)
+        steps = -(-count // batch_size)
+        return dataset.apply(tf.data.experimental.assert_cardinality(steps)).prefetch(2)
+
+
+class FeatureCache:
+    """Features by key: on disk under ``directory``, in memory up to ``memory_budget`` bytes.
+
+    Args:
+        directory: Where keyed features persist; ``None`` keeps nothing after the run
+            (a temporary directory holds what does not fit in memory).
+        memory_budget: Bytes of features kept in memory; the rest is memory-mapped.
+    """
+
+    def __init__(self, directory: Path | None, memory_budget: int = DEFAULT_MEMORY_BUDGET) -> None:
+        self.memory_budget = memory_budget
+        self._temporary = (
+            None if directory is not None else tempfile.mkdtemp(prefix="zoo-features-")
+        )
+        self.directory = Path(directory if directory is not None else self._temporary)
+        self._in_memory = 0
+
+    def close(self) -> None:
+        if self._temporary is not None:
+            shutil.rmtree(self._temporary, ignore_errors=True)
+
+    def get(
+        self,
+        key: str,
+        extract: Callable[[Path], None],
+    ) -> Features:
+        """The features stored under ``key``; ``extract(folder)`` writes them on a miss."""
+        folder = self.directory / key
+        source = "cache"
+        if not (folder / "meta.json").is_file():
+            self._write(folder, extract)
+            source = "extracted"
+        return self._load(folder, source)
+
+    def _write(self, folder: Path, extract: Callable[[Path], None]) -> None:
+        self.directory.mkdir(parents=True, exist_ok=True)
+        partial = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", dir=self.directory))
+        try:
+            extract(partial)
+            try:
+                partial.rename(folder)
+            except OSError:  # another run stored the same key meanwhile: keep theirs
+                shutil.rmtree(partial, ignore_errors=True)
+        except BaseException:
+            shutil.rmtree(partial, ignore_errors=True)
+            raise
+
+    def _load(self, folder: Path, source: str) -> Features:
+        import numpy as np
+
+        meta = json.loads((folder / "meta.json").read_text())
+        shape = (meta["count"], *meta["shape"])
+        size = int(np.prod(shape)) * 4
+        mapped = np.memmap(folder / "features.f32", dtype=np.float32, mode="r", shape=shape)
+        labels = np.fromfile(folder / "labels.i32", dtype=np.int32)
+        if self._in_memory + size <= self.memory_budget:
+            self._in_memory += size
+            return Features(np.array(mapped), labels, source)
+        return Features(mapped, labels, source)
+
+
+def extract_to(
+    folder: Path,
+    model: keras.Model,
+    placement: Placement,
+    dataset: tf.data.Dataset,
+    report: Callable[[int], None] | None = None,
+) -> None:
+    """Run ``model`` over ``dataset`` and write features, labels and meta to ``folder``.
+
+    Features are appended to disk batch by batch, so extraction needs little memory.
+    """
+    from zoo.loop import predict_batches
+
+    count = 0
+    shape: tuple[int, ...] = ()
+    with (
+        open(folder / "features.f32", "wb") as features,
+        open(folder / "labels.i32", "wb") as labels,
+    ):
+        for step, (values, targets) in enumerate(predict_batches(model, placement, dataset)):
+            values.astype("float32").tofile(features)
+            targets.astype("int32").tofile(labels)
+            count += len(targets)
+            shape = tuple(values.shape[1:])
+            if report is not None:
+                report(step)
+        for f in (features, labels):
+            f.flush()
+            os.fsync(f.fileno())
+    meta = {"format": FORMAT, "count": count, "shape": list(shape)}
+    (folder / "meta.json").write_text(json.dumps(meta))

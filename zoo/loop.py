@@ -1,0 +1,258 @@
+"""The training loop: one Keras model, one strategy, any number of replicas and workers.
+
+zoo trains with its own loop rather than ``model.fit``: under
+``MultiWorkerMirroredStrategy`` Keras 3's ``fit`` fails (keras-team/keras#20585,
+tensorflow/tensorflow#72388), and one loop for every strategy keeps single-device,
+mirrored and multi-worker runs identical. Each step runs on every replica with
+``strategy.run``; the loss is the mean over the *global* batch (Keras's optimizer
+all-reduces the gradients); metrics are updated once, in cross-replica context, from
+the gathered labels and predictions, so every worker reports the same numbers.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+import time
+import weakref
+from collections.abc import Callable, Iterator, Sequence
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    import keras
+    import tensorflow as tf
+
+    from zoo.distribute import Placement
+
+#: Progress is read back from the device at most this often (reading syncs the device).
+REPORT_SECONDS = 0.25
+
+StepReport = Callable[[int, dict[str, float]], None]
+
+
+class NonFiniteLoss(Exception):
+    """The training loss became NaN or infinite."""
+
+    def __init__(self, step: int) -> None:
+        super().__init__(f"non-finite loss at step {step + 1}")
+        self.step = step
+
+
+class Loop:
+    """Trains and evaluates ``model`` under ``placement``'s strategy.
+
+    Args:
+        model: Built under the strategy's scope.
+        loss: A Keras loss name or object; it is applied per example.
+        metrics: Keras metric names or objects (``"accuracy"`` picks binary or sparse
+            categorical accuracy from the model's output width).
+        placement: Where to run.
+        optimizer: Built under the strategy's scope; ``None`` for evaluation only.
+    """
+
+    def __init__(
+        self,
+        model: keras.Model,
+        loss: Any,
+        metrics: Sequence[Any],
+        placement: Placement,
+        optimizer: keras.optimizers.Optimizer | None = None,
+    ) -> None:
+        import keras
+
+        self.model = model
+        self.strategy = placement.strategy
+        self.optimizer = optimizer
+        self.units = int(model.outputs[0].shape[-1])
+        self.loss = _per_example(loss)
+        self.mean_loss = keras.metrics.Mean(name="loss")
+        self.metrics = [_metric(m, self.units) for m in metrics]
+        self._train_step: Callable[..., Any] | None = None
+        self._eval_step: Callable[..., Any] | None = None
+
+    def train_epoch(
+        self, dataset: tf.data.Dataset, report: StepReport | None = None
+    ) -> dict[str, float]:
+        """One pass over ``dataset`` (batched with the global batch size).
+
+        Raises:
+            NonFiniteLoss: the loss became NaN or infinite.
+        """
+        if self._train_step is None:
+            self._train_step = self._compile(self._replica_train)
+        return self._run(self._train_step, dataset, report, check_finite=True)
+
+    def evaluate(
+        self, dataset: tf.data.Dataset, report: StepReport | None = None
+    ) -> dict[str, float]:
+        """Loss and metrics over ``dataset``, in inference mode."""
+        if self._eval_step is None:
+            self._eval_step = self._compile(self._replica_eval)
+        return self._run(self._eval_step, dataset, report, check_finite=False)
+
+    def results(self) -> dict[str, float]:
+        """The metrics accumulated so far in this pass (reads them off the device)."""
+        return {m.name: float(m.result()) for m in (self.mean_loss, *self.metrics)}
+
+    def _run(
+        self, step_fn: Any, dataset: tf.data.Dataset, report: StepReport | None, check_finite: bool
+    ) -> dict[str, float]:
+        for metric in (self.mean_loss, *self.metrics):
+            metric.reset_state()
+        last_report = time.perf_counter()
+        step = -1
+        for step, batch in enumerate(distribute(self.strategy, dataset)):
+            step_fn(batch)
+            now = time.perf_counter()
+            if now - last_report >= REPORT_SECONDS:
+                last_report = now
+                self._report(step, report, check_finite)
+        results = self._report(step, report, check_finite)
+        return results
+
+    def _report(self, step: int, report: StepReport | None, check_finite: bool) -> dict[str, float]:
+        results = self.results()
+        if check_finite and step >= 0 and not math.isfinite(results["loss"]):
+            raise NonFiniteLoss(step)
+        if report is not None and step >= 0:
+            report(step, results)
+        return results
+
+    def _compile(self, replica_fn: Callable[..., Any]) -> Callable[..., Any]:
+        import tensorflow as tf
+
+        def step(batch: Any) -> None:
+            labels, predictions, losses = self.strategy.run(replica_fn, args=batch)
+            self._update_metrics(labels, predictions, losses)
+
+        return tf.function(step)
+
+    def _replica_train(self, images: tf.Tensor, labels: tf.Tensor) -> tuple[Any, Any, Any]:
+        import tensorflow as tf
+
+        context = tf.distribute.get_replica_context()
+        # The mean over the global batch, however it is split: the same gradient as one
+        # device would compute, including for a short last batch.
+        count = context.all_reduce("sum", tf.cast(tf.shape(labels)[0], tf.float32))
+        with tf.GradientTape() as tape:
+            predictions = self.model(images, training=True)
+            losses = self.loss(labels, predictions)
+            loss = tf.reduce_sum(losses) / tf.maximum(count, 1.0)
+            if self.model.losses:
+                loss += tf.add_n(self.model.losses) / self.strategy.num_replicas_in_sync
+            scaled = self.optimizer.scale_loss(loss)
+        variables = self.model.trainable_variables
+        gradients = tape.gradient(scaled, variables)
+        self.optimizer.apply_gradients(zip(gradients, variables, strict=True))
+        return labels, predictions, losses
+
+    def _replica_eval(self, images: tf.Tensor, labels: tf.Tensor) -> tuple[Any, Any, Any]:
+        predictions = self.model(images, training=False)
+        return labels, predictions, self.loss(labels, predictions)
+
+    def _update_metrics(self, labels: Any, predictions: Any, losses: Any) -> None:
+        import tensorflow as tf
+
+        gather = self.strategy.gather
+        # Fixed ranks keep Keras from broadcasting labels [n] against predictions [n, 1].
+        labels = tf.reshape(gather(labels, axis=0), [-1])
+        predictions = tf.reshape(gather(predictions, axis=0), [-1, self.units])
+        losses = tf.reshape(gather(losses, axis=0), [-1])
+        self.mean_loss.update_state(losses)
+        for metric in self.metrics:
+            metric.update_state(labels, predictions)
+
+
+def distribute(strategy: tf.distribute.Strategy, dataset: tf.data.Dataset) -> Any:
+    """``dataset`` (batched with the global batch size) spread over the strategy's replicas."""
+    import tensorflow as tf
+
+    options = tf.data.Options()
+    # Every worker builds the same dataset (seeded); each takes its share of batches.
+    options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA
+    return strategy.experimental_distribute_dataset(dataset.with_options(options))
+
+
+def predict_batches(
+    model: keras.Model, placement: Placement, dataset: tf.data.Dataset
+) -> Iterator[tuple[Any, Any]]:
+    """``(outputs, labels)`` as NumPy arrays, one global batch at a time, on every replica."""
+    strategy = placement.strategy
+    step = _predict_step(model, strategy)
+    for batch in distribute(strategy, dataset):
+        outputs, labels = step(batch)
+        yield outputs.numpy(), labels.numpy()
+
+
+#: One traced prediction step per model and strategy: tracing a ResNet50 costs seconds,
+#: and every split (and the test set) goes through the same step.
+_PREDICT_STEPS: weakref.WeakKeyDictionary[Any, dict[int, Callable[[Any], Any]]] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+def _predict_step(model: keras.Model, strategy: tf.distribute.Strategy) -> Callable[[Any], Any]:
+    import tensorflow as tf
+
+    steps = _PREDICT_STEPS.setdefault(model, {})
+    if id(strategy) not in steps:
+        # reduce_retracing: the last, shorter batch reuses the graph instead of a new trace.
+        @tf.function(reduce_retracing=True)
+        def step(batch: Any) -> tuple[Any, Any]:
+            images, labels = batch
+            outputs = strategy.run(lambda x: model(x, training=False), args=(images,))
+            return strategy.gather(outputs, axis=0), strategy.gather(labels, axis=0)
+
+        steps[id(strategy)] = step
+    return steps[id(strategy)]
+
+
+def _per_example(loss: Any) -> Callable[[Any, Any], Any]:
+    """A Keras loss that returns one value per example (no reduction)."""
+    import keras
+
+    if isinstance(loss, keras.losses.Loss):
+        return type(loss).from_config({**loss.get_config(), "reduction": None})
+    function = keras.losses.get(loss)
+    if isinstance(function, keras.losses.Loss):
+        return type(function).from_config({**function.get_config(), "reduction": None})
+    return _per_example_class()(function)
+
+
+@functools.cache
+def _per_example_class() -> type:
+    """Defined on first use: this module must not import Keras when zoo is imported."""
+    import keras
+
+    class PerExample(keras.losses.Loss):
+        """A loss function (``y_true, y_pred -> per-example values``) without reduction."""
+
+        def __init__(self, function: Callable[[Any, Any], Any]) -> None:
+            super().__init__(name=getattr(function, "__name__", "loss"), reduction=None)
+            self.function = function
+
+        def call(self, y_true: Any, y_pred: Any) -> Any:
+            # Integer labels [n] against one sigmoid output [n, 1], as Keras's wrapper does.
+            if len(y_true.shape) == len(y_pred.shape) - 1 and y_pred.shape[-1] == 1:
+                y_true = keras.ops.expand_dims(y_true, -1)
+            return self.function(y_true, y_pred)
+
+    return PerExample
+
+
+def _metric(spec: Any, units: int) -> keras.metrics.Metric:
+    """A metric object for ``spec``; ``"accuracy"`` as Keras's compile would resolve it."""
+    import keras
+
+    if isinstance(spec, keras.metrics.Metric):
+        return spec
+    if spec in ("accuracy", "acc"):
+        if units == 1:
+            return keras.metrics.BinaryAccuracy(name="accuracy")
+        return keras.metrics.SparseCategoricalAccuracy(name="accuracy")
+    metric = keras.metrics.get(spec)
+    if isinstance(metric, type):
+        return metric()
+    if isinstance(metric, keras.metrics.Metric):
+        return metric
+    return keras.metrics.MeanMetricWrapper(metric, name=str(spec))

@@ -1,0 +1,86 @@
+"""The run record, metrics.json: what a run did, with what, where, and how long it took."""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from zoo import runs
+from zoo.runconfig import Resolved
+
+
+class Timer:
+    """Seconds per phase (data, build, extract, train, fine_tune, evaluate, save)."""
+
+    def __init__(self, seconds: Mapping[str, float] | None = None) -> None:
+        self.seconds: dict[str, float] = dict(seconds or {})
+
+    @contextmanager
+    def phase(self, name: str) -> Iterator[None]:
+        start = time.perf_counter()
+        try:
+            yield
+        finally:
+            elapsed = time.perf_counter() - start
+            self.seconds[name] = round(self.seconds.get(name, 0.0) + elapsed, 3)
+
+
+class Record:
+    """metrics.json of one run, kept up to date after every epoch (chief only writes).
+
+    Args:
+        run_dir: The run directory; ``None`` on a worker that is not the chief.
+        resolved: The run's configuration and components.
+        previous: The record of the interrupted run this one resumes, if any.
+    """
+
+    def __init__(
+        self, run_dir: Path | None, resolved: Resolved, previous: Mapping[str, Any] | None = None
+    ) -> None:
+        self.run_dir = run_dir
+        self.resolved = resolved
+        self.data: dict[str, Any] = dict(previous or {})
+        self.timer = Timer(self.data.get("timings"))
+        self.data.setdefault("history", [])
+        self.data.setdefault("test", {})
+        self.data.setdefault("resumed", [])
+        self.data["seed"] = resolved.config.seed
+        entries = (resolved.dataset, resolved.backbone, resolved.head)
+        plugin_packages = sorted({e.plugin.package for e in entries} - {"zoo", "local"})
+        self.data["versions"] = runs.library_versions(plugin_packages)
+        self.data["plugins"] = {
+            e.kind: {
+                "plugin": e.plugin.name,
+                "package": e.plugin.package,
+                "version": e.plugin.version,
+            }
+            for e in entries
+        }
+
+    @property
+    def history(self) -> list[dict[str, Any]]:
+        return self.data["history"]
+
+    def update(self, **fields: Any) -> None:
+        self.data.update(fields)
+
+    def write(self, status: str, error: str | None = None) -> dict[str, Any]:
+        self.data["status"] = status
+        self.data["error"] = error
+        self.data["timings"] = dict(self.timer.seconds)
+        if self.run_dir is not None:
+            runs.write_json(self.run_dir / runs.METRICS, self.data)
+        return self.data
+
+
+def file_sha256(path: str | Path) -> str:
+    """SHA-256 of a file, read in 1 MiB blocks."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
