@@ -1,0 +1,340 @@
+"""The ``image_folder`` dataset: your own images, one subfolder per class.
+
+``PetImages/Cat/*.jpg`` and ``PetImages/Dog/*.jpg`` make two classes, ``Cat`` and
+``Dog`` (folder names, sorted). The images are split 80/10/10, per class, in a seeded
+order that does not depend on the file system's listing order. A folder that holds
+``train/``, ``validation/`` (or ``val/``) and ``test/`` folders, each with the class
+subfolders, keeps its own split; a missing ``validation/`` or ``test/`` is carved from
+``train/``, 10% each.
+
+Before training, every image is decoded once (``zoo.images.find_unreadable``; about
+1 ms per 500x375 JPEG and core, so 25,000 photos take a minute or less), so unreadable
+files (empty, truncated, not images, ``Thumbs.db``) are skipped and counted before
+the first epoch, and the split sizes are exact. The verdicts are cached per folder in
+``$ZOO_CACHE_DIR`` (default ``~/.cache/zoo``), keyed by each file's size and
+modification time; the next run decodes only new or changed files.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import zoo
+from zoo import images
+
+if TYPE_CHECKING:
+    import tensorflow as tf
+
+#: Folder names that mark a folder's own split, per split.
+SPLIT_FOLDERS = {"train": ("train",), "validation": ("validation", "val"), "test": ("test",)}
+#: The share of each class carved off for a missing validation or test split.
+CARVED_FRACTION = 0.1
+
+
+@dataclass(frozen=True)
+class Layout:
+    """Where a folder's images are: its classes, and a folder per split it provides.
+
+    ``folders`` always has ``"train"`` (the root itself when the folder has no split
+    folders); the splits it lacks are carved from train.
+    """
+
+    root: Path
+    class_names: list[str]
+    folders: dict[str, Path]
+
+
+def layout(path: str) -> Layout:
+    """Read the folder's structure (names only, nothing is decoded).
+
+    Raises:
+        ZooError: the folder is missing, has split folders mixed with class folders,
+            or has fewer than two class folders.
+    """
+    root = Path(path).expanduser()
+    if not root.is_dir():
+        raise zoo.ZooError(
+            f"image_folder: the folder {root} does not exist.",
+            expected="a folder with one subfolder of images per class",
+            fix="pass it with --set dataset.path=FOLDER (for example PetImages)",
+            got=str(root),
+        )
+    folders = _split_folders(root)
+    names = _subfolders(folders["train"])
+    if len(names) < 2:
+        _too_few_classes(folders["train"], names)
+    for split, folder in folders.items():
+        extra = sorted(set(_subfolders(folder)) - set(names))
+        if extra:
+            raise zoo.ZooError(
+                f"image_folder: {folder} has class folders that {folders['train']} lacks.",
+                expected="the same class folders in every split (train/ has them all)",
+                fix=f"add them to train/ or remove them from {split}/",
+                got=extra,
+            )
+    return Layout(root, names, folders)
+
+
+def _subfolders(folder: Path) -> list[str]:
+    return sorted(p.name for p in folder.iterdir() if p.is_dir() and not p.name.startswith("."))
+
+
+def _split_folders(root: Path) -> dict[str, Path]:
+    present = set(_subfolders(root))
+    if "train" not in present:
+        return {"train": root}
+    found = {
+        split: root / next(n for n in names if n in present)
+        for split, names in SPLIT_FOLDERS.items()
+        if present & set(names)
+    }
+    strays = sorted(present - {f.name for f in found.values()})
+    if strays:
+        raise zoo.ZooError(
+            f"image_folder: {root} has a train/ folder and other folders besides.",
+            expected="either class folders only, or train/, validation/ (or val/) and test/ "
+            "folders that each hold the class folders",
+            fix="move the other folders into the split folders, or rename train/",
+            got=strays,
+        )
+    return found
+
+
+def _too_few_classes(folder: Path, names: list[str]) -> None:
+    loose = images.find_files(folder).images if not names else []
+    raise zoo.ZooError(
+        f"image_folder: {folder} has {len(names)} class folder(s); a classifier needs two "
+        "or more." + (f" It holds {len(loose)} images directly." if loose else ""),
+        expected="one subfolder of images per class, for example Cat/ and Dog/",
+        fix="put each class's images in a subfolder named after the class",
+        got=names,
+    )
+
+
+def class_names(params: Mapping[str, Any]) -> list[str]:
+    """The class folder names, sorted: label 0 is the first."""
+    return layout(params["path"]).class_names
+
+
+def build(params: Mapping[str, Any]) -> zoo.Splits:
+    found = layout(params["path"])
+    listed = {
+        split: [images.find_files(folder / name) for name in found.class_names]
+        for split, folder in found.folders.items()
+    }
+    decoder = _decoder_id()
+    skipped = _skipped(found.root, listed, decoder)
+    files = {
+        split: [[p for p in f.images if p not in skipped] for f in per_class]
+        for split, per_class in listed.items()
+    }
+    files = _carve(files, params["seed"])
+    _check(found, files, skipped)
+    return zoo.Splits(
+        train=_dataset(files["train"], shuffle_seed=params["seed"]),
+        validation=_dataset(files["validation"]),
+        test=_dataset(files["test"]),
+        class_names=found.class_names,
+        sizes={split: sum(map(len, files[split])) for split in SPLIT_FOLDERS},
+        skipped=len(skipped),
+        fingerprint=_fingerprint(found.root, files, decoder),
+    )
+
+
+def _skipped(
+    root: Path, listed: Mapping[str, list[images.FolderFiles]], decoder: str
+) -> dict[Path, str]:
+    """Every file that will not be used, with the reason."""
+    folders = [f for per_class in listed.values() for f in per_class]
+    skipped = _unreadable(root, [p for f in folders for p in f.images], decoder)
+    for f in folders:
+        skipped.update(dict.fromkeys(f.others, "not an image file (by its name)"))
+    return skipped
+
+
+def _carve(files: dict[str, list[list[Path]]], seed: int) -> dict[str, list[list[Path]]]:
+    """Take the missing validation and test splits from train, per class, seeded.
+
+    Each class's files are in path order, so the shuffle, and the split, depend only on
+    the seed and the names, never on the order the file system lists them in.
+    """
+    import numpy as np
+
+    missing = [split for split in ("validation", "test") if split not in files]
+    carved: dict[str, list[list[Path]]] = {split: [] for split in missing}
+    train = []
+    for label, paths in enumerate(files["train"]):
+        order = [paths[i] for i in np.random.default_rng([seed, label]).permutation(len(paths))]
+        share = int(len(paths) * CARVED_FRACTION + 0.5)  # rounded half up: 5 images give 1
+        for i, split in enumerate(missing):
+            carved[split].append(order[i * share : (i + 1) * share])
+        train.append(order[len(missing) * share :])
+    return {**files, "train": train, **carved}
+
+
+def _check(
+    found: Layout, files: Mapping[str, list[list[Path]]], skipped: Mapping[Path, str]
+) -> None:
+    """Every class needs a training image; every split needs an image."""
+    for name, paths in zip(found.class_names, files["train"], strict=True):
+        if not paths:
+            folder = found.folders["train"] / name
+            bad = sum(1 for p in skipped if p.is_relative_to(folder))
+            raise zoo.ZooError(
+                f"image_folder: class '{name}' has no readable training image "
+                f"({bad} file(s) in {folder} skipped as unreadable).",
+                expected="at least one JPEG, PNG, BMP or GIF image in every class folder",
+                fix=f"add images to {folder}, or remove the folder to drop the class",
+                got=name,
+            )
+    for split in ("validation", "test"):
+        if not any(files[split]):
+            raise zoo.ZooError(
+                f"image_folder: the {split} split of {found.root} is empty.",
+                expected=f"enough images for a 10% {split} share (5 or more in a class)",
+                fix=f"add images, or provide a {split}/ folder next to train/",
+                got=sum(map(len, files["train"])),
+            )
+
+
+def _dataset(
+    per_class: Sequence[Sequence[Path]], shuffle_seed: int | None = None
+) -> tf.data.Dataset:
+    """``(uint8 image, label)`` pairs, decoded in parallel; reshuffled each epoch if seeded."""
+    import tensorflow as tf
+
+    paths = [os.fspath(p) for group in per_class for p in group]
+    labels = [label for label, group in enumerate(per_class) for _ in group]
+    pairs = tf.data.Dataset.from_tensor_slices(
+        (tf.constant(paths, tf.string), tf.constant(labels, tf.int64))
+    )
+    if shuffle_seed is not None:
+        # Shuffling names is cheap, so the whole split is shuffled, not a buffer of it.
+        pairs = pairs.shuffle(len(paths), seed=shuffle_seed, reshuffle_each_iteration=True)
+    return pairs.map(
+        lambda path, label: (images.decode(tf.io.read_file(path)), label),
+        num_parallel_calls=tf.data.AUTOTUNE,
+        deterministic=True,
+    )
+
+
+def _fingerprint(root: Path, files: Mapping[str, list[list[Path]]], decoder: str) -> str:
+    """A digest of the decoder and of every file used: split, label, name, size, time.
+
+    It changes whenever the pixels a run sees could change (zoo keys cached features
+    on it).
+    """
+    digest = hashlib.sha256(decoder.encode())
+    for split in SPLIT_FOLDERS:
+        for label, paths in enumerate(files[split]):
+            for p in paths:
+                digest.update(f"{split}/{label}/{_key(root, p)}/{_stamp(p)}\n".encode())
+    return f"sha256:{digest.hexdigest()[:16]}"
+
+
+def _key(root: Path, path: Path) -> str:
+    return path.relative_to(root).as_posix()
+
+
+# The cache of decoding verdicts: {"decoder": ..., "files": {key: [size, mtime_ns, reason]}}
+
+
+def _unreadable(root: Path, paths: Sequence[Path], decoder: str) -> dict[Path, str]:
+    """The unreadable files among ``paths``, decoding only those the cache does not know."""
+    cache_file = _cache_file(root)
+    cached = _read_cache(cache_file, decoder)
+    stamps = {p: _stamp(p) for p in paths}
+    verdicts = {}
+    for p in paths:
+        entry = cached.get(_key(root, p))
+        if entry and stamps[p] and entry[:2] == stamps[p]:
+            verdicts[p] = entry[2]
+    fresh = [p for p in paths if p not in verdicts]
+    found = images.find_unreadable(fresh)
+    verdicts.update({p: found.get(p) for p in fresh})
+    if fresh:
+        entries = {_key(root, p): [*stamps[p], verdicts[p]] for p in paths if stamps[p]}
+        _write_cache(cache_file, {"decoder": decoder, "root": str(root), "files": entries})
+    return {p: reason for p, reason in verdicts.items() if reason}
+
+
+def _cache_file(root: Path) -> Path:
+    base = os.environ.get("ZOO_CACHE_DIR")
+    if not base:
+        base = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "zoo"
+    key = hashlib.sha256(str(root.resolve()).encode()).hexdigest()[:16]
+    return Path(base) / "image_folder" / f"{key}.json"
+
+
+def _decoder_id() -> str:
+    import PIL
+    import tensorflow as tf
+
+    return f"{images.DECODER_VERSION}/tensorflow {tf.__version__}/pillow {PIL.__version__}"
+
+
+def _stamp(path: Path) -> list[int] | None:
+    try:
+        stat = path.stat()
+    except OSError:
+        return None
+    return [stat.st_size, stat.st_mtime_ns]
+
+
+def _read_cache(path: Path, decoder: str) -> dict[str, list[Any]]:
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    if not isinstance(data, dict) or data.get("decoder") != decoder:
+        return {}
+    return data.get("files") or {}
+
+
+def _write_cache(path: Path, data: dict[str, Any]) -> None:
+    """Write atomically; a cache that cannot be written only costs time next run."""
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        temporary = path.with_suffix(f".{os.getpid()}.tmp")
+        temporary.write_text(json.dumps(data), encoding="utf-8")
+        os.replace(temporary, path)
+    except OSError:
+        pass
+
+
+PARAMS: Sequence[zoo.Param] = (
+    zoo.Param(
+        "path",
+        str,
+        required=True,
+        help="the folder: one subfolder of images per class (e.g. PetImages with Cat/ "
+        "and Dog/), or train/, validation/ (or val/) and test/ folders holding them",
+    ),
+    zoo.Param(
+        "seed",
+        int,
+        0,
+        help="seeds the per-class 80/10/10 split and the order of training images",
+        minimum=0,
+    ),
+)
+
+
+@zoo.hookimpl
+def register_datasets(register: Callable[[zoo.Dataset], None]) -> None:
+    register(
+        zoo.Dataset(
+            name="image_folder",
+            description="Your images, one subfolder per class (JPEG, PNG, BMP, GIF), "
+            "split 80/10/10",
+            params=PARAMS,
+            build=build,
+            class_names=class_names,
+        )
+    )

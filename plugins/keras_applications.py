@@ -1,0 +1,264 @@
+"""Keras Applications as backbones: the tutorial's ResNet50 and its family.
+
+Each backbone is ``keras.applications.<Constructor>(include_top=False)`` with ImageNet
+weights, frozen by default, as in the tutorial. The family is one table,
+:data:`APPLICATIONS`; each row says which preprocessing the network was trained with
+(the mode of its ``keras.applications.<module>.preprocess_input``), the smallest image
+Keras accepts (``min_size`` in its ``obtain_input_shape`` call) and the ImageNet file
+it loads.
+
+The ``weights`` parameter is ``imagenet``, ``none`` (random) or the path of a weights
+file (``.h5``, ``.weights.h5`` or ``.keras``). For ``imagenet`` and a path alike, the
+model is built exactly as Keras builds it for ImageNet weights (EfficientNet adds a
+rescaling layer then), and Keras's request for its weights file is answered by zoo
+(:func:`zoo.weights.fetch`): from the Keras cache when the file is there, whatever its
+hash, else downloaded; offline, an error says which file to put where.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import zoo
+
+#: What each preprocessing mode does, for descriptions.
+_PREPROCESSING = {
+    "caffe": "caffe preprocessing (BGR, minus mean)",
+    "tf": "tf preprocessing (to -1..1)",
+    "torch": "torch preprocessing (mean/std)",
+    "none": "preprocesses inside",
+}
+#: The weights files Keras can load: Keras 3 files and legacy HDF5 files.
+_WEIGHTS_SUFFIXES = (".h5", ".hdf5", ".keras", ".weights.json")
+
+
+@dataclass(frozen=True)
+class Application:
+    """One Keras application and what zoo needs to know about it.
+
+    Args:
+        name: The backbone's name in zoo.
+        constructor: The function in ``keras.applications``.
+        module: The ``keras.applications`` submodule whose ``preprocess_input`` the
+            network expects; ``preprocessing`` is the same computation.
+        preprocessing: A ``zoo.layers.Preprocess`` mode.
+        min_size: The smallest height and width Keras accepts.
+        title: The network and its paper, for descriptions.
+        weights_file: The ImageNet file (without the classifier) Keras loads.
+    """
+
+    name: str
+    constructor: str
+    module: str
+    preprocessing: str
+    min_size: int
+    title: str
+    weights_file: str
+
+    @property
+    def description(self) -> str:
+        return f"{self.title}; ImageNet weights; {_PREPROCESSING[self.preprocessing]}"
+
+
+APPLICATIONS: tuple[Application, ...] = (
+    Application(
+        "resnet50", "ResNet50", "resnet", "caffe", 32,
+        "ResNet-50 (He et al. 2015), the tutorial's",
+        "resnet50_weights_tf_dim_ordering_tf_kernels_notop.h5",
+    ),
+    Application(
+        "resnet101", "ResNet101", "resnet", "caffe", 32,
+        "ResNet-101 (He et al. 2015)",
+        "resnet101_weights_tf_dim_ordering_tf_kernels_notop.h5",
+    ),
+    Application(
+        "resnet50_v2", "ResNet50V2", "resnet_v2", "tf", 32,
+        "ResNet-50 v2, pre-activation (He et al. 2016)",
+        "resnet50v2_weights_tf_dim_ordering_tf_kernels_notop.h5",
+    ),
+    Application(
+        "densenet121", "DenseNet121", "densenet", "torch", 32,
+        "DenseNet-121 (Huang et al. 2017)",
+        "densenet121_weights_tf_dim_ordering_tf_kernels_notop.h5",
+    ),
+    Application(
+        "inception_v3", "InceptionV3", "inception_v3", "tf", 75,
+        "Inception v3 (Szegedy et al. 2016)",
+        "inception_v3_weights_tf_dim_ordering_tf_kernels_notop.h5",
+    ),
+    Application(
+        "xception", "Xception", "xception", "tf", 71,
+        "Xception (Chollet 2017)",
+        "xception_weights_tf_dim_ordering_tf_kernels_notop.h5",
+    ),
+    Application(
+        # Keras picks the file trained at the image size if it is 96, 128, 160 or 192.
+        "mobilenet_v2", "MobileNetV2", "mobilenet_v2", "tf", 32,
+        "MobileNet v2, width 1.0 (Sandler et al. 2018)",
+        "mobilenet_v2_weights_tf_dim_ordering_tf_kernels_1.0_224_no_top.h5",
+    ),
+    Application(
+        "mobilenet_v3_large", "MobileNetV3Large", "mobilenet_v3", "none", 32,
+        "MobileNet v3 Large (Howard et al. 2019)",
+        "weights_mobilenet_v3_large_224_1.0_float_no_top_v2.h5",
+    ),
+    Application(
+        "efficientnet_b0", "EfficientNetB0", "efficientnet", "none", 32,
+        "EfficientNet-B0 (Tan and Le 2019)",
+        "efficientnetb0_notop.h5",
+    ),
+    Application(
+        "vgg16", "VGG16", "vgg16", "caffe", 32,
+        "VGG-16 (Simonyan and Zisserman 2014)",
+        "vgg16_weights_tf_dim_ordering_tf_kernels_notop.h5",
+    ),
+    Application(
+        "vgg19", "VGG19", "vgg19", "caffe", 32,
+        "VGG-19 (Simonyan and Zisserman 2014)",
+        "vgg19_weights_tf_dim_ordering_tf_kernels_notop.h5",
+    ),
+)  # fmt: skip
+
+
+def build(
+    app: Application, image_shape: tuple[int, int, int], params: Mapping[str, Any]
+) -> zoo.BuiltBackbone:
+    """``keras.applications.<constructor>(include_top=False)`` with the weights asked for."""
+    import keras
+
+    construct = functools.partial(
+        getattr(keras.applications, app.constructor),
+        include_top=False,
+        input_shape=tuple(image_shape),
+    )
+    source = weights_source(app, params["weights"])
+    if source is None:
+        model, weights_file = construct(weights=None), None
+    else:
+        model, weights_file = _pretrained(app, construct, source)
+    model.trainable = params["trainable"]
+    return zoo.BuiltBackbone(model, app.preprocessing, str(weights_file) if weights_file else None)
+
+
+def weights_source(app: Application, value: str) -> str | Path | None:
+    """``"imagenet"``, ``None`` for ``none``, or the weights file the value names.
+
+    Raises:
+        ZooError: the value is a path to no file, or to a file Keras cannot read.
+    """
+    choice = value.strip().lower()
+    if choice == "none":
+        return None
+    if choice == "imagenet":
+        return "imagenet"
+    path = Path(value).expanduser()
+    if not path.is_file() or not path.name.endswith(_WEIGHTS_SUFFIXES):
+        problem = "is not a file" if not path.is_file() else "is not a Keras weights file"
+        raise zoo.ZooError(
+            f"{app.name}: the weights path {path} {problem}.",
+            expected="'imagenet', 'none', or the path of a weights file ("
+            + ", ".join(_WEIGHTS_SUFFIXES)
+            + f") for {app.constructor}",
+            fix=f"check the path, or use --set backbone.weights=imagenet (it loads "
+            f"{app.weights_file} from the Keras cache)",
+            got=value,
+        )
+    return path.resolve()
+
+
+def _pretrained(
+    app: Application, construct: Callable[..., Any], source: str | Path
+) -> tuple[Any, Path]:
+    """Build the ImageNet model, its weights file answered by zoo; return both."""
+    from zoo import weights
+
+    purpose = f"the ImageNet weights of backbone '{app.name}'"
+    asked: list[Path] = []
+
+    def answer(file_name: str, origin: str, file_hash: str | None) -> Path:
+        if isinstance(source, Path):
+            path = source
+        else:
+            path = weights.fetch(file_name, origin, file_hash, purpose=purpose)
+        asked.append(path)
+        return path
+
+    try:
+        with _keras_weights_requests(answer):
+            model = construct(weights="imagenet")
+    except Exception as exc:
+        # Once Keras has the file, all it does is model.load_weights(file).
+        if not asked or isinstance(exc, zoo.ZooError):
+            raise
+        raise _does_not_fit(app, asked[0], exc) from exc
+    if not asked:
+        raise RuntimeError(
+            f"keras.applications.{app.constructor}(weights='imagenet') never asked "
+            "keras.src.utils.file_utils.get_file for its weights file; zoo's "
+            "keras_applications plugin needs updating for this Keras version"
+        )
+    return model, asked[0]
+
+
+@contextlib.contextmanager
+def _keras_weights_requests(answer: Callable[[str, str, str | None], Path]) -> Iterator[None]:
+    """Route Keras applications' ``get_file(name, url, file_hash=...)`` calls to ``answer``.
+
+    Keras applications fetch weights through ``keras.src.utils.file_utils.get_file``
+    (module attribute, looked up at call time). Answering there lets zoo use the file a
+    user put in the cache instead of Keras deleting it on a hash mismatch, and lets a
+    user's path be loaded into the very model Keras builds for ImageNet weights.
+    """
+    from unittest import mock
+
+    from keras.src.utils import file_utils
+
+    def get_file(fname: str, origin: str, **kwargs: Any) -> str:
+        return str(answer(fname, origin, kwargs.get("file_hash")))
+
+    with mock.patch.object(file_utils, "get_file", get_file):
+        yield
+
+
+def _does_not_fit(app: Application, path: Path, exc: Exception) -> zoo.ZooError:
+    detail = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    return zoo.ZooError(
+        f"{app.name}: the weights in {path} do not load into {app.constructor}: {detail}",
+        expected=f"{app.constructor} weights without the classifier (include_top=False), "
+        f"such as Keras's {app.weights_file}",
+        fix="pass weights saved from this backbone, delete a damaged file from the Keras "
+        "cache to download it again, or use --set backbone.weights=none",
+        got=str(path),
+    )
+
+
+def _params(app: Application) -> tuple[zoo.Param, ...]:
+    return (
+        zoo.Param(
+            "weights",
+            str,
+            "imagenet",
+            f"'imagenet' ({app.weights_file} from the Keras cache, ~/.keras/models or "
+            "$KERAS_HOME/models; downloaded if missing), 'none' (random), or a file path",
+        ),
+        zoo.Param("trainable", bool, False, "train the backbone too (default: frozen)"),
+    )
+
+
+@zoo.hookimpl
+def register_backbones(register: Callable[[zoo.Backbone], None]) -> None:
+    for app in APPLICATIONS:
+        register(
+            zoo.Backbone(
+                name=app.name,
+                description=app.description,
+                params=_params(app),
+                build=functools.partial(build, app),
+                min_image_size=app.min_size,
+            )
+        )
