@@ -7,6 +7,10 @@ plugin registered it, so ``zoo list`` can say where each component comes from.
 
 Builders run only when a component is used, so keep heavy imports (``tensorflow``,
 ``keras``, ``tensorflow_datasets``) inside them: ``zoo list`` never imports TensorFlow.
+
+The plugin author's guide, ``docs/plugins.md``, shows each hook with its signature and
+a complete example, and states the contracts; ``tests/test_docs.py`` keeps it in step
+with this module.
 """
 
 from __future__ import annotations
@@ -61,13 +65,11 @@ def register_backbones(register: Callable[[Backbone], None]) -> None:
         @zoo.hookimpl
         def register_backbones(register):
             register(zoo.Backbone(
-                name="tiny_mlp",
-                description="Flatten + Dense(32)",
-                build=lambda shape, params: zoo.BuiltBackbone(
-                    model=keras.Sequential([keras.Input(shape), keras.layers.Flatten(),
-                                            keras.layers.Dense(32, activation="relu")]),
-                    preprocessing="unit",
-                ),
+                name="two_conv",
+                description="Conv 3x3 + MaxPool + Conv 3x3, trained from scratch",
+                params=[zoo.Param("filters", int, 16, "filters of the first conv")],
+                build=build_two_conv,   # (image_shape, params) -> zoo.BuiltBackbone
+                min_image_size=8,
             ))
     """
 

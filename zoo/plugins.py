@@ -5,7 +5,9 @@ distribution's entry points in the group ``zoo``, then the plugins named in the 
 registry.toml (``--registry PATH``, else ``$ZOO_REGISTRY``, else ``./registry.toml``).
 
 A plugin that fails to import, raises inside a hook, registers an invalid component or
-implements a hook zoo does not have is marked failed and skipped; the others load.
+implements a hook zoo does not have is marked failed and skipped, with nothing it
+registered left behind; the others load. Plugin names are unique: a plugin whose name
+is taken by one loaded earlier (built-ins load first) is marked failed.
 """
 
 from __future__ import annotations
@@ -14,10 +16,11 @@ import importlib
 import importlib.metadata
 import importlib.util
 import os
+import re
 import sys
 import traceback
 import types
-from collections.abc import Collection
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -26,11 +29,19 @@ import pluggy
 
 from zoo import hookspecs
 from zoo.config import RegistryFile, read_registry_file
-from zoo.errors import ZooError
+from zoo.errors import ZooError, closest, one_of
 from zoo.registry import PluginInfo, Registry
 
 ENTRY_POINT_GROUP = "zoo"
 _HOOKS = ("register_datasets", "register_backbones", "register_heads")
+#: What a broken plugin may raise without taking zoo down: a plugin calling
+#: ``sys.exit`` at import is broken too. KeyboardInterrupt still stops zoo.
+PLUGIN_ERRORS = (Exception, SystemExit)
+#: Libraries whose frames an error message passes over to name the plugin's line.
+_LIBRARIES = tuple(
+    f"{os.sep}{name}{os.sep}"
+    for name in ("keras", "tensorflow", "tensorflow_datasets", "numpy", "pluggy", "importlib")
+)
 
 
 @dataclass(frozen=True)
@@ -42,11 +53,15 @@ class LoadOptions:
             then ``./registry.toml``.
         disable: Plugin names to skip (``--disable-plugin``, ``$ZOO_DISABLE_PLUGINS``).
         builtins_only: Load zoo's own plugins and nothing else (for debugging).
+        extra: Plugin objects (modules, classes, instances) to load last, as local
+            plugins named after the module or class; how ``zoo.testing`` loads a
+            plugin under test.
     """
 
     registry: str | os.PathLike[str] | None = None
     disable: Collection[str] = ()
     builtins_only: bool = False
+    extra: Sequence[object] = ()
 
 
 def load_registry(options: LoadOptions | None = None) -> Registry:
@@ -68,7 +83,12 @@ def load_registry(options: LoadOptions | None = None) -> Registry:
             # zoo's own registry, met again in a checkout: the built-ins are loaded.
             if not user_file.builtin:
                 loader.load_file(user_file, source="local")
-    return loader.finish()
+    for plugin in options.extra:
+        loader.load_object(plugin)
+    registry = loader.finish()
+    if not options.builtins_only:
+        registry.warnings += _unmatched(disabled, [p.name for p in registry.plugins])
+    return registry
 
 
 def builtin_registry_path() -> Path:
@@ -106,6 +126,18 @@ def _env_list(name: str) -> set[str]:
     return {item.strip() for item in os.environ.get(name, "").split(",") if item.strip()}
 
 
+def _unmatched(disabled: Collection[str], plugins: Sequence[str]) -> list[str]:
+    """Warnings for names to disable that no plugin has: a typo disables nothing."""
+    warnings = []
+    for name in sorted(set(disabled) - set(plugins)):
+        hint = closest(name, plugins)
+        warnings.append(
+            f"--disable-plugin/ZOO_DISABLE_PLUGINS names '{name}', but no plugin is called that"
+            + (f"; did you mean {one_of(hint)}?" if hint else "; `zoo plugins` lists them")
+        )
+    return warnings
+
+
 class _Loader:
     def __init__(self, disabled: set[str]) -> None:
         self.pm = pluggy.PluginManager("zoo")
@@ -135,37 +167,47 @@ class _Loader:
             self._add(info, lambda: importlib.import_module(entry))
 
     def load_entry_points(self) -> None:
+        # A distribution found twice on sys.path is loaded once, as importlib does; two
+        # distributions with the same plugin name clash, and the second one fails.
         seen = set()
         for dist in importlib.metadata.distributions():
+            dist_name = dist.metadata["Name"] or "?"
+            if _normalise(dist_name) in seen:
+                continue
+            seen.add(_normalise(dist_name))
             for ep in dist.entry_points:
-                if ep.group != ENTRY_POINT_GROUP or ep.name in seen:
-                    continue
-                seen.add(ep.name)
-                dist_name = dist.metadata["Name"] or "?"
-                info = PluginInfo(ep.name, "entry point", dist_name, dist.version, ep.value)
-                self._add(info, ep.load)
+                if ep.group == ENTRY_POINT_GROUP:
+                    info = PluginInfo(ep.name, "entry point", dist_name, dist.version, ep.value)
+                    self._add(info, ep.load)
+
+    def load_object(self, plugin: object) -> None:
+        name = getattr(plugin, "__name__", type(plugin).__name__).rpartition(".")[2]
+        location = getattr(plugin, "__file__", None) or repr(plugin)
+        self._add(PluginInfo(name, "local", "local", "-", location), lambda: plugin)
 
     def _add(self, info: PluginInfo, load: Any) -> None:
+        taken = next((p for p in self.registry.plugins if p.name == info.name), None)
         self.registry.plugins.append(info)
         if info.name in self.disabled:
             info.status = "disabled"
             return
-        if info.name in self.objects:
-            info.fail(f"a plugin named '{info.name}' is already loaded; rename one of them")
+        if taken is not None and taken.status == "ok":
+            info.fail(
+                f"is named like plugin '{taken.name}' ({taken.origin}, {taken.source}), "
+                "loaded first; plugin names must be unique, so one of "
+                "them must be renamed (the entry point name, or the module's file name)"
+            )
             return
         try:
             plugin = load()
             self.pm.register(plugin, name=info.name)
-        except Exception as exc:
-            info.fail(f"could not be loaded: {_reason(exc)}")
+        except PLUGIN_ERRORS as exc:
+            info.fail(f"could not be loaded: {describe_error(exc)}")
             return
         unknown = _unknown_hooks(plugin)
         if unknown:
             self.pm.unregister(plugin)
-            info.fail(
-                f"implements {', '.join(unknown)}, which zoo does not have "
-                f"(zoo's hooks: {', '.join(_HOOKS)})"
-            )
+            info.fail(f"implements hooks zoo does not have: {_misspelt(unknown)}")
             return
         self.objects[info.name] = plugin
 
@@ -179,7 +221,12 @@ class _Loader:
         return self.registry
 
     def _call_hooks(self, plugin: Any, info: PluginInfo) -> None:
+        offered: list[str] = []
+
         def register(component: Any) -> None:
+            kind, name = getattr(component, "kind", None), getattr(component, "name", None)
+            if isinstance(kind, str) and isinstance(name, str):
+                offered.append(f"{kind}:{name}")
             self.registry.add(component, info)
 
         try:
@@ -187,10 +234,21 @@ class _Loader:
                 for impl in getattr(self.pm.hook, hook).get_hookimpls():
                     if impl.plugin is plugin:
                         impl.function(**{arg: register for arg in impl.argnames})
-        except Exception as exc:
+        except PLUGIN_ERRORS as exc:
+            # All or nothing: what it registered before failing is dropped, but
+            # remembered, so asking for it names this plugin and the cause.
             self.registry.remove_plugin(info)
             self.pm.unregister(plugin)
-            info.fail(f"failed while registering components: {_reason(exc)}")
+            info.fail(f"failed while registering components: {describe_error(exc)}", offered)
+
+
+def _misspelt(unknown: Sequence[str]) -> str:
+    """``register_backbone (did you mean register_backbones?)`` for each unknown hook."""
+    parts = []
+    for name in unknown:
+        hint = closest(name, _HOOKS, n=1)
+        parts.append(f"{name} ({f'did you mean {hint[0]}?' if hint else one_of(_HOOKS)})")
+    return ", ".join(parts)
 
 
 def _unknown_hooks(plugin: Any) -> list[str]:
@@ -233,15 +291,26 @@ def _import_path(path: Path, package: str) -> types.ModuleType:
     return module
 
 
-def _reason(exc: BaseException) -> str:
-    """The exception and the last line outside zoo's host code that raised it."""
-    host = str(Path(__file__).resolve().parent)
+def describe_error(exc: BaseException) -> str:
+    """The exception and the last line that raised it in the plugin's own code.
+
+    Frames in zoo's host code and in the libraries a plugin calls (Keras, TensorFlow,
+    numpy, pluggy, importlib) are passed over, so the line named is the plugin's.
+    """
+    host = str(Path(__file__).resolve().parent) + os.sep  # not a sibling like zoo_mine/
     builtins = os.path.join(host, "_builtin")
     for frame in reversed(traceback.extract_tb(exc.__traceback__)):
-        in_host = frame.filename.startswith(host) and not frame.filename.startswith(builtins)
-        if not in_host and "importlib" not in frame.filename and "pluggy" not in frame.filename:
-            return f"{type(exc).__name__}: {exc} ({frame.filename}:{frame.lineno})"
+        name = frame.filename
+        in_host = name.startswith(host) and not name.startswith(builtins)
+        in_library = name.startswith("<frozen") or any(lib in name for lib in _LIBRARIES)
+        if not in_host and not in_library:
+            return f"{type(exc).__name__}: {exc} ({name}:{frame.lineno})"
     return f"{type(exc).__name__}: {exc}"
+
+
+def _normalise(dist_name: str) -> str:
+    """A distribution name as the package index compares them (PEP 503)."""
+    return re.sub(r"[-_.]+", "-", dist_name).lower()
 
 
 def _zoo_version() -> str:

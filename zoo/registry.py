@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -18,7 +18,9 @@ class PluginInfo:
     """One plugin: where it came from and what became of it.
 
     ``source`` is ``"built-in"``, ``"entry point"`` or ``"local"``; ``status`` is
-    ``"ok"``, ``"disabled"`` or ``"failed"`` (then ``error`` says why).
+    ``"ok"``, ``"disabled"`` or ``"failed"`` (then ``error`` says why, on one line).
+    ``components`` lists what it registered as ``"kind:name"``; a plugin that failed
+    part-way registers nothing, and ``unavailable`` lists what it had offered.
     """
 
     name: str
@@ -29,15 +31,23 @@ class PluginInfo:
     status: str = "ok"
     error: str | None = None
     components: list[str] = field(default_factory=list)
+    unavailable: list[str] = field(default_factory=list)
 
-    def fail(self, error: str) -> None:
+    def fail(self, error: str, unavailable: Iterable[str] = ()) -> None:
         self.status = "failed"
-        self.error = error
+        # One line: every command prints it as a single warning line.
+        self.error = " ".join(error.split())
+        self.unavailable = list(unavailable)
+
+    @property
+    def origin(self) -> str:
+        """``"zoo 0.1.0"``: the package and its version; ``"local"`` for local files."""
+        return self.package if self.version == "-" else f"{self.package} {self.version}"
 
     @property
     def provider(self) -> str:
         """``"heads (zoo 0.1.0)"``: the plugin and its package, for tables."""
-        return f"{self.name} ({self.package} {self.version})"
+        return f"{self.name} ({self.origin})"
 
 
 @dataclass(frozen=True)
@@ -147,7 +157,7 @@ class Registry:
         if len(candidates) == 1:
             return candidates[0]
         if not candidates:
-            raise self._unknown(kind, name)
+            raise self._unknown((kind,), name)
         raise ZooError(
             f"the {kind} name '{name}' is ambiguous: plugins "
             + " and ".join(f"'{e.plugin.name}' ({e.plugin.package})" for e in candidates)
@@ -161,7 +171,8 @@ class Registry:
         """Every entry of any kind called ``name`` (or ``plugin:name``).
 
         Raises:
-            ZooError: nothing is called that; the message lists the closest names.
+            ZooError: nothing is called that; the message lists the closest names, or
+                names the plugin that failed to load and why.
         """
         plugin, _, short = name.rpartition(":")
         found = [
@@ -172,13 +183,7 @@ class Registry:
         ]
         if found:
             return found
-        hint = closest(short, {e.name for e in self})
-        raise ZooError(
-            f"no component is named '{name}'.",
-            expected="a dataset, backbone or head name (or PLUGIN:NAME)",
-            fix=(f"did you mean {one_of(hint)}? " if hint else "") + "`zoo list` shows them all.",
-            got=name,
-        )
+        raise self._unknown(KINDS, name)
 
     def recipes(self) -> dict[str, Recipe]:
         """Recipes from every registry file; a later file wins on a shared name."""
@@ -209,26 +214,83 @@ class Registry:
     def registry_sources(self) -> list[str]:
         return [str(f.path) for f in self.files]
 
-    def _unknown(self, kind: str, name: str) -> ZooError:
-        names = sorted(self._entries[kind])
-        short = name.rpartition(":")[2]
+    def _unknown(self, kinds: Sequence[str], name: str) -> ZooError:
+        """Why ``name`` is not registered: a failed or disabled plugin, or a typo."""
+        plugin_name, _, short = name.rpartition(":")
+        what = kinds[0] if len(kinds) == 1 else "component"
+        if plugin_name and plugin_name not in {p.name for p in self.plugins}:
+            return _no_plugin(plugin_name, name, [p.name for p in self.plugins])
+        offered = {f"{kind}:{short}" for kind in kinds}
+        at_fault = [
+            p
+            for p in self.plugins
+            if p.status != "ok"
+            and (p.name == plugin_name if plugin_name else offered & set(p.unavailable))
+        ]
+        if at_fault:
+            return _unavailable(what, name, at_fault)
+        names = sorted({n for kind in kinds for n in self._entries[kind]})
         hint = closest(short, names)
-        failed = [p for p in self.plugins if p.status == "failed"]
-        fix = f"did you mean {one_of(hint)}? " if hint else ""
-        fix += f"`zoo list {kind}s` shows every {kind}."
-        if failed:
-            fix += " Some plugins failed to load: " + "; ".join(
-                f"{p.name}: {p.error}" for p in failed
-            )
+        listing = f"zoo list {what}s" if len(kinds) == 1 else "zoo list"
         return ZooError(
-            f"there is no {kind} named '{name}'.",
-            expected=f"one of {one_of(names)}",
-            fix=fix,
+            f"there is no {what} named '{name}'.",
+            expected=f"one of {one_of(names)}"
+            if len(kinds) == 1
+            else "a dataset, backbone or head name (or PLUGIN:NAME)",
+            fix=(f"did you mean {one_of(hint)}? " if hint else "")
+            + f"`{listing}` shows them all."
+            + self._suspects(),
             got=name,
         )
 
+    def _suspects(self) -> str:
+        """A hint naming the plugins that were not loaded and might provide a name."""
+        failed = [p for p in self.plugins if p.status == "failed"]
+        disabled = [p.name for p in self.plugins if p.status == "disabled"]
+        hint = ""
+        if failed:
+            hint += " These plugins failed to load and may provide it: " + "; ".join(
+                f"'{p.name}' ({p.origin}) {p.error}" for p in failed
+            )
+        if disabled:
+            hint += f" Disabled plugins may provide it too: {one_of(disabled)}."
+        return hint
+
+
+def _no_plugin(plugin_name: str, name: str, plugins: Sequence[str]) -> ZooError:
+    hint = closest(plugin_name, plugins)
+    return ZooError(
+        f"there is no plugin named '{plugin_name}' (in '{name}').",
+        expected=f"PLUGIN:NAME with PLUGIN one of {one_of(plugins)}",
+        fix=(f"did you mean {one_of(hint)}? " if hint else "") + "`zoo plugins` lists them all.",
+        got=name,
+    )
+
+
+def _unavailable(what: str, name: str, at_fault: Sequence[PluginInfo]) -> ZooError:
+    """``name`` belongs to plugins that failed to load, or to one that is disabled."""
+    if at_fault[0].status == "disabled":
+        plugin = at_fault[0].name
+        return ZooError(
+            f"the {what} '{name}' is unavailable: plugin '{plugin}' is disabled.",
+            expected="an enabled plugin",
+            fix=f"remove '{plugin}' from --disable-plugin and $ZOO_DISABLE_PLUGINS",
+            got=name,
+        )
+    return ZooError(
+        f"the {what} '{name}' is unavailable: "
+        + "; ".join(
+            f"plugin '{p.name}' ({p.origin}), which provides it, {p.error}" for p in at_fault
+        ),
+        expected="a plugin that loads without errors",
+        fix=f"fix or upgrade the plugin, or choose another {what}; "
+        "`zoo plugins` shows every plugin's status",
+        got=name,
+    )
+
 
 def _validate(component: Component) -> None:
+    """Raise ValueError, saying what is wrong, if ``component`` breaks its contract."""
     expected = COMPONENT_TYPES.get(getattr(component, "kind", ""))
     if expected is None or not isinstance(component, expected):
         raise ValueError(f"registered {component!r}, which is not a zoo.Dataset/Backbone/Head")
@@ -237,11 +299,44 @@ def _validate(component: Component) -> None:
             f"registered a {component.kind} named {component.name!r}; "
             "names must be valid Python identifiers"
         )
-    if not callable(component.build):
-        raise ValueError(f"{component.kind} '{component.name}' has no callable builder")
-    names = [p.name for p in component.params]
-    if not all(isinstance(p, Param) for p in component.params) or len(set(names)) != len(names):
-        raise ValueError(
-            f"{component.kind} '{component.name}' declares its parameters badly: "
-            "they must be zoo.Param objects with distinct names"
+    label = f"{component.kind} '{component.name}'"
+    for broken, problem in _problems(component):
+        if broken:
+            raise ValueError(f"{label} {problem}")
+
+
+def _problems(component: Any) -> Iterator[tuple[bool, str]]:
+    """``(is_broken, what is wrong)`` for each rule a component entry must follow.
+
+    Lazily: the caller stops at the first broken rule, so later rules may rely on
+    earlier ones (``max_classes`` is compared with a valid ``min_classes``).
+    """
+    params = component.params
+    yield not isinstance(component.description, str), "has a description that is not a string"
+    yield not callable(component.build), "has no callable builder"
+    names = [getattr(p, "name", None) for p in params] if isinstance(params, list | tuple) else []
+    yield (
+        not isinstance(params, list | tuple)
+        or not all(isinstance(p, Param) for p in params)
+        or len(set(names)) != len(names),
+        "declares its parameters badly: they must be a list of zoo.Param with distinct names",
+    )
+    if component.kind == "dataset":
+        yield (
+            component.class_names is not None and not callable(component.class_names),
+            "has a class_names that is neither None nor callable",
         )
+    if component.kind == "backbone":
+        yield not _count(component.min_image_size, 1), "needs min_image_size, an integer >= 1"
+    if component.kind == "head":
+        yield not _count(component.min_classes, 1), "needs min_classes, an integer >= 1"
+        yield (
+            component.max_classes is not None
+            and not _count(component.max_classes, component.min_classes),
+            "needs max_classes to be None or an integer >= min_classes",
+        )
+
+
+def _count(value: Any, least: Any) -> bool:
+    """``value`` is an integer (not a bool) of at least ``least``."""
+    return isinstance(value, int) and not isinstance(value, bool) and value >= least
