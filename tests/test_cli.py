@@ -45,7 +45,13 @@ def test_list_json_describes_every_component(zoo_cli):
     assert {"name": "num_images", "type": "int", "default": 5000}.items() <= shapes["params"][
         0
     ].items()
-    assert [r["name"] for r in data["recipes"]] == ["shapes_scratch"]
+    assert [r["name"] for r in data["recipes"]] == [
+        "shapes_scratch",
+        "tutorial_scratch",
+        "tutorial_transfer",
+        "demo_pretrained",
+        "demo_scratch",
+    ]
     assert {b["name"] for b in data["backbones"]} >= {"small_cnn"}
 
 

@@ -1,0 +1,178 @@
+"""``zoo compare``: the table's data, the figure, and runs that differ, failed or resumed.
+
+The run directories here are written by hand, as ``zoo run`` writes them: comparing
+reads ``config.json`` and ``metrics.json`` only, so no training is needed.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+from PIL import Image
+
+
+def fake_run(
+    root: Path,
+    name: str,
+    val_accuracy: list[float],
+    *,
+    backbone: str = "small_cnn",
+    params: dict[str, Any] | None = None,
+    recipe: str | None = None,
+    classes: str = "circle,square",
+    **metrics: Any,
+) -> Path:
+    """A run directory whose history has the given validation accuracies."""
+    run_dir = root / name
+    run_dir.mkdir(parents=True)
+    config = {
+        "dataset": {"kind": "dataset", "name": "shapes", "plugin": "shapes",
+                    "params": {"classes": classes}},
+        "backbone": {"kind": "backbone", "name": backbone, "plugin": backbone,
+                     "params": params or {}},
+        "head": {"kind": "head", "name": "gap_sigmoid", "plugin": "heads", "params": {}},
+        "epochs": len(val_accuracy), "batch_size": 32, "image_size": 64,
+        "learning_rate": 0.001, "optimizer": "adam", "seed": 0, "recipe": recipe,
+        "command": ["zoo", "run"],
+    }  # fmt: skip
+    history = [
+        {"epoch": i, "loss": 1 - v, "accuracy": v, "val_loss": 1.1 - v, "val_accuracy": v}
+        for i, v in enumerate(val_accuracy, 1)
+    ]
+    record = {
+        "status": "completed",
+        "error": None,
+        "history": history,
+        "test": {"loss": 0.3, "accuracy": val_accuracy[-1] if val_accuracy else 0.5},
+        "parameters": {"total": 28705, "trainable": 65, "non_trainable": 28640},
+        "timings": {"data": 0.5, "build": 0.1, "train": 3.0},
+        "seed": 0,
+        "dataset": {"class_names": classes.split(",")},
+        **metrics,
+    }
+    (run_dir / "config.json").write_text(json.dumps(config))
+    (run_dir / "metrics.json").write_text(json.dumps(record))
+    return run_dir
+
+
+def assert_png(path: Path) -> None:
+    """A readable PNG of a real figure's size, not an empty canvas."""
+    assert path.stat().st_size > 20_000
+    with Image.open(path) as image:
+        assert image.format == "PNG"
+        assert image.size[0] >= 800 and image.size[1] >= 300
+        image.verify()
+
+
+def test_compare_reports_each_run_and_draws_the_figure(zoo_cli, isolated: Path):
+    transfer = fake_run(isolated, "transfer", [0.90, 0.95, 0.96], backbone="resnet50")
+    scratch = fake_run(isolated, "scratch", [0.50, 0.60, 0.70, 0.72, 0.71])
+
+    result = zoo_cli("compare", str(transfer), str(scratch), "--json")
+
+    assert result.exit_code == 0, result.stderr
+    data = result.json()
+    # The default target is the lower of the runs' best validation accuracies.
+    assert data["target"] == 0.72
+    first, second = data["runs"]
+    assert (first["label"], second["label"]) == ("resnet50", "small_cnn")
+    assert first["epochs"] == 3 and second["epochs"] == 5
+    assert first["final_val_accuracy"] == 0.96 and first["best_epoch"] == 3
+    assert second["best_val_accuracy"] == 0.72 and second["best_epoch"] == 4
+    assert first["epochs_to_target"] == 1 and second["epochs_to_target"] == 4
+    assert first["test_accuracy"] == 0.96
+    assert first["parameters"]["trainable"] == 65
+    assert first["timings"]["train"] == 3.0 and first["total_seconds"] == 3.6
+    assert first["differs"] == {"backbone": "resnet50", "epochs": 3}
+    assert data["warnings"] == []
+    assert Path(data["figure"]) == Path("comparison.png")
+    assert_png(isolated / "comparison.png")
+
+
+def test_an_explicit_target_some_runs_never_reach(zoo_cli, isolated: Path):
+    runs = [fake_run(isolated, n, v) for n, v in (("a", [0.6, 0.9]), ("b", [0.55, 0.7]))]
+
+    result = zoo_cli("compare", *map(str, runs), "--target", "0.8", "--figure", "out/c.png")
+
+    assert result.exit_code == 0, result.stderr
+    row = next(line for line in result.stdout.splitlines() if "epochs to val acc" in line)
+    assert "0.8000" in row and row.split()[-2:] == ["2", "never"]
+    assert "figure: out/c.png" in result.stdout
+    assert_png(isolated / "out" / "c.png")
+
+
+def test_failed_resumed_and_unfinished_runs_are_shown_as_recorded(zoo_cli, isolated: Path):
+    failed = fake_run(
+        isolated, "nan_run", [0.5, 0.55], status="failed", error="RunFailed: NaN loss", test={}
+    )
+    resumed = fake_run(isolated, "resumed", [0.6, 0.7, 0.8, 0.9], resumed=[{"epoch": 2}])
+    metrics = json.loads((resumed / "metrics.json").read_text())
+    for row in metrics["history"]:
+        row["stage"] = "head" if row["epoch"] <= 2 else "fine_tune"
+    # Epoch 2 recorded twice (it was repeated after the resume): the last one counts.
+    metrics["history"].insert(2, {**metrics["history"][1], "val_accuracy": 0.65})
+    (resumed / "metrics.json").write_text(json.dumps(metrics))
+    unfinished = fake_run(isolated, "unfinished", [0.5])
+    (unfinished / "metrics.json").unlink()
+
+    result = zoo_cli("compare", str(failed), str(resumed), str(unfinished), "--json")
+
+    assert result.exit_code == 0, result.stderr
+    runs = {Path(r["path"]).name: r for r in result.json()["runs"]}
+    assert runs["nan_run"]["status"] == "failed" and runs["nan_run"]["error"].endswith("NaN loss")
+    assert runs["nan_run"]["test_accuracy"] is None
+    assert runs["resumed"]["epochs"] == 4 and runs["resumed"]["resumed"] == 1
+    assert runs["resumed"]["stage_starts"] == {"head": 1, "fine_tune": 3}
+    assert runs["resumed"]["best_val_accuracy"] == 0.9
+    assert runs["unfinished"]["status"] == "unknown" and runs["unfinished"]["epochs"] == 0
+    assert "run nan_run failed: RunFailed: NaN loss; its curves end at epoch 2" in result.stderr
+    assert "run unfinished has no metrics.json" in result.stderr
+    assert_png(isolated / "comparison.png")
+
+
+def test_the_table_marks_fine_tuning_resumes_and_failures(zoo_cli, isolated: Path):
+    failed = fake_run(isolated, "failed", [], status="failed", error="boom")
+    tuned = fake_run(isolated, "tuned", [0.6, 0.8], backbone="resnet50", resumed=[{}, {}])
+
+    result = zoo_cli("compare", str(failed), str(tuned))
+
+    assert result.exit_code == 0, result.stderr
+    lines = {line.split("  ")[0].strip(): line for line in result.stdout.splitlines()}
+    assert "failed" in lines["status"] and "completed" in lines["status"]
+    assert lines["resumed"].split()[-2:] == ["2", "times"]
+    assert lines["best val accuracy"].split()[-3:] == ["0.8000", "(epoch", "2)"]
+    assert "warning: run small_cnn failed: boom; it recorded no epochs" in result.stderr
+
+
+def test_runs_on_different_data_are_compared_with_a_warning(zoo_cli, isolated: Path):
+    a = fake_run(isolated, "a", [0.7], recipe="first")
+    b = fake_run(isolated, "b", [0.8], recipe="second", classes="ring,diamond")
+
+    result = zoo_cli("compare", str(a), str(b), "--json")
+
+    data = result.json()
+    assert [r["label"] for r in data["runs"]] == ["first", "second"]
+    assert data["runs"][1]["differs"] == {"dataset.classes": "ring,diamond"}
+    assert any("different data" in w for w in data["warnings"])
+
+
+@pytest.mark.parametrize(
+    ("args", "complaint"),
+    [
+        (["nowhere"], "is not a directory"),
+        (["empty"], "config.json does not exist"),
+        (["ok", "--target", "1.5"], "between 0 and 1"),
+    ],
+)
+def test_bad_arguments_exit_2(zoo_cli, isolated: Path, args, complaint):
+    (isolated / "empty").mkdir()
+    fake_run(isolated, "ok", [0.5])
+
+    result = zoo_cli("compare", *args)
+
+    assert result.exit_code == 2
+    assert complaint in result.stderr
+    assert "Traceback" not in result.stderr

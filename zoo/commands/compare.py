@@ -1,0 +1,71 @@
+"""``zoo compare RUN_DIR ...``: runs side by side, and a figure of their curves."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import Any
+
+from zoo import console
+from zoo.errors import ZooError
+
+POSITION = 50
+
+
+def add(sub: Any, common: argparse.ArgumentParser) -> None:
+    parser = sub.add_parser(
+        "compare",
+        parents=[common],
+        help="compare runs: a table and a figure of their curves",
+        description="Compare run directories side by side and plot their training curves.",
+        epilog="example: zoo compare runs/*-small_cnn-* runs/*-resnet50-* --target 0.9",
+    )
+    add_ = parser.add_argument
+    add_("run_dirs", nargs="+", type=Path, metavar="RUN_DIR", help="run directories")
+    add_(
+        "--target",
+        type=float,
+        help="report the first epoch reaching this validation accuracy "
+        "(default: the lowest of the runs' best)",
+    )
+    add_(
+        "--figure",
+        type=Path,
+        default=Path("comparison.png"),
+        metavar="PATH",
+        help="where the PNG figure goes (default: ./comparison.png)",
+    )
+    add_("--json", action="store_true", help="print the table's data as JSON")
+    parser.set_defaults(handler=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    if args.target is not None and not 0 <= args.target <= 1:
+        raise ZooError(
+            "--target is a validation accuracy, between 0 and 1.",
+            expected="a number from 0 to 1, for example 0.9",
+            fix="pass --target 0.9 (or leave it out)",
+            got=args.target,
+        )
+    console.tables_to_stderr(args.json)
+    show(args.run_dirs, args.figure, as_json=args.json, target=args.target)
+    return 0
+
+
+def show(
+    run_dirs: list[Path], figure: Path, *, as_json: bool, target: float | None = None
+) -> dict[str, Any]:
+    """Compare ``run_dirs``, draw the figure, print the table (or JSON); return the data."""
+    from zoo.compare import compare, plot, read_run
+
+    records = [read_run(path) for path in run_dirs]
+    data = compare(records, target)
+    data["figure"] = str(plot(records, data, figure))
+    if as_json:
+        console.print_json(data)
+        for text in data["warnings"]:
+            console.warning(text)
+    else:
+        console.comparison(data)
+        console.figure_written(data["figure"])
+    return data

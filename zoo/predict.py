@@ -1,0 +1,202 @@
+"""Using a trained run: loading its model, and predicting classes of image files.
+
+Images are decoded as the ``image_folder`` dataset decodes them (:mod:`zoo.images`)
+and resized as training resizes (:func:`zoo.data.resize_images`); the saved model
+applies its backbone's preprocessing itself. So a file is predicted exactly as an
+image of the training data was seen.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from zoo import runs
+from zoo.compare import RunRecord, read_run
+from zoo.errors import ZooError
+
+if TYPE_CHECKING:
+    import keras
+
+
+@dataclass(frozen=True)
+class Trained:
+    """A run's trained model and what predicting with it needs."""
+
+    run_dir: Path
+    model: keras.Model
+    class_names: list[str]
+    image_size: int
+    batch_size: int
+
+
+def load_trained(run_dir: Path) -> Trained:
+    """Load ``run_dir``'s ``model.keras``; the plugins it was built from must be loaded.
+
+    Raises:
+        ZooError: not a run directory, no model saved (a failed or unfinished run), or
+            a model Keras cannot load (a plugin that defines its layers is missing).
+    """
+    record = read_run(run_dir)
+    model_file = saved_model_file(record)
+    class_names = (record.metrics.get("dataset") or {}).get("class_names")
+    if not class_names:
+        raise ZooError(
+            f"{run_dir / runs.METRICS} does not record the class names.",
+            expected="metrics.json with dataset.class_names, as `zoo run` writes it",
+            fix="train the run again with this version of zoo",
+            got=str(run_dir),
+        )
+    return Trained(
+        run_dir=run_dir,
+        model=_load_model(model_file),
+        class_names=list(class_names),
+        image_size=int(record.config["image_size"]),
+        batch_size=int(record.config.get("batch_size") or 32),
+    )
+
+
+def saved_model_file(record: RunRecord) -> Path:
+    """The run's ``model.keras``.
+
+    Raises:
+        ZooError: the run saved no model (it failed, or has not finished).
+    """
+    path = record.path / runs.MODEL
+    if not path.is_file():
+        raise ZooError(
+            f"run {record.path} has no trained model ({runs.MODEL}); its status is "
+            f"'{record.status}'.",
+            expected="a run that completed training",
+            fix="pick a completed run (`zoo compare` shows each run's status), or finish it",
+            got=str(record.path),
+        )
+    return path
+
+
+def _load_model(path: Path) -> keras.Model:
+    from zoo import _tf
+
+    _tf.load()
+    import keras
+
+    from zoo import layers  # noqa: F401  (registers zoo's Preprocess layer with Keras)
+
+    try:
+        return keras.models.load_model(path)
+    except (TypeError, ValueError) as exc:
+        raise ZooError(
+            f"Keras cannot load {path}: {exc}",
+            expected="a model whose custom layers come from zoo or a loaded plugin",
+            fix="load the plugin the run was trained with (`zoo list plugins`); "
+            "a model saved by another Keras version may need that version",
+            got=str(path),
+        ) from None
+
+
+@dataclass
+class Predictions:
+    """What predicting a set of files gave: ranked classes per file, and the failures."""
+
+    predicted: list[dict[str, Any]] = field(default_factory=list)
+    errors: list[dict[str, str]] = field(default_factory=list)
+
+
+def find_images(paths: Sequence[Path]) -> tuple[list[Path], list[dict[str, str]]]:
+    """The files to predict: files as given, and the images under folders, recursively.
+
+    A file named on the command line is read whatever its ending; in folders, only
+    image endings count (:data:`zoo.images.IMAGE_EXTENSIONS`). A path that does not
+    exist is an error entry, not a reason to stop.
+    """
+    from zoo.images import find_files
+
+    files: list[Path] = []
+    errors = []
+    for path in paths:
+        if path.is_dir():
+            files += find_files(path).images
+        elif path.exists():
+            files.append(path)
+        else:
+            errors.append({"file": str(path), "error": "no such file or directory"})
+    return list(dict.fromkeys(files)), errors
+
+
+def predict_files(
+    trained: Trained,
+    files: Sequence[Path],
+    *,
+    top_k: int,
+    batch_size: int,
+    on_batch: Callable[[int], None] | None = None,
+) -> Predictions:
+    """Predict ``files`` in batches; unreadable files become errors, the rest are ranked.
+
+    Each file is decoded by :func:`zoo.images.read_image` and resized by
+    :func:`zoo.data.resize_images`, the functions training uses.
+    """
+    import tensorflow as tf
+
+    from zoo.data import resize_images
+
+    result = Predictions()
+    spec = (tf.TensorSpec((None, None, 3), tf.uint8), tf.TensorSpec((), tf.int64))
+    decoded = tf.data.Dataset.from_generator(
+        lambda: _decoded(files, result.errors), output_signature=spec
+    )
+    batches = resize_images(decoded, trained.image_size).batch(batch_size)
+    for step, (images, indices) in enumerate(batches):
+        outputs = trained.model.predict_on_batch(images)
+        for index, output in zip(indices.numpy(), outputs, strict=True):
+            ranking = rank(output.tolist(), trained.class_names, top_k)
+            result.predicted.append(_entry(files[index], ranking))
+        if on_batch is not None:
+            on_batch(step)
+    return result
+
+
+def _decoded(files: Sequence[Path], errors: list[dict[str, str]]) -> Iterator[tuple[Any, int]]:
+    from zoo.images import UnreadableImage, read_image
+
+    for index, path in enumerate(files):
+        try:
+            yield read_image(path), index
+        except UnreadableImage as exc:
+            errors.append({"file": str(path), "error": exc.reason})
+
+
+def rank(
+    output: Sequence[float], class_names: Sequence[str], top_k: int
+) -> list[tuple[str, float]]:
+    """The ``top_k`` most probable classes, best first, from one model output.
+
+    A single output is a sigmoid: the probability of the second class, which wins
+    from 0.5 up. Several outputs are a softmax over the classes.
+    """
+    if len(output) == 1:
+        p = output[0]
+        probabilities = [1.0 - p, p]
+        order = [1, 0] if p >= 0.5 else [0, 1]
+    else:
+        probabilities = list(output)
+        order = sorted(range(len(output)), key=lambda i: -probabilities[i])
+    if len(probabilities) != len(class_names):
+        raise ZooError(
+            f"the model has {len(output)} outputs but the run records {len(class_names)} classes.",
+            expected="one sigmoid output for two classes, or one softmax output per class",
+            fix="check that model.keras and metrics.json come from the same run",
+            got=list(class_names),
+        )
+    return [(class_names[i], float(probabilities[i])) for i in order[:top_k]]
+
+
+def _entry(path: Path, ranking: list[tuple[str, float]]) -> dict[str, Any]:
+    return {
+        "file": str(path),
+        "class": ranking[0][0],
+        "probability": ranking[0][1],
+        "top_k": [{"class": name, "probability": p} for name, p in ranking],
+    }
