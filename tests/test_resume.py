@@ -9,7 +9,7 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import zoo_executable
+from conftest import TINY_RUN, zoo_executable
 
 #: Long enough to be stopped part-way: 20 epochs of 40 small steps.
 SLOW_RUN = [
@@ -19,6 +19,10 @@ SLOW_RUN = [
     "--set", "dataset.min_size=24",
     "--set", "dataset.max_size=40",
 ]  # fmt: skip
+
+
+#: Three quick epochs.
+TINY_RUN_3_EPOCHS = [*TINY_RUN, "--epochs", "3"]
 
 
 def start(cwd: Path) -> subprocess.Popen[str]:
@@ -111,11 +115,65 @@ def test_resume_takes_no_new_settings(zoo_cli):
 
 
 def test_a_completed_run_cannot_be_resumed(zoo_cli):
-    from conftest import TINY_RUN
-
     finished = zoo_cli("run", "shapes", "small_cnn", "gap_sigmoid", *TINY_RUN, "--json").json()
 
     result = zoo_cli("run", "--resume", finished["run_dir"])
 
     assert result.exit_code == 2
     assert "already completed" in result.stderr
+
+
+FROZEN_RUN = [
+    "run", "shapes", "small_cnn", "gap_sigmoid", *TINY_RUN_3_EPOCHS,
+    "--set", "backbone.trainable=false", "--json",
+]  # fmt: skip
+
+
+def interrupt_after_epoch(monkeypatch: pytest.MonkeyPatch, epoch: int) -> None:
+    """Make the run stop as if Ctrl-C came right after the checkpoint of ``epoch``."""
+    from zoo import checkpoints
+
+    save = checkpoints.save
+
+    def save_then_interrupt(run_dir, at, *args, **kwargs):
+        written = save(run_dir, at, *args, **kwargs)
+        if at == epoch:
+            raise KeyboardInterrupt
+        return written
+
+    monkeypatch.setattr(checkpoints, "save", save_then_interrupt)
+
+
+def test_a_frozen_backbone_checkpoints_only_its_head_and_resumes_exactly(
+    zoo_cli, monkeypatch: pytest.MonkeyPatch
+):
+    with monkeypatch.context() as patch:
+        interrupt_after_epoch(patch, 2)
+        stopped = zoo_cli(*FROZEN_RUN)
+    assert stopped.exit_code == 130
+    run_dir = Path(stopped.stderr.split("Resume with: zoo run --resume ")[1].split()[0])
+    state = json.loads((run_dir / "checkpoints" / "epoch-0002" / "state.json").read_text())
+    assert state["weights"] == "head"
+
+    resumed = zoo_cli("run", "--resume", str(run_dir), "--json").json()
+    unbroken = zoo_cli(*FROZEN_RUN, "--output", "unbroken").json()
+
+    assert epochs(resumed) == [1, 2, 3]
+    assert numbers(resumed["history"]) == pytest.approx(numbers(unbroken["history"]))
+    assert resumed["test"] == pytest.approx(unbroken["test"])
+    assert resumed["weights_sha256"] == unbroken["weights_sha256"]
+
+
+def test_a_head_checkpoint_refuses_a_different_backbone(zoo_cli, monkeypatch: pytest.MonkeyPatch):
+    with monkeypatch.context() as patch:
+        interrupt_after_epoch(patch, 1)
+        stopped = zoo_cli(*FROZEN_RUN)
+    run_dir = Path(stopped.stderr.split("Resume with: zoo run --resume ")[1].split()[0])
+    state_file = run_dir / "checkpoints" / "epoch-0001" / "state.json"
+    state = json.loads(state_file.read_text())
+    state_file.write_text(json.dumps({**state, "backbone_sha256": "0" * 64}))
+
+    result = zoo_cli("run", "--resume", str(run_dir))
+
+    assert result.exit_code == 2
+    assert "the frozen backbone built now differs" in result.stderr

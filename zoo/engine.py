@@ -98,6 +98,10 @@ def run(
         keras.mixed_precision.set_global_policy(previous_policy)
 
 
+#: The smallest per-replica batch for extracting features.
+EXTRACT_BATCH = 64
+
+
 class _Experiment:
     def __init__(self, resolved: Resolved, options: EngineOptions) -> None:
         self.resolved = resolved
@@ -111,6 +115,7 @@ class _Experiment:
         self.checkpoint: checkpoints.Checkpoint | None = None
         self.cache: feature_cache.FeatureCache | None = None
         self.writers: dict[str, Any] = {}
+        self._digest: str | None = None  # of the backbone's weights, once computed
 
     # --- setting up ----------------------------------------------------------------
 
@@ -271,7 +276,7 @@ class _Experiment:
         if self.config.fine_tune_epochs:
             self._stage_fine_tune()
         elif self.checkpoint is not None:  # resumed after the last epoch: only the test is left
-            checkpoints.load_weights(self.checkpoint, self.assembled.model)
+            self._load_weights(self.checkpoint)
 
     def _use_cache(self) -> bool:
         return self.config.feature_cache and self.assembled.backbone_frozen
@@ -326,10 +331,32 @@ class _Experiment:
         if checkpoint is None:
             return 0
         if checkpoint.state.get("stage") != stage:
-            checkpoints.load_weights(checkpoint, self.assembled.model)
+            self._load_weights(checkpoint)
             return 0
-        checkpoints.restore(checkpoint, self.assembled.model, optimizer)
+        checkpoints.restore(checkpoint, self._checkpointed_model(checkpoint), optimizer)
         return int(checkpoint.state.get("stage_epoch", 0))
+
+    def _load_weights(self, checkpoint: checkpoints.Checkpoint) -> None:
+        checkpoints.load_weights(checkpoint, self._checkpointed_model(checkpoint))
+
+    def _checkpointed_model(self, checkpoint: checkpoints.Checkpoint) -> Any:
+        """The model whose weights ``checkpoint`` holds: the whole model, or the head."""
+        if checkpoint.state.get("weights") != "head":
+            return self.assembled.model
+        if checkpoint.state.get("backbone_sha256") != self._backbone_digest():
+            raise ZooError(
+                f"the frozen backbone built now differs from the one {self.run_dir} "
+                "was trained on, so its checkpoint cannot continue.",
+                expected="the same backbone weights as the interrupted run",
+                fix="restore the weights file or plugin version the run used "
+                "(metrics.json lists them), or start a new run",
+            )
+        return self.assembled.head
+
+    def _backbone_digest(self) -> str:
+        if self._digest is None:
+            self._digest = feature_cache.weights_digest(self.assembled.backbone)
+        return self._digest
 
     def _image_batches(self) -> tuple[Callable[[int], Any], Callable[[], Any]]:
         def batches(split: str, seed: int | None) -> Any:
@@ -357,13 +384,16 @@ class _Experiment:
         size = self.splits.sizes.get(split)
 
         def extract(folder: Path) -> None:
+            # Inference only: a larger batch than training's keeps the device busier
+            # (ResNet50 at 100x100 on 2 CPU cores: 74 images/s at 32, 88 at 64).
+            batch_size = max(self.config.batch_size, EXTRACT_BATCH * self.placement.replicas)
             batches = data.batches(
                 getattr(self.splits, split),
                 image_size=self.config.image_size,
-                batch_size=self.config.batch_size,
+                batch_size=batch_size,
                 size=size,
             )
-            total = data.steps(size, self.config.batch_size)
+            total = data.steps(size, batch_size)
             with console.TaskProgress(f"extracting features: {split}", total) as progress:
                 feature_cache.extract_to(
                     folder, self.assembled.features, self.placement, batches, progress.advance
@@ -391,7 +421,7 @@ class _Experiment:
             "backbone": {
                 "name": config.backbone.qualified_name,
                 "params": dict(config.backbone.params),
-                "weights": feature_cache.weights_digest(self.assembled.backbone),
+                "weights": self._backbone_digest(),
             },
             "image_size": config.image_size,
             "preprocessing": [type(preprocessing).__name__, layer_config],
@@ -449,7 +479,15 @@ class _Experiment:
                 "stage_done": done,
                 "history": self.record.history,
             }
-            checkpoints.save(self.run_dir, self.epoch, state, self.assembled.model, optimizer)
+            weights = self.assembled.model
+            if stage == "head" and self.assembled.backbone_frozen:
+                # Only the head changes: a frozen ResNet50 would add ~95 MB every epoch.
+                # The backbone is rebuilt from the configuration on resume, checked
+                # against this digest.
+                weights = self.assembled.head
+                state["weights"] = "head"
+                state["backbone_sha256"] = self._backbone_digest()
+            checkpoints.save(self.run_dir, self.epoch, state, weights, optimizer)
             self._log_scalars(logs)
         self.record.write("running")
 

@@ -43,9 +43,13 @@ def default_directory() -> Path:
 
 
 def weights_digest(model: keras.Model) -> str:
-    """SHA-256 of every weight of ``model``: the identity of what it computes."""
+    """SHA-256 of every weight of ``model``: the identity of what it computes.
+
+    Weights are taken in order of their paths: Keras lists trainable weights first, so
+    unfreezing layers would otherwise change the digest of the same numbers.
+    """
     digest = hashlib.sha256()
-    for weight in model.weights:
+    for weight in sorted(model.weights, key=lambda w: w.path):
         value = weight.numpy()
         digest.update(f"{weight.path}:{value.dtype}:{value.shape};".encode())
         digest.update(value.tobytes())
