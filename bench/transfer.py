@@ -1,0 +1,228 @@
+"""Benchmarks 1 and 5: ``zoo run`` against the plain Keras script, end to end.
+
+Both train a frozen ResNet50 (random weights: the same compute as ImageNet's) with
+GlobalAveragePooling2D + Dense(1, sigmoid) on the same generated image folder, each
+in its own process, alternately; wall time is the whole process, start to exit.
+"""
+
+from __future__ import annotations
+
+import json
+import statistics
+import sys
+from dataclasses import dataclass, field
+from typing import Any
+
+from bench.context import BENCH_DIR, Context, zoo_command
+from bench.measure import Stat, stat
+from bench.report import Section, Target, seconds, spread
+
+#: zoo's phases in metrics.json, in the order a run goes through them.
+ZOO_PHASES = ("data", "build", "extract", "train", "evaluate", "save")
+PLAIN_PHASES = ("setup", "fit", "evaluate")
+
+
+@dataclass
+class Side:
+    """One side's runs: wall seconds, peak MB, accuracies and phase timings."""
+
+    seconds: list[float] = field(default_factory=list)
+    peak_mb: list[float] = field(default_factory=list)
+    val_accuracy: list[float] = field(default_factory=list)
+    test_accuracy: list[float] = field(default_factory=list)
+    timings: list[dict[str, float]] = field(default_factory=list)
+
+    def phase(self, name: str) -> float:
+        return statistics.median(t.get(name, 0.0) for t in self.timings)
+
+
+@dataclass
+class Pair:
+    images: int
+    epochs: int
+    zoo: Side = field(default_factory=Side)
+    plain: Side = field(default_factory=Side)
+
+    def speedups(self) -> Stat:
+        return stat([p / z for z, p in zip(self.zoo.seconds, self.plain.seconds, strict=True)])
+
+    def memory_ratios(self) -> Stat:
+        return stat([z / p for z, p in zip(self.zoo.peak_mb, self.plain.peak_mb, strict=True)])
+
+
+def run_zoo(ctx: Context, images: int, epochs: int, side: Side, device: str) -> None:
+    s = ctx.settings
+    argv = [*zoo_command(), "run", "image_folder", "resnet50", "gap_sigmoid"]
+    argv += ["--set", f"dataset.path={ctx.dataset(images)}", "--set", "backbone.weights=none"]
+    argv += ["--epochs", str(epochs), "--image-size", str(s.image_size)]
+    argv += ["--batch-size", str(s.batch_size), "--seed", str(s.seed), "--output", "runs"]
+    measured, folder = ctx.run("zoo-run", argv, device)
+    (metrics_file,) = (folder / "runs").glob("*/metrics.json")
+    metrics = json.loads(metrics_file.read_text())
+    _record(side, measured, metrics["history"][-1]["val_accuracy"], metrics["test"]["accuracy"])
+    side.timings.append(metrics["timings"])
+
+
+def run_plain(ctx: Context, images: int, epochs: int, side: Side, device: str) -> None:
+    s = ctx.settings
+    argv = [sys.executable, str(BENCH_DIR / "plain_keras.py"), str(ctx.dataset(images))]
+    argv += ["--epochs", str(epochs), "--image-size", str(s.image_size)]
+    argv += ["--batch-size", str(s.batch_size), "--seed", str(s.seed), "--json", "result.json"]
+    measured, folder = ctx.run("plain-keras", argv, device)
+    result = json.loads((folder / "result.json").read_text())
+    _record(side, measured, result["val_accuracy"], result["test_accuracy"])
+    side.timings.append(result["timings"])
+
+
+def _record(side: Side, measured: Any, val: float, test: float) -> None:
+    side.seconds.append(measured.seconds)
+    side.peak_mb.append(measured.peak_mb)
+    side.val_accuracy.append(float(val))
+    side.test_accuracy.append(float(test))
+
+
+def measure_pair(ctx: Context, images: int, epochs: int, repeats: int, device: str) -> Pair:
+    """``repeats`` runs of each side, alternating which goes first."""
+    pair = Pair(images, epochs)
+    runners = [(run_zoo, pair.zoo), (run_plain, pair.plain)]
+    for repeat in range(repeats):
+        for runner, side in runners if repeat % 2 == 0 else runners[::-1]:
+            runner(ctx, images, epochs, side, device)
+    return pair
+
+
+def end_to_end(ctx: Context, device: str = "cpu") -> Section:
+    """Benchmark 1."""
+    s = ctx.settings
+    pair = measure_pair(ctx, s.images, s.epochs, s.repeats, device)
+    ctx.memo[f"pair-{device}"] = pair
+    return end_to_end_section(pair, s.image_size)
+
+
+def end_to_end_section(pair: Pair, image_size: int) -> Section:
+    zoo, plain = pair.zoo, pair.plain
+    speed, memory = pair.speedups(), pair.memory_ratios()
+    val_gap = statistics.median(zoo.val_accuracy) - statistics.median(plain.val_accuracy)
+    test_gap = statistics.median(zoo.test_accuracy) - statistics.median(plain.test_accuracy)
+    wall_z, wall_p = stat(zoo.seconds), stat(plain.seconds)
+    peak_z, peak_p = stat(zoo.peak_mb), stat(plain.peak_mb)
+    section = Section(
+        title="1. Transfer learning end to end",
+        what=f"`zoo run image_folder resnet50 gap_sigmoid --set backbone.weights=none "
+        f"--epochs {pair.epochs} --image-size {image_size}` against `bench/plain_keras.py` "
+        f"(the tutorial's `image_dataset_from_directory`, frozen ResNet50 + GAP + "
+        f"Dense(1, sigmoid), `model.fit`, `model.evaluate`) on {pair.images} generated "
+        f"JPEGs, split 80/10/10.",
+        header=["", "zoo", "plain Keras", "ratio"],
+        rows=[
+            ["wall time (median)", seconds(wall_z), seconds(wall_p), f"{speed.median:.2f}x faster"],
+            ["wall time spread", spread(wall_z), spread(wall_p), spread(speed, "x")],
+            ["peak memory (median)", f"{peak_z.median:.0f} MB", f"{peak_p.median:.0f} MB",
+             f"{memory.median:.2f}x"],
+            ["peak memory spread", spread(peak_z, "MB", 0), spread(peak_p, "MB", 0),
+             spread(memory, "x")],
+            ["validation accuracy", _accuracies(zoo.val_accuracy),
+             _accuracies(plain.val_accuracy), f"{val_gap * 100:+.1f} points"],
+            ["test accuracy", _accuracies(zoo.test_accuracy), _accuracies(plain.test_accuracy),
+             f"{test_gap * 100:+.1f} points"],
+        ],
+        targets=[
+            Target("zoo at least 5x faster", f"{speed.median:.2f}x", speed.median >= 5),
+            Target("validation accuracy within one point", f"{val_gap * 100:+.1f} points",
+                   abs(val_gap) <= 0.01 + 1e-9),
+            Target("peak memory at most 1.5x the plain script's", f"{memory.median:.2f}x",
+                   memory.median <= 1.5),
+        ],
+    )  # fmt: skip
+    section.extra = profile(pair)
+    if speed.median < 5:
+        section.notes.append(_speed_note(pair))
+    if memory.median > 1.5:
+        section.notes.append(
+            "Peak memory: zoo holds the cached features of every split in memory (up to "
+            "`--feature-cache-memory`, 2 GB by default; beyond it they are read from disk) "
+            "on top of TensorFlow and the model. A smaller budget closes the gap at the "
+            "cost of reading features from the page cache each epoch."
+        )
+    return section
+
+
+def _accuracies(values: list[float]) -> str:
+    median = statistics.median(values)
+    if len(values) == 1:
+        return f"{median:.3f}"
+    return f"{median:.3f} ({min(values):.3f}–{max(values):.3f})"
+
+
+def profile(pair: Pair) -> list[str]:
+    """Where the time goes: each side's phases (medians), the rest is start-up and exit."""
+    lines = ["Where the time goes (median seconds per phase):", ""]
+    zoo_rest = statistics.median(pair.zoo.seconds) - sum(map(pair.zoo.phase, ZOO_PHASES))
+    plain_rest = statistics.median(pair.plain.seconds) - sum(map(pair.plain.phase, PLAIN_PHASES))
+    zoo_cells = [f"{n} {pair.zoo.phase(n):.1f}" for n in ZOO_PHASES]
+    plain_cells = [f"{n} {pair.plain.phase(n):.1f}" for n in PLAIN_PHASES]
+    lines += [
+        "| side | phases | start-up, imports, exit |",
+        "| --- | --- | --- |",
+        f"| zoo | {', '.join(zoo_cells)} | {zoo_rest:.1f} |",
+        f"| plain Keras | {', '.join(plain_cells)} (setup: imports, data, model) | "
+        f"{plain_rest:.1f} |",
+    ]
+    return lines
+
+
+def _speed_note(pair: Pair) -> str:
+    # The plain script runs the backbone over train + validation (0.9 of the images) every
+    # epoch, and over the test tenth once; zoo runs it once over every image.
+    bound = 0.9 * pair.epochs + 0.1
+    zoo = pair.zoo
+    overhead = statistics.median(zoo.seconds) - zoo.phase("extract")
+    return (
+        f"Why the speed target is missed: the plain script runs the backbone over about "
+        f"{bound:.1f}x as many images as zoo does ({pair.epochs} epoch(s) over train and "
+        f"validation, once over test; zoo extracts features once), so {bound:.1f}x is the "
+        f"ceiling when the backbone dominates both. zoo spends "
+        f"{zoo.phase('extract'):.1f} s extracting and {overhead:.1f} s on everything else "
+        f"(process start-up and imports, checking and decoding the images, building the "
+        f"model, training the head, saving model.keras). What closes it: more epochs or "
+        f"images (the ratio grows with both, see benchmark 5), and less fixed overhead."
+    )
+
+
+def scaling(ctx: Context) -> Section:
+    """Benchmark 5: wall time of benchmark 1 against images and against epochs."""
+    s = ctx.settings
+    points = [(n, s.scale_images_epochs) for n in s.scale_images]
+    points += [(s.scale_epochs_images, e) for e in s.scale_epochs]
+    known = ctx.memo.get("pair-cpu")
+    pairs = []
+    for images, epochs in dict.fromkeys(points):
+        if known is not None and (known.images, known.epochs) == (images, epochs):
+            pairs.append(known)
+        else:
+            pairs.append(measure_pair(ctx, images, epochs, 1, "cpu"))
+    ratios = [pair.speedups().median for pair in pairs]
+    return Section(
+        title="5. Scaling",
+        what=f"Benchmark 1's wall time as the images grow (at {s.scale_images_epochs} "
+        f"epoch(s)) and as the epochs grow (on {s.scale_epochs_images} images), one run "
+        f"per point (benchmark 1's median where the point is the same). zoo's cost grows "
+        f"with the images, once; the plain script's with images x epochs.",
+        header=["images", "epochs", "zoo", "plain Keras", "plain / zoo", "val acc zoo",
+                "val acc plain"],
+        rows=[_scaling_row(pair) for pair in pairs],
+        summary=f"plain / zoo from {min(ratios):.2f}x to {max(ratios):.2f}x",
+    )  # fmt: skip
+
+
+def _scaling_row(pair: Pair) -> list[str]:
+    zoo, plain = pair.zoo, pair.plain
+    return [
+        str(pair.images),
+        str(pair.epochs),
+        seconds(stat(zoo.seconds)),
+        seconds(stat(plain.seconds)),
+        f"{pair.speedups().median:.2f}x",
+        f"{statistics.median(zoo.val_accuracy):.3f}",
+        f"{statistics.median(plain.val_accuracy):.3f}",
+    ]

@@ -1,0 +1,132 @@
+"""The benchmark code runs and judges its targets; benchmarks themselves are not tests.
+
+No timing threshold here: the micro run checks that both sides train and that the
+report is written, never how fast.
+"""
+
+from __future__ import annotations
+
+import datetime
+import sys
+from pathlib import Path
+
+import pytest
+from PIL import Image
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+if str(REPO_ROOT) not in sys.path:  # bench/ is not installed; it lives next to tests/
+    sys.path.insert(0, str(REPO_ROOT))
+
+from bench import images, report, transfer  # noqa: E402
+from bench.measure import BenchError, run_process, stat  # noqa: E402
+from bench.run import main  # noqa: E402
+
+
+def test_generated_folder_has_two_balanced_classes_of_jpegs_of_varied_sizes(tmp_path: Path):
+    folder = images.generate(tmp_path / "data", 20, seed=3)
+
+    assert sorted(p.name for p in folder.iterdir()) == ["test", "train", "validation"]
+    sizes = set()
+    for name in images.CLASSES:
+        files = sorted(folder.glob(f"*/{name}/*.jpg"))
+        assert len(files) == 10
+        for split, count in (("train", 8), ("validation", 1), ("test", 1)):
+            assert len(list(folder.glob(f"{split}/{name}/*.jpg"))) == count
+        for path in files:
+            with Image.open(path) as image:
+                assert (image.format, image.mode) == ("JPEG", "RGB")
+                sizes.add(image.size)
+    assert len(sizes) > 1
+
+
+def test_generation_is_seeded(tmp_path: Path):
+    def contents(seed: int, name: str) -> list[bytes]:
+        folder = images.generate(tmp_path / name, 4, seed=seed)
+        return [p.read_bytes() for p in sorted(folder.rglob("*.jpg"))]
+
+    assert contents(1, "a") == contents(1, "b")
+    assert contents(1, "a") != contents(2, "c")
+
+
+def test_run_process_measures_wall_time_and_peak_memory(tmp_path: Path):
+    # Touch every page of 200 MiB so it is resident.
+    code = "x = bytearray(200 * 2**20); x[::4096] = b'1' * len(x[::4096])"
+    measured = run_process([sys.executable, "-c", code], log=tmp_path / "ok.log")
+
+    assert measured.peak_mb >= 200
+    assert measured.seconds > 0
+
+
+def test_run_process_failure_shows_the_end_of_the_log(tmp_path: Path):
+    with pytest.raises(BenchError, match="the disk is full"):
+        run_process(
+            [sys.executable, "-c", "raise SystemExit('the disk is full')"],
+            log=tmp_path / "failed.log",
+        )
+
+
+def test_stat_gives_median_and_relative_spread():
+    value = stat([3.0, 1.0, 2.0])
+
+    assert (value.median, value.low, value.high) == (2.0, 1.0, 3.0)
+    assert value.spread == pytest.approx(1.0)
+
+
+def _side(seconds: list[float], peak: list[float], val: list[float]) -> transfer.Side:
+    timings = [{"extract": s / 2, "train": 1.0} for s in seconds]
+    return transfer.Side(seconds, peak, val, val, timings)
+
+
+def test_end_to_end_section_judges_each_target_from_side_by_side_ratios():
+    pair = transfer.Pair(2000, 7)
+    pair.zoo = _side([60.0, 62.0], [1400.0, 1500.0], [0.995, 0.990])
+    pair.plain = _side([330.0, 320.0], [1000.0, 1000.0], [0.970, 0.975])
+
+    section = transfer.end_to_end_section(pair, image_size=100)
+
+    met = {target.text: target.met for target in section.targets}
+    assert met == {
+        "zoo at least 5x faster": True,  # median of 5.5x and 5.16x
+        "validation accuracy within one point": False,  # 1.75 points apart
+        "peak memory at most 1.5x the plain script's": True,  # median of 1.4x and 1.5x
+    }
+    assert not any(note.startswith("Why the speed") for note in section.notes)
+
+
+def test_report_has_machine_versions_and_a_summary_row_per_target():
+    pair = transfer.Pair(500, 1)
+    pair.zoo = _side([30.0], [1200.0], [0.9])
+    pair.plain = _side([33.0], [1000.0], [0.9])
+    section = transfer.end_to_end_section(pair, image_size=100)
+
+    text = report.render(
+        [section],
+        mode="quick",
+        command="python -m bench --only 1",
+        settings=[["mode", "quick"]],
+        gpus=[],
+        started=datetime.datetime(2026, 1, 2, 3, 4),
+        duration=90.0,
+        loads=("1.00", "2.00"),
+    )
+
+    assert "| GPU | none (TensorFlow sees no GPU) |" in text
+    assert "| tensorflow |" in text and "| keras |" in text
+    assert "| 1. Transfer learning end to end | zoo at least 5x faster | 1.10x | **no** |" in text
+    assert "Why the speed target is missed" in text
+
+
+@pytest.mark.slow
+def test_micro_benchmark_trains_both_sides_and_writes_the_report(tmp_path: Path):
+    output = tmp_path / "BENCHMARKS.md"
+    argv = ["--only", "1", "--images", "40", "--epochs", "1", "--image-size", "32"]
+    # Batches of 4 leave the plain script's test half of its 8 validation images a batch.
+    code = main([*argv, "--batch-size", "4", "--output", str(output)])
+
+    assert code == 0
+    text = output.read_text()
+    row = next(line for line in text.splitlines() if line.startswith("| validation accuracy"))
+    zoo_accuracy, plain_accuracy = (float(cell.split()[0]) for cell in row.split("|")[2:4])
+    assert 0 <= zoo_accuracy <= 1 and 0 <= plain_accuracy <= 1
+    assert "| wall time (median) |" in text
+    assert "## 1. Transfer learning end to end" in text
