@@ -354,20 +354,21 @@ class _Experiment:
             self._digest = feature_cache.weights_digest(self.assembled.backbone)
         return self._digest
 
-    def _image_batches(self) -> tuple[Callable[[int], Any], Callable[[], Any]]:
-        def batches(split: str, seed: int | None) -> Any:
-            return data.batches(
-                getattr(self.splits, split),
-                image_size=self.config.image_size,
-                batch_size=self.config.batch_size,
-                shuffle=seed is not None,
-                seed=seed or 0,
-                size=self.splits.sizes.get(split),
-            )
+    def _batches(self, split: str, seed: int | None = None) -> Any:
+        """``split``'s images resized and batched; shuffled from ``seed`` when given."""
+        return data.batches(
+            getattr(self.splits, split),
+            image_size=self.config.image_size,
+            batch_size=self.config.batch_size,
+            shuffle=seed is not None,
+            seed=seed or 0,
+            size=self.splits.sizes.get(split),
+        )
 
+    def _image_batches(self) -> tuple[Callable[[int], Any], Callable[[], Any]]:
         return (
-            lambda epoch: batches("train", self._shuffle_seed(epoch)),
-            lambda: batches("validation", None),
+            lambda epoch: self._batches("train", self._shuffle_seed(epoch)),
+            lambda: self._batches("validation"),
         )
 
     def _features(self, split: str) -> feature_cache.Features:
@@ -377,20 +378,16 @@ class _Experiment:
             self.cache = feature_cache.FeatureCache(persistent, self.options.cache_memory)
             self.identity = self._cache_identity()
         key = feature_cache.cache_key(self.identity, split)
-        size = self.splits.sizes.get(split)
 
         def extract(folder: Path) -> None:
-            batch_size = self.config.batch_size
-            batches = data.batches(
-                getattr(self.splits, split),
-                image_size=self.config.image_size,
-                batch_size=batch_size,
-                size=size,
-            )
-            total = data.steps(size, batch_size)
+            total = data.steps(self.splits.sizes.get(split), self.config.batch_size)
             with console.TaskProgress(f"extracting features: {split}", total) as progress:
                 feature_cache.extract_to(
-                    folder, self.assembled.features, self.placement, batches, progress.advance
+                    folder,
+                    self.assembled.features,
+                    self.placement,
+                    self._batches(split),
+                    progress.advance,
                 )
 
         found = self.cache.get(key, extract)
@@ -535,13 +532,7 @@ class _Experiment:
             loop = Loop(assembled.head, assembled.loss, assembled.metrics, self.placement)
             return loop.evaluate(features.batches(self.config.batch_size))
         loop = Loop(assembled.model, assembled.loss, assembled.metrics, self.placement)
-        test = data.batches(
-            self.splits.test,
-            image_size=self.config.image_size,
-            batch_size=self.config.batch_size,
-            size=self.splits.sizes.get("test"),
-        )
-        return loop.evaluate(test)
+        return loop.evaluate(self._batches("test"))
 
 
 def _early_stopping_step(state: dict[str, Any], val_loss: float) -> int:

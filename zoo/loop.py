@@ -184,9 +184,11 @@ def predict_batches(
         yield outputs.numpy(), labels.numpy()
 
 
-#: One traced prediction step per model and strategy: tracing a ResNet50 costs seconds,
-#: and every split (and the test set) goes through the same step.
-_PREDICT_STEPS: weakref.WeakKeyDictionary[Any, dict[int, Callable[[Any], Any]]] = (
+#: The traced prediction step of each model, with the strategy it was traced for:
+#: tracing a ResNet50 costs seconds, and every split (and the test set) goes through the
+#: same step. Weak keys, and a step that holds its model weakly, so a finished run's model
+#: can be freed.
+_PREDICT_STEPS: weakref.WeakKeyDictionary[Any, tuple[Any, Callable[[Any], Any]]] = (
     weakref.WeakKeyDictionary()
 )
 
@@ -194,17 +196,20 @@ _PREDICT_STEPS: weakref.WeakKeyDictionary[Any, dict[int, Callable[[Any], Any]]] 
 def _predict_step(model: keras.Model, strategy: tf.distribute.Strategy) -> Callable[[Any], Any]:
     import tensorflow as tf
 
-    steps = _PREDICT_STEPS.setdefault(model, {})
-    if id(strategy) not in steps:
-        # reduce_retracing: the last, shorter batch reuses the graph instead of a new trace.
-        @tf.function(reduce_retracing=True)
-        def step(batch: Any) -> tuple[Any, Any]:
-            images, labels = batch
-            outputs = strategy.run(lambda x: model(x, training=False), args=(images,))
-            return strategy.gather(outputs, axis=0), strategy.gather(labels, axis=0)
+    cached = _PREDICT_STEPS.get(model)
+    if cached is not None and cached[0] is strategy:
+        return cached[1]
+    weak_model = weakref.ref(model)
 
-        steps[id(strategy)] = step
-    return steps[id(strategy)]
+    # reduce_retracing: the last, shorter batch reuses the graph instead of a new trace.
+    @tf.function(reduce_retracing=True)
+    def step(batch: Any) -> tuple[Any, Any]:
+        images, labels = batch
+        outputs = strategy.run(lambda x: weak_model()(x, training=False), args=(images,))
+        return strategy.gather(outputs, axis=0), strategy.gather(labels, axis=0)
+
+    _PREDICT_STEPS[model] = (strategy, step)
+    return step
 
 
 def _per_example(loss: Any) -> Callable[[Any, Any], Any]:
