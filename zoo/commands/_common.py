@@ -10,8 +10,13 @@ from zoo.plugins import LoadOptions, load_registry
 from zoo.registry import Entry, PluginInfo, Registry
 
 
-def registry_from(args: argparse.Namespace) -> Registry:
-    """Load plugins as the common options say; warn once per plugin that failed."""
+def registry_from(args: argparse.Namespace, warn_failed: bool = True) -> Registry:
+    """Load plugins as the common options say; warn once per plugin that failed.
+
+    Args:
+        warn_failed: ``False`` for commands that report failed plugins in full
+            themselves (``zoo plugins``).
+    """
     registry = load_registry(
         LoadOptions(
             registry=args.registry,
@@ -19,9 +24,9 @@ def registry_from(args: argparse.Namespace) -> Registry:
             builtins_only=args.builtins_only,
         )
     )
-    for plugin in registry.plugins:
-        if plugin.status == "failed":
-            console.warning(f"plugin '{plugin.name}' ({plugin.package}) skipped: {plugin.error}")
+    failed = [p for p in registry.plugins if p.status == "failed"] if warn_failed else []
+    for plugin in failed:
+        console.warning(f"plugin '{plugin.name}' ({plugin.package}) skipped: {plugin.error}")
     for warning in registry.warnings:
         console.warning(warning)
     return registry

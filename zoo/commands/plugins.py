@@ -6,8 +6,7 @@ import argparse
 from typing import Any
 
 from zoo import console
-from zoo.commands._common import plugin_json
-from zoo.plugins import LoadOptions, load_registry
+from zoo.commands._common import plugin_json, registry_from
 from zoo.registry import PluginInfo
 
 POSITION = 40
@@ -27,17 +26,8 @@ def add(sub: Any, common: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    # Not _common.registry_from: its one warning line per failed plugin would repeat
-    # what this command's table and JSON already say in full.
-    registry = load_registry(
-        LoadOptions(
-            registry=args.registry,
-            disable=args.disable_plugin,
-            builtins_only=args.builtins_only,
-        )
-    )
-    for warning in registry.warnings:
-        console.warning(warning)
+    # No warning line per failed plugin: the table and JSON say it in full.
+    registry = registry_from(args, warn_failed=False)
     if args.json:
         console.print_json([details(p) for p in registry.plugins])
     else:
