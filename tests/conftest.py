@@ -67,6 +67,11 @@ def zoo_cli(capsys: pytest.CaptureFixture[str]):
     return run
 
 
+def history_numbers(metrics: dict) -> list[float]:
+    """Every metric of every epoch of a run's ``metrics.json``, in order."""
+    return [row[key] for row in metrics["history"] for key in sorted(row) if key != "stage"]
+
+
 def zoo_executable() -> str:
     """The installed ``zoo`` console script."""
     found = shutil.which("zoo", path=str(Path(sys.executable).parent)) or shutil.which("zoo")

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import TINY_RUN, run_zoo, zoo_executable
+from conftest import TINY_RUN, history_numbers, run_zoo, zoo_executable
 
 RUN = ["run", "shapes", "small_cnn", "gap_sigmoid", *TINY_RUN, "--epochs", "2", "--json"]
 
@@ -37,10 +37,6 @@ def weights(run_dir: str) -> list[np.ndarray]:
 
     model = keras.models.load_model(Path(run_dir) / "model.keras", compile=False)
     return [np.asarray(w) for w in model.get_weights()]
-
-
-def history_numbers(metrics: dict) -> list[float]:
-    return [row[k] for row in metrics["history"] for k in sorted(row) if k != "stage"]
 
 
 def test_mirrored_on_two_devices_trains_the_same_weights_as_one_device(isolated: Path):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import pytest
@@ -46,11 +47,10 @@ def register_backbones(register):
 """
 
 
-@pytest.fixture(autouse=True)
-def feature_cache_dir(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Path:
-    """Each test gets its own feature cache."""
-    monkeypatch.setenv("ZOO_CACHE_DIR", str(tmp_path / "cache"))
-    return tmp_path / "cache"
+@pytest.fixture
+def feature_cache_dir() -> Path:
+    """The test's own cache folder (``conftest.isolated`` sets ``ZOO_CACHE_DIR``)."""
+    return Path(os.environ["ZOO_CACHE_DIR"])
 
 
 def run_json(zoo_cli, *args: str) -> dict:

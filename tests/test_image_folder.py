@@ -25,13 +25,6 @@ TINY_RUN = ["--epochs", "1", "--image-size", "32", "--batch-size", "8", "--json"
 UNREADABLE = len(BAD) + len(OTHERS)
 
 
-@pytest.fixture(autouse=True)
-def cache_dir(monkeypatch: pytest.MonkeyPatch, isolated: Path) -> Path:
-    """Decoding verdicts and cached features stay in the test's folder."""
-    monkeypatch.setenv("ZOO_CACHE_DIR", str(isolated / ".cache"))
-    return isolated / ".cache"
-
-
 def photos(folder: Path, count: int, colour: tuple[int, int, int], size: int = 24) -> None:
     """``count`` small JPEGs of one colour with noise, as ``0.jpg``, ``1.jpg``..."""
     folder.mkdir(parents=True, exist_ok=True)

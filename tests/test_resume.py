@@ -9,7 +9,7 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import TINY_RUN, zoo_executable
+from conftest import TINY_RUN, history_numbers, zoo_executable
 
 #: Long enough to be stopped part-way: 20 epochs of 40 small steps.
 SLOW_RUN = [
@@ -55,11 +55,6 @@ def epochs(metrics: dict) -> list[int]:
     return [row["epoch"] for row in metrics["history"]]
 
 
-def numbers(history: list[dict]) -> list[float]:
-    """Every metric of every epoch, in order."""
-    return [row[key] for row in history for key in sorted(row) if key != "stage"]
-
-
 def test_ctrl_c_saves_finished_epochs_and_resume_finishes_the_run(zoo_cli, isolated: Path):
     proc = start(isolated)
     run_dir = wait_for_checkpoint(isolated, proc, epoch=2)
@@ -102,7 +97,7 @@ def test_after_sigkill_even_mid_write_the_run_resumes_as_if_never_stopped(zoo_cl
     assert resumed["status"] == "completed"
     assert epochs(resumed) == list(range(1, 21))
     assert [row["stage"] for row in resumed["history"]] == ["head"] * 20
-    assert numbers(resumed["history"]) == pytest.approx(numbers(unbroken["history"]))
+    assert history_numbers(resumed) == pytest.approx(history_numbers(unbroken))
     assert resumed["test"] == unbroken["test"]
     assert not list(folder.glob(".epoch-*"))
 
@@ -159,7 +154,7 @@ def test_a_frozen_backbone_checkpoints_only_its_head_and_resumes_exactly(
     unbroken = zoo_cli(*FROZEN_RUN, "--output", "unbroken").json()
 
     assert epochs(resumed) == [1, 2, 3]
-    assert numbers(resumed["history"]) == pytest.approx(numbers(unbroken["history"]))
+    assert history_numbers(resumed) == pytest.approx(history_numbers(unbroken))
     assert resumed["test"] == pytest.approx(unbroken["test"])
     assert resumed["weights_sha256"] == unbroken["weights_sha256"]
 

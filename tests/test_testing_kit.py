@@ -44,8 +44,7 @@ def pet_images(folder: Path) -> Path:
 
 
 @pytest.mark.parametrize("entry", list(BUILTINS), ids=lambda e: e.qualified_name)
-def test_every_builtin_component_keeps_its_contract(entry: zoo.Entry, tmp_path, monkeypatch):
-    monkeypatch.setenv("ZOO_CACHE_DIR", str(tmp_path / "cache"))
+def test_every_builtin_component_keeps_its_contract(entry: zoo.Entry, tmp_path):
     params = TINY.get(entry.name, {})
     if entry.name == "image_folder":
         params = {"path": str(pet_images(tmp_path / "PetImages"))}

@@ -22,13 +22,6 @@ TFDS_PLUGIN = importlib.import_module("zoo_plugins.tfds_datasets")
 TINY_RUN = ["--epochs", "1", "--image-size", "32", "--batch-size", "8", "--json"]
 
 
-@pytest.fixture(autouse=True)
-def cache_dir(monkeypatch: pytest.MonkeyPatch, isolated: Path) -> Path:
-    """Cached features stay in the test's folder."""
-    monkeypatch.setenv("ZOO_CACHE_DIR", str(isolated / "cache"))
-    return isolated / "cache"
-
-
 @pytest.fixture
 def offline(monkeypatch: pytest.MonkeyPatch) -> None:
     """HTTP(S) goes to a local port nothing listens on (requests reads these variables)."""
