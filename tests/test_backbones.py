@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import run_zoo
+from helpers import run_zoo
 
 import zoo
 from zoo import weights

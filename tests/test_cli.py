@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import TINY_RUN, run_zoo, tiny_backbone_plugin, write, zoo_executable
+from helpers import TINY_RUN, run_zoo, tiny_backbone_plugin, write, zoo_executable
 
 NO_TENSORFLOW = """
 import runpy, sys

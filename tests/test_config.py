@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from conftest import write
+from helpers import write
 
 import zoo
 from zoo.config import read_registry_file

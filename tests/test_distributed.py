@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import TINY_RUN, history_numbers, run_zoo, zoo_executable
+from helpers import TINY_RUN, history_numbers, run_zoo, zoo_executable
 
 RUN = ["run", "shapes", "small_cnn", "gap_sigmoid", *TINY_RUN, "--epochs", "2", "--json"]
 

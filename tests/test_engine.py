@@ -7,7 +7,7 @@ import os
 from pathlib import Path
 
 import pytest
-from conftest import TINY_RUN, write
+from helpers import TINY_RUN, write
 
 import zoo
 from zoo.plugins import load_registry

@@ -14,7 +14,7 @@ import tomllib
 from pathlib import Path
 
 import pytest
-from conftest import TINY_RUN, run_zoo
+from helpers import TINY_RUN, run_zoo
 
 EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "zoo-plugin-example"
 PROJECT = tomllib.loads((EXAMPLE / "pyproject.toml").read_text(encoding="utf-8"))["project"]

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from conftest import TINY_RUN, Result, run_zoo, tiny_backbone_plugin, write
+from helpers import TINY_RUN, Result, run_zoo, tiny_backbone_plugin, write
 
 
 def install(site: Path, dist: str, plugin: str, source: str, version: str = "1.0") -> None:

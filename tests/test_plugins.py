@@ -6,7 +6,7 @@ import importlib.metadata
 from pathlib import Path
 
 import pytest
-from conftest import tiny_backbone_plugin, write
+from helpers import tiny_backbone_plugin, write
 
 import zoo
 from zoo.plugins import LoadOptions, builtin_registry_path, load_registry

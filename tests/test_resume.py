@@ -9,7 +9,7 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import TINY_RUN, history_numbers, zoo_executable
+from helpers import TINY_RUN, history_numbers, zoo_executable
 
 #: Long enough to be stopped part-way: 20 epochs of 40 small steps.
 SLOW_RUN = [
