@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import pluggy
 
-__version__ = "0.1.0"
+from zoo._version import __version__
 
 #: Marks a plugin's hook implementations: ``@zoo.hookimpl``.
 hookimpl = pluggy.HookimplMarker("zoo")

@@ -7,15 +7,13 @@ shown with what it recorded.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from zoo import runs
 from zoo.components import KINDS
 from zoo.errors import ZooError
+from zoo.runs import RunRecord, finite_number
 
 #: Compared settings besides the components' parameters.
 _SETTINGS = ("epochs", "batch_size", "image_size", "learning_rate", "optimizer", "seed")
@@ -31,62 +29,11 @@ _STATES = {
 }
 
 
-@dataclass(frozen=True)
-class RunRecord:
-    """One run directory as recorded: its configuration and its metrics."""
-
-    path: Path
-    config: Mapping[str, Any]
-    metrics: Mapping[str, Any]
-
-    @property
-    def status(self) -> str:
-        return self.metrics.get("status") or "unknown"
-
-    @property
-    def history(self) -> list[dict[str, Any]]:
-        """Per-epoch rows, one per epoch in order; a repeated epoch keeps its last row."""
-        rows = {row["epoch"]: row for row in self.metrics.get("history") or [] if "epoch" in row}
-        return [rows[epoch] for epoch in sorted(rows)]
-
-    def series(self, key: str) -> tuple[list[int], list[float]]:
-        """Epochs and values of one metric, skipping epochs that lack it."""
-        pairs = [(row["epoch"], row[key]) for row in self.history if _number(row.get(key))]
-        return [e for e, _ in pairs], [v for _, v in pairs]
-
-    def stage_starts(self) -> dict[str, int]:
-        """The first epoch of each training stage (``head``, ``fine_tune``), if recorded."""
-        starts: dict[str, int] = {}
-        for row in self.history:
-            if row.get("stage"):
-                starts.setdefault(row["stage"], row["epoch"])
-        return starts
-
-
-def read_run(path: Path) -> RunRecord:
-    """The run at ``path``; a run without ``metrics.json`` yet has status ``unknown``.
-
-    Raises:
-        ZooError: ``path`` is not a run directory (no readable ``config.json``).
-    """
-    if not path.is_dir():
-        raise ZooError(
-            f"{path} is not a directory.",
-            expected="a run directory written by `zoo run`",
-            fix="pass the directory `zoo run` printed at its end (ls runs/)",
-            got=str(path),
-        )
-    config = runs.read_json(path / runs.CONFIG)
-    metrics_file = path / runs.METRICS
-    metrics = runs.read_json(metrics_file) if metrics_file.exists() else {}
-    return RunRecord(path=path, config=config, metrics=metrics)
-
-
 def compare(records: Sequence[RunRecord], target: float | None = None) -> dict[str, Any]:
     """The comparison of ``records`` as plain data (what ``--json`` prints).
 
     Args:
-        records: The runs, as :func:`read_run` reads them.
+        records: The runs, as :func:`zoo.runs.read_run` reads them.
         target: The validation accuracy whose first epoch is reported; by default the
             lowest of the runs' best validation accuracies, so every run with a
             validation accuracy reaches it.
@@ -136,7 +83,7 @@ def summarize(
         "stage_starts": record.stage_starts(),
         "resumed": len(record.metrics.get("resumed") or []),
         "timings": timings,
-        "total_seconds": round(sum(v for v in timings.values() if _number(v)), 3),
+        "total_seconds": round(sum(v for v in timings.values() if finite_number(v)), 3),
     }
 
 
@@ -207,10 +154,6 @@ def mismatch_warnings(records: Sequence[RunRecord], labels: Sequence[str]) -> li
 def _data_of(record: RunRecord) -> tuple[Any, ...]:
     dataset = record.config.get("dataset") or {}
     return (dataset.get("name"), dataset.get("params"), record.config.get("image_size"))
-
-
-def _number(value: Any) -> bool:
-    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
 
 
 def plot(records: Sequence[RunRecord], comparison: Mapping[str, Any], path: Path) -> Path:

@@ -11,7 +11,6 @@ import json
 import sys
 import time
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
 from typing import Any
 
 from rich import box
@@ -21,6 +20,7 @@ from rich.table import Table
 
 from zoo.config import Recipe
 from zoo.errors import ZooError
+from zoo.model import LayerRow
 from zoo.registry import Entry, PluginInfo
 
 _stdout = Console(highlight=False, width=None if sys.stdout.isatty() else 120)
@@ -148,17 +148,6 @@ def _extras(entry: Entry) -> Iterable[tuple[str, str]]:
 def devices(found: Sequence[str], strategy: str, precision: str) -> None:
     status(f"devices: {', '.join(found)}")
     status(f"strategy: {strategy}; precision: {precision}")
-
-
-@dataclass(frozen=True)
-class LayerRow:
-    """One line of a model summary."""
-
-    name: str
-    type: str
-    output_shape: str
-    params: int
-    trainable: bool
 
 
 def model_summary(title: str, rows: Sequence[LayerRow], counts: Mapping[str, int]) -> None:

@@ -12,9 +12,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from zoo.components import BuiltBackbone, BuiltHead, Splits
-from zoo.errors import ZooError
+from zoo.errors import ZooError, describe_error
 from zoo.params import resolve
-from zoo.plugins import describe_error
 from zoo.registry import Entry
 
 SPLITS = ("train", "validation", "test")

@@ -158,7 +158,7 @@ class _Experiment:
             return
         with self.timer.phase("data"):
             self.splits = build_splits(self.resolved)
-        check_classes(self.resolved.head, self.resolved.dataset.name, self.splits.num_classes)
+        check_classes(self.resolved, self.splits.num_classes)
         if self.splits.skipped:
             name = self.resolved.dataset.name
             console.warning(f"dataset '{name}': skipped {self.splits.skipped} unreadable files")

@@ -18,9 +18,9 @@ import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
-from zoo.compare import read_run
 from zoo.errors import ZooError
 from zoo.predict import load_trained, saved_model_file
+from zoo.runs import read_run
 
 FORMATS = ("keras", "savedmodel")
 

@@ -18,7 +18,6 @@ import importlib.util
 import os
 import re
 import sys
-import traceback
 import types
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass
@@ -28,8 +27,9 @@ from typing import Any
 import pluggy
 
 from zoo import hookspecs
+from zoo._version import __version__
 from zoo.config import RegistryFile, read_registry_file
-from zoo.errors import ZooError, closest, one_of
+from zoo.errors import ZooError, closest, describe_error, one_of
 from zoo.registry import PluginInfo, Registry
 
 ENTRY_POINT_GROUP = "zoo"
@@ -37,11 +37,6 @@ _HOOKS = ("register_datasets", "register_backbones", "register_heads")
 #: What a broken plugin may raise without taking zoo down: a plugin calling
 #: ``sys.exit`` at import is broken too. KeyboardInterrupt still stops zoo.
 PLUGIN_ERRORS = (Exception, SystemExit)
-#: Libraries whose frames an error message passes over to name the plugin's line.
-_LIBRARIES = tuple(
-    f"{os.sep}{name}{os.sep}"
-    for name in ("keras", "tensorflow", "tensorflow_datasets", "numpy", "pluggy", "importlib")
-)
 
 
 @dataclass(frozen=True)
@@ -155,7 +150,7 @@ class _Loader:
         is_path = entry.endswith(".py") or "/" in entry
         name = Path(entry).stem if is_path else entry.rpartition(".")[2]
         if source == "built-in":
-            package, version = "zoo", _zoo_version()
+            package, version = "zoo", __version__
         else:
             package, version = "local", "-"
         info = PluginInfo(name, source, package, version, location=entry)
@@ -291,29 +286,6 @@ def _import_path(path: Path, package: str) -> types.ModuleType:
     return module
 
 
-def describe_error(exc: BaseException) -> str:
-    """The exception and the last line that raised it in the plugin's own code.
-
-    Frames in zoo's host code and in the libraries a plugin calls (Keras, TensorFlow,
-    numpy, pluggy, importlib) are passed over, so the line named is the plugin's.
-    """
-    host = str(Path(__file__).resolve().parent) + os.sep  # not a sibling like zoo_mine/
-    builtins = os.path.join(host, "_builtin")
-    for frame in reversed(traceback.extract_tb(exc.__traceback__)):
-        name = frame.filename
-        in_host = name.startswith(host) and not name.startswith(builtins)
-        in_library = name.startswith("<frozen") or any(lib in name for lib in _LIBRARIES)
-        if not in_host and not in_library:
-            return f"{type(exc).__name__}: {exc} ({name}:{frame.lineno})"
-    return f"{type(exc).__name__}: {exc}"
-
-
 def _normalise(dist_name: str) -> str:
     """A distribution name as the package index compares them (PEP 503)."""
     return re.sub(r"[-_.]+", "-", dist_name).lower()
-
-
-def _zoo_version() -> str:
-    from zoo import __version__
-
-    return __version__

@@ -12,8 +12,8 @@ from typing import Any
 
 from zoo.components import KINDS, Backbone, Dataset, Head
 from zoo.config import RUN_PARAMS, Recipe
-from zoo.errors import ZooError
-from zoo.params import parse_assignment, resolve
+from zoo.errors import ZooError, one_of
+from zoo.params import resolve
 from zoo.registry import Entry, Registry
 
 
@@ -71,12 +71,18 @@ class RunConfig:
 
 @dataclass(frozen=True)
 class Resolved:
-    """A run configuration with the registry entries it names."""
+    """A run configuration with the registry entries it names.
+
+    ``heads`` holds every registered head, so that a head which does not fit the data
+    (known only once a dataset without ``class_names`` is loaded) can be replaced by
+    one that does.
+    """
 
     config: RunConfig
     dataset: Entry
     backbone: Entry
     head: Entry
+    heads: tuple[Entry, ...] = field(default=(), repr=False)
 
 
 def resolve_run(
@@ -122,7 +128,13 @@ def resolve_run(
     )
     run = resolve("run", "settings", RUN_PARAMS, run_layers, flag=_flag)
     config = RunConfig(**choices, **run, recipe=chosen.recipe.name if chosen.recipe else None)
-    resolved = Resolved(config, entries["dataset"], entries["backbone"], entries["head"])
+    resolved = Resolved(
+        config,
+        entries["dataset"],
+        entries["backbone"],
+        entries["head"],
+        tuple(registry.entries("head")),
+    )
     check_compatibility(resolved)
     return resolved
 
@@ -139,7 +151,13 @@ def resolve_saved(registry: Registry, saved: Mapping[str, Any]) -> Resolved:
         entry = registry.get(choice.kind, choice.qualified_name)
         resolve(choice.kind, entry.name, entry.params, [("config.json", choice.params)])
         entries[choice.kind] = entry
-    resolved = Resolved(config, entries["dataset"], entries["backbone"], entries["head"])
+    resolved = Resolved(
+        config,
+        entries["dataset"],
+        entries["backbone"],
+        entries["head"],
+        tuple(registry.entries("head")),
+    )
     check_compatibility(resolved)
     return resolved
 
@@ -171,20 +189,24 @@ def check_compatibility(resolved: Resolved) -> None:
         )
     dataset: Dataset = resolved.dataset.component  # type: ignore[assignment]
     if dataset.class_names is not None:
-        check_classes(resolved.head, dataset.name, len(dataset.class_names(config.dataset.params)))
+        check_classes(resolved, len(dataset.class_names(config.dataset.params)))
 
 
-def check_classes(head_entry: Entry, dataset_name: str, num_classes: int) -> None:
-    """Raise a ZooError when the head cannot handle ``num_classes`` classes."""
-    head: Head = head_entry.component  # type: ignore[assignment]
+def check_classes(resolved: Resolved, num_classes: int) -> None:
+    """Raise a ZooError when the head cannot handle the dataset's ``num_classes`` classes.
+
+    The fix names the registered heads that can.
+    """
+    head: Head = resolved.head.component  # type: ignore[assignment]
     if head.supports(num_classes):
         return
-    alternative = "gap_softmax" if num_classes > 2 else "gap_sigmoid"
+    fitting = [e.name for e in resolved.heads if e.component.supports(num_classes)]  # type: ignore[attr-defined]
+    suggestion = f"use {one_of(fitting[:3])}" if fitting else "register one (docs/plugins.md)"
     raise ZooError(
         f"head '{head.name}' supports {head.class_range} classes, but dataset "
-        f"'{dataset_name}' has {num_classes}.",
+        f"'{resolved.dataset.name}' has {num_classes}.",
         expected=f"a head that supports {num_classes} classes",
-        fix=f"use a head such as '{alternative}' (`zoo list heads`)",
+        fix=f"{suggestion} (`zoo list heads`)",
         got=num_classes,
     )
 
@@ -222,6 +244,31 @@ def _parse_sets(sets: Sequence[str]) -> dict[str, dict[str, str]]:
         kind, param, value = parse_assignment(text)
         overrides[kind][param] = value
     return overrides
+
+
+def parse_assignment(text: str) -> tuple[str, str, str]:
+    """``"backbone.weights=none"`` as ``("backbone", "weights", "none")``.
+
+    Raises:
+        ZooError: the text is not ``KIND.PARAM=VALUE`` with a known kind.
+    """
+    head, sep, value = text.partition("=")
+    kind, dot, param = head.strip().partition(".")
+    if not sep or not dot or not param:
+        raise ZooError(
+            "--set takes KIND.PARAM=VALUE.",
+            expected="for example --set backbone.weights=none",
+            fix="write the kind, a dot, the parameter, '=' and the value",
+            got=text,
+        )
+    if kind not in KINDS:
+        raise ZooError(
+            f"--set names an unknown kind '{kind}'.",
+            expected=f"one of {', '.join(KINDS)}",
+            fix=f"write e.g. --set {KINDS[0]}.{param}={value}",
+            got=text,
+        )
+    return kind, param, value
 
 
 def _flag(name: str) -> str:
