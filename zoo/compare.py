@@ -14,9 +14,8 @@ from typing import Any
 from zoo.components import KINDS
 from zoo.errors import ZooError
 from zoo.runs import RunRecord, finite_number
+from zoo.settings import SETTINGS
 
-#: Compared settings besides the components' parameters.
-_SETTINGS = ("epochs", "batch_size", "image_size", "learning_rate", "optimizer", "seed")
 #: Closer than this to the target counts as reaching it (the default target is one of
 #: the recorded values, which must reach itself).
 _TOLERANCE = 1e-9
@@ -103,7 +102,8 @@ def flat_settings(config: Mapping[str, Any]) -> dict[str, Any]:
         flat[kind] = choice.get("name")
         for key, value in (choice.get("params") or {}).items():
             flat[f"{kind}.{key}"] = value
-    flat.update({key: config.get(key) for key in _SETTINGS})
+    # A setting an older zoo did not write ran with its default.
+    flat.update({s.name: config.get(s.name, s.default) for s in SETTINGS})
     return flat
 
 

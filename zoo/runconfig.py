@@ -11,10 +11,11 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from zoo.components import KINDS, Backbone, Dataset, Head
-from zoo.config import RUN_PARAMS, Recipe
+from zoo.config import Recipe
 from zoo.errors import ZooError, one_of
 from zoo.params import resolve
 from zoo.registry import Entry, Registry
+from zoo.settings import BY_NAME, SETTINGS, RunSettings
 
 
 @dataclass(frozen=True)
@@ -31,24 +32,14 @@ class Choice:
         return f"{self.plugin}:{self.name}"
 
 
-@dataclass(frozen=True)
-class RunConfig:
-    """Everything a run needs to be repeated, JSON-serialisable."""
+@dataclass(frozen=True, kw_only=True)
+class RunConfig(RunSettings):
+    """Everything a run needs to be repeated, JSON-serialisable: the three components,
+    their parameters, and the run settings (:class:`zoo.settings.RunSettings`)."""
 
     dataset: Choice
     backbone: Choice
     head: Choice
-    epochs: int
-    batch_size: int
-    image_size: int
-    learning_rate: float
-    optimizer: str
-    seed: int
-    feature_cache: bool = True
-    early_stopping: int = 0
-    fine_tune_epochs: int = 0
-    fine_tune_layers: str = ""
-    fine_tune_lr: float = 1e-5
     recipe: str | None = None
 
     @property
@@ -60,13 +51,25 @@ class RunConfig:
         return (self.image_size, self.image_size, 3)
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        """As config.json holds it: the components, the settings, the recipe."""
+        data = asdict(self)
+        return {
+            **{kind: data[kind] for kind in KINDS},
+            **{s.name: data[s.name] for s in SETTINGS},
+            "recipe": self.recipe,
+        }
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> RunConfig:
-        choices = {kind: Choice(**data[kind]) for kind in KINDS}
-        settings = {p.name: data[p.name] for p in RUN_PARAMS if p.name in data}
-        return cls(**choices, **settings, recipe=data.get("recipe"))
+        """Read config.json; a setting it lacks (an older zoo wrote it) has its default."""
+        settings = {s.name: data[s.name] for s in SETTINGS if s.name in data}
+        return cls(
+            dataset=Choice(**data["dataset"]),
+            backbone=Choice(**data["backbone"]),
+            head=Choice(**data["head"]),
+            recipe=data.get("recipe"),
+            **settings,
+        )
 
 
 @dataclass(frozen=True)
@@ -126,8 +129,14 @@ def resolve_run(
     run_layers.append(
         ("the command line", {k: v for k, v in (settings or {}).items() if v is not None})
     )
-    run = resolve("run", "settings", RUN_PARAMS, run_layers, flag=_flag)
-    config = RunConfig(**choices, **run, recipe=chosen.recipe.name if chosen.recipe else None)
+    run = resolve("run", "settings", SETTINGS, run_layers, flag=lambda name: BY_NAME[name].usage)
+    config = RunConfig(
+        dataset=choices["dataset"],
+        backbone=choices["backbone"],
+        head=choices["head"],
+        recipe=chosen.recipe.name if chosen.recipe else None,
+        **run,
+    )
     resolved = Resolved(
         config,
         entries["dataset"],
@@ -269,7 +278,3 @@ def parse_assignment(text: str) -> tuple[str, str, str]:
             got=text,
         )
     return kind, param, value
-
-
-def _flag(name: str) -> str:
-    return f"--{name.replace('_', '-')} VALUE"
