@@ -126,7 +126,7 @@ FROZEN_RUN = [
 
 def interrupt_after_epoch(monkeypatch: pytest.MonkeyPatch, epoch: int) -> None:
     """Make the run stop as if Ctrl-C came right after the checkpoint of ``epoch``."""
-    from zoo import checkpoints
+    from zoo.train import checkpoints
 
     save = checkpoints.save
 

@@ -22,13 +22,13 @@ from zoo.components import (  # noqa: E402
     Head,
     Splits,
 )
-from zoo.engine import EngineOptions, RunResult, run  # noqa: E402
 from zoo.errors import RunFailed, ZooError  # noqa: E402
 from zoo.model import Assembled, build_model  # noqa: E402
 from zoo.params import Param  # noqa: E402
 from zoo.plugins import LoadOptions, load_registry  # noqa: E402
 from zoo.registry import Entry, PluginInfo, Registry  # noqa: E402
 from zoo.runconfig import Choice, Resolved, RunConfig, resolve_run  # noqa: E402
+from zoo.train.engine import EngineOptions, RunResult, run  # noqa: E402
 
 __all__ = [
     "Assembled",

@@ -44,8 +44,8 @@ def add(sub: Any, common: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from zoo.engine import run as run_experiment
     from zoo.runconfig import resolve_run
+    from zoo.train.engine import run as run_experiment
 
     registry = registry_from(args)
     sets = [f"dataset.num_images={args.num_images}"] if args.num_images is not None else []

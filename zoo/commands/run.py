@@ -10,9 +10,9 @@ from typing import Any
 
 from zoo import console
 from zoo.commands._common import registry_from
-from zoo.distribute import PRECISIONS, STRATEGIES
 from zoo.errors import ZooError
 from zoo.settings import BY_NAME, SETTINGS, Setting
+from zoo.train.distribute import PRECISIONS, STRATEGIES
 
 POSITION = 30
 
@@ -102,9 +102,9 @@ def _add_flag(group: argparse._ArgumentGroup, setting: Setting) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from zoo import runs
-    from zoo.engine import EngineOptions
-    from zoo.engine import run as run_experiment
     from zoo.runconfig import resolve_run, resolve_saved
+    from zoo.train.engine import EngineOptions
+    from zoo.train.engine import run as run_experiment
 
     registry = registry_from(args)
     settings = {s.name: getattr(args, s.name) for s in SETTINGS}

@@ -17,11 +17,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from zoo import _tf, checkpoints, console, data, runs
-from zoo import features as feature_cache
+from zoo import _tf, console, data, runs
 from zoo.components import Splits
 from zoo.errors import RunFailed, ZooError
-from zoo.loop import Loop, NonFiniteLoss
 from zoo.model import (
     Assembled,
     build_model,
@@ -30,8 +28,11 @@ from zoo.model import (
     parameter_counts,
     summary_rows,
 )
-from zoo.record import Record, Timer, file_sha256
 from zoo.runconfig import Resolved, check_classes
+from zoo.train import checkpoints
+from zoo.train import features as feature_cache
+from zoo.train.loop import Loop, NonFiniteLoss
+from zoo.train.record import Record, Timer, file_sha256
 
 
 @dataclass(frozen=True)
@@ -119,7 +120,7 @@ class _Experiment:
         import keras
         import tensorflow as tf
 
-        from zoo.distribute import choose_precision, place
+        from zoo.train.distribute import choose_precision, place
 
         self.placement = place(self.options.strategy)
         self.precision = choose_precision(self.options.precision, self.placement)
@@ -139,7 +140,7 @@ class _Experiment:
         with self.timer.phase("build"), self.placement.strategy.scope():
             self.assembled: Assembled = build_model(self.resolved, num_classes)
         if self.config.fine_tune_epochs:
-            from zoo.finetune import check
+            from zoo.train.finetune import check
 
             check(self.assembled.backbone, self.config.fine_tune_layers)
         self.counts = parameter_counts(self.assembled.model)
@@ -294,7 +295,7 @@ class _Experiment:
             self._epochs("head", loop, optimizer, self.config.epochs, start, train_data, val_data)
 
     def _stage_fine_tune(self) -> None:
-        from zoo.finetune import unfreeze_top
+        from zoo.train.finetune import unfreeze_top
 
         with self.placement.strategy.scope():
             unfrozen = unfreeze_top(self.assembled.backbone, self.config.fine_tune_layers)

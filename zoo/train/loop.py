@@ -22,7 +22,7 @@ if TYPE_CHECKING:
     import keras
     import tensorflow as tf
 
-    from zoo.distribute import Placement
+    from zoo.train.distribute import Placement
 
 #: Progress is read back from the device at most this often (reading syncs the device).
 REPORT_SECONDS = 0.25

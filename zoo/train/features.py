@@ -27,7 +27,7 @@ if TYPE_CHECKING:
     import numpy as np
     import tensorflow as tf
 
-    from zoo.distribute import Placement
+    from zoo.train.distribute import Placement
 
 FORMAT = 1
 DEFAULT_MEMORY_BUDGET = 2 * 1024**3
@@ -170,7 +170,7 @@ def extract_to(
 
     Features are appended to disk batch by batch, so extraction needs little memory.
     """
-    from zoo.loop import predict_batches
+    from zoo.train.loop import predict_batches
 
     count = 0
     shape: tuple[int, ...] = ()
