@@ -130,9 +130,9 @@ def interrupt_after_epoch(monkeypatch: pytest.MonkeyPatch, epoch: int) -> None:
 
     save = checkpoints.save
 
-    def save_then_interrupt(run_dir, at, *args, **kwargs):
-        written = save(run_dir, at, *args, **kwargs)
-        if at == epoch:
+    def save_then_interrupt(run_dir, state, *args, **kwargs):
+        written = save(run_dir, state, *args, **kwargs)
+        if state.epoch == epoch:
             raise KeyboardInterrupt
         return written
 

@@ -185,20 +185,25 @@ def results(title: str, metrics: Mapping[str, Mapping[str, float]]) -> None:
     out.print(table)
 
 
-class TrainingProgress:
-    """Live progress for training: a bar per epoch on a terminal, a line per epoch otherwise."""
+def run_directory(path: Any) -> None:
+    """Where a finished run is: the last line of ``zoo run``, on stdout."""
+    out.print(f"run directory: {path}")
 
-    def __init__(self, epochs: int, steps: int | None, phase: str = "train") -> None:
+
+class TrainingProgress:
+    """Live progress of a training stage: a bar per epoch on a terminal, a line per epoch
+    otherwise. ``label`` names the stage's epochs (``train``, ``fine-tune``)."""
+
+    def __init__(self, epochs: int, steps: int | None, label: str = "train") -> None:
         self.epochs = epochs
         self.steps = steps
-        self.phase = phase
-        self.live = err.is_terminal
+        self.label = label
         self._progress: Progress | None = None
         self._task: Any = None
         self._epoch_started = 0.0
 
-    def __enter__(self) -> TrainingProgress:
-        if self.live:
+    def start(self) -> None:
+        if err.is_terminal:
             self._progress = Progress(
                 TextColumn("{task.description}"),
                 BarColumn(),
@@ -209,19 +214,19 @@ class TrainingProgress:
                 transient=True,
             )
             self._progress.start()
-        return self
 
-    def __exit__(self, *exc: object) -> None:
+    def stop(self) -> None:
         if self._progress is not None:
             self._progress.stop()
 
     def epoch_begin(self, epoch: int) -> None:
+        """Epoch ``epoch`` (1-based) of the stage begins."""
         self._epoch_started = time.perf_counter()
         if self._progress is not None:
             if self._task is not None:
                 self._progress.remove_task(self._task)
             self._task = self._progress.add_task(
-                f"{self.phase} epoch {epoch + 1}/{self.epochs}", total=self.steps, metrics=""
+                f"{self.label} epoch {epoch}/{self.epochs}", total=self.steps, metrics=""
             )
 
     def batch_end(self, step: int, logs: Mapping[str, float]) -> None:
@@ -230,13 +235,11 @@ class TrainingProgress:
 
     def epoch_end(self, epoch: int, logs: Mapping[str, float]) -> None:
         seconds = time.perf_counter() - self._epoch_started
-        status(
-            f"{self.phase} epoch {epoch + 1}/{self.epochs}: {format_metrics(logs)} ({seconds:.1f}s)"
-        )
+        status(f"{self.label} epoch {epoch}/{self.epochs}: {format_metrics(logs)} ({seconds:.1f}s)")
 
 
 class TaskProgress:
-    """Progress of one long task with a known number of steps (feature extraction)."""
+    """Progress of a long task of known steps; a context manager, or ``start``/``stop``."""
 
     def __init__(self, description: str, total: int | None) -> None:
         self.description = description
@@ -245,7 +248,7 @@ class TaskProgress:
         self._task: Any = None
         self._started = 0.0
 
-    def __enter__(self) -> TaskProgress:
+    def start(self) -> None:
         self._started = time.perf_counter()
         if err.is_terminal:
             self._progress = Progress(
@@ -258,17 +261,23 @@ class TaskProgress:
             )
             self._progress.start()
             self._task = self._progress.add_task(self.description, total=self.total)
-        return self
 
     def advance(self, step: int) -> None:
         if self._progress is not None:
             self._progress.update(self._task, completed=step + 1)
 
-    def __exit__(self, *exc: object) -> None:
+    def stop(self, done: bool = True) -> None:
         if self._progress is not None:
             self._progress.stop()
-        if exc[0] is None:
+        if done:
             status(f"{self.description}: done in {time.perf_counter() - self._started:.1f}s")
+
+    def __enter__(self) -> TaskProgress:
+        self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop(done=exc[0] is None)
 
 
 def format_metrics(logs: Mapping[str, float]) -> str:

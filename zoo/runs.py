@@ -7,6 +7,9 @@ A run directory holds::
                     library versions, seed, dataset facts, status
     model.keras     the trained model (backbone + head, preprocessing included)
     logs/           TensorBoard logs (train/ and validation/)
+    checkpoints/    the last finished epoch, for ``zoo run --resume``
+
+Later commands (``zoo compare``, ``predict``, ``export``) read runs with :func:`read_run`.
 """
 
 from __future__ import annotations
@@ -22,7 +25,7 @@ import tempfile
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from zoo.errors import ZooError
 
@@ -30,6 +33,13 @@ CONFIG = "config.json"
 METRICS = "metrics.json"
 MODEL = "model.keras"
 LOGS = "logs"
+
+#: A run's ``status`` in metrics.json: ``running`` after each epoch (or killed),
+#: then how it ended.
+RunStatus = Literal["running", "completed", "failed", "interrupted"]
+#: The training stages, as history rows and checkpoints name them: the head (on a
+#: frozen backbone, or on cached features), then optionally the fine-tuning stage.
+Stage = Literal["head", "fine_tune"]
 
 
 def new_run_dir(root: Path, name: str) -> Path:
@@ -122,7 +132,8 @@ class RunRecord:
     metrics: Mapping[str, Any]
 
     @property
-    def status(self) -> str:
+    def status(self) -> RunStatus | Literal["unknown"]:
+        """As recorded; ``unknown`` before the first metrics.json is written."""
         return self.metrics.get("status") or "unknown"
 
     @property
@@ -136,9 +147,9 @@ class RunRecord:
         pairs = [(row["epoch"], row[key]) for row in self.history if finite_number(row.get(key))]
         return [e for e, _ in pairs], [v for _, v in pairs]
 
-    def stage_starts(self) -> dict[str, int]:
+    def stage_starts(self) -> dict[Stage, int]:
         """The first epoch of each training stage (``head``, ``fine_tune``), if recorded."""
-        starts: dict[str, int] = {}
+        starts: dict[Stage, int] = {}
         for row in self.history:
             if row.get("stage"):
                 starts.setdefault(row["stage"], row["epoch"])

@@ -1,38 +1,46 @@
-"""Running an experiment: placement, model, data, training stages, evaluation, records.
+"""One run: set up, open the run directory, run the stages, test, save; tell the callbacks.
 
-A run has up to two stages. ``head`` trains the head with the backbone as the
-backbone component built it (frozen, for pretrained backbones); when the backbone is
-frozen, the head trains on cached backbone features. ``fine_tune`` (optional) unfreezes
-the top of the backbone and trains the whole model on images with a lower learning
-rate. After every epoch the chief writes a checkpoint and metrics.json, so a run
-stopped by Ctrl-C or SIGKILL resumes with ``zoo run --resume RUN_DIR``.
+:func:`run` chooses the placement and precision, seeds, builds the model and the data,
+opens a new run directory (or reopens one to resume), plans the stages
+(:mod:`zoo.train.stages`) and runs them with the :class:`~zoo.train.trainer.Trainer`,
+then evaluates the test split and saves the model. What happens goes to callbacks as
+events (:mod:`zoo.train.events`): those of :mod:`zoo.train.callbacks` write checkpoints,
+TensorBoard logs and metrics.json after every epoch, so a run stopped by Ctrl-C or
+SIGKILL resumes with ``zoo run --resume RUN_DIR``; the console reporter prints.
 """
 
 from __future__ import annotations
 
-import datetime as _dt
+import functools
 import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from zoo import _tf, console, data, runs
+from zoo import _tf, runs
 from zoo.components import Splits
 from zoo.errors import RunFailed, ZooError
-from zoo.model import (
-    Assembled,
-    build_model,
-    build_splits,
-    make_optimizer,
-    parameter_counts,
-    summary_rows,
-)
+from zoo.model import Assembled, build_model, build_splits, parameter_counts, summary_rows
 from zoo.runconfig import Resolved, check_classes
 from zoo.train import checkpoints
 from zoo.train import features as feature_cache
-from zoo.train.loop import Loop, NonFiniteLoss
-from zoo.train.record import Record, Timer, file_sha256
+from zoo.train.callbacks import (
+    Checkpointing,
+    EarlyStopping,
+    RunRecord,
+    TensorBoard,
+    TerminateOnNaN,
+)
+from zoo.train.events import Callback, Events, RunEnd, RunStart, StagePlan
+from zoo.train.record import STAGE_PHASE, Record, Timer, file_sha256
+from zoo.train.stages import RunContext, Stages
+from zoo.train.trainer import Trainer
+
+if TYPE_CHECKING:
+    import keras
+
+    from zoo.train.distribute import Placement
 
 
 @dataclass(frozen=True)
@@ -69,11 +77,16 @@ def run(
     command: Sequence[str] | None = None,
     options: EngineOptions | None = None,
     resume: Path | None = None,
+    callbacks: Sequence[Callback] = (),
+    reporter: Callback | None = None,
 ) -> RunResult:
     """Build, train and evaluate ``resolved``; write a new run directory under ``output``.
 
     Args:
         resume: An interrupted run's directory to continue (``zoo run --resume``).
+        callbacks: More callbacks to tell what happens (after zoo's own).
+        reporter: What shows the run; by default the console
+            (:class:`zoo.train.reporter.ConsoleReporter`).
 
     Raises:
         ZooError: a user error (data missing, bad combination) before training starts.
@@ -83,471 +96,222 @@ def run(
     _tf.load()
     import keras
 
+    from zoo.train.reporter import ConsoleReporter
+
+    shown = Events([reporter or ConsoleReporter()])
     previous_policy = keras.mixed_precision.global_policy()
-    experiment = _Experiment(resolved, options or EngineOptions())
     try:
-        experiment.setup()
-        counts = experiment.build()
+        prepared = _prepare(resolved, options or EngineOptions(), shown)
         if dry_run:
-            return RunResult(None, counts)
-        experiment.load_data()
-        experiment.open(output, list(command or sys.argv), resume)
-        metrics = experiment.execute()
-        return RunResult(experiment.run_dir, counts, metrics)
+            return RunResult(None, prepared.counts)
+        splits = prepared.splits or _load_data(resolved, prepared.timer, shown)
+        command = list(command or sys.argv)
+        opened = _open(prepared, output, resume, command)
+        return _Run(prepared, splits, opened).execute(command, [*callbacks, *shown.callbacks])
     finally:
-        experiment.close()
         keras.mixed_precision.set_global_policy(previous_policy)
 
 
-class _Experiment:
-    def __init__(self, resolved: Resolved, options: EngineOptions) -> None:
-        self.resolved = resolved
-        self.config = resolved.config
-        self.options = options
-        self.timer = Timer()
-        self.epoch = 0  # completed epochs, over all stages
-        self.run_dir: Path | None = None
-        self.record: Record | None = None
-        self.splits: Splits | None = None
-        self.checkpoint: checkpoints.Checkpoint | None = None
-        self.cache: feature_cache.FeatureCache | None = None
-        self.writers: dict[str, Any] = {}
-        self._digest: str | None = None  # of the backbone's weights, once computed
+@dataclass(frozen=True)
+class _Prepared:
+    """A run set up: where it runs, its model, and its data when loading came first."""
 
-    # --- setting up ----------------------------------------------------------------
+    resolved: Resolved
+    options: EngineOptions
+    placement: Placement
+    precision: str
+    assembled: Assembled
+    counts: dict[str, int]
+    splits: Splits | None
+    timer: Timer
 
-    def setup(self) -> None:
-        import keras
-        import tensorflow as tf
 
-        from zoo.train.distribute import choose_precision, place
+def _prepare(resolved: Resolved, options: EngineOptions, events: Events) -> _Prepared:
+    import keras
+    import tensorflow as tf
 
-        self.placement = place(self.options.strategy)
-        self.precision = choose_precision(self.options.precision, self.placement)
-        keras.mixed_precision.set_global_policy(self.precision)
-        keras.utils.set_random_seed(self.config.seed)
-        if not tf.config.list_physical_devices("GPU"):
-            # Identical metrics for identical seeds; on a GPU it would cost speed.
-            tf.config.experimental.enable_op_determinism()
-        devices = [d.name for d in tf.config.list_logical_devices()]
-        console.devices(devices, self.placement.describe(), self.precision)
+    from zoo.train.distribute import choose_precision, place
+    from zoo.train.finetune import check
 
-    def build(self) -> dict[str, int]:
-        num_classes = self._known_classes()
-        if num_classes is None:
-            self.load_data()
-            num_classes = self.splits.num_classes
-        with self.timer.phase("build"), self.placement.strategy.scope():
-            self.assembled: Assembled = build_model(self.resolved, num_classes)
-        if self.config.fine_tune_epochs:
-            from zoo.train.finetune import check
+    placement = place(options.strategy)
+    precision = choose_precision(options.precision, placement)
+    keras.mixed_precision.set_global_policy(precision)
+    keras.utils.set_random_seed(resolved.config.seed)
+    if not tf.config.list_physical_devices("GPU"):
+        # Identical metrics for identical seeds; on a GPU it would cost speed.
+        tf.config.experimental.enable_op_determinism()
+    devices = [d.name for d in tf.config.list_logical_devices()]
+    events.on_placement(devices, placement.describe(), precision)
+    timer = Timer()
+    splits = None
+    num_classes = _known_classes(resolved)
+    if num_classes is None:
+        splits = _load_data(resolved, timer, events)
+        num_classes = splits.num_classes
+    with timer.phase("build"), placement.strategy.scope():
+        assembled = build_model(resolved, num_classes)
+    if resolved.config.fine_tune_epochs:
+        check(assembled.backbone, resolved.config.fine_tune_layers)
+    counts = parameter_counts(assembled.model)
+    events.on_model_built(assembled.model.name, summary_rows(assembled.model), counts)
+    return _Prepared(resolved, options, placement, precision, assembled, counts, splits, timer)
 
-            check(self.assembled.backbone, self.config.fine_tune_layers)
-        self.counts = parameter_counts(self.assembled.model)
-        model = self.assembled.model
-        console.model_summary(model.name, summary_rows(model), self.counts)
-        return self.counts
 
-    def _known_classes(self) -> int | None:
-        dataset = self.resolved.dataset.component
-        if dataset.class_names is None:  # type: ignore[attr-defined]
-            return None
-        return len(dataset.class_names(self.config.dataset.params))  # type: ignore[attr-defined]
+def _known_classes(resolved: Resolved) -> int | None:
+    """The number of classes, when the dataset can tell without loading data."""
+    dataset = resolved.dataset.component
+    if dataset.class_names is None:
+        return None
+    return len(dataset.class_names(resolved.config.dataset.params))
 
-    def load_data(self) -> None:
-        if self.splits is not None:
-            return
-        with self.timer.phase("data"):
-            self.splits = build_splits(self.resolved)
-        check_classes(self.resolved, self.splits.num_classes)
-        if self.splits.skipped:
-            name = self.resolved.dataset.name
-            console.warning(f"dataset '{name}': skipped {self.splits.skipped} unreadable files")
 
-    def open(self, output: Path, command: list[str], resume: Path | None) -> None:
-        """Create (or reopen, to resume) the run directory and its record."""
-        previous = None
-        if resume is not None:
-            self.checkpoint = checkpoints.latest(resume)
-            metrics = resume / runs.METRICS
-            previous = runs.read_json(metrics) if metrics.is_file() else {}
-            if previous.get("status") == "completed":
-                raise ZooError(
-                    f"the run {resume} is already completed; there is nothing to resume.",
-                    expected="a run that was interrupted or killed",
-                    fix="start a new run with the same settings: zoo run --recipe ... or names",
-                    got=str(resume),
-                )
-            self.run_dir = resume
-        elif self.placement.is_chief:
-            name = "-".join(c.name for c in self.config.choices)
-            self.run_dir = runs.new_run_dir(output, name)
-            config = {**self.config.to_dict(), "command": command}
-            runs.write_json(self.run_dir / runs.CONFIG, config)
-        writable = self.run_dir if self.placement.is_chief else None
-        self.record = Record(writable, self.resolved, previous)
-        self.record.timer.seconds = {**self.record.timer.seconds, **self.timer.seconds}
-        self.timer = self.record.timer
-        self._describe_run(command, resumed=resume is not None)
-        if self.run_dir is not None:
-            console.status(f"run directory: {self.run_dir}")
-        if writable is not None:
-            self._open_writers(writable)
+def _load_data(resolved: Resolved, timer: Timer, events: Events) -> Splits:
+    with timer.phase("data"):
+        splits = build_splits(resolved)
+    check_classes(resolved, splits.num_classes)
+    events.on_data_loaded(resolved.dataset.name, splits)
+    return splits
 
-    def _describe_run(self, command: list[str], resumed: bool) -> None:
-        record = self.record
-        splits = self.splits
-        weights = self.assembled.weights_file
-        record.update(
-            parameters=self.counts,
-            dataset={
-                "class_names": list(splits.class_names),
-                "sizes": dict(splits.sizes),
-                "skipped": splits.skipped,
-                "version": splits.version,
-            },
-            devices=list(self.placement.devices),
-            strategy=self.placement.describe(),
-            precision=self.precision,
-            weights_file={"path": weights, "sha256": file_sha256(weights)} if weights else None,
+
+@dataclass(frozen=True)
+class _Opened:
+    """The run directory (new, or reopened to resume), its checkpoint and record so far.
+
+    Only the chief creates a directory; on the other workers ``run_dir`` is ``None``
+    unless they resume.
+    """
+
+    run_dir: Path | None
+    resumed: bool = False
+    checkpoint: checkpoints.Checkpoint | None = None
+    previous: dict[str, Any] = field(default_factory=dict)
+
+
+def _open(prepared: _Prepared, output: Path, resume: Path | None, command: list[str]) -> _Opened:
+    if resume is not None:
+        metrics = resume / runs.METRICS
+        previous = runs.read_json(metrics) if metrics.is_file() else {}
+        if previous.get("status") == "completed":
+            raise ZooError(
+                f"the run {resume} is already completed; there is nothing to resume.",
+                expected="a run that was interrupted or killed",
+                fix="start a new run with the same settings: zoo run --recipe ... or names",
+                got=str(resume),
+            )
+        return _Opened(resume, True, checkpoints.latest(resume), previous)
+    if not prepared.placement.is_chief:
+        return _Opened(None)
+    config = prepared.resolved.config
+    run_dir = runs.new_run_dir(output, "-".join(c.name for c in config.choices))
+    runs.write_json(run_dir / runs.CONFIG, {**config.to_dict(), "command": command})
+    return _Opened(run_dir)
+
+
+class _Run:
+    """One opened run: the callbacks that hear it, the stages, the test, the saved model."""
+
+    def __init__(self, prepared: _Prepared, splits: Splits, opened: _Opened) -> None:
+        self.prepared = prepared
+        self.splits = splits
+        self.opened = opened
+        self.run_dir = opened.run_dir
+        self.checkpoint = opened.checkpoint
+        #: Where files go: the run directory, on the chief only.
+        self.writable = opened.run_dir if prepared.placement.is_chief else None
+        record = Record(self.writable, prepared.resolved, opened.previous, prepared.timer)
+        self.record = RunRecord(record)
+        assembled = prepared.assembled
+        self.backbone_digest: Callable[[], str] = functools.cache(
+            lambda: feature_cache.weights_digest(assembled.backbone)
         )
-        if resumed:
-            self.epoch = self.checkpoint.epoch if self.checkpoint else 0
-            state = self.checkpoint.state if self.checkpoint else {}
-            record.data["history"] = list(state.get("history", []))
-            record.data["resumed"].append(
-                {"from_epoch": self.epoch, "command": command, "at": _now()}
-            )
-            console.status(f"resuming after epoch {self.epoch}")
 
-    def _open_writers(self, run_dir: Path) -> None:
-        import tensorflow as tf
-
-        self.writers = {
-            split: tf.summary.create_file_writer(str(run_dir / runs.LOGS / split))
-            for split in ("train", "validation")
-        }
-
-    def close(self) -> None:
-        if self.cache is not None:
-            self.cache.close()
-        for writer in self.writers.values():
-            writer.close()
-
-    # --- running -------------------------------------------------------------------
-
-    def execute(self) -> dict[str, Any]:
+    def execute(self, command: list[str], others: Sequence[Callback]) -> RunResult:
+        events = Events([*self._callbacks(), *others])
+        prepared, assembled = self.prepared, self.prepared.assembled
+        history = self.checkpoint.state.history if self.checkpoint is not None else ()
+        trainer = Trainer(assembled.loss, assembled.metrics, prepared.placement, events, history)
+        resume = checkpoints.Resume(self.checkpoint, assembled, self.backbone_digest)
+        stages = Stages(self._context(events), resume)
         try:
-            self._stages()
-            return self._finish()
-        except NonFiniteLoss as exc:
-            message = (
-                f"the training loss became NaN or infinite in epoch {self.epoch + 1} "
-                f"(step {exc.step + 1}); training stopped and the run is marked failed. "
-                f"Try a lower learning rate (now {self._learning_rate():g})."
-            )
-            self.record.write("failed", message)
-            raise RunFailed(message) from None
+            events.on_run_begin(self._start(command))
+            self._stages(trainer, stages, resume)
+            test = self._test(trainer, stages)
+            weights_sha256 = feature_cache.weights_digest(assembled.model)
+            self._save_model(assembled.model)
         except KeyboardInterrupt:
-            self.record.write("interrupted", f"interrupted after epoch {self.epoch}")
-            if self.run_dir is not None:
-                console.warning(
-                    f"interrupted; epochs 1-{self.epoch} are saved. Resume with: "
-                    f"zoo run --resume {self.run_dir}"
-                )
+            message = f"interrupted after epoch {trainer.epoch}"
+            events.on_run_end(RunEnd("interrupted", trainer.epoch, (*trainer.history,), message))
             raise
         except BaseException as exc:
-            self.record.write("failed", f"{type(exc).__name__}: {exc}")
+            message = str(exc) if isinstance(exc, RunFailed) else f"{type(exc).__name__}: {exc}"
+            events.on_run_end(RunEnd("failed", trainer.epoch, (*trainer.history,), message))
             raise
+        finally:
+            stages.close()
+        end = RunEnd("completed", trainer.epoch, (*trainer.history,), None, test, weights_sha256)
+        events.on_run_end(end)
+        return RunResult(self.run_dir, prepared.counts, self.record.record.data)
 
-    def _learning_rate(self) -> float:
-        stage = self.record.history[-1]["stage"] if self.record.history else "head"
-        return self.config.fine_tune_lr if stage == "fine_tune" else self.config.learning_rate
+    def _callbacks(self) -> list[Callback]:
+        """zoo's own: stopping rules first, then what writes the run directory."""
+        config = self.prepared.resolved.config
+        callbacks: list[Callback] = [EarlyStopping(config.early_stopping), TerminateOnNaN()]
+        if self.writable is not None:
+            callbacks += [Checkpointing(self.writable), TensorBoard(self.writable)]
+        return [*callbacks, self.record]
 
-    def _stages(self) -> None:
-        state = self.checkpoint.state if self.checkpoint else {}
-        stage = state.get("stage")
-        self.cached = self._use_cache()
-        if stage != "fine_tune" and not (stage == "head" and state.get("stage_done")):
-            self._stage_head()
-        if self.config.fine_tune_epochs:
-            self._stage_fine_tune()
-        elif self.checkpoint is not None:  # resumed after the last epoch: only the test is left
-            self._load_weights(self.checkpoint)
+    def _context(self, events: Events) -> RunContext:
+        prepared = self.prepared
+        return RunContext(
+            config=prepared.resolved.config,
+            placement=prepared.placement,
+            precision=prepared.precision,
+            assembled=prepared.assembled,
+            splits=self.splits,
+            timer=prepared.timer,
+            events=events,
+            cache_dir=prepared.options.cache_dir,
+            cache_memory=prepared.options.cache_memory,
+            backbone_digest=self.backbone_digest,
+        )
 
-    def _use_cache(self) -> bool:
-        return self.config.feature_cache and self.assembled.backbone_frozen
+    def _start(self, command: list[str]) -> RunStart:
+        prepared = self.prepared
+        weights = prepared.assembled.weights_file
+        return RunStart(
+            run_dir=self.run_dir,
+            command=command,
+            parameters=prepared.counts,
+            splits=self.splits,
+            devices=prepared.placement.devices,
+            strategy=prepared.placement.describe(),
+            precision=prepared.precision,
+            weights_file={"path": weights, "sha256": file_sha256(weights)} if weights else None,
+            resumed_from=(self.checkpoint.epoch if self.checkpoint else 0)
+            if self.opened.resumed
+            else None,
+            history=self.checkpoint.state.history if self.checkpoint else (),
+        )
 
-    def _stage_head(self) -> None:
-        model = self.assembled.head if self.cached else self.assembled.model
-        optimizer = self._optimizer(model, self.config.learning_rate)
-        start = self._restore("head", optimizer)
-        loop = Loop(model, self.assembled.loss, self.assembled.metrics, self.placement, optimizer)
-        if self.cached:
-            with self.timer.phase("extract"):
-                train, validation = self._features("train"), self._features("validation")
-            batch = self.config.batch_size
-            train_data = lambda epoch: train.batches(batch, self._shuffle_seed(epoch))  # noqa: E731
-            val_data = lambda: validation.batches(batch)  # noqa: E731
+    def _stages(self, trainer: Trainer, stages: Stages, resume: checkpoints.Resume) -> None:
+        if not resume.skips_head:
+            self._fit(trainer, *stages.head())
+        if self.prepared.resolved.config.fine_tune_epochs:
+            self._fit(trainer, *stages.fine_tune())
         else:
-            train_data, val_data = self._image_batches()
-        with self.timer.phase("train"):
-            self._epochs("head", loop, optimizer, self.config.epochs, start, train_data, val_data)
+            resume.finish()
 
-    def _stage_fine_tune(self) -> None:
-        from zoo.train.finetune import unfreeze_top
+    def _fit(self, trainer: Trainer, plan: StagePlan, start: int) -> None:
+        with self.prepared.timer.phase(STAGE_PHASE[plan.stage]):
+            trainer.fit(plan, start)
 
-        with self.placement.strategy.scope():
-            unfrozen = unfreeze_top(self.assembled.backbone, self.config.fine_tune_layers)
-        console.status(f"fine-tuning: {len(unfrozen)} backbone layers unfrozen")
-        self.counts = parameter_counts(self.assembled.model)
-        self.record.update(fine_tune_parameters=self.counts, fine_tune_layers=unfrozen)
-        self.cached = False
-        optimizer = self._optimizer(self.assembled.model, self.config.fine_tune_lr)
-        start = self._restore("fine_tune", optimizer)
-        model = self.assembled.model
-        loop = Loop(model, self.assembled.loss, self.assembled.metrics, self.placement, optimizer)
-        train_data, val_data = self._image_batches()
-        epochs = self.config.fine_tune_epochs
-        with self.timer.phase("fine_tune"):
-            self._epochs("fine_tune", loop, optimizer, epochs, start, train_data, val_data)
+    def _test(self, trainer: Trainer, stages: Stages) -> dict[str, float]:
+        model, batches = stages.test()
+        with self.prepared.timer.phase("evaluate"):
+            return trainer.evaluate(model, batches)
 
-    def _optimizer(self, model: Any, learning_rate: float) -> Any:
-        with self.placement.strategy.scope():
-            optimizer = make_optimizer(self.config.optimizer, learning_rate, self.precision)
-            optimizer.build(model.trainable_variables)
-        return optimizer
-
-    def _restore(self, stage: str, optimizer: Any) -> int:
-        """Load the checkpoint being resumed; return the epoch of ``stage`` to start at.
-
-        A checkpoint of ``stage`` restores the optimizer too; one of the previous stage
-        (which ended there) restores only the weights, and ``stage`` starts afresh.
-        """
-        checkpoint, self.checkpoint = self.checkpoint, None
-        if checkpoint is None:
-            return 0
-        if checkpoint.state.get("stage") != stage:
-            self._load_weights(checkpoint)
-            return 0
-        checkpoints.restore(checkpoint, self._checkpointed_model(checkpoint), optimizer)
-        return int(checkpoint.state.get("stage_epoch", 0))
-
-    def _load_weights(self, checkpoint: checkpoints.Checkpoint) -> None:
-        checkpoints.load_weights(checkpoint, self._checkpointed_model(checkpoint))
-
-    def _checkpointed_model(self, checkpoint: checkpoints.Checkpoint) -> Any:
-        """The model whose weights ``checkpoint`` holds: the whole model, or the head."""
-        if checkpoint.state.get("weights") != "head":
-            return self.assembled.model
-        if checkpoint.state.get("backbone_sha256") != self._backbone_digest():
-            raise ZooError(
-                f"the frozen backbone built now differs from the one {self.run_dir} "
-                "was trained on, so its checkpoint cannot continue.",
-                expected="the same backbone weights as the interrupted run",
-                fix="restore the weights file or plugin version the run used "
-                "(metrics.json lists them), or start a new run",
-            )
-        return self.assembled.head
-
-    def _backbone_digest(self) -> str:
-        if self._digest is None:
-            self._digest = feature_cache.weights_digest(self.assembled.backbone)
-        return self._digest
-
-    def _batches(self, split: str, seed: int | None = None) -> Any:
-        """``split``'s images resized and batched; shuffled from ``seed`` when given."""
-        return data.batches(
-            getattr(self.splits, split),
-            image_size=self.config.image_size,
-            batch_size=self.config.batch_size,
-            shuffle=seed is not None,
-            seed=seed or 0,
-            size=self.splits.sizes.get(split),
-        )
-
-    def _image_batches(self) -> tuple[Callable[[int], Any], Callable[[], Any]]:
-        return (
-            lambda epoch: self._batches("train", self._shuffle_seed(epoch)),
-            lambda: self._batches("validation"),
-        )
-
-    def _features(self, split: str) -> feature_cache.Features:
-        if self.cache is None:
-            directory = self.options.cache_dir or feature_cache.default_directory()
-            persistent = directory if self.placement.is_chief else None
-            self.cache = feature_cache.FeatureCache(persistent, self.options.cache_memory)
-            self.identity = self._cache_identity()
-        key = feature_cache.cache_key(self.identity, split)
-
-        def extract(folder: Path) -> None:
-            total = data.steps(self.splits.sizes.get(split), self.config.batch_size)
-            with console.TaskProgress(f"extracting features: {split}", total) as progress:
-                feature_cache.extract_to(
-                    folder,
-                    self.assembled.features,
-                    self.placement,
-                    self._batches(split),
-                    progress.advance,
-                )
-
-        found = self.cache.get(key, extract)
-        if found.source == "cache":
-            console.status(f"features: {split} from the cache ({len(found)} images)")
-        used = self.record.data.setdefault("feature_cache", {})
-        used[split] = {"key": key, "source": found.source}
-        return found
-
-    def _cache_identity(self) -> dict[str, Any]:
-        config, splits = self.config, self.splits
-        preprocessing = self.assembled.preprocessing
-        layer_config = {k: v for k, v in preprocessing.get_config().items() if k != "name"}
-        return {
-            "dataset": {
-                "name": config.dataset.qualified_name,
-                "params": dict(config.dataset.params),
-                "version": splits.version,
-                "fingerprint": splits.fingerprint,
-                "sizes": dict(splits.sizes),
-            },
-            "backbone": {
-                "name": config.backbone.qualified_name,
-                "params": dict(config.backbone.params),
-                "weights": self._backbone_digest(),
-            },
-            "image_size": config.image_size,
-            "preprocessing": [type(preprocessing).__name__, layer_config],
-            "precision": self.precision,
-        }
-
-    def _epochs(
-        self,
-        stage: str,
-        loop: Loop,
-        optimizer: Any,
-        epochs: int,
-        start: int,
-        train_data: Callable[[int], Any],
-        val_data: Callable[[], Any],
-    ) -> None:
-        patience = self.config.early_stopping
-        state = {"best": None, "wait": 0}
-        previous = [r for r in self.record.history if r.get("stage", "head") == stage]
-        for row in previous:
-            _early_stopping_step(state, row["val_loss"])
-        steps = data.steps(self._train_size(), self.config.batch_size)
-        phase = "train" if stage == "head" else "fine-tune"
-        with console.TrainingProgress(epochs, steps, phase=phase) as progress:
-            for stage_epoch in range(start, epochs):
-                progress.epoch_begin(stage_epoch)
-                logs = loop.train_epoch(train_data(self.epoch), progress.batch_end)
-                logs.update({f"val_{k}": v for k, v in loop.evaluate(val_data()).items()})
-                progress.epoch_end(stage_epoch, logs)
-                stop = patience > 0 and _early_stopping_step(state, logs["val_loss"]) >= patience
-                done = stop or stage_epoch + 1 == epochs
-                self._end_epoch(stage, stage_epoch + 1, logs, optimizer, done)
-                if stop:
-                    console.status(
-                        f"early stopping: val_loss did not improve for {patience} epochs"
-                    )
-                    break
-
-    def _train_size(self) -> int | None:
-        return self.splits.sizes.get("train")
-
-    def _shuffle_seed(self, epoch: int) -> int:
-        """The shuffle seed of ``epoch``: a resumed run shuffles exactly as an unbroken one."""
-        return self.config.seed * 100_003 + epoch
-
-    def _end_epoch(
-        self, stage: str, stage_epoch: int, logs: dict[str, float], optimizer: Any, done: bool
-    ) -> None:
-        self.epoch += 1
-        self.record.history.append({"epoch": self.epoch, "stage": stage, **logs})
-        if self.record.run_dir is not None:
-            state = {
-                "stage": stage,
-                "stage_epoch": stage_epoch,
-                "stage_done": done,
-                "history": self.record.history,
-            }
-            weights = self.assembled.model
-            if stage == "head" and self.assembled.backbone_frozen:
-                # Only the head changes: a frozen ResNet50 would add ~95 MB every epoch.
-                # The backbone is rebuilt from the configuration on resume, checked
-                # against this digest.
-                weights = self.assembled.head
-                state["weights"] = "head"
-                state["backbone_sha256"] = self._backbone_digest()
-            checkpoints.save(self.run_dir, self.epoch, state, weights, optimizer)
-            self._log_scalars(logs)
-        self.record.write("running")
-
-    def _log_scalars(self, logs: dict[str, float]) -> None:
-        import tensorflow as tf
-
-        for split, writer in self.writers.items():
-            prefix = "val_" if split == "validation" else ""
-            with writer.as_default():
-                for name, value in logs.items():
-                    if name.startswith("val_") == bool(prefix):
-                        tf.summary.scalar(
-                            f"epoch_{name.removeprefix(prefix)}", value, step=self.epoch - 1
-                        )
-            writer.flush()
-
-    # --- finishing -----------------------------------------------------------------
-
-    def _finish(self) -> dict[str, Any]:
-        test_features = None
-        if self.cached:
-            with self.timer.phase("extract"):
-                test_features = self._features("test")
-        with self.timer.phase("evaluate"):
-            test = self._evaluate_test(test_features)
-        self.record.update(
-            test=test, weights_sha256=feature_cache.weights_digest(self.assembled.model)
-        )
-        if self.record.run_dir is not None:
-            with self.timer.phase("save"):
-                self.assembled.model.save(self.run_dir / runs.MODEL)
-        metrics = self.record.write("completed")
-        last = self.record.history[-1] if self.record.history else {}
-        console.results(
-            "results",
-            {
-                "train": {
-                    k: v for k, v in last.items() if _is_metric(k) and not k.startswith("val_")
-                },
-                "validation": {k[4:]: v for k, v in last.items() if k.startswith("val_")},
-                "test": test,
-            },
-        )
-        if self.run_dir is not None:
-            console.out.print(f"run directory: {self.run_dir}")
-        return metrics
-
-    def _evaluate_test(self, features: feature_cache.Features | None) -> dict[str, float]:
-        assembled = self.assembled
-        if features is not None:
-            loop = Loop(assembled.head, assembled.loss, assembled.metrics, self.placement)
-            return loop.evaluate(features.batches(self.config.batch_size))
-        loop = Loop(assembled.model, assembled.loss, assembled.metrics, self.placement)
-        return loop.evaluate(self._batches("test"))
-
-
-def _early_stopping_step(state: dict[str, Any], val_loss: float) -> int:
-    """Epochs without improvement after this one (updates ``state``)."""
-    if state["best"] is None or val_loss < state["best"]:
-        state["best"], state["wait"] = val_loss, 0
-    else:
-        state["wait"] += 1
-    return state["wait"]
-
-
-def _is_metric(key: str) -> bool:
-    return key not in ("epoch", "stage")
-
-
-def _now() -> str:
-    return _dt.datetime.now().isoformat(timespec="seconds")
+    def _save_model(self, model: keras.Model) -> None:
+        """Save the trained model (backbone + head, preprocessing included): chief only."""
+        if self.writable is not None:
+            with self.prepared.timer.phase("save"):
+                model.save(self.writable / runs.MODEL)

@@ -7,12 +7,14 @@ mirrored and multi-worker runs identical. Each step runs on every replica with
 ``strategy.run``; the loss is the mean over the *global* batch (Keras's optimizer
 all-reduces the gradients); metrics are updated once, in cross-replica context, from
 the gathered labels and predictions, so every worker reports the same numbers.
+
+The loop reports progress to a callback and leaves judging it (a NaN loss) to the
+callbacks of :mod:`zoo.train.callbacks`.
 """
 
 from __future__ import annotations
 
 import functools
-import math
 import time
 import weakref
 from collections.abc import Callable, Iterator, Sequence
@@ -28,14 +30,6 @@ if TYPE_CHECKING:
 REPORT_SECONDS = 0.25
 
 StepReport = Callable[[int, dict[str, float]], None]
-
-
-class NonFiniteLoss(Exception):
-    """The training loss became NaN or infinite."""
-
-    def __init__(self, step: int) -> None:
-        super().__init__(f"non-finite loss at step {step + 1}")
-        self.step = step
 
 
 class Loop:
@@ -75,12 +69,12 @@ class Loop:
     ) -> dict[str, float]:
         """One pass over ``dataset`` (batched with the global batch size).
 
-        Raises:
-            NonFiniteLoss: the loss became NaN or infinite.
+        ``report(step, metrics so far)`` is called at most every :data:`REPORT_SECONDS`
+        and after the last batch.
         """
         if self._train_step is None:
             self._train_step = self._compile(self._replica_train)
-        return self._run(self._train_step, dataset, report, check_finite=True)
+        return self._run(self._train_step, dataset, report)
 
     def evaluate(
         self, dataset: tf.data.Dataset, report: StepReport | None = None
@@ -88,14 +82,14 @@ class Loop:
         """Loss and metrics over ``dataset``, in inference mode."""
         if self._eval_step is None:
             self._eval_step = self._compile(self._replica_eval)
-        return self._run(self._eval_step, dataset, report, check_finite=False)
+        return self._run(self._eval_step, dataset, report)
 
     def results(self) -> dict[str, float]:
         """The metrics accumulated so far in this pass (reads them off the device)."""
         return {m.name: float(m.result()) for m in (self.mean_loss, *self.metrics)}
 
     def _run(
-        self, step_fn: Any, dataset: tf.data.Dataset, report: StepReport | None, check_finite: bool
+        self, step_fn: Any, dataset: tf.data.Dataset, report: StepReport | None
     ) -> dict[str, float]:
         for metric in (self.mean_loss, *self.metrics):
             metric.reset_state()
@@ -106,14 +100,11 @@ class Loop:
             now = time.perf_counter()
             if now - last_report >= REPORT_SECONDS:
                 last_report = now
-                self._report(step, report, check_finite)
-        results = self._report(step, report, check_finite)
-        return results
+                self._report(step, report)
+        return self._report(step, report)
 
-    def _report(self, step: int, report: StepReport | None, check_finite: bool) -> dict[str, float]:
+    def _report(self, step: int, report: StepReport | None) -> dict[str, float]:
         results = self.results()
-        if check_finite and step >= 0 and not math.isfinite(results["loss"]):
-            raise NonFiniteLoss(step)
         if report is not None and step >= 0:
             report(step, results)
         return results
