@@ -117,14 +117,15 @@ def differing_settings(records: Sequence[RunRecord]) -> list[dict[str, Any]]:
 
 def run_labels(records: Sequence[RunRecord]) -> list[str]:
     """Short unique names: the recipes, else the backbones, else the directory names."""
-    candidates = (
+    candidates: tuple[list[str | None], ...] = (
         [r.config.get("recipe") for r in records],
         [(r.config.get("backbone") or {}).get("name") for r in records],
         [r.path.name for r in records],
     )
     for labels in candidates:
-        if all(labels) and len(set(labels)) == len(labels):
-            return list(labels)
+        named = [label for label in labels if label]
+        if len(named) == len(labels) and len(set(named)) == len(named):
+            return named
     return [f"{r.path.name} #{i}" for i, r in enumerate(records, 1)]
 
 

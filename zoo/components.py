@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 from zoo.params import Param
 
@@ -15,7 +15,9 @@ if TYPE_CHECKING:
     import keras
     import tensorflow as tf
 
-KINDS = ("dataset", "backbone", "head")
+#: The three kinds of component, in the order ``zoo run`` names them.
+Kind = Literal["dataset", "backbone", "head"]
+KINDS: tuple[Kind, ...] = ("dataset", "backbone", "head")
 
 #: Preprocessing modes zoo knows by name (see ``zoo.layers.Preprocess``).
 PREPROCESSING_MODES = ("caffe", "tf", "torch", "unit", "none")

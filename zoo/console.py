@@ -18,6 +18,7 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
+from zoo.components import Backbone, Component, Head
 from zoo.config import Recipe
 from zoo.errors import ZooError
 from zoo.model import LayerRow
@@ -137,12 +138,12 @@ def component_info(entry: Entry) -> None:
         out.print("no parameters")
 
 
-def _extras(entry: Entry) -> Iterable[tuple[str, str]]:
+def _extras(entry: Entry[Component]) -> Iterable[tuple[str, str]]:
     component = entry.component
-    if entry.kind == "backbone":
-        yield "minimum image size", str(component.min_image_size)  # type: ignore[attr-defined]
-    if entry.kind == "head":
-        yield "classes", component.class_range  # type: ignore[attr-defined]
+    if isinstance(component, Backbone):
+        yield "minimum image size", str(component.min_image_size)
+    if isinstance(component, Head):
+        yield "classes", component.class_range
 
 
 def devices(found: Sequence[str], strategy: str, precision: str) -> None:

@@ -30,7 +30,7 @@ from zoo import hookspecs
 from zoo._version import __version__
 from zoo.config import RegistryFile, read_registry_file
 from zoo.errors import ZooError, closest, describe_error, one_of
-from zoo.registry import PluginInfo, Registry
+from zoo.registry import PluginInfo, PluginSource, Registry
 
 ENTRY_POINT_GROUP = "zoo"
 _HOOKS = ("register_datasets", "register_backbones", "register_heads")
@@ -141,12 +141,12 @@ class _Loader:
         self.disabled = disabled
         self.objects: dict[str, Any] = {}
 
-    def load_file(self, registry_file: RegistryFile, source: str) -> None:
+    def load_file(self, registry_file: RegistryFile, source: PluginSource) -> None:
         self.registry.files.append(registry_file)
         for entry in registry_file.plugins:
             self._load_one(entry, registry_file.path, source)
 
-    def _load_one(self, entry: str, registry_path: Path, source: str) -> None:
+    def _load_one(self, entry: str, registry_path: Path, source: PluginSource) -> None:
         is_path = entry.endswith(".py") or "/" in entry
         name = Path(entry).stem if is_path else entry.rpartition(".")[2]
         if source == "built-in":
@@ -255,7 +255,7 @@ def _unknown_hooks(plugin: Any) -> list[str]:
     ]
 
 
-def _package_for(source: str) -> str:
+def _package_for(source: PluginSource) -> str:
     return "zoo_plugins" if source == "built-in" else "zoo_local_plugins"
 
 

@@ -5,30 +5,37 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Generic, Literal, TypeVar, overload
 
-from zoo.components import COMPONENT_TYPES, KINDS, Component
+from zoo.components import COMPONENT_TYPES, KINDS, Backbone, Component, Dataset, Head
 from zoo.config import ComponentMeta, Recipe, RegistryFile
 from zoo.errors import ZooError, closest, one_of
 from zoo.params import Param
+
+#: Where a plugin came from: zoo's registry.toml, an installed package's entry point,
+#: or a user's registry.toml (or an object handed to ``LoadOptions.extra``).
+PluginSource = Literal["built-in", "entry point", "local"]
+#: What became of a plugin.
+PluginStatus = Literal["ok", "disabled", "failed"]
+#: The component type an entry holds.
+C = TypeVar("C", bound=Component, covariant=True)
 
 
 @dataclass
 class PluginInfo:
     """One plugin: where it came from and what became of it.
 
-    ``source`` is ``"built-in"``, ``"entry point"`` or ``"local"``; ``status`` is
-    ``"ok"``, ``"disabled"`` or ``"failed"`` (then ``error`` says why, on one line).
-    ``components`` lists what it registered as ``"kind:name"``; a plugin that failed
-    part-way registers nothing, and ``unavailable`` lists what it had offered.
+    ``error`` says why it failed, on one line. ``components`` lists what it registered
+    as ``"kind:name"``; a plugin that failed part-way registers nothing, and
+    ``unavailable`` lists what it had offered.
     """
 
     name: str
-    source: str
+    source: PluginSource
     package: str
     version: str
     location: str
-    status: str = "ok"
+    status: PluginStatus = "ok"
     error: str | None = None
     components: list[str] = field(default_factory=list)
     unavailable: list[str] = field(default_factory=list)
@@ -51,10 +58,10 @@ class PluginInfo:
 
 
 @dataclass(frozen=True)
-class Entry:
+class Entry(Generic[C]):
     """A registered component, its plugin, and what registry files say of it."""
 
-    component: Component
+    component: C
     plugin: PluginInfo
     meta: ComponentMeta = field(default_factory=ComponentMeta)
 
@@ -91,7 +98,7 @@ class Registry:
     plugins: list[PluginInfo] = field(default_factory=list)
     files: list[RegistryFile] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
-    _entries: dict[str, dict[str, list[Entry]]] = field(
+    _entries: dict[str, dict[str, list[Entry[Component]]]] = field(
         default_factory=lambda: {kind: defaultdict(list) for kind in KINDS}
     )
 
@@ -132,19 +139,38 @@ class Registry:
                 )
                 entries[index] = Entry(entry.component, entry.plugin, merged)
 
-    def entries(self, kind: str) -> list[Entry]:
+    @overload
+    def entries(self, kind: Literal["dataset"]) -> list[Entry[Dataset]]: ...
+    @overload
+    def entries(self, kind: Literal["backbone"]) -> list[Entry[Backbone]]: ...
+    @overload
+    def entries(self, kind: Literal["head"]) -> list[Entry[Head]]: ...
+    @overload
+    def entries(self, kind: str) -> list[Entry[Component]]: ...
+
+    def entries(self, kind: str) -> list[Entry[Any]]:
         """Every ``kind`` entry, sorted by name then plugin."""
         return sorted(
             (e for same in self._entries[kind].values() for e in same),
             key=lambda e: (e.name, e.plugin.name),
         )
 
-    def __iter__(self) -> Iterator[Entry]:
+    def __iter__(self) -> Iterator[Entry[Component]]:
         for kind in KINDS:
             yield from self.entries(kind)
 
-    def get(self, kind: str, name: str) -> Entry:
-        """The ``kind`` called ``name`` (or ``plugin:name``).
+    @overload
+    def get(self, kind: Literal["dataset"], name: str) -> Entry[Dataset]: ...
+    @overload
+    def get(self, kind: Literal["backbone"], name: str) -> Entry[Backbone]: ...
+    @overload
+    def get(self, kind: Literal["head"], name: str) -> Entry[Head]: ...
+    @overload
+    def get(self, kind: str, name: str) -> Entry[Component]: ...
+
+    def get(self, kind: str, name: str) -> Entry[Any]:
+        """The ``kind`` called ``name`` (or ``plugin:name``); its component is of the
+        kind's type (the registry checks it on registering).
 
         Raises:
             ZooError: the name is unknown (the message lists the closest names), or
@@ -167,7 +193,7 @@ class Registry:
             got=name,
         )
 
-    def find(self, name: str) -> list[Entry]:
+    def find(self, name: str) -> list[Entry[Component]]:
         """Every entry of any kind called ``name`` (or ``plugin:name``).
 
         Raises:

@@ -82,10 +82,10 @@ class Resolved:
     """
 
     config: RunConfig
-    dataset: Entry
-    backbone: Entry
-    head: Entry
-    heads: tuple[Entry, ...] = field(default=(), repr=False)
+    dataset: Entry[Dataset]
+    backbone: Entry[Backbone]
+    head: Entry[Head]
+    heads: tuple[Entry[Head], ...] = field(default=(), repr=False)
 
 
 def resolve_run(
@@ -111,12 +111,11 @@ def resolve_run(
             cannot work (see :func:`check_compatibility`).
     """
     chosen = _recipe_or_names(registry, names, recipe)
-    entries = {
-        kind: registry.get(kind, name) for kind, name in zip(KINDS, chosen.names, strict=True)
-    }
+    entries = _lookup(registry, chosen.names)
     overrides = _parse_sets(sets)
     choices = {}
-    for kind, entry in entries.items():
+    for entry in entries:
+        kind = entry.kind
         layers = [(entry.meta.source or "registry.toml", entry.meta.defaults)]
         if chosen.recipe:
             layers.append((chosen.recipe.source, chosen.recipe.params.get(kind, {})))
@@ -137,13 +136,7 @@ def resolve_run(
         recipe=chosen.recipe.name if chosen.recipe else None,
         **run,
     )
-    resolved = Resolved(
-        config,
-        entries["dataset"],
-        entries["backbone"],
-        entries["head"],
-        tuple(registry.entries("head")),
-    )
+    resolved = Resolved(config, *entries, tuple(registry.entries("head")))
     check_compatibility(resolved)
     return resolved
 
@@ -155,20 +148,24 @@ def resolve_saved(registry: Registry, saved: Mapping[str, Any]) -> Resolved:
         ZooError: a component is no longer registered, or its parameters changed.
     """
     config = RunConfig.from_dict(saved)
-    entries = {}
-    for choice in config.choices:
-        entry = registry.get(choice.kind, choice.qualified_name)
+    entries = _lookup(registry, (config.dataset, config.backbone, config.head))
+    for choice, entry in zip(config.choices, entries, strict=True):
         resolve(choice.kind, entry.name, entry.params, [("config.json", choice.params)])
-        entries[choice.kind] = entry
-    resolved = Resolved(
-        config,
-        entries["dataset"],
-        entries["backbone"],
-        entries["head"],
-        tuple(registry.entries("head")),
-    )
+    resolved = Resolved(config, *entries, tuple(registry.entries("head")))
     check_compatibility(resolved)
     return resolved
+
+
+def _lookup(
+    registry: Registry, names: tuple[str | Choice, str | Choice, str | Choice]
+) -> tuple[Entry[Dataset], Entry[Backbone], Entry[Head]]:
+    """The three components named (a short or qualified name, or a saved choice)."""
+    dataset, backbone, head = (n.qualified_name if isinstance(n, Choice) else n for n in names)
+    return (
+        registry.get("dataset", dataset),
+        registry.get("backbone", backbone),
+        registry.get("head", head),
+    )
 
 
 def check_compatibility(resolved: Resolved) -> None:
@@ -179,7 +176,7 @@ def check_compatibility(resolved: Resolved) -> None:
             not support the dataset's number of classes.
     """
     config = resolved.config
-    backbone: Backbone = resolved.backbone.component  # type: ignore[assignment]
+    backbone = resolved.backbone.component
     if config.image_size < backbone.min_image_size:
         raise ZooError(
             f"backbone '{backbone.name}' needs images of at least "
@@ -196,7 +193,7 @@ def check_compatibility(resolved: Resolved) -> None:
             fix="pass e.g. --fine-tune-layers 20",
             got=config.fine_tune_layers,
         )
-    dataset: Dataset = resolved.dataset.component  # type: ignore[assignment]
+    dataset = resolved.dataset.component
     if dataset.class_names is not None:
         check_classes(resolved, len(dataset.class_names(config.dataset.params)))
 
@@ -206,10 +203,10 @@ def check_classes(resolved: Resolved, num_classes: int) -> None:
 
     The fix names the registered heads that can.
     """
-    head: Head = resolved.head.component  # type: ignore[assignment]
+    head = resolved.head.component
     if head.supports(num_classes):
         return
-    fitting = [e.name for e in resolved.heads if e.component.supports(num_classes)]  # type: ignore[attr-defined]
+    fitting = [e.name for e in resolved.heads if e.component.supports(num_classes)]
     suggestion = f"use {one_of(fitting[:3])}" if fitting else "register one (docs/plugins.md)"
     raise ZooError(
         f"head '{head.name}' supports {head.class_range} classes, but dataset "

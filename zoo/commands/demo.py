@@ -60,6 +60,8 @@ def run(args: argparse.Namespace) -> int:
     for name, each in zip(RECIPES, resolved, strict=True):
         console.status(f"demo: recipe {name}")
         result = run_experiment(each, output=demo_dir, command=command)
+        if result.run_dir is None:  # a worker that is not the chief: nothing to compare
+            return 0
         run_dirs.append(result.run_dir)
     show(run_dirs, demo_dir / FIGURE, as_json=args.json)
     return 0

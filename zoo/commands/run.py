@@ -94,7 +94,7 @@ def _add_flag(group: argparse._ArgumentGroup, setting: Setting) -> None:
     group.add_argument(
         setting.flag,
         dest=setting.name,
-        type=None if setting.type is str else setting.type,
+        type=setting.type,
         metavar=setting.metavar,
         help=setting.help,
     )

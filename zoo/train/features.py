@@ -109,10 +109,8 @@ class FeatureCache:
 
     def __init__(self, directory: Path | None, memory_budget: int = DEFAULT_MEMORY_BUDGET) -> None:
         self.memory_budget = memory_budget
-        self._temporary = (
-            None if directory is not None else tempfile.mkdtemp(prefix="zoo-features-")
-        )
-        self.directory = Path(directory if directory is not None else self._temporary)
+        self.directory = directory or Path(tempfile.mkdtemp(prefix="zoo-features-"))
+        self._temporary = None if directory is not None else self.directory
         self._in_memory = 0
 
     def close(self) -> None:

@@ -73,7 +73,12 @@ class Loop:
         and after the last batch.
         """
         if self._train_step is None:
-            self._train_step = self._compile(self._replica_train)
+            if self.optimizer is None:
+                raise ValueError("this Loop has no optimizer: it only evaluates")
+            optimizer = self.optimizer
+            self._train_step = self._compile(
+                lambda images, labels: self._replica_train(optimizer, images, labels)
+            )
         return self._run(self._train_step, dataset, report)
 
     def evaluate(
@@ -118,7 +123,9 @@ class Loop:
 
         return tf.function(step)
 
-    def _replica_train(self, images: tf.Tensor, labels: tf.Tensor) -> tuple[Any, Any, Any]:
+    def _replica_train(
+        self, optimizer: keras.optimizers.Optimizer, images: tf.Tensor, labels: tf.Tensor
+    ) -> tuple[Any, Any, Any]:
         import tensorflow as tf
 
         context = tf.distribute.get_replica_context()
@@ -131,10 +138,10 @@ class Loop:
             loss = tf.reduce_sum(losses) / tf.maximum(count, 1.0)
             if self.model.losses:
                 loss += tf.add_n(self.model.losses) / self.strategy.num_replicas_in_sync
-            scaled = self.optimizer.scale_loss(loss)
+            scaled = optimizer.scale_loss(loss)
         variables = self.model.trainable_variables
         gradients = tape.gradient(scaled, variables)
-        self.optimizer.apply_gradients(zip(gradients, variables, strict=True))
+        optimizer.apply_gradients(zip(gradients, variables, strict=True))
         return labels, predictions, losses
 
     def _replica_eval(self, images: tf.Tensor, labels: tf.Tensor) -> tuple[Any, Any, Any]:
@@ -192,11 +199,16 @@ def _predict_step(model: keras.Model, strategy: tf.distribute.Strategy) -> Calla
         return cached[1]
     weak_model = weakref.ref(model)
 
+    def forward(images: Any) -> Any:
+        alive = weak_model()
+        assert alive is not None, "the step is only called while its model predicts"
+        return alive(images, training=False)
+
     # reduce_retracing: the last, shorter batch reuses the graph instead of a new trace.
     @tf.function(reduce_retracing=True)
     def step(batch: Any) -> tuple[Any, Any]:
         images, labels = batch
-        outputs = strategy.run(lambda x: weak_model()(x, training=False), args=(images,))
+        outputs = strategy.run(forward, args=(images,))
         return strategy.gather(outputs, axis=0), strategy.gather(labels, axis=0)
 
     _PREDICT_STEPS[model] = (strategy, step)
