@@ -207,7 +207,7 @@ def check_classes(resolved: Resolved, num_classes: int) -> None:
     if head.supports(num_classes):
         return
     fitting = [e.name for e in resolved.heads if e.component.supports(num_classes)]
-    suggestion = f"use {one_of(fitting[:3])}" if fitting else "register one (docs/plugins.md)"
+    suggestion = f"use {one_of(fitting)}" if fitting else "register one (docs/plugins.md)"
     raise ZooError(
         f"head '{head.name}' supports {head.class_range} classes, but dataset "
         f"'{resolved.dataset.name}' has {num_classes}.",

@@ -15,6 +15,7 @@ from typing import Any
 from zoo import console, runs
 from zoo.commands._common import registry_from
 from zoo.commands.compare import show
+from zoo.settings import BY_NAME
 
 POSITION = 80
 RECIPES = ("demo_pretrained", "demo_scratch")
@@ -37,7 +38,7 @@ def add(sub: Any, common: argparse.ArgumentParser) -> None:
         metavar="DIR",
         help="a new demo directory goes here, holding both runs and the figure (default: ./runs)",
     )
-    add_("--epochs", type=int, help="passes over the training split (default: the recipes')")
+    add_("--epochs", type=int, help=f"{BY_NAME['epochs'].help} (default: the recipes')")
     add_("--num-images", type=int, help="images drawn for the task (default: the recipes')")
     add_("--json", action="store_true", help="print the comparison's data as JSON")
     parser.set_defaults(handler=run)
