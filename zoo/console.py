@@ -187,7 +187,6 @@ def results(title: str, metrics: Mapping[str, Mapping[str, float]]) -> None:
 
 
 def run_directory(path: Any) -> None:
-    """Where a finished run is: the last line of ``zoo run``, on stdout."""
     out.print(f"run directory: {path}")
 
 
