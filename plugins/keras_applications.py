@@ -142,7 +142,12 @@ def build(
     else:
         model, weights_file = _pretrained(app, construct, source)
     model.trainable = params["trainable"]
-    return zoo.BuiltBackbone(model, app.preprocessing, str(weights_file) if weights_file else None)
+    return zoo.BuiltBackbone(
+        model,
+        app.preprocessing,
+        str(weights_file) if weights_file else None,
+        pretrained=source is not None,
+    )
 
 
 def weights_source(app: Application, value: str) -> str | Path | None:

@@ -12,14 +12,9 @@ from helpers import one_device, stage_plan, tiny_classifier
 import zoo
 from zoo.plugins import load_registry
 from zoo.runconfig import resolve_run
-from zoo.train.callbacks import (
-    Checkpointing,
-    EarlyStopping,
-    EarlyStoppingState,
-    RunRecord,
-    TerminateOnNaN,
-)
+from zoo.train.callbacks import Checkpointing, EarlyStopping, RunRecord, TerminateOnNaN
 from zoo.train.events import Callback, EpochEnd, EpochStart, Events, RunEnd, StageStart
+from zoo.train.monitor import Improvement
 from zoo.train.record import Record
 from zoo.train.reporter import ConsoleReporter
 from zoo.train.trainer import Trainer
@@ -108,7 +103,7 @@ def test_a_resumed_stage_runs_only_its_remaining_epochs_and_counts_on():
 
 
 def test_early_stopping_counts_epochs_without_a_lower_validation_loss():
-    state = EarlyStoppingState()
+    state = Improvement()
 
     waits = [state.update(loss) for loss in (1.0, 0.8, 0.9, 0.85, 0.7, 0.7)]
 

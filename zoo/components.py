@@ -70,11 +70,16 @@ class BuiltBackbone:
             ``"tf"``, ``"torch"``, ``"unit"`` for 1/255, ``"none"``). It is part of the
             saved model, so training, evaluation and prediction apply it identically.
         weights_file: The weights file loaded, if any; its hash goes in the run record.
+        pretrained: ``True`` when the builder loaded trained weights, ``False`` when
+            the weights are a random initialisation, ``None`` when it does not say
+            (then a ``weights_file`` counts as trained). A frozen backbone that is not
+            pretrained cannot learn anything, and zoo warns.
     """
 
     model: keras.Model
     preprocessing: keras.layers.Layer | str = "none"
     weights_file: str | None = None
+    pretrained: bool | None = None
 
 
 @dataclass(frozen=True)

@@ -8,7 +8,7 @@ can also be trained on cached backbone features.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -50,6 +50,7 @@ class Assembled:
     loss: Any
     metrics: list[Any]
     weights_file: str | None = None
+    pretrained: bool | None = None
 
     @property
     def backbone_frozen(self) -> bool:
@@ -71,9 +72,7 @@ def build_model(resolved: Resolved, num_classes: int) -> Assembled:
     from zoo.layers import as_layer
 
     config = resolved.config
-    built = call_builder(resolved.backbone, config.image_shape, config.backbone.params)
-    _expect(resolved.backbone, built, BuiltBackbone, "zoo.BuiltBackbone")
-    _expect(resolved.backbone, built.model, keras.Model, "a keras.Model in BuiltBackbone.model")
+    built = build_backbone(resolved.backbone, config.image_shape, config.backbone.params)
     preprocessing = _wrap(resolved.backbone, lambda: as_layer(built.preprocessing))
 
     inputs = keras.Input(config.image_shape, name="image")
@@ -95,7 +94,20 @@ def build_model(resolved: Resolved, num_classes: int) -> Assembled:
         loss=head_out.loss,
         metrics=list(head_out.metrics),
         weights_file=built.weights_file,
+        pretrained=built.pretrained,
     )
+
+
+def build_backbone(
+    entry: Entry, image_shape: tuple[int, int, int], params: Mapping[str, Any]
+) -> BuiltBackbone:
+    """Call a backbone's builder and check what it returns."""
+    import keras
+
+    built = call_builder(entry, image_shape, params)
+    _expect(entry, built, BuiltBackbone, "zoo.BuiltBackbone")
+    _expect(entry, built.model, keras.Model, "a keras.Model in BuiltBackbone.model")
+    return built
 
 
 def make_optimizer(name: str, learning_rate: float, precision: str = "float32") -> Any:

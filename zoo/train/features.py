@@ -17,7 +17,7 @@ import json
 import os
 import shutil
 import tempfile
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -75,27 +75,49 @@ class Features:
 
     def batches(self, batch_size: int, shuffle_seed: int | None = None) -> tf.data.Dataset:
         """Batches in a seeded random order (``shuffle_seed``), or in order (``None``)."""
-        import numpy as np
-        import tensorflow as tf
+        return batches([self], batch_size, shuffle_seed)
 
-        count = len(self)
 
-        def generate() -> Iterator[tuple[np.ndarray, np.ndarray]]:
-            order = np.arange(count)
-            if shuffle_seed is not None:
-                order = np.random.default_rng(shuffle_seed).permutation(count)
-            for start in range(0, count, batch_size):
-                # Sorted indices read a memory-mapped file front to back.
-                index = np.sort(order[start : start + batch_size])
-                yield self.features[index], self.labels[index]
+def batches(
+    views: Sequence[Features], batch_size: int, shuffle_seed: int | None = None
+) -> tf.data.Dataset:
+    """Batches of one split's features, each example taken from one of its ``views``.
 
-        spec = (
-            tf.TensorSpec((None, *self.features.shape[1:]), tf.float32),
-            tf.TensorSpec((None,), tf.int32),
-        )
-        dataset = tf.data.Dataset.from_generator(generate, output_signature=spec)
-        steps = -(-count // batch_size)
-        return dataset.apply(tf.data.experimental.assert_cardinality(steps)).prefetch(2)
+    ``views`` are the features of the same images in the same order, each computed from
+    differently augmented images (one view: the images as they are). With a
+    ``shuffle_seed``, the order and each example's view are drawn from it, so every
+    epoch sees each image once, augmented one of ``len(views)`` ways; without one, the
+    examples come in order from the first view.
+    """
+    import numpy as np
+    import tensorflow as tf
+
+    first = views[0]
+    count, shape = len(first), first.features.shape[1:]
+
+    def generate() -> Iterator[tuple[np.ndarray, np.ndarray]]:
+        order, view_of = np.arange(count), np.zeros(count, dtype=np.int64)
+        if shuffle_seed is not None:
+            rng = np.random.default_rng(shuffle_seed)
+            order = rng.permutation(count)
+            if len(views) > 1:
+                view_of = rng.integers(len(views), size=count)
+        for start in range(0, count, batch_size):
+            # Sorted indices read a memory-mapped file front to back.
+            index = np.sort(order[start : start + batch_size])
+            values = np.empty((len(index), *shape), dtype=np.float32)
+            for number, view in enumerate(views):
+                picked = view_of[index] == number
+                values[picked] = view.features[index[picked]]
+            yield values, first.labels[index]
+
+    spec = (
+        tf.TensorSpec((None, *shape), tf.float32),
+        tf.TensorSpec((None,), tf.int32),
+    )
+    dataset = tf.data.Dataset.from_generator(generate, output_signature=spec)
+    steps = -(-count // batch_size)
+    return dataset.apply(tf.data.experimental.assert_cardinality(steps)).prefetch(2)
 
 
 class FeatureCache:

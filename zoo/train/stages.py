@@ -6,6 +6,17 @@ cached (:mod:`zoo.train.features`); otherwise the whole model on images. ``fine_
 unfreezes the top of the backbone and trains the whole model on images at its own
 learning rate. A resumed run restores its checkpoint into the first stage that runs,
 before any features are extracted.
+
+Each stage's optimizer follows the run's learning-rate schedule over that stage's steps
+(:mod:`zoo.train.schedules`), and its loss weighs classes as ``--class-weight`` says.
+
+With ``--augment``, training images are changed at random in the input pipeline
+(:class:`zoo.data.Augmentation`), differently every epoch. A frozen backbone's features
+cannot follow every random change, so they are extracted for ``--augment-views`` K
+augmented copies of the training split, each cached under its own key (the
+augmentation's settings and the copy's number are part of it: a run asking for more
+copies extracts only the new ones), and every epoch draws one of the K for each image.
+The validation and test splits are never augmented.
 """
 
 from __future__ import annotations
@@ -18,6 +29,7 @@ from typing import TYPE_CHECKING, Any
 from zoo import data
 from zoo.model import make_optimizer, parameter_counts
 from zoo.train import features as feature_cache
+from zoo.train import schedules
 from zoo.train.checkpoints import Resume
 from zoo.train.events import Events, StagePlan
 from zoo.train.finetune import unfreeze_top
@@ -66,12 +78,15 @@ class Stages:
         self.cache: feature_cache.FeatureCache | None = None
         #: The head trains on cached features (and, without fine-tuning, is tested on them).
         self.cached = context.config.feature_cache and context.assembled.backbone_frozen
+        self.augmentation = data.Augmentation.of(context.config)
+        self.train_labels: Any = None
+        self.weights: tuple[float, ...] | None = None
 
     def head(self) -> tuple[StagePlan, int]:
         """The head stage, and how many of its epochs a resumed run has done."""
         config, assembled = self.context.config, self.context.assembled
         model = assembled.head if self.cached else assembled.model
-        optimizer = self._optimizer(model, config.learning_rate)
+        optimizer, schedule = self._optimizer(model, config.learning_rate, config.epochs)
         start = self.resume.restore("head", optimizer)
         train, validation = self._cached_batches() if self.cached else self._image_batches()
         frozen = assembled.backbone_frozen
@@ -88,6 +103,8 @@ class Stages:
             # backbone is rebuilt from the configuration on resume, checked by its digest.
             checkpointed=assembled.head if frozen else assembled.model,
             backbone_sha256=self.context.backbone_digest() if frozen else None,
+            schedule=schedule,
+            class_weights=self._class_weights(),
         )
         return plan, start
 
@@ -96,9 +113,13 @@ class Stages:
         context = self.context
         config, assembled = context.config, context.assembled
         with context.placement.strategy.scope():
-            unfrozen = unfreeze_top(assembled.backbone, config.fine_tune_layers)
+            unfrozen = unfreeze_top(
+                assembled.backbone, config.fine_tune_layers, config.backbone.name
+            )
         context.events.on_fine_tune_unfrozen(unfrozen, parameter_counts(assembled.model))
-        optimizer = self._optimizer(assembled.model, config.fine_tune_lr)
+        optimizer, schedule = self._optimizer(
+            assembled.model, config.fine_tune_lr, config.fine_tune_epochs
+        )
         start = self.resume.restore("fine_tune", optimizer)
         train, validation = self._image_batches()
         plan = StagePlan(
@@ -111,6 +132,8 @@ class Stages:
             val_batches=validation,
             steps=self._steps(),
             checkpointed=assembled.model,
+            schedule=schedule,
+            class_weights=self._class_weights(),
         )
         return plan, start
 
@@ -128,12 +151,27 @@ class Stages:
         if self.cache is not None:
             self.cache.close()
 
-    def _optimizer(self, model: keras.Model, learning_rate: float) -> Any:
+    def _optimizer(self, model: keras.Model, learning_rate: float, epochs: int) -> tuple[Any, Any]:
+        """The stage's optimizer, built on ``model``, and its schedule (``None``: constant)."""
         context = self.context
+        shape = schedules.shape_of(context.config, epochs, self._steps())
         with context.placement.strategy.scope():
-            optimizer = make_optimizer(context.config.optimizer, learning_rate, context.precision)
+            schedule = schedules.schedule(learning_rate, shape) if shape else None
+            rate = learning_rate if schedule is None else schedule
+            optimizer = make_optimizer(context.config.optimizer, rate, context.precision)
             optimizer.build(model.trainable_variables)
-        return optimizer
+        return optimizer, schedule
+
+    def _class_weights(self) -> tuple[float, ...] | None:
+        """``balanced`` weights from the training labels (counted once), or ``None``."""
+        context = self.context
+        if context.config.class_weight == "none":
+            return None
+        if self.weights is None:
+            if self.train_labels is None:
+                self.train_labels = data.labels_of(context.splits.train)
+            self.weights = data.balanced_weights(self.train_labels, context.splits.num_classes)
+        return self.weights
 
     def _steps(self) -> int | None:
         return data.steps(self.context.splits.sizes.get("train"), self.context.config.batch_size)
@@ -142,8 +180,11 @@ class Stages:
         """The shuffle seed of ``epoch``: a resumed run shuffles exactly as an unbroken one."""
         return self.context.config.seed * 100_003 + epoch
 
-    def _images(self, split: str, seed: int | None = None) -> tf.data.Dataset:
-        """``split``'s images resized and batched; shuffled from ``seed`` when given."""
+    def _images(
+        self, split: str, seed: int | None = None, augment_seed: int | None = None
+    ) -> tf.data.Dataset:
+        """``split``'s images resized and batched; shuffled from ``seed`` when given, and
+        augmented from ``augment_seed`` when given (the training split only)."""
         context = self.context
         return data.batches(
             getattr(context.splits, split),
@@ -152,42 +193,63 @@ class Stages:
             shuffle=seed is not None,
             seed=seed or 0,
             size=context.splits.sizes.get(split),
+            augmentation=self.augmentation if augment_seed is not None else None,
+            augment_seed=augment_seed or 0,
         )
 
     def _image_batches(self) -> Batches:
-        return (
-            lambda epoch: self._images("train", self._shuffle_seed(epoch)),
-            lambda: self._images("validation"),
-        )
+        def train(epoch: int) -> tf.data.Dataset:
+            seed = self._shuffle_seed(epoch)
+            return self._images("train", seed, augment_seed=seed)
+
+        return train, lambda: self._images("validation")
 
     def _cached_batches(self) -> Batches:
         with self.context.timer.phase("extract"):
-            train, validation = self._features("train"), self._features("validation")
+            views = [self._features("train", view) for view in self._views()]
+            validation = self._features("validation")
+        if self.train_labels is None:
+            self.train_labels = views[0].labels
         size = self.context.config.batch_size
         return (
-            lambda epoch: train.batches(size, self._shuffle_seed(epoch)),
+            lambda epoch: feature_cache.batches(views, size, self._shuffle_seed(epoch)),
             lambda: validation.batches(size),
         )
 
-    def _features(self, split: str) -> feature_cache.Features:
+    def _views(self) -> list[int | None]:
+        """The training split's feature views: ``None`` (the images as they are), or the
+        numbers of the ``--augment-views`` augmented copies."""
+        if self.augmentation is None:
+            return [None]
+        return list(range(self.context.config.augment_views))
+
+    def _features(self, split: str, view: int | None = None) -> feature_cache.Features:
+        """``split``'s features from the cache, extracted on a miss; ``view`` numbers an
+        augmented copy of the training split."""
         context = self.context
         if self.cache is None:
             directory = context.cache_dir or feature_cache.default_directory()
             persistent = directory if context.placement.is_chief else None
             self.cache = feature_cache.FeatureCache(persistent, context.cache_memory)
-        key = feature_cache.cache_key(self._identity(), split)
+        identity = self._identity()
+        name = split
+        if view is not None:
+            assert self.augmentation is not None, "views are augmented copies"
+            identity.update(augmentation=self.augmentation.to_json(), view=view)
+            name = f"{split} view {view + 1}/{context.config.augment_views}"
+        key = feature_cache.cache_key(identity, split)
 
         def extract(folder: Path) -> None:
             steps = data.steps(context.splits.sizes.get(split), context.config.batch_size)
-            context.events.on_extract_begin(split, steps)
-            batches = self._images(split)
+            context.events.on_extract_begin(name, steps)
+            batches = self._images(split, augment_seed=view)
             model = context.assembled.features
             step = context.events.on_extract_step
             feature_cache.extract_to(folder, model, context.placement, batches, step)
-            context.events.on_extract_end(split)
+            context.events.on_extract_end(name)
 
         found = self.cache.get(key, extract)
-        context.events.on_features(split, key, found.source, len(found))
+        context.events.on_features(name, key, found.source, len(found))
         return found
 
     def _identity(self) -> dict[str, Any]:

@@ -53,16 +53,21 @@ class Trainer:
 
     def fit(self, plan: StagePlan, start: int = 0) -> None:
         """Run ``plan``'s epochs from ``start`` (the stage's epochs already finished)."""
-        loop = Loop(plan.model, self.loss, self.metrics, self.placement, plan.optimizer)
+        loop = Loop(
+            plan.model, self.loss, self.metrics, self.placement, plan.optimizer, plan.class_weights
+        )
         previous = tuple(row for row in self.history if row.get("stage", "head") == plan.stage)
         self.events.on_stage_begin(StageStart(plan, start, previous))
         stopped = None
         for stage_epoch in range(start + 1, plan.epochs + 1):
             self.events.on_epoch_begin(EpochStart(plan.stage, stage_epoch, self.epoch + 1))
+            # The rate the epoch starts with (a schedule moves it every step).
+            rate = float(plan.optimizer.learning_rate)
             logs = loop.train_epoch(plan.train_batches(self.epoch), self.events.on_train_batch_end)
             logs.update({f"val_{k}": v for k, v in loop.evaluate(plan.val_batches()).items()})
             stopped = self.events.should_stop(plan.stage, logs)
-            self.history.append({"epoch": self.epoch + 1, "stage": plan.stage, **logs})
+            row = {"epoch": self.epoch + 1, "stage": plan.stage, **logs, "learning_rate": rate}
+            self.history.append(row)
             done = stopped is not None or stage_epoch == plan.epochs
             end = EpochEnd(plan.stage, stage_epoch, self.epoch, logs, done, tuple(self.history))
             self.events.on_epoch_end(end)
