@@ -159,8 +159,8 @@ def labels_of(split: tf.data.Dataset) -> np.ndarray:
 
 def balanced_weights(labels: Sequence[int] | np.ndarray, num_classes: int) -> tuple[float, ...]:
     """Each class's weight ``n / (classes x n_class)`` (scikit-learn's ``balanced``): every
-    class then counts as much in the loss, and the weights average 1 over the examples.
-    A class without examples gets 0 (it never occurs)."""
+    class then weighs as much in the loss, and when every class occurs the weights
+    average 1 over the examples. A class without examples gets 0 (it never occurs)."""
     import numpy as np
 
     counts = np.bincount(np.asarray(labels, dtype=np.int64), minlength=num_classes)

@@ -57,7 +57,7 @@ class RunSettings:
     optimizer: str = setting("adam", "adam, sgd or rmsprop", choices=("adam", "sgd", "rmsprop"))
     lr_schedule: str = setting(
         "constant",
-        "each stage's learning rate: constant, cosine (down to 0 at its last step) or "
+        "each stage's learning rate: constant, cosine (falling to 0 over the stage) or "
         "plateau (times --plateau-factor after --plateau-patience epochs without a better "
         "--monitor)",
         choices=("constant", "cosine", "plateau"),

@@ -7,7 +7,7 @@ Every stage has its own schedule, over its own steps and from its own rate
     warm-up(s) = min(1, (s + 1) / warm-up steps)                (1 without warm-up)
     shape(s) = 1 (constant, plateau), or for cosine
                (1 + cos(pi x progress)) / 2, progress = (s - warm-up steps) / (steps - warm-up
-               steps), clipped to 0..1: the rate falls from base to 0 at the stage's end.
+               steps), clipped to 0..1: the rate falls from base towards 0 by the stage's end.
 
 ``factor`` is 1 but for ``plateau``, where :class:`ReduceOnPlateau` multiplies it by
 ``--plateau-factor`` after ``--plateau-patience`` epochs without a better ``--monitor``.
