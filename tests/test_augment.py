@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from pathlib import Path
 
 import numpy as np
@@ -22,9 +23,8 @@ def images(augmentation: data.Augmentation | None, seed: int = 0) -> np.ndarray:
 
     pixels = np.random.default_rng(0).integers(0, 256, size=(12, 20, 20, 3), dtype=np.uint8)
     split = tf.data.Dataset.from_tensor_slices((pixels, np.zeros(12, dtype=np.int32)))
-    batches = data.batches(
-        split, image_size=16, batch_size=5, augmentation=augmentation, augment_seed=seed
-    )
+    augment = functools.partial(augmentation.apply, seed=seed) if augmentation else None
+    batches = data.batches(split, image_size=16, batch_size=5, augment=augment)
     return np.concatenate([x.numpy() for x, _ in batches])
 
 
@@ -51,18 +51,39 @@ def test_each_strength_switches_one_keras_layer_on():
     assert data.Augmentation().layers(seed=0) == []
 
 
+def test_copies_follow_their_image_in_one_pass():
+    import tensorflow as tf
+
+    pixels = np.random.default_rng(0).uniform(0, 255, size=(5, 6, 6, 3)).astype("float32")
+    batches = tf.data.Dataset.from_tensor_slices((pixels, np.arange(5))).batch(2)
+
+    pairs = list(data.Augmentation(flip="horizontal").copies(batches, 3))
+    copies = np.concatenate([x.numpy() for x, _ in pairs]).reshape(5, 3, 6, 6, 3)
+    labels = np.concatenate([y.numpy() for _, y in pairs])
+
+    np.testing.assert_array_equal(labels, np.repeat(np.arange(5), 3))
+    for image, its_copies in zip(pixels, copies, strict=True):
+        for copy in its_copies:  # the image itself or its mirror image
+            assert np.allclose(copy, image) or np.allclose(copy, image[:, ::-1])
+    assert not np.allclose(copies[:, 0], copies[:, 1])  # copies differ from each other
+
+
 class Spy:
-    """Counts what ``Augmentation.apply`` is given: the number of batches of each call."""
+    """Counts the batches of what each augmentation is given, by kind."""
 
     def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
-        self.batches: list[int] = []
-        apply = data.Augmentation.apply
+        self.batches: list[tuple[str, int]] = []
+        for name in ("apply", "copies"):
+            self._spy(monkeypatch, name)
 
-        def spying(augmentation, batches, seed):
-            self.batches.append(int(batches.cardinality()))
-            return apply(augmentation, batches, seed)
+    def _spy(self, monkeypatch: pytest.MonkeyPatch, name: str) -> None:
+        original = getattr(data.Augmentation, name)
 
-        monkeypatch.setattr(data.Augmentation, "apply", spying)
+        def spying(augmentation, batches, *args, **kwargs):
+            self.batches.append((name, int(batches.cardinality())))
+            return original(augmentation, batches, *args, **kwargs)
+
+        monkeypatch.setattr(data.Augmentation, name, spying)
 
 
 def run_json(zoo_cli, *args: str) -> dict:
@@ -77,69 +98,58 @@ def test_only_training_images_are_augmented_once_per_epoch(zoo_cli, monkeypatch)
     metrics = run_json(zoo_cli, "--augment", "--epochs", "2")
 
     train_batches = -(-metrics["dataset"]["sizes"]["train"] // 8)
-    assert spy.batches == [train_batches, train_batches]  # never validation or test
+    assert spy.batches == [("apply", train_batches)] * 2  # never validation or test
 
 
-def test_a_frozen_backbone_caches_k_augmented_views_and_never_augments_the_rest(
-    zoo_cli, monkeypatch
-):
+def test_a_frozen_backbone_caches_k_copies_once_and_never_augments_the_rest(zoo_cli, monkeypatch):
     spy = Spy(monkeypatch)
 
     metrics = run_json(zoo_cli, *FROZEN, "--augment", "--augment-views", "2", "--epochs", "2")
 
     train_batches = -(-metrics["dataset"]["sizes"]["train"] // 8)
-    assert spy.batches == [train_batches, train_batches]  # one extraction per view
-    assert set(metrics["feature_cache"]) == {
-        "train view 1/2",
-        "train view 2/2",
-        "validation",
-        "test",
-    }
+    assert spy.batches == [("copies", train_batches)]  # one extraction for all epochs
 
 
 def sources(metrics: dict) -> dict[str, str]:
     return {split: used["source"] for split, used in metrics["feature_cache"].items()}
 
 
-def test_the_cache_key_includes_the_augmentation_and_each_views_number(zoo_cli):
+def test_the_cache_key_includes_the_augmentation_and_the_number_of_copies(zoo_cli):
     two = run_json(zoo_cli, *FROZEN, "--augment", "--augment-views", "2")
+    again = run_json(zoo_cli, *FROZEN, "--augment", "--augment-views", "2")
     three = run_json(zoo_cli, *FROZEN, "--augment", "--augment-views", "3")
     stronger = run_json(zoo_cli, *FROZEN, "--augment", "--augment-views", "2",
                         "--augment-zoom", "0.3")  # fmt: skip
     plain = run_json(zoo_cli, *FROZEN)
 
     assert set(sources(two).values()) == {"extracted"}
-    assert sources(three) == {
-        "train view 1/3": "cache",
-        "train view 2/3": "cache",
-        "train view 3/3": "extracted",
-        "validation": "cache",
-        "test": "cache",
-    }
-    assert sources(stronger)["train view 1/2"] == "extracted"
-    assert sources(plain) == {"train": "extracted", "validation": "cache", "test": "cache"}
+    assert set(sources(again).values()) == {"cache"}
+    assert again["history"] == two["history"]
+    for changed in (three, stronger, plain):
+        assert sources(changed) == {"train": "extracted", "validation": "cache", "test": "cache"}
 
 
-def features(value: float, count: int = 10) -> feature_cache.Features:
-    labels = np.arange(count, dtype=np.int32)
-    return feature_cache.Features(np.full((count, 2), value, np.float32), labels, "extracted")
+def test_each_epoch_draws_one_copy_of_every_example():
+    count = 10
+    copies = np.repeat(np.arange(3.0)[None, :, None], count, axis=0) * np.ones((1, 1, 2))
+    views = feature_cache.Features(copies.astype(np.float32), np.arange(count, dtype=np.int32),
+                                   "extracted", views=3)  # fmt: skip
 
-
-def test_each_epoch_draws_one_view_of_every_example():
-    views = [features(0.0), features(1.0), features(2.0)]
-
-    def epoch(seed: int) -> tuple[np.ndarray, np.ndarray]:
-        pairs = [(x.numpy(), y.numpy()) for x, y in feature_cache.batches(views, 4, seed)]
+    def epoch(seed: int | None) -> tuple[np.ndarray, np.ndarray]:
+        pairs = [(x.numpy(), y.numpy()) for x, y in views.batches(4, seed)]
         return np.concatenate([x for x, _ in pairs]), np.concatenate([y for _, y in pairs])
 
     values, labels = epoch(seed=7)
     again, _ = epoch(seed=7)
     other, _ = epoch(seed=8)
+    in_order, order = epoch(seed=None)
 
-    assert sorted(labels) == list(range(10))  # every example once
-    assert set(values[:, 0]) == {0.0, 1.0, 2.0}  # from every view
+    assert values.shape == (count, 2)
+    assert sorted(labels) == list(range(count))  # every example once
+    assert set(values[:, 0]) == {0.0, 1.0, 2.0}  # from every copy
     np.testing.assert_array_equal(values, again)
     assert not np.array_equal(values, other)
+    assert list(order) == list(range(count)) and set(in_order[:, 0]) == {0.0}
 
 
 def test_the_saved_model_has_no_augmentation_and_predicts_the_same_every_time(

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -89,13 +89,29 @@ class Augmentation:
         resumed run see the images an unbroken one saw).
         """
         layers = self.layers(seed)
+        return batches.map(lambda images, labels: (_augment(layers, images), labels))
 
-        def augment(images: tf.Tensor, labels: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
-            for layer in layers:
-                images = layer(images, training=True)
-            return images, labels
+    def copies(self, batches: tf.data.Dataset, count: int) -> tf.data.Dataset:
+        """Each image of ``batches`` followed by ``count`` augmented copies of it (copy
+        ``k`` from seed ``k``), in place of the image: a batch of B images becomes B x
+        ``count``, labels repeated to match. One pass over the data makes every copy, so
+        they stay with their image whatever order the dataset gives.
+        """
+        import tensorflow as tf
 
-        return batches.map(augment)
+        made = [self.layers(seed) for seed in range(count)]
+
+        def expand(images: tf.Tensor, labels: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
+            stacked = tf.stack([_augment(layers, images) for layers in made], axis=1)
+            return tf.reshape(stacked, (-1, *images.shape[1:])), tf.repeat(labels, count)
+
+        return batches.map(expand)
+
+
+def _augment(layers: Sequence[keras.layers.Layer], images: tf.Tensor) -> tf.Tensor:
+    for layer in layers:
+        images = layer(images, training=True)
+    return images
 
 
 def resize_images(split: tf.data.Dataset, image_size: int) -> tf.data.Dataset:
@@ -118,14 +134,14 @@ def batches(
     shuffle: bool = False,
     seed: int = 0,
     size: int | None = None,
-    augmentation: Augmentation | None = None,
-    augment_seed: int = 0,
+    augment: Callable[[tf.data.Dataset], tf.data.Dataset] | None = None,
 ) -> tf.data.Dataset:
     """A split ready for training or evaluation.
 
     Shuffling happens after resizing, so the buffer holds small images; it reshuffles
     every epoch from ``seed``, so a seeded run sees the same order each time it runs.
-    ``augmentation`` changes the batched images from ``augment_seed`` (training only).
+    ``augment`` changes the batches (:meth:`Augmentation.apply` or
+    :meth:`Augmentation.copies`; the training split only).
     ``size``, when the dataset declares it, tells Keras how many steps an epoch has
     (and TensorFlow checks it).
     """
@@ -137,8 +153,8 @@ def batches(
     if shuffle:
         split = split.shuffle(SHUFFLE_BUFFER, seed=seed, reshuffle_each_iteration=True)
     split = split.batch(batch_size)
-    if augmentation is not None:
-        split = augmentation.apply(split, augment_seed)
+    if augment is not None:
+        split = augment(split)
     return split.prefetch(tf.data.AUTOTUNE)
 
 

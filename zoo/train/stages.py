@@ -13,14 +13,15 @@ Each stage's optimizer follows the run's learning-rate schedule over that stage'
 With ``--augment``, training images are changed at random in the input pipeline
 (:class:`zoo.data.Augmentation`), differently every epoch. A frozen backbone's features
 cannot follow every random change, so they are extracted for ``--augment-views`` K
-augmented copies of the training split, each cached under its own key (the
-augmentation's settings and the copy's number are part of it: a run asking for more
-copies extracts only the new ones), and every epoch draws one of the K for each image.
-The validation and test splits are never augmented.
+augmented copies of each training image, in one pass (so each copy stays with its image
+whatever order the dataset gives), and cached under a key that adds the augmentation's
+settings and K; every epoch draws one of the K for each image. The validation and test
+splits are never augmented.
 """
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -181,10 +182,13 @@ class Stages:
         return self.context.config.seed * 100_003 + epoch
 
     def _images(
-        self, split: str, seed: int | None = None, augment_seed: int | None = None
+        self,
+        split: str,
+        seed: int | None = None,
+        augment: Callable[[tf.data.Dataset], tf.data.Dataset] | None = None,
     ) -> tf.data.Dataset:
         """``split``'s images resized and batched; shuffled from ``seed`` when given, and
-        augmented from ``augment_seed`` when given (the training split only)."""
+        changed by ``augment`` when given (the training split only)."""
         context = self.context
         return data.batches(
             getattr(context.splits, split),
@@ -193,63 +197,60 @@ class Stages:
             shuffle=seed is not None,
             seed=seed or 0,
             size=context.splits.sizes.get(split),
-            augmentation=self.augmentation if augment_seed is not None else None,
-            augment_seed=augment_seed or 0,
+            augment=augment,
         )
 
     def _image_batches(self) -> Batches:
+        augmentation = self.augmentation
+
         def train(epoch: int) -> tf.data.Dataset:
             seed = self._shuffle_seed(epoch)
-            return self._images("train", seed, augment_seed=seed)
+            if augmentation is None:
+                return self._images("train", seed)
+            return self._images("train", seed, functools.partial(augmentation.apply, seed=seed))
 
         return train, lambda: self._images("validation")
 
     def _cached_batches(self) -> Batches:
         with self.context.timer.phase("extract"):
-            views = [self._features("train", view) for view in self._views()]
-            validation = self._features("validation")
+            train, validation = self._features("train"), self._features("validation")
         if self.train_labels is None:
-            self.train_labels = views[0].labels
+            self.train_labels = train.labels
         size = self.context.config.batch_size
         return (
-            lambda epoch: feature_cache.batches(views, size, self._shuffle_seed(epoch)),
+            lambda epoch: train.batches(size, self._shuffle_seed(epoch)),
             lambda: validation.batches(size),
         )
 
-    def _views(self) -> list[int | None]:
-        """The training split's feature views: ``None`` (the images as they are), or the
-        numbers of the ``--augment-views`` augmented copies."""
-        if self.augmentation is None:
-            return [None]
-        return list(range(self.context.config.augment_views))
-
-    def _features(self, split: str, view: int | None = None) -> feature_cache.Features:
-        """``split``'s features from the cache, extracted on a miss; ``view`` numbers an
-        augmented copy of the training split."""
+    def _features(self, split: str) -> feature_cache.Features:
+        """``split``'s features from the cache, extracted on a miss; with augmentation,
+        the training split's are those of ``--augment-views`` augmented copies."""
         context = self.context
         if self.cache is None:
             directory = context.cache_dir or feature_cache.default_directory()
             persistent = directory if context.placement.is_chief else None
             self.cache = feature_cache.FeatureCache(persistent, context.cache_memory)
-        identity = self._identity()
-        name = split
-        if view is not None:
-            assert self.augmentation is not None, "views are augmented copies"
-            identity.update(augmentation=self.augmentation.to_json(), view=view)
-            name = f"{split} view {view + 1}/{context.config.augment_views}"
+        identity, shown = self._identity(), split
+        views: int | None = None
+        augment: Callable[[tf.data.Dataset], tf.data.Dataset] | None = None
+        if split == "train" and self.augmentation is not None:
+            views = context.config.augment_views
+            identity.update(augmentation=self.augmentation.to_json(), views=views)
+            shown = f"train ({views} augmented copies of each image)"
+            augment = functools.partial(self.augmentation.copies, count=views)
         key = feature_cache.cache_key(identity, split)
 
         def extract(folder: Path) -> None:
             steps = data.steps(context.splits.sizes.get(split), context.config.batch_size)
-            context.events.on_extract_begin(name, steps)
-            batches = self._images(split, augment_seed=view)
+            context.events.on_extract_begin(shown, steps)
+            batches = self._images(split, augment=augment)
             model = context.assembled.features
             step = context.events.on_extract_step
-            feature_cache.extract_to(folder, model, context.placement, batches, step)
-            context.events.on_extract_end(name)
+            feature_cache.extract_to(folder, model, context.placement, batches, step, views)
+            context.events.on_extract_end(shown)
 
         found = self.cache.get(key, extract)
-        context.events.on_features(name, key, found.source, len(found))
+        context.events.on_features(split, key, found.source, len(found))
         return found
 
     def _identity(self) -> dict[str, Any]:
