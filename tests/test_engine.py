@@ -170,6 +170,7 @@ def test_tensorboard_gets_train_and_validation_scalars_per_epoch(zoo_cli, isolat
         tags = events.Tags()["tensors"]
         assert {"epoch_loss", "epoch_accuracy"} <= set(tags)
         assert [e.step for e in events.Tensors("epoch_loss")] == [0, 1]
+        assert ("epoch_learning_rate" in tags) == (split == "train")  # where Keras writes it
 
 
 def test_a_checkpoint_is_kept_for_the_last_epoch(zoo_cli, isolated):

@@ -51,7 +51,8 @@ class EarlyStopping(Callback):
             return None
         if self.state.update(self.monitor.value(logs)) < self.patience:
             return None
-        return f"early stopping: {self.monitor.name} did not improve for {self.patience} epochs"
+        epochs = f"{self.patience} epoch{'s' if self.patience != 1 else ''}"
+        return f"early stopping: {self.monitor.name} did not improve for {epochs}"
 
 
 class TerminateOnNaN(Callback):
