@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import functools
+import json
 from pathlib import Path
 
 import numpy as np
 import pytest
-from helpers import TINY_RUN
+from helpers import TINY_RUN, run_zoo
 
 from zoo import data
 from zoo.train import features as feature_cache
@@ -175,3 +176,36 @@ def _all_layers(model):
     for layer in model.layers:
         yield layer
         yield from _all_layers(layer) if hasattr(layer, "layers") else ()
+
+
+def photo_folder(root: Path, per_class: int = 10) -> Path:
+    """Three classes of noisy 20-40 px JPEGs, told apart by their colour."""
+    from PIL import Image
+
+    rng = np.random.default_rng(0)
+    for label, colour in enumerate(((200, 40, 40), (40, 200, 40), (40, 40, 200))):
+        folder = root / f"class_{label}"
+        folder.mkdir(parents=True)
+        for index in range(per_class):
+            side = int(rng.integers(20, 41))
+            pixels = np.clip(rng.normal(colour, 30, size=(side, side, 3)), 0, 255)
+            Image.fromarray(pixels.astype(np.uint8)).save(folder / f"{index}.jpg")
+    return root
+
+
+def test_a_photo_folder_trains_augmented_and_keeps_its_best_epoch(isolated: Path):
+    photos = photo_folder(isolated / "photos")
+
+    result = run_zoo(
+        "run", "image_folder", "shapes_cnn", "gap_softmax", "--set", f"dataset.path={photos}",
+        "--image-size", "24", "--batch-size", "8", "--epochs", "4", "--learning-rate", "0.01",
+        "--augment", "--augment-views", "2", "--json", cwd=isolated,
+    )  # fmt: skip
+
+    assert result.exit_code == 0, result.stderr
+    metrics = json.loads(result.stdout)
+    kept, val_losses = metrics["kept"], [row["val_loss"] for row in metrics["history"]]
+    assert kept["keep"] == "best" and kept["epoch"] == 1 + val_losses.index(min(val_losses))
+    assert metrics["feature_cache"]["train"]["source"] == "extracted"
+    assert "train (2 augmented copies of each image)" in result.stderr
+    assert f"kept epoch {kept['epoch']} of 4" in result.stderr
