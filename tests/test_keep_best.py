@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from helpers import TINY_RUN, one_device, stage_plan, tiny_classifier
+from helpers import TINY_RUN, one_device, stage_plan, tiny_classifier, write
 
 import zoo
 from zoo.plugins import load_registry
@@ -152,13 +152,18 @@ def test_the_saved_model_is_the_best_epoch_not_the_last(zoo_cli, isolated, froze
 
 
 def test_keep_last_saves_the_last_epoch_and_says_which_was_best(zoo_cli, isolated):
-    metrics = run_json(zoo_cli, "--keep", "last")
+    result = zoo_cli(*RUN, "--keep", "last")
 
+    metrics = result.json()
     chosen = metrics["kept"]
     assert (chosen["keep"], chosen["epoch"]) == ("last", 3)
     assert chosen["best_epoch"] != 3
     saved = validation_metrics(isolated / metrics["run_dir"])
     assert saved["loss"] == pytest.approx(epoch_row(metrics, 3)["val_loss"], rel=1e-5)
+    assert (
+        f"kept the last epoch, epoch 3 of 3; the best val_loss was epoch {chosen['best_epoch']} "
+        "(--keep best keeps that one)"
+    ) in result.stderr
 
 
 def test_the_end_of_a_run_says_which_epoch_was_kept(zoo_cli):
@@ -216,3 +221,35 @@ def test_an_interrupted_run_keeps_its_best_so_far_and_ends_as_an_unbroken_one(
     assert resumed["kept"] == unbroken["kept"]
     assert resumed["test"] == pytest.approx(unbroken["test"])
     assert resumed["weights_sha256"] == unbroken["weights_sha256"]
+
+
+NO_ACCURACY_PLUGIN = """
+import zoo
+
+def build(features, num_classes, params):
+    import keras
+    x = keras.layers.GlobalAveragePooling2D()(features)
+    outputs = keras.layers.Dense(1, activation="sigmoid", dtype="float32")(x)
+    return zoo.BuiltHead(outputs=outputs, loss="binary_crossentropy", metrics=())
+
+@zoo.hookimpl
+def register_heads(register):
+    register(zoo.Head(name="loss_only", description="No metrics", build=build, max_classes=2))
+"""
+
+
+def test_monitoring_a_metric_the_head_lacks_fails_the_run_and_says_so(zoo_cli, isolated):
+    write(isolated / "head_plugin.py", NO_ACCURACY_PLUGIN)
+    write(isolated / "registry.toml", '[plugins]\nload = ["head_plugin.py"]\n')
+
+    result = zoo_cli(
+        "run", "shapes", "small_cnn", "loss_only", *TINY_RUN, "--monitor", "val_accuracy"
+    )
+
+    assert result.exit_code == 2
+    assert "--monitor val_accuracy: the head reports no accuracy." in result.stderr
+    assert "fix: pass --monitor val_loss" in result.stderr
+    [run_dir] = (isolated / "runs").iterdir()
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    assert metrics["status"] == "failed"
+    assert metrics["kept"]["best_epoch"] is None

@@ -151,22 +151,25 @@ def kept(keep: str, monitor: Monitor, history: Sequence[Row]) -> dict[str, Any] 
     """Which epoch the saved model is, for metrics.json and the end of the run.
 
     ``{"keep": "best", "monitor": "val_loss", "epoch": 3, "stage": "head", "value": ..,
-    "best_epoch": 3, "metrics": {...}}``; ``None`` before any epoch.
+    "best_epoch": 3, "of_epochs": 5, "metrics": {...}}``; ``None`` before any epoch.
+    Epochs without the monitored metric are never best (a run that failed for want of
+    it keeps the last).
     """
     if not history:
         return None
-    best = history[0]
-    for row in history[1:]:
-        if monitor.better(monitor.value(row), monitor.value(best)):
+    best: Row | None = None
+    for row in history:
+        value = row.get(monitor.name)
+        if value is not None and (best is None or monitor.better(value, best[monitor.name])):
             best = row
-    chosen = best if keep == "best" else history[-1]
+    chosen = best if keep == "best" and best is not None else history[-1]
     return {
         "keep": keep,
         "monitor": monitor.name,
         "epoch": chosen["epoch"],
         "stage": chosen.get("stage", "head"),
         "value": chosen.get(monitor.name),
-        "best_epoch": best["epoch"],
+        "best_epoch": best["epoch"] if best is not None else None,
         "of_epochs": len(history),
         "metrics": _metrics(chosen),
     }

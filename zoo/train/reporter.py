@@ -147,12 +147,12 @@ class ConsoleReporter(Callback):
 def _kept_line(kept: Mapping[str, Any]) -> str:
     """``kept epoch 3 of 5: the best val_loss (0.2311); the saved model and the test
     metrics are that epoch's``."""
-    monitor, value = kept["monitor"], kept["value"]
+    monitor, value, best = kept["monitor"], kept["value"], kept["best_epoch"]
     which = f"epoch {kept['epoch']} of {kept['of_epochs']}"
     if kept["keep"] == "best":
         text = f"kept {which}: the best {monitor} ({value:.4f})"
     else:
-        text = f"kept the last epoch, {which} ({monitor} {value:.4f})"
-        if kept["best_epoch"] != kept["epoch"]:
-            text += f"; the best {monitor} was epoch {kept['best_epoch']} (--keep best)"
+        text = f"kept the last epoch, {which}"
+        if best is not None and best != kept["epoch"]:
+            text += f"; the best {monitor} was epoch {best} (--keep best keeps that one)"
     return text + "; the saved model and the test metrics are that epoch's"
