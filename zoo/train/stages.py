@@ -164,7 +164,9 @@ class Stages:
         return optimizer, schedule
 
     def _class_weights(self) -> tuple[float, ...] | None:
-        """``balanced`` weights from the training labels (counted once), or ``None``."""
+        """``balanced`` weights from the training labels, or ``None``. The labels are
+        counted once: those of the cached features when the head trains on them, else
+        by one pass over the training split (which reads its images once)."""
         context = self.context
         if context.config.class_weight == "none":
             return None
