@@ -15,6 +15,7 @@ __version__ = "0.1.0"
 hookimpl = pluggy.HookimplMarker("zoo")
 
 from zoo.components import (  # noqa: E402
+    TOKEN_POOLING,
     Backbone,
     BuiltBackbone,
     BuiltHead,
@@ -23,7 +24,7 @@ from zoo.components import (  # noqa: E402
     Splits,
 )
 from zoo.engine import EngineOptions, RunResult, run  # noqa: E402
-from zoo.errors import RunFailed, ZooError  # noqa: E402
+from zoo.errors import PluginUnavailable, RunFailed, ZooError  # noqa: E402
 from zoo.model import Assembled, build_model  # noqa: E402
 from zoo.params import Param  # noqa: E402
 from zoo.plugins import LoadOptions, load_registry  # noqa: E402
@@ -31,6 +32,7 @@ from zoo.registry import Entry, PluginInfo, Registry  # noqa: E402
 from zoo.runconfig import Choice, Resolved, RunConfig, resolve_run  # noqa: E402
 
 __all__ = [
+    "TOKEN_POOLING",
     "Assembled",
     "Backbone",
     "BuiltBackbone",
@@ -43,6 +45,7 @@ __all__ = [
     "LoadOptions",
     "Param",
     "PluginInfo",
+    "PluginUnavailable",
     "Registry",
     "Resolved",
     "RunConfig",

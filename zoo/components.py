@@ -19,6 +19,9 @@ KINDS = ("dataset", "backbone", "head")
 
 #: Preprocessing modes zoo knows by name (see ``zoo.layers.Preprocess``).
 PREPROCESSING_MODES = ("caffe", "tf", "torch", "unit", "none")
+#: How a token sequence ``[batch, tokens, dim]`` becomes one vector: its first token
+#: (the class token of ViT, DeiT, DINOv2, CLIP) or the mean over all tokens.
+TOKEN_POOLING = ("class_token", "mean")
 
 
 @dataclass(frozen=True)
@@ -60,19 +63,26 @@ class BuiltBackbone:
     """What a backbone builder returns.
 
     Args:
-        model: Maps preprocessed images ``[batch, height, width, 3]`` to features
-            (a feature map or a vector). Set ``model.trainable`` as the component's
-            parameters say; a frozen backbone lets zoo cache its features.
+        model: Maps preprocessed images ``[batch, height, width, 3]`` to features: a
+            feature map ``[batch, h, w, c]``, a token sequence ``[batch, tokens, c]``
+            (vision transformers) or a vector ``[batch, c]``. Set ``model.trainable``
+            as the component's parameters say; a frozen backbone lets zoo cache its
+            features.
         preprocessing: Turns raw pixels (float32 in 0..255) into what ``model``
             expects: a Keras layer, or the name of a mode zoo knows (``"caffe"``,
             ``"tf"``, ``"torch"``, ``"unit"`` for 1/255, ``"none"``). It is part of the
             saved model, so training, evaluation and prediction apply it identically.
         weights_file: The weights file loaded, if any; its hash goes in the run record.
+        token_pooling: For a token sequence, how a head should pool it by default
+            (one of :data:`TOKEN_POOLING`): ``"class_token"`` when the first token is a
+            class token trained to summarise the image, ``"mean"`` otherwise. A head
+            whose ``token_pooling`` parameter is ``"auto"`` receives this value.
     """
 
     model: keras.Model
     preprocessing: keras.layers.Layer | str = "none"
     weights_file: str | None = None
+    token_pooling: str | None = None
 
 
 @dataclass(frozen=True)
@@ -141,9 +151,21 @@ class Backbone(Component):
     Args:
         min_image_size: The smallest height and width it accepts; smaller is an error
             before anything is built.
+        family: The network family (``"ResNet"``, ``"ViT"``), for tables.
+        parameters: The parameters of the network it builds (without the classifier),
+            when known without building it; ``zoo info`` and the README show it.
+        native_image_size: The image side its weights were trained at, if any.
+        source: Where the network and its weights come from, for tables
+            (``"Keras Applications"``, ``"KerasHub preset resnet_50_imagenet"``).
+        licence: The licence of its weights, when known.
     """
 
     min_image_size: int = 1
+    family: str = ""
+    parameters: int | None = None
+    native_image_size: int | None = None
+    source: str = ""
+    licence: str = ""
 
     kind = "backbone"
 
@@ -153,7 +175,12 @@ class Head(Component):
     """The layers on top of the backbone, with their loss and metrics.
 
     The builder is ``build(features: keras.KerasTensor, num_classes: int, params: dict)
-    -> BuiltHead``.
+    -> BuiltHead``, where ``features`` has the backbone's output shape: a feature map
+    ``[batch, h, w, c]``, a token sequence ``[batch, tokens, c]`` or a vector
+    ``[batch, c]``. A head that pools token sequences declares a ``str`` parameter
+    ``token_pooling`` with the choices ``"auto"``, ``"class_token"`` and ``"mean"``;
+    zoo replaces ``"auto"`` with the backbone's ``BuiltBackbone.token_pooling`` when it
+    declares one (the head pools by the mean otherwise).
 
     Args:
         min_classes: The fewest classes it supports.

@@ -19,6 +19,7 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
+from zoo.components import Backbone
 from zoo.config import Recipe
 from zoo.errors import ZooError
 from zoo.registry import Entry, PluginInfo
@@ -78,13 +79,23 @@ def _defaults(entry: Entry, limit: int = 4) -> str:
     return ", ".join(items[:limit]) + more
 
 
-def components(kind: str, entries: Sequence[Entry]) -> None:
+def components(
+    kind: str, entries: Sequence[Entry], unavailable: Sequence[tuple[str, PluginInfo]] = ()
+) -> None:
+    """The ``kind`` table; components of unavailable plugins last, dimmed, with the fix."""
     table = _table(f"{kind}s")
     for column in ("name", "description", "defaults", "plugin"):
         table.add_column(column, overflow="fold")
     for entry in entries:
         table.add_row(entry.name, entry.description, _defaults(entry), entry.plugin.provider)
+    for name, info in unavailable:
+        table.add_row(f"[dim]{name}[/]", f"[dim]{_escape(_lacking(info))}[/]", "", info.provider)
     out.print(table)
+
+
+def _lacking(info: PluginInfo) -> str:
+    """``unavailable: needs the package x; pip install x``."""
+    return f"unavailable: {info.error}" + (f"; {info.install}" if info.install else "")
 
 
 def plugins(infos: Sequence[PluginInfo]) -> None:
@@ -92,16 +103,14 @@ def plugins(infos: Sequence[PluginInfo]) -> None:
     for column in ("name", "package", "source", "status", "components"):
         table.add_column(column, overflow="fold")
     for info in infos:
-        state = {"ok": "[green]ok[/]", "disabled": "[dim]disabled[/]"}.get(
-            info.status, f"[red]failed[/]: {_escape(info.error or '')}"
-        )
-        table.add_row(
-            info.name,
-            f"{info.package} {info.version}",
-            info.source,
-            state,
-            ", ".join(info.components) or "-",
-        )
+        state = {
+            "ok": "[green]ok[/]",
+            "disabled": "[dim]disabled[/]",
+            "unavailable": f"[yellow]{_escape(_lacking(info))}[/]",
+        }.get(info.status, f"[red]failed[/]: {_escape(info.error or '')}")
+        offered = info.unavailable if info.status == "unavailable" else info.components
+        package = f"{info.package} {info.version}"
+        table.add_row(info.name, package, info.source, state, ", ".join(offered) or "-")
     out.print(table)
 
 
@@ -139,8 +148,16 @@ def component_info(entry: Entry) -> None:
 
 def _extras(entry: Entry) -> Iterable[tuple[str, str]]:
     component = entry.component
-    if entry.kind == "backbone":
-        yield "minimum image size", str(component.min_image_size)  # type: ignore[attr-defined]
+    if isinstance(component, Backbone):
+        yield "minimum image size", str(component.min_image_size)
+        card = (
+            ("family", component.family),
+            ("parameters", f"{component.parameters:,}" if component.parameters else ""),
+            ("native image size", str(component.native_image_size or "")),
+            ("source", component.source),
+            ("licence", component.licence),
+        )
+        yield from ((label, value) for label, value in card if value)
     if entry.kind == "head":
         yield "classes", component.class_range  # type: ignore[attr-defined]
 

@@ -6,8 +6,10 @@ registry.toml (``--registry PATH``, else ``$ZOO_REGISTRY``, else ``./registry.to
 
 A plugin that fails to import, raises inside a hook, registers an invalid component or
 implements a hook zoo does not have is marked failed and skipped, with nothing it
-registered left behind; the others load. Plugin names are unique: a plugin whose name
-is taken by one loaded earlier (built-ins load first) is marked failed.
+registered left behind; the others load. A plugin that raises ``PluginUnavailable`` (it
+needs a package that is not installed) is skipped the same way but marked unavailable,
+with the command that installs what it needs. Plugin names are unique: a plugin whose
+name is taken by one loaded earlier (built-ins load first) is marked failed.
 """
 
 from __future__ import annotations
@@ -29,7 +31,7 @@ import pluggy
 
 from zoo import hookspecs
 from zoo.config import RegistryFile, read_registry_file
-from zoo.errors import ZooError, closest, one_of
+from zoo.errors import PluginUnavailable, ZooError, closest, one_of
 from zoo.registry import PluginInfo, Registry
 
 ENTRY_POINT_GROUP = "zoo"
@@ -201,6 +203,9 @@ class _Loader:
         try:
             plugin = load()
             self.pm.register(plugin, name=info.name)
+        except PluginUnavailable as exc:
+            info.lacks(exc.reason, exc.install)
+            return
         except PLUGIN_ERRORS as exc:
             info.fail(f"could not be loaded: {describe_error(exc)}")
             return
@@ -239,7 +244,10 @@ class _Loader:
             # remembered, so asking for it names this plugin and the cause.
             self.registry.remove_plugin(info)
             self.pm.unregister(plugin)
-            info.fail(f"failed while registering components: {describe_error(exc)}", offered)
+            if isinstance(exc, PluginUnavailable):
+                info.lacks(exc.reason, exc.install, offered)
+            else:
+                info.fail(f"failed while registering components: {describe_error(exc)}", offered)
 
 
 def _misspelt(unknown: Sequence[str]) -> str:

@@ -18,9 +18,10 @@ class PluginInfo:
     """One plugin: where it came from and what became of it.
 
     ``source`` is ``"built-in"``, ``"entry point"`` or ``"local"``; ``status`` is
-    ``"ok"``, ``"disabled"`` or ``"failed"`` (then ``error`` says why, on one line).
-    ``components`` lists what it registered as ``"kind:name"``; a plugin that failed
-    part-way registers nothing, and ``unavailable`` lists what it had offered.
+    ``"ok"``, ``"disabled"``, ``"failed"`` or ``"unavailable"`` (it lacks a package:
+    ``error`` says why, on one line, and ``install`` how to get it). ``components``
+    lists what it registered as ``"kind:name"``; a plugin that failed part-way or is
+    unavailable registers nothing, and ``unavailable`` lists what it had offered.
     """
 
     name: str
@@ -32,12 +33,18 @@ class PluginInfo:
     error: str | None = None
     components: list[str] = field(default_factory=list)
     unavailable: list[str] = field(default_factory=list)
+    install: str | None = None
 
-    def fail(self, error: str, unavailable: Iterable[str] = ()) -> None:
-        self.status = "failed"
+    def fail(self, error: str, unavailable: Iterable[str] = (), status: str = "failed") -> None:
+        self.status = status
         # One line: every command prints it as a single warning line.
         self.error = " ".join(error.split())
         self.unavailable = list(unavailable)
+
+    def lacks(self, reason: str, install: str | None, offered: Iterable[str] = ()) -> None:
+        """Mark it unavailable: ``reason`` (``"needs the package x"``), ``install`` fixes it."""
+        self.fail(reason, offered, status="unavailable")
+        self.install = install
 
     @property
     def origin(self) -> str:
@@ -138,6 +145,16 @@ class Registry:
             (e for same in self._entries[kind].values() for e in same),
             key=lambda e: (e.name, e.plugin.name),
         )
+
+    def unavailable(self, kind: str) -> list[tuple[str, PluginInfo]]:
+        """``(name, plugin)`` for each ``kind`` an unavailable plugin would register."""
+        return [
+            (name, plugin)
+            for plugin in self.plugins
+            if plugin.status == "unavailable"
+            for offered_kind, _, name in (offer.partition(":") for offer in plugin.unavailable)
+            if offered_kind == kind
+        ]
 
     def __iter__(self) -> Iterator[Entry]:
         for kind in KINDS:
@@ -268,13 +285,21 @@ def _no_plugin(plugin_name: str, name: str, plugins: Sequence[str]) -> ZooError:
 
 
 def _unavailable(what: str, name: str, at_fault: Sequence[PluginInfo]) -> ZooError:
-    """``name`` belongs to plugins that failed to load, or to one that is disabled."""
-    if at_fault[0].status == "disabled":
-        plugin = at_fault[0].name
+    """``name`` belongs to plugins that failed to load, lack a package, or are disabled."""
+    first = at_fault[0]
+    if first.status == "disabled":
         return ZooError(
-            f"the {what} '{name}' is unavailable: plugin '{plugin}' is disabled.",
+            f"the {what} '{name}' is unavailable: plugin '{first.name}' is disabled.",
             expected="an enabled plugin",
-            fix=f"remove '{plugin}' from --disable-plugin and $ZOO_DISABLE_PLUGINS",
+            fix=f"remove '{first.name}' from --disable-plugin and $ZOO_DISABLE_PLUGINS",
+            got=name,
+        )
+    if first.status == "unavailable":
+        return ZooError(
+            f"the {what} '{name}' is unavailable: plugin '{first.name}' ({first.origin}), "
+            f"which provides it, {first.error}.",
+            expected="the packages the plugin needs, installed",
+            fix=f"install them: {first.install}" if first.install else "install them",
             got=name,
         )
     return ZooError(

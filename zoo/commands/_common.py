@@ -6,6 +6,7 @@ import argparse
 from typing import Any
 
 from zoo import console
+from zoo.components import Backbone
 from zoo.plugins import LoadOptions, load_registry
 from zoo.registry import Entry, PluginInfo, Registry
 
@@ -57,8 +58,15 @@ def entry_json(entry: Entry) -> dict[str, Any]:
         ],
     }
     component = entry.component
-    if entry.kind == "backbone":
-        data["min_image_size"] = component.min_image_size  # type: ignore[attr-defined]
+    if isinstance(component, Backbone):
+        data["min_image_size"] = component.min_image_size
+        data["card"] = {
+            "family": component.family,
+            "parameters": component.parameters,
+            "native_image_size": component.native_image_size,
+            "source": component.source,
+            "licence": component.licence,
+        }
     if entry.kind == "head":
         data["min_classes"] = component.min_classes  # type: ignore[attr-defined]
         data["max_classes"] = component.max_classes  # type: ignore[attr-defined]
@@ -75,5 +83,6 @@ def plugin_json(plugin: PluginInfo) -> dict[str, Any]:
         "location": plugin.location,
         "status": plugin.status,
         "error": plugin.error,
+        "install": plugin.install,
         "components": list(plugin.components),
     }

@@ -38,7 +38,8 @@ def run(args: argparse.Namespace) -> int:
         elif what == "recipes":
             console.recipes(registry.recipes())
         else:
-            console.components(what[:-1], registry.entries(what[:-1]))
+            kind = what[:-1]
+            console.components(kind, registry.entries(kind), registry.unavailable(kind))
     return 0
 
 
