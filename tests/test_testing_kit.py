@@ -21,14 +21,16 @@ TINY: dict[str, dict[str, Any]] = {
     "shapes": {"num_images": 40, "min_size": 24, "max_size": 40},
     "resnet50": {"weights": "none"},
 }
-#: Not built, their entries still checked. TFDS datasets need a download. Building all
+#: Not built, their entries still checked. TFDS datasets and KerasHub presets need a
+#: download (tests/test_keras_hub.py checks the plugin on tiny presets). Building all
 #: 13 Keras Applications backbones (weights=none, at their minimum size) took 13.5 s
 #: on 2 cores; resnet50, the tutorial's (0.8 s), stands for the family, whose own
 #: tests build each one.
 NOT_BUILT = {
     e.name
     for e in BUILTINS
-    if e.plugin.name in ("tfds_datasets", "keras_applications") and e.name != "resnet50"
+    if e.plugin.name in ("tfds_datasets", "keras_applications", "keras_hub")
+    and e.name != "resnet50"
 }
 
 

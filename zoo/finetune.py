@@ -16,9 +16,28 @@ def check(backbone: keras.Model, spec: str) -> None:
 
 
 def _layers(backbone: keras.Model) -> list[keras.layers.Layer]:
+    """The backbone's layers in order, an encoder opened up into its blocks.
+
+    KerasHub's ViT, DeiT and DINOv2 hold all their transformer blocks in one encoder
+    layer; counted as one, "the top 4 layers" would be the whole network. A layer whose
+    sublayers include two or more composite layers of one class (the blocks) is
+    replaced by its sublayers, so the count is in blocks.
+    """
     import keras
 
-    return [layer for layer in backbone.layers if not isinstance(layer, keras.layers.InputLayer)]
+    found: list[keras.layers.Layer] = []
+    for layer in backbone.layers:
+        if not isinstance(layer, keras.layers.InputLayer):
+            found += _blocks(layer) or [layer]
+    return found
+
+
+def _blocks(layer: keras.layers.Layer) -> list[keras.layers.Layer]:
+    """``layer``'s sublayers if two or more of them are composite layers of one class."""
+    # Keras 3 has no public list of a layer's sublayers; its own trainable setter uses this.
+    children = list(layer._flatten_layers(include_self=False, recursive=False))
+    composite = [type(c) for c in children if list(c._flatten_layers(include_self=False))]
+    return children if any(composite.count(kind) > 1 for kind in composite) else []
 
 
 def unfreeze_top(backbone: keras.Model, spec: str) -> list[str]:
@@ -29,7 +48,8 @@ def unfreeze_top(backbone: keras.Model, spec: str) -> list[str]:
         spec: A number N (the top N layers) or a layer name (that layer and every
             layer after it).
 
-    BatchNormalization layers stay frozen: in Keras 3 a BatchNormalization layer whose
+    BatchNormalization layers stay frozen, also those inside a block (KerasHub's
+    MobileNet and EfficientNet have them): in Keras 3 a BatchNormalization layer whose
     parent is unfrozen updates its moving statistics even when the graph was built with
     ``training=False`` (keras-team/keras#20285), which wrecks pretrained features when
     fine-tuning with small batches. Frozen, it runs in inference mode.
@@ -44,9 +64,11 @@ def unfreeze_top(backbone: keras.Model, spec: str) -> list[str]:
     backbone.trainable = True
     unfrozen = []
     for index, layer in enumerate(layers):
-        keep_frozen = index < start or isinstance(layer, keras.layers.BatchNormalization)
-        layer.trainable = not keep_frozen
-        if not keep_frozen and layer.weights:
+        layer.trainable = index >= start
+        for inner in layer._flatten_layers(include_self=True):
+            if isinstance(inner, keras.layers.BatchNormalization):
+                inner.trainable = False
+        if layer.trainable_weights:
             unfrozen.append(layer.name)
     return unfrozen
 

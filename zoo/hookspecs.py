@@ -55,8 +55,10 @@ def register_backbones(register: Callable[[Backbone], None]) -> None:
     Call ``register(zoo.Backbone(...))`` once per backbone. The builder receives the
     image shape ``(height, width, 3)`` and the resolved parameters, and returns
     ``zoo.BuiltBackbone(model, preprocessing)``: a Keras model from preprocessed
-    images to features, and the preprocessing that turns raw 0..255 pixels into its
-    input. Freeze the model (``model.trainable = False``) when it is pretrained.
+    images to features (a feature map ``[batch, h, w, c]``, a token sequence
+    ``[batch, tokens, c]`` or a vector ``[batch, c]``), and the preprocessing that turns
+    raw 0..255 pixels into its input. Freeze the model (``model.trainable = False``)
+    when it is pretrained.
 
     :param register: Call it with a :class:`zoo.Backbone`.
 
@@ -80,8 +82,8 @@ def register_heads(register: Callable[[Head], None]) -> None:
 
     Call ``register(zoo.Head(...))`` once per head, saying how many classes it supports
     (``min_classes``, ``max_classes``). The builder receives the backbone's symbolic
-    output tensor, the number of classes and the resolved parameters, and returns
-    ``zoo.BuiltHead(outputs, loss, metrics)``.
+    output tensor (rank 4, 3 or 2), the number of classes and the resolved parameters,
+    and returns ``zoo.BuiltHead(outputs, loss, metrics)``.
 
     :param register: Call it with a :class:`zoo.Head`.
 

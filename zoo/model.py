@@ -8,11 +8,11 @@ can also be trained on cached backbone features.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from zoo.components import BuiltBackbone, BuiltHead, Splits
+from zoo.components import TOKEN_POOLING, BuiltBackbone, BuiltHead, Splits
 from zoo.console import LayerRow
 from zoo.errors import ZooError
 from zoo.plugins import describe_error
@@ -70,7 +70,8 @@ def build_model(resolved: Resolved, num_classes: int) -> Assembled:
     inputs = keras.Input(config.image_shape, name="image")
     features = _wrap(resolved.backbone, lambda: built.model(preprocessing(inputs)))
     feature_input = keras.Input(features.shape[1:], name="features")
-    head_out = call_builder(resolved.head, feature_input, num_classes, config.head.params)
+    head_params = with_token_pooling(resolved.backbone, built, config.head.params)
+    head_out = call_builder(resolved.head, feature_input, num_classes, head_params)
     _expect(resolved.head, head_out, BuiltHead, "zoo.BuiltHead")
     head = _wrap(
         resolved.head,
@@ -87,6 +88,24 @@ def build_model(resolved: Resolved, num_classes: int) -> Assembled:
         metrics=list(head_out.metrics),
         weights_file=built.weights_file,
     )
+
+
+def with_token_pooling(
+    backbone: Entry, built: BuiltBackbone, params: Mapping[str, Any]
+) -> dict[str, Any]:
+    """The head's parameters, ``token_pooling="auto"`` replaced by the backbone's choice."""
+    declared = built.token_pooling
+    if declared is not None and declared not in TOKEN_POOLING:
+        raise ComponentError(
+            f"backbone '{backbone.name}' from plugin {backbone.plugin.provider} declares "
+            f"token_pooling={declared!r}.",
+            expected=f"None or one of {', '.join(TOKEN_POOLING)}",
+            fix="report it to the plugin's authors",
+            got=declared,
+        )
+    if declared is None or params.get("token_pooling") != "auto":
+        return dict(params)
+    return {**params, "token_pooling": declared}
 
 
 def make_optimizer(name: str, learning_rate: float, precision: str = "float32") -> Any:

@@ -18,13 +18,13 @@ help, and with a default or marked required; only a ``str`` parameter may defaul
   ``class_names(params)``, and ``sizes`` that match the splits;
 - a backbone: ``build((s, s, 3), params)`` returns ``zoo.BuiltBackbone`` at its minimum
   image size and at ``image_size``; raw pixels go through its preprocessing and model
-  to finite float features ``[batch, c]`` or ``[batch, h, w, c]``, and the model is
-  frozen or not as a ``trainable`` parameter says;
-- a head: ``build(features, num_classes, params)`` on a feature map and on a feature
-  vector returns ``zoo.BuiltHead`` with floating-point outputs ``[batch, num_classes]`` (or
-  ``[batch, 1]`` for two classes) that train one step on integer labels with its loss
-  and metrics to a finite loss. A head may refuse a feature shape by raising
-  ``zoo.ZooError``; it must accept one of them.
+  to finite float features ``[batch, c]``, ``[batch, tokens, c]`` or
+  ``[batch, h, w, c]``, and the model is frozen or not as a ``trainable`` parameter says;
+- a head: ``build(features, num_classes, params)`` on a feature map, a token sequence
+  and a feature vector returns ``zoo.BuiltHead`` with floating-point outputs
+  ``[batch, num_classes]`` (or ``[batch, 1]`` for two classes) that train one step on
+  integer labels with its loss and metrics to a finite loss. A head may refuse a
+  feature shape by raising ``zoo.ZooError``; it must accept one of them.
 """
 
 from __future__ import annotations
