@@ -47,6 +47,9 @@ _CLASS_TOKEN_MODELS = (
     "DINOV3Backbone",
     "CLIPVisionEncoder",
 )
+#: The smallest --image-size: the convolutional presets downsample by 32 (a 1x1 map at
+#: 32x32); the transformers are resized to their own size inside the model anyway.
+MIN_IMAGE_SIZE = 32
 #: Exceptions of these packages mean a download failed (network, cache, hub API).
 _DOWNLOAD_PACKAGES = ("requests", "urllib3", "kagglehub", "kagglesdk", "huggingface_hub", "httpx")
 
@@ -62,8 +65,6 @@ class Curated:
         description: The network, its paper and its training data.
         parameters: The parameters of the image model zoo builds, as Keras counts them.
         image_size: The image side of the preset's image converter.
-        min_size: The smallest ``--image-size``: convolutional presets take any size
-            down to this; transformers are resized to ``image_size`` inside the model.
     """
 
     name: str
@@ -72,7 +73,6 @@ class Curated:
     description: str
     parameters: int
     image_size: int
-    min_size: int = 1
 
 
 # Parameters: KerasHub's own count in keras_hub/src/models/*/*_presets.py, except
@@ -84,17 +84,17 @@ CURATED: tuple[Curated, ...] = (
     Curated(
         name="hub_resnet50", preset="resnet_50_imagenet", family="ResNet",
         description="ResNet-50 v1 (He et al. 2015), ImageNet-1k",
-        parameters=23_561_152, image_size=224, min_size=32,
+        parameters=23_561_152, image_size=224,
     ),
     Curated(
         name="hub_efficientnet_b0", preset="efficientnet_b0_ra_imagenet", family="EfficientNet",
         description="EfficientNet-B0 (Tan and Le 2019), ImageNet-1k, RandAugment",
-        parameters=4_049_564, image_size=224, min_size=32,
+        parameters=4_049_564, image_size=224,
     ),
     Curated(
         name="hub_mobilenet_v3_large", preset="mobilenet_v3_large_100_imagenet",
         family="MobileNet", description="MobileNet v3 Large (Howard et al. 2019), ImageNet-1k",
-        parameters=2_996_352, image_size=224, min_size=32,
+        parameters=2_996_352, image_size=224,
     ),
     Curated(
         name="hub_vit_base16", preset="vit_base_patch16_224_imagenet", family="ViT",
@@ -149,14 +149,25 @@ class Where:
 def build(image_shape: tuple[int, int, int], params: Mapping[str, Any]) -> zoo.BuiltBackbone:
     """The preset's image model, frozen unless ``trainable``, with its preprocessing."""
     where = locate(params["preset"])
-    backbone, converter = _load(where)
-    model = _image_model(backbone, where)
+    hub = _keras_hub()
+    encoder = _image_model(_fetch(where, hub.models.Backbone), where)
+    converter = _fetch(where, hub.layers.ImageConverter)
+    if converter is None:  # a timm preset without its preprocessing configuration
+        raise zoo.ZooError(
+            f"the KerasHub preset '{where.value}' has no image converter, so zoo cannot "
+            "know how its images were preprocessed.",
+            expected=f"a preset with {PRESET_FILES}",
+            fix="save the ImageConverter the model was trained with into the preset "
+            "(converter.save_to_preset(DIR)) and pass --set backbone.preset=DIR",
+            got=where.value,
+        )
+    model = _on_image_tensors(encoder)
     model.trainable = params["trainable"]
     return zoo.BuiltBackbone(
         model=model,
         preprocessing=_preprocessing(converter, model, image_shape),
         weights_file=_weights_file(where),
-        token_pooling=_token_pooling(model),
+        token_pooling=_token_pooling(encoder),
     )
 
 
@@ -193,29 +204,21 @@ def locate(value: str) -> Where:
     )
 
 
-def _load(where: Where) -> tuple[Any, Any]:
-    """The preset's backbone and image converter, from the cache or downloaded."""
-    keras_hub = _keras_hub()
+def _fetch(where: Where, kind: Any) -> Any:
+    """``kind.from_preset(...)``: from the directory, the cache, or downloaded.
+
+    Raises:
+        ZooError: offline and not in the cache, or a preset directory that does not load.
+    """
     try:
-        backbone = keras_hub.models.Backbone.from_preset(where.preset)
-        converter = keras_hub.layers.ImageConverter.from_preset(where.preset)
+        return kind.from_preset(where.preset)
     except Exception as exc:
         failure = download_failure(exc)
-        if where.directory is None and failure is not None:
-            raise not_downloaded(where, failure) from exc
         if where.directory is not None:
             raise _does_not_load(where, exc) from exc
+        if failure is not None:
+            raise not_downloaded(where, failure) from exc
         raise
-    if converter is None:
-        raise zoo.ZooError(
-            f"the KerasHub preset '{where.value}' has no image converter, so zoo cannot "
-            "know how its images were preprocessed.",
-            expected=f"a preset with {PRESET_FILES}",
-            fix="save the ImageConverter the model was trained with into the preset "
-            "(converter.save_to_preset(DIR)) and pass --set backbone.preset=DIR",
-            got=where.value,
-        )
-    return backbone, converter
 
 
 def download_failure(exc: BaseException) -> BaseException | None:
@@ -305,6 +308,17 @@ def _image_model(backbone: Any, where: Where) -> Any:
     return model
 
 
+def _on_image_tensors(encoder: Any) -> Any:
+    """``encoder`` as a model of an image tensor; KerasHub's CLIP and DINOv2 take a dict."""
+    import keras
+
+    if not isinstance(encoder.input, dict):
+        return encoder
+    (name,) = encoder.input
+    images = keras.Input(encoder.input[name].shape[1:], name=name)
+    return keras.Model(images, encoder({name: images}), name=f"{encoder.name}_on_images")
+
+
 def _takes_images(model: Any) -> bool:
     inputs = getattr(model, "inputs", None) or []
     return len(inputs) == 1 and len(inputs[0].shape) == 4 and inputs[0].shape[-1] == 3
@@ -314,7 +328,9 @@ def _preprocessing(converter: Any, model: Any, image_shape: tuple[int, ...]) -> 
     """The converter's resize (for fixed-size models), scale and offset, as Keras layers."""
     import keras
 
-    layers = []
+    # A named input: an automatic name would change from one build to the next, and the
+    # layer's configuration is part of the feature cache's key.
+    layers = [keras.Input(image_shape, name="raw_pixels")]
     size = tuple(model.inputs[0].shape[1:3])
     if None not in size and size != tuple(image_shape[:2]):
         layers.append(
@@ -386,7 +402,8 @@ def register_backbones(register: Callable[[zoo.Backbone], None]) -> None:
             description="Any KerasHub image preset: --set backbone.preset=NAME|DIR",
             params=_params(None),
             build=build,
-            source="KerasHub",
+            min_image_size=MIN_IMAGE_SIZE,
+            source="KerasHub, any image preset",
         )
     )
     for row in CURATED:
@@ -396,7 +413,7 @@ def register_backbones(register: Callable[[zoo.Backbone], None]) -> None:
                 description=row.description,
                 params=_params(row.preset),
                 build=build,
-                min_image_size=row.min_size,
+                min_image_size=MIN_IMAGE_SIZE,
                 family=row.family,
                 parameters=row.parameters,
                 native_image_size=row.image_size,

@@ -11,13 +11,12 @@ from __future__ import annotations
 import hashlib
 import importlib
 import os
-import socket
 import urllib.request
 from pathlib import Path
 
 import numpy as np
 import pytest
-from helpers import run_zoo
+from helpers import offline_env, run_zoo, unreachable_proxy
 
 import zoo
 from zoo import weights
@@ -53,17 +52,6 @@ def randomise(model) -> list[np.ndarray]:
     for weight in model.weights:
         weight.assign(rng.normal(size=weight.shape).astype(weight.dtype))
     return [w.numpy() for w in model.weights]
-
-
-def closed_port() -> int:
-    """A local port nothing listens on: connecting to it is refused at once."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def unreachable_proxy() -> str:
-    return f"http://127.0.0.1:{closed_port()}"
 
 
 @pytest.fixture
@@ -202,9 +190,7 @@ def test_trainable_unfreezes_the_whole_backbone(zoo_cli):
 def test_offline_imagenet_weights_say_which_file_to_put_where(isolated: Path):
     """The real ``zoo`` process, with the network refused: exit 2 and a recipe to fix it."""
     home = isolated / "keras_home"
-    proxy = unreachable_proxy()
-    proxies = {"https_proxy": proxy, "http_proxy": proxy, "no_proxy": ""}
-    env = {"KERAS_HOME": str(home), **proxies, **{k.upper(): v for k, v in proxies.items()}}
+    env = {"KERAS_HOME": str(home), **offline_env()}
 
     result = run_zoo("run", DATASET, "resnet50", "gap_sigmoid", "--dry-run", env=env)
 

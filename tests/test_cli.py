@@ -16,14 +16,21 @@ try:
     runpy.run_path({script!r}, run_name="__main__")
 except SystemExit:
     pass
-heavy = ("tensorflow", "keras", "tensorflow_datasets")
+heavy = ("tensorflow", "keras", "tensorflow_datasets", "keras_hub")
 loaded = sorted(m for m in sys.modules if m.split(".")[0] in heavy)
 print("LOADED:" + ",".join(loaded))
 """
 
 
 @pytest.mark.parametrize(
-    "args", [["--help"], ["list"], ["list", "plugins", "--json"], ["info", "shapes"]]
+    "args",
+    [
+        ["--help"],
+        ["list"],
+        ["list", "plugins", "--json"],
+        ["info", "shapes"],
+        ["info", "hub_vit_base16"],
+    ],
 )
 def test_listing_and_help_never_import_tensorflow(args, isolated: Path):
     import subprocess

@@ -23,6 +23,7 @@ from zoo import hookspecs
 
 ROOT = Path(__file__).resolve().parents[1]
 GUIDE = (ROOT / "docs" / "plugins.md").read_text(encoding="utf-8")
+TOOL = ROOT / "tools" / "readme_backbones.py"
 HOOKS = [
     function
     for name, function in inspect.getmembers(hookspecs, inspect.isfunction)
@@ -113,3 +114,18 @@ def test_every_example_plugin_in_the_guide_keeps_zoos_contracts(name: str, tmp_p
     )
 
     assert len(report.checked) == 1 and not report.skipped
+
+
+def test_the_readmes_table_of_backbones_is_made_from_the_registry():
+    """``python tools/readme_backbones.py`` remakes it; every built-in backbone is a row."""
+    pytest.importorskip("keras_hub", reason="the table lists the KerasHub backbones")
+    spec = importlib.util.spec_from_file_location("readme_backbones", TOOL)
+    assert spec is not None and spec.loader is not None
+    tool = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(tool)
+    registry = tool.builtin_registry()
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+
+    assert tool.with_table(readme, registry) == readme, "run python tools/readme_backbones.py"
+    for entry in registry.entries("backbone"):
+        assert f"| `{entry.name}` |" in readme

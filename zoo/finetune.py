@@ -27,9 +27,8 @@ def _layers(backbone: keras.Model) -> list[keras.layers.Layer]:
 
     found: list[keras.layers.Layer] = []
     for layer in backbone.layers:
-        if not isinstance(layer, keras.layers.InputLayer):
-            found += _blocks(layer) or [layer]
-    return found
+        found += _blocks(layer) or [layer]
+    return [layer for layer in found if not isinstance(layer, keras.layers.InputLayer)]
 
 
 def _blocks(layer: keras.layers.Layer) -> list[keras.layers.Layer]:
