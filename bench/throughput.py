@@ -42,7 +42,7 @@ def extraction(ctx: Context, device: str = "cpu") -> Section:
     cold = _ratio(rates, "extract", "predict")
     section = Section(
         title="2. Feature extraction",
-        what="zoo's extraction pass (`zoo.features.extract_to`, as `zoo run` calls it: "
+        what="zoo's extraction pass (`zoo.train.features.extract_to`, as `zoo run` calls it: "
         f"reading, decoding and resizing the {split} split's JPEGs, running the features "
         "model, writing the features) against the same features model's `predict` over "
         "the same images already decoded and resized in memory. Cold: the whole pass, "

@@ -6,7 +6,7 @@ times one pass, and writes ``{"images": n, "seconds": s, "first": [n0, s0]}`` to
 (``first``: the first batch's images and the seconds until it was done, which include
 tracing the model):
 
-- ``extract``: zoo's feature extraction (``zoo.features.extract_to``) over a split,
+- ``extract``: zoo's feature extraction (``zoo.train.features.extract_to``) over a split,
   reading and decoding the JPEGs, as ``zoo run`` extracts them.
 - ``predict``: the same features model's ``predict`` over the same images, already
   decoded and resized in memory (the bare backbone's speed).
@@ -63,8 +63,8 @@ def _features_model(resolved: Any, splits: Any) -> Any:
 
 
 def extract(resolved: Any, splits: Any, split: str) -> dict[str, Any]:
-    from zoo.distribute import place
-    from zoo.features import extract_to
+    from zoo.train.distribute import place
+    from zoo.train.features import extract_to
 
     model, placement = _features_model(resolved, splits), place("auto")
     batches = _batches(resolved, splits, split)

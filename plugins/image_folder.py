@@ -250,7 +250,7 @@ def _unreadable(root: Path, paths: Sequence[Path], decoder: str) -> dict[Path, s
     cache_file = _cache_file(root)
     cached = _read_cache(cache_file, decoder)
     stamps = {p: _stamp(p) for p in paths}
-    verdicts = {}
+    verdicts: dict[Path, str | None] = {}
     for p in paths:
         entry = cached.get(_key(root, p))
         if entry and stamps[p] and entry[:2] == stamps[p]:
@@ -259,17 +259,17 @@ def _unreadable(root: Path, paths: Sequence[Path], decoder: str) -> dict[Path, s
     found = images.find_unreadable(fresh)
     verdicts.update({p: found.get(p) for p in fresh})
     if fresh:
-        entries = {_key(root, p): [*stamps[p], verdicts[p]] for p in paths if stamps[p]}
+        entries = {_key(root, p): [*stamp, verdicts[p]] for p, stamp in stamps.items() if stamp}
         _write_cache(cache_file, {"decoder": decoder, "root": str(root), "files": entries})
     return {p: reason for p, reason in verdicts.items() if reason}
 
 
 def _cache_file(root: Path) -> Path:
-    base = os.environ.get("ZOO_CACHE_DIR")
-    if not base:
-        base = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "zoo"
+    given = os.environ.get("ZOO_CACHE_DIR")
+    xdg = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
+    base = Path(given) if given else xdg / "zoo"
     key = hashlib.sha256(str(root.resolve()).encode()).hexdigest()[:16]
-    return Path(base) / "image_folder" / f"{key}.json"
+    return base / "image_folder" / f"{key}.json"
 
 
 def _decoder_id() -> str:

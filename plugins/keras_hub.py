@@ -149,7 +149,8 @@ class Where:
 def build(image_shape: tuple[int, int, int], params: Mapping[str, Any]) -> zoo.BuiltBackbone:
     """The preset's image model, frozen unless ``trainable``, with its preprocessing."""
     where = locate(params["preset"])
-    hub = _keras_hub()
+    import keras_hub as hub
+
     encoder = _image_model(_fetch(where, hub.models.Backbone), where)
     converter = _fetch(where, hub.layers.ImageConverter)
     if converter is None:  # a timm preset without its preprocessing configuration
@@ -177,7 +178,8 @@ def locate(value: str) -> Where:
     Raises:
         ZooError: a path that is no preset directory, or a name KerasHub does not know.
     """
-    keras_hub = _keras_hub()
+    import keras_hub
+
     path = Path(value).expanduser()
     if path.exists():
         if not (path / "config.json").is_file():
@@ -366,12 +368,6 @@ def _token_pooling(model: Any) -> str | None:
         model, "use_class_token", True
     )
     return "class_token" if has_class_token else "mean"
-
-
-def _keras_hub() -> Any:
-    """The keras_hub package, imported by name: a type checker reading plugins/ as
-    top-level modules would take this very file for ``import keras_hub``."""
-    return importlib.import_module("keras_hub")
 
 
 def installed() -> bool:

@@ -213,8 +213,9 @@ def _wrong_checksum(builder: tfds.core.DatasetBuilder, exc: Exception) -> zoo.Zo
 
 def _reason(exc: BaseException) -> str:
     """The innermost cause: ``Connection refused``, ``Name or service not known``..."""
-    while exc.__cause__ or exc.__context__:
-        exc = exc.__cause__ or exc.__context__  # type: ignore[assignment]
+    cause = exc.__cause__ or exc.__context__
+    while cause is not None:
+        exc, cause = cause, cause.__cause__ or cause.__context__
     text = str(exc.args[-1] if isinstance(exc, OSError) and exc.args else exc)
     return text.strip().rstrip(".") or type(exc).__name__
 

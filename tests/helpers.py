@@ -15,6 +15,7 @@ import sys
 import textwrap
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 #: Settings that make a training run take a few seconds on two CPU cores.
 TINY_RUN = [
@@ -130,6 +131,63 @@ def register_backbones(register):
 def tiny_backbone_plugin(name: str = "tiny") -> str:
     """Source of a plugin module registering a one-layer backbone called ``name``."""
     return TINY_BACKBONE_PLUGIN.replace("{name}", name)
+
+
+# --- Tiny training problems for in-process tests of the loop, trainer and callbacks.
+
+
+def learnable(count: int = 48, seed: int = 0) -> tuple[Any, Any]:
+    """``count`` points in 4-D labelled by the sign of their first coordinate."""
+    import numpy as np
+
+    x = np.random.default_rng(seed).normal(size=(count, 4)).astype("float32")
+    return x, (x[:, 0] > 0).astype("int32")
+
+
+def batched(x: Any, y: Any, size: int = 8) -> Any:
+    """``(x, y)`` as a batched ``tf.data.Dataset``, in order."""
+    import tensorflow as tf
+
+    return tf.data.Dataset.from_tensor_slices((x, y)).batch(size)
+
+
+def tiny_classifier(units: int = 1, seed: int = 0) -> Any:
+    """A one-layer Keras classifier of 4-D points (sigmoid for one unit, else softmax)."""
+    import keras
+
+    keras.utils.set_random_seed(seed)
+    activation = "sigmoid" if units == 1 else "softmax"
+    return keras.Sequential([keras.Input((4,)), keras.layers.Dense(units, activation=activation)])
+
+
+def one_device() -> Any:
+    """The default strategy on this machine's CPU, as ``zoo.train.distribute`` places it."""
+    from zoo.train.distribute import place
+
+    return place("default")
+
+
+def stage_plan(model: Any, epochs: int = 2, learning_rate: float = 0.05, **fields: Any) -> Any:
+    """A head stage training ``model`` on :func:`learnable` data with Adam."""
+    import keras
+
+    from zoo.train.events import StagePlan
+
+    optimizer = keras.optimizers.Adam(learning_rate)
+    optimizer.build(model.trainable_variables)
+    x, y = learnable()
+    plan = {
+        "stage": "head",
+        "model": model,
+        "optimizer": optimizer,
+        "epochs": epochs,
+        "learning_rate": learning_rate,
+        "train_batches": lambda epoch: batched(x, y),
+        "val_batches": lambda: batched(x, y),
+        "steps": 6,
+        "checkpointed": model,
+    }
+    return StagePlan(**{**plan, **fields})
 
 
 # KerasHub ---------------------------------------------------------------------------------

@@ -132,6 +132,28 @@ def test_a_sigmoid_head_on_three_classes_is_caught_before_any_data():
     assert "gap_softmax" in str(info.value)
 
 
+def test_a_head_that_does_not_fit_suggests_the_registered_heads_that_do(isolated: Path):
+    write(
+        isolated / "three_way.py",
+        """
+        import zoo
+
+        @zoo.hookimpl
+        def register_heads(register):
+            register(zoo.Head(name="three_way", description="Exactly three classes",
+                              build=print, min_classes=3, max_classes=3))
+        """,
+    )
+    write(isolated / "registry.toml", '[plugins]\nload = ["three_way.py"]\n')
+
+    with pytest.raises(zoo.ZooError) as info:
+        resolve("dataset.classes=circle,square,ring")
+
+    fix = info.value.fix or ""
+    assert "'three_way'" in fix and "'gap_softmax'" in fix
+    assert "gap_sigmoid" not in fix
+
+
 def test_an_image_smaller_than_the_backbone_minimum_is_an_error():
     with pytest.raises(zoo.ZooError, match="at least 22x22"):
         resolve(image_size=16)

@@ -12,6 +12,7 @@ import ast
 import dataclasses
 import importlib.util
 import inspect
+import json
 import re
 from pathlib import Path
 
@@ -20,9 +21,11 @@ import pytest
 import zoo
 import zoo.testing
 from zoo import hookspecs
+from zoo.settings import SETTINGS, Setting
 
 ROOT = Path(__file__).resolve().parents[1]
 GUIDE = (ROOT / "docs" / "plugins.md").read_text(encoding="utf-8")
+SETTINGS_PAGE = (ROOT / "docs" / "settings.md").read_text(encoding="utf-8")
 TOOL = ROOT / "tools" / "readme_backbones.py"
 HOOKS = [
     function
@@ -114,6 +117,32 @@ def test_every_example_plugin_in_the_guide_keeps_zoos_contracts(name: str, tmp_p
     )
 
     assert len(report.checked) == 1 and not report.skipped
+
+
+def settings_table() -> str:
+    """docs/settings.md's table, as the declarations in zoo/settings.py make it."""
+
+    def allowed(setting: Setting) -> str:
+        if setting.choices:
+            return ", ".join(map(str, setting.choices))
+        return "" if setting.minimum is None else f">= {setting.minimum:g}"
+
+    rows = [
+        "| setting | flag | type | default | allowed | what it does |",
+        "| --- | --- | --- | --- | --- | --- |",
+        *(
+            f"| `{s.name}` | `{s.flag}` | {s.type_name} | `{json.dumps(s.default)}` "
+            f"| {allowed(s)} | {s.help} |"
+            for s in SETTINGS
+        ),
+    ]
+    return "\n".join(rows)
+
+
+def test_the_settings_page_shows_every_declared_setting():
+    table = settings_table()
+
+    assert table in SETTINGS_PAGE, f"update the table in docs/settings.md to:\n{table}"
 
 
 def test_the_readmes_table_of_backbones_is_made_from_the_registry():

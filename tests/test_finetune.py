@@ -14,7 +14,7 @@ import keras
 import pytest
 
 import zoo
-from zoo.finetune import unfreeze_top
+from zoo.train.finetune import unfreeze_top
 
 
 class Block(keras.layers.Layer):

@@ -126,13 +126,13 @@ FROZEN_RUN = [
 
 def interrupt_after_epoch(monkeypatch: pytest.MonkeyPatch, epoch: int) -> None:
     """Make the run stop as if Ctrl-C came right after the checkpoint of ``epoch``."""
-    from zoo import checkpoints
+    from zoo.train import checkpoints
 
     save = checkpoints.save
 
-    def save_then_interrupt(run_dir, at, *args, **kwargs):
-        written = save(run_dir, at, *args, **kwargs)
-        if at == epoch:
+    def save_then_interrupt(run_dir, state, *args, **kwargs):
+        written = save(run_dir, state, *args, **kwargs)
+        if state.epoch == epoch:
             raise KeyboardInterrupt
         return written
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import pluggy
 
-__version__ = "0.1.0"
+from zoo._version import __version__
 
 #: Marks a plugin's hook implementations: ``@zoo.hookimpl``.
 hookimpl = pluggy.HookimplMarker("zoo")
@@ -23,13 +23,13 @@ from zoo.components import (  # noqa: E402
     Head,
     Splits,
 )
-from zoo.engine import EngineOptions, RunResult, run  # noqa: E402
 from zoo.errors import PluginUnavailable, RunFailed, ZooError  # noqa: E402
 from zoo.model import Assembled, build_model  # noqa: E402
 from zoo.params import Param  # noqa: E402
 from zoo.plugins import LoadOptions, load_registry  # noqa: E402
 from zoo.registry import Entry, PluginInfo, Registry  # noqa: E402
 from zoo.runconfig import Choice, Resolved, RunConfig, resolve_run  # noqa: E402
+from zoo.train.engine import EngineOptions, RunResult, run  # noqa: E402
 
 __all__ = [
     "TOKEN_POOLING",

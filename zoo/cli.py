@@ -12,7 +12,8 @@ import sys
 import traceback
 from collections.abc import Sequence
 
-from zoo import __version__, _tf, console
+from zoo import _tf, console
+from zoo._version import __version__
 from zoo.commands import command_modules
 from zoo.errors import RunFailed, ZooError
 

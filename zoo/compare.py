@@ -7,18 +7,15 @@ shown with what it recorded.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from zoo import runs
 from zoo.components import KINDS
 from zoo.errors import ZooError
+from zoo.runs import RunRecord, finite_number
+from zoo.settings import SETTINGS
 
-#: Compared settings besides the components' parameters.
-_SETTINGS = ("epochs", "batch_size", "image_size", "learning_rate", "optimizer", "seed")
 #: Closer than this to the target counts as reaching it (the default target is one of
 #: the recorded values, which must reach itself).
 _TOLERANCE = 1e-9
@@ -31,62 +28,11 @@ _STATES = {
 }
 
 
-@dataclass(frozen=True)
-class RunRecord:
-    """One run directory as recorded: its configuration and its metrics."""
-
-    path: Path
-    config: Mapping[str, Any]
-    metrics: Mapping[str, Any]
-
-    @property
-    def status(self) -> str:
-        return self.metrics.get("status") or "unknown"
-
-    @property
-    def history(self) -> list[dict[str, Any]]:
-        """Per-epoch rows, one per epoch in order; a repeated epoch keeps its last row."""
-        rows = {row["epoch"]: row for row in self.metrics.get("history") or [] if "epoch" in row}
-        return [rows[epoch] for epoch in sorted(rows)]
-
-    def series(self, key: str) -> tuple[list[int], list[float]]:
-        """Epochs and values of one metric, skipping epochs that lack it."""
-        pairs = [(row["epoch"], row[key]) for row in self.history if _number(row.get(key))]
-        return [e for e, _ in pairs], [v for _, v in pairs]
-
-    def stage_starts(self) -> dict[str, int]:
-        """The first epoch of each training stage (``head``, ``fine_tune``), if recorded."""
-        starts: dict[str, int] = {}
-        for row in self.history:
-            if row.get("stage"):
-                starts.setdefault(row["stage"], row["epoch"])
-        return starts
-
-
-def read_run(path: Path) -> RunRecord:
-    """The run at ``path``; a run without ``metrics.json`` yet has status ``unknown``.
-
-    Raises:
-        ZooError: ``path`` is not a run directory (no readable ``config.json``).
-    """
-    if not path.is_dir():
-        raise ZooError(
-            f"{path} is not a directory.",
-            expected="a run directory written by `zoo run`",
-            fix="pass the directory `zoo run` printed at its end (ls runs/)",
-            got=str(path),
-        )
-    config = runs.read_json(path / runs.CONFIG)
-    metrics_file = path / runs.METRICS
-    metrics = runs.read_json(metrics_file) if metrics_file.exists() else {}
-    return RunRecord(path=path, config=config, metrics=metrics)
-
-
 def compare(records: Sequence[RunRecord], target: float | None = None) -> dict[str, Any]:
     """The comparison of ``records`` as plain data (what ``--json`` prints).
 
     Args:
-        records: The runs, as :func:`read_run` reads them.
+        records: The runs, as :func:`zoo.runs.read_run` reads them.
         target: The validation accuracy whose first epoch is reported; by default the
             lowest of the runs' best validation accuracies, so every run with a
             validation accuracy reaches it.
@@ -136,7 +82,7 @@ def summarize(
         "stage_starts": record.stage_starts(),
         "resumed": len(record.metrics.get("resumed") or []),
         "timings": timings,
-        "total_seconds": round(sum(v for v in timings.values() if _number(v)), 3),
+        "total_seconds": round(sum(v for v in timings.values() if finite_number(v)), 3),
     }
 
 
@@ -156,7 +102,8 @@ def flat_settings(config: Mapping[str, Any]) -> dict[str, Any]:
         flat[kind] = choice.get("name")
         for key, value in (choice.get("params") or {}).items():
             flat[f"{kind}.{key}"] = value
-    flat.update({key: config.get(key) for key in _SETTINGS})
+    # A setting an older zoo did not write ran with its default.
+    flat.update({s.name: config.get(s.name, s.default) for s in SETTINGS})
     return flat
 
 
@@ -170,14 +117,15 @@ def differing_settings(records: Sequence[RunRecord]) -> list[dict[str, Any]]:
 
 def run_labels(records: Sequence[RunRecord]) -> list[str]:
     """Short unique names: the recipes, else the backbones, else the directory names."""
-    candidates = (
+    candidates: tuple[list[str | None], ...] = (
         [r.config.get("recipe") for r in records],
         [(r.config.get("backbone") or {}).get("name") for r in records],
         [r.path.name for r in records],
     )
     for labels in candidates:
-        if all(labels) and len(set(labels)) == len(labels):
-            return list(labels)
+        named = [label for label in labels if label]
+        if len(named) == len(labels) and len(set(named)) == len(named):
+            return named
     return [f"{r.path.name} #{i}" for i, r in enumerate(records, 1)]
 
 
@@ -207,10 +155,6 @@ def mismatch_warnings(records: Sequence[RunRecord], labels: Sequence[str]) -> li
 def _data_of(record: RunRecord) -> tuple[Any, ...]:
     dataset = record.config.get("dataset") or {}
     return (dataset.get("name"), dataset.get("params"), record.config.get("image_size"))
-
-
-def _number(value: Any) -> bool:
-    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
 
 
 def plot(records: Sequence[RunRecord], comparison: Mapping[str, Any], path: Path) -> Path:

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 from zoo.params import Param
 
@@ -15,7 +15,9 @@ if TYPE_CHECKING:
     import keras
     import tensorflow as tf
 
-KINDS = ("dataset", "backbone", "head")
+#: The three kinds of component, in the order ``zoo run`` names them.
+Kind = Literal["dataset", "backbone", "head"]
+KINDS: tuple[Kind, ...] = ("dataset", "backbone", "head")
 
 #: Preprocessing modes zoo knows by name (see ``zoo.layers.Preprocess``).
 PREPROCESSING_MODES = ("caffe", "tf", "torch", "unit", "none")
@@ -166,6 +168,16 @@ class Backbone(Component):
     native_image_size: int | None = None
     source: str = ""
     licence: str = ""
+
+    def card(self) -> dict[str, Any]:
+        """The card's fields by name (unset ones too), for ``zoo info`` and tables."""
+        return {
+            "family": self.family,
+            "parameters": self.parameters,
+            "native_image_size": self.native_image_size,
+            "source": self.source,
+            "licence": self.licence,
+        }
 
     kind = "backbone"
 

@@ -33,39 +33,11 @@ from typing import Any
 
 from zoo.components import KINDS
 from zoo.errors import ZooError, closest
-from zoo.params import Param
-
-#: Settings every run has, with their defaults. registry.toml's [run] table, a recipe
-#: and the command line override them in that order.
-RUN_PARAMS: tuple[Param, ...] = (
-    Param("epochs", int, 7, "passes over the training split", minimum=1),
-    Param("batch_size", int, 32, "images per step (the global batch)", minimum=1),
-    Param("image_size", int, 100, "images are resized to image_size x image_size", minimum=1),
-    Param("learning_rate", float, 1e-3, "the optimizer's learning rate", minimum=0),
-    Param("optimizer", str, "adam", "the Keras optimizer", choices=("adam", "sgd", "rmsprop")),
-    Param("seed", int, 0, "seeds shuffling and initialisation", minimum=0),
-    Param("feature_cache", bool, True, "train the head on cached features of a frozen backbone"),
-    Param(
-        "early_stopping", int, 0, "stop a stage after N epochs without a better val_loss", minimum=0
-    ),
-    Param(
-        "fine_tune_epochs",
-        int,
-        0,
-        "epochs of a second stage with the backbone's top unfrozen",
-        minimum=0,
-    ),
-    Param(
-        "fine_tune_layers", str, "", "top N backbone layers to unfreeze, or the first one's name"
-    ),
-    Param("fine_tune_lr", float, 1e-5, "learning rate of the fine-tuning stage", minimum=0),
-)
+from zoo.settings import BY_NAME
 
 _TOP_KEYS = {"registry", "plugins", "run", "components", "recipes"}
 _COMPONENT_KEYS = {"description", "defaults"}
-_RECIPE_KEYS = {"description", "dataset", "backbone", "head", "params"} | {
-    p.name for p in RUN_PARAMS
-}
+_RECIPE_KEYS = {"description", "dataset", "backbone", "head", "params", *BY_NAME}
 
 
 @dataclass(frozen=True)
@@ -195,14 +167,13 @@ class _Parser:
         )
 
     def _settings(self, table: Any, where: str, other_keys: set[str]) -> dict[str, Any]:
-        """The run settings in ``table``, checked against ``RUN_PARAMS``."""
-        by_name = {p.name: p for p in RUN_PARAMS}
-        self._keys(self._table(table, where), set(by_name) | other_keys, f"[{where}]", where)
+        """The run settings in ``table``, checked against their declarations."""
+        self._keys(self._table(table, where), set(BY_NAME) | other_keys, f"[{where}]", where)
         settings = {}
         for key, value in table.items():
-            if key in by_name:
+            if key in BY_NAME:
                 try:
-                    settings[key] = by_name[key].coerce(value)
+                    settings[key] = BY_NAME[key].coerce(value)
                 except ValueError as exc:
                     self._fail(f"bad value for '{key}': {exc}", f"{where}.{key}", value)
         return settings

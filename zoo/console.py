@@ -11,7 +11,6 @@ import json
 import sys
 import time
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
 from typing import Any
 
 from rich import box
@@ -19,10 +18,11 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
-from zoo.components import Backbone
+from zoo.components import Backbone, Component, Head
 from zoo.config import Recipe
 from zoo.errors import ZooError
-from zoo.registry import Entry, PluginInfo
+from zoo.model import LayerRow
+from zoo.registry import Entry, PluginInfo, Registry
 
 _stdout = Console(highlight=False, width=None if sys.stdout.isatty() else 120)
 # Status lines never wrap: in a log file, one event is one line.
@@ -79,23 +79,15 @@ def _defaults(entry: Entry, limit: int = 4) -> str:
     return ", ".join(items[:limit]) + more
 
 
-def components(
-    kind: str, entries: Sequence[Entry], unavailable: Sequence[tuple[str, PluginInfo]] = ()
-) -> None:
-    """The ``kind`` table; components of unavailable plugins last, dimmed, with the fix."""
+def components(kind: str, registry: Registry) -> None:
     table = _table(f"{kind}s")
     for column in ("name", "description", "defaults", "plugin"):
         table.add_column(column, overflow="fold")
-    for entry in entries:
+    for entry in registry.entries(kind):
         table.add_row(entry.name, entry.description, _defaults(entry), entry.plugin.provider)
-    for name, info in unavailable:
-        table.add_row(f"[dim]{name}[/]", f"[dim]{_escape(_lacking(info))}[/]", "", info.provider)
+    for name, info in registry.unavailable(kind):  # last, dimmed, with the fix
+        table.add_row(f"[dim]{name}[/]", f"[dim]{_escape(info.state)}[/]", "", info.provider)
     out.print(table)
-
-
-def _lacking(info: PluginInfo) -> str:
-    """``unavailable: needs the package x; pip install x``."""
-    return f"unavailable: {info.error}" + (f"; {info.install}" if info.install else "")
 
 
 def plugins(infos: Sequence[PluginInfo]) -> None:
@@ -103,11 +95,8 @@ def plugins(infos: Sequence[PluginInfo]) -> None:
     for column in ("name", "package", "source", "status", "components"):
         table.add_column(column, overflow="fold")
     for info in infos:
-        state = {
-            "ok": "[green]ok[/]",
-            "disabled": "[dim]disabled[/]",
-            "unavailable": f"[yellow]{_escape(_lacking(info))}[/]",
-        }.get(info.status, f"[red]failed[/]: {_escape(info.error or '')}")
+        colour = {"ok": "green", "disabled": "dim", "unavailable": "yellow"}.get(info.status, "red")
+        state = f"[{colour}]{_escape(info.state)}[/]"
         offered = info.unavailable if info.status == "unavailable" else info.components
         package = f"{info.package} {info.version}"
         table.add_row(info.name, package, info.source, state, ", ".join(offered) or "-")
@@ -146,36 +135,20 @@ def component_info(entry: Entry) -> None:
         out.print("no parameters")
 
 
-def _extras(entry: Entry) -> Iterable[tuple[str, str]]:
+def _extras(entry: Entry[Component]) -> Iterable[tuple[str, str]]:
     component = entry.component
     if isinstance(component, Backbone):
         yield "minimum image size", str(component.min_image_size)
-        card = (
-            ("family", component.family),
-            ("parameters", f"{component.parameters:,}" if component.parameters else ""),
-            ("native image size", str(component.native_image_size or "")),
-            ("source", component.source),
-            ("licence", component.licence),
-        )
-        yield from ((label, value) for label, value in card if value)
-    if entry.kind == "head":
-        yield "classes", component.class_range  # type: ignore[attr-defined]
+        for field, value in component.card().items():
+            if value:
+                yield field.replace("_", " "), f"{value:,}" if isinstance(value, int) else value
+    if isinstance(component, Head):
+        yield "classes", component.class_range
 
 
 def devices(found: Sequence[str], strategy: str, precision: str) -> None:
     status(f"devices: {', '.join(found)}")
     status(f"strategy: {strategy}; precision: {precision}")
-
-
-@dataclass(frozen=True)
-class LayerRow:
-    """One line of a model summary."""
-
-    name: str
-    type: str
-    output_shape: str
-    params: int
-    trainable: bool
 
 
 def model_summary(title: str, rows: Sequence[LayerRow], counts: Mapping[str, int]) -> None:
@@ -213,20 +186,24 @@ def results(title: str, metrics: Mapping[str, Mapping[str, float]]) -> None:
     out.print(table)
 
 
-class TrainingProgress:
-    """Live progress for training: a bar per epoch on a terminal, a line per epoch otherwise."""
+def run_directory(path: Any) -> None:
+    out.print(f"run directory: {path}")
 
-    def __init__(self, epochs: int, steps: int | None, phase: str = "train") -> None:
+
+class TrainingProgress:
+    """Live progress of a training stage: a bar per epoch on a terminal, a line per epoch
+    otherwise. ``label`` names the stage's epochs (``train``, ``fine-tune``)."""
+
+    def __init__(self, epochs: int, steps: int | None, label: str = "train") -> None:
         self.epochs = epochs
         self.steps = steps
-        self.phase = phase
-        self.live = err.is_terminal
+        self.label = label
         self._progress: Progress | None = None
         self._task: Any = None
         self._epoch_started = 0.0
 
-    def __enter__(self) -> TrainingProgress:
-        if self.live:
+    def start(self) -> None:
+        if err.is_terminal:
             self._progress = Progress(
                 TextColumn("{task.description}"),
                 BarColumn(),
@@ -237,19 +214,19 @@ class TrainingProgress:
                 transient=True,
             )
             self._progress.start()
-        return self
 
-    def __exit__(self, *exc: object) -> None:
+    def stop(self) -> None:
         if self._progress is not None:
             self._progress.stop()
 
     def epoch_begin(self, epoch: int) -> None:
+        """Epoch ``epoch`` (1-based) of the stage begins."""
         self._epoch_started = time.perf_counter()
         if self._progress is not None:
             if self._task is not None:
                 self._progress.remove_task(self._task)
             self._task = self._progress.add_task(
-                f"{self.phase} epoch {epoch + 1}/{self.epochs}", total=self.steps, metrics=""
+                f"{self.label} epoch {epoch}/{self.epochs}", total=self.steps, metrics=""
             )
 
     def batch_end(self, step: int, logs: Mapping[str, float]) -> None:
@@ -258,13 +235,11 @@ class TrainingProgress:
 
     def epoch_end(self, epoch: int, logs: Mapping[str, float]) -> None:
         seconds = time.perf_counter() - self._epoch_started
-        status(
-            f"{self.phase} epoch {epoch + 1}/{self.epochs}: {format_metrics(logs)} ({seconds:.1f}s)"
-        )
+        status(f"{self.label} epoch {epoch}/{self.epochs}: {format_metrics(logs)} ({seconds:.1f}s)")
 
 
 class TaskProgress:
-    """Progress of one long task with a known number of steps (feature extraction)."""
+    """Progress of a long task of known steps; a context manager, or ``start``/``stop``."""
 
     def __init__(self, description: str, total: int | None) -> None:
         self.description = description
@@ -273,7 +248,7 @@ class TaskProgress:
         self._task: Any = None
         self._started = 0.0
 
-    def __enter__(self) -> TaskProgress:
+    def start(self) -> None:
         self._started = time.perf_counter()
         if err.is_terminal:
             self._progress = Progress(
@@ -286,17 +261,23 @@ class TaskProgress:
             )
             self._progress.start()
             self._task = self._progress.add_task(self.description, total=self.total)
-        return self
 
     def advance(self, step: int) -> None:
         if self._progress is not None:
             self._progress.update(self._task, completed=step + 1)
 
-    def __exit__(self, *exc: object) -> None:
+    def stop(self, done: bool = True) -> None:
         if self._progress is not None:
             self._progress.stop()
-        if exc[0] is None:
+        if done:
             status(f"{self.description}: done in {time.perf_counter() - self._started:.1f}s")
+
+    def __enter__(self) -> TaskProgress:
+        self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop(done=exc[0] is None)
 
 
 def format_metrics(logs: Mapping[str, float]) -> str:

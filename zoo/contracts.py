@@ -13,9 +13,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from zoo.components import TOKEN_POOLING, BuiltBackbone, BuiltHead, Splits
-from zoo.errors import ZooError
+from zoo.errors import ZooError, describe_error
 from zoo.params import resolve
-from zoo.plugins import describe_error
 from zoo.registry import Entry
 
 SPLITS = ("train", "validation", "test")
@@ -124,7 +123,7 @@ def _check_dataset(entry: Entry, values: dict[str, Any], found: Found, settings:
         found("build", f"returned {type(splits).__name__}, not zoo.Splits")
         return
     names = _class_names(splits, found)
-    declared = entry.component.class_names  # type: ignore[attr-defined]
+    declared = entry.component.class_names
     if declared is not None:
         answer = found.call("class_names", lambda: list(declared(values)))
         if answer is not _FAILED and answer != names:
@@ -199,7 +198,7 @@ def _spec_problem(spec: Any) -> str | None:
 
 
 def _check_backbone(entry: Entry, values: dict[str, Any], found: Found, settings: Settings) -> None:
-    smallest = entry.component.min_image_size  # type: ignore[attr-defined]
+    smallest = entry.component.min_image_size
     for size in sorted({smallest, max(smallest, settings.image_size)}):
         _check_backbone_at(entry, values, found, size)
 
@@ -245,8 +244,8 @@ def _check_backbone_at(entry: Entry, values: dict[str, Any], found: Found, size:
 
 def _check_head(entry: Entry, values: dict[str, Any], found: Found, settings: Settings) -> None:
     head = entry.component
-    least = head.min_classes  # type: ignore[attr-defined]
-    more = least + 1 if head.supports(least + 1) else least  # type: ignore[attr-defined]
+    least = head.min_classes
+    more = least + 1 if head.supports(least + 1) else least
     refusals = []
     for shape, num_classes in zip(FEATURE_SHAPES, itertools.cycle((least, more))):
         refusal = _check_head_on(entry, values, found, shape, num_classes)

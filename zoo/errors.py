@@ -3,8 +3,17 @@
 from __future__ import annotations
 
 import difflib
+import os
+import traceback
 from collections.abc import Iterable
+from pathlib import Path
 from typing import Any
+
+#: Libraries whose frames an error message passes over to name the plugin's line.
+_LIBRARIES = tuple(
+    f"{os.sep}{name}{os.sep}"
+    for name in ("keras", "tensorflow", "tensorflow_datasets", "numpy", "pluggy", "importlib")
+)
 
 
 class ZooError(Exception):
@@ -88,3 +97,20 @@ def one_of(candidates: Iterable[str]) -> str:
     if len(items) == 1:
         return items[0]
     return ", ".join(items[:-1]) + " or " + items[-1]
+
+
+def describe_error(exc: BaseException) -> str:
+    """The exception and the last line that raised it in the plugin's own code.
+
+    Frames in zoo's host code and in the libraries a plugin calls (Keras, TensorFlow,
+    numpy, pluggy, importlib) are passed over, so the line named is the plugin's.
+    """
+    host = str(Path(__file__).resolve().parent) + os.sep  # not a sibling like zoo_mine/
+    builtins = os.path.join(host, "_builtin")
+    for frame in reversed(traceback.extract_tb(exc.__traceback__)):
+        name = frame.filename
+        in_host = name.startswith(host) and not name.startswith(builtins)
+        in_library = name.startswith("<frozen") or any(lib in name for lib in _LIBRARIES)
+        if not in_host and not in_library:
+            return f"{type(exc).__name__}: {exc} ({name}:{frame.lineno})"
+    return f"{type(exc).__name__}: {exc}"

@@ -17,10 +17,14 @@ import shutil
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from zoo.compare import read_run
 from zoo.errors import ZooError
 from zoo.predict import load_trained, saved_model_file
+from zoo.runs import read_run
+
+if TYPE_CHECKING:
+    import keras
 
 FORMATS = ("keras", "savedmodel")
 
@@ -47,7 +51,7 @@ def export(run_dir: Path, fmt: str, output: Path) -> Path:
     return output
 
 
-def write_saved_model(model: object, image_size: int, path: Path) -> None:
+def write_saved_model(model: keras.Model, image_size: int, path: Path) -> None:
     """``model`` as a SavedModel with ``serve`` (uint8) and ``serve_float32`` endpoints.
 
     This is ``model.export(path)`` with a second endpoint: Keras's own export takes the

@@ -115,7 +115,7 @@ def decode(contents: tf.Tensor) -> tf.Tensor:
     return image
 
 
-def _decode_with_pillow(contents: object) -> np.ndarray:
+def _decode_with_pillow(contents: bytes | np.ndarray) -> np.ndarray:
     import numpy as np
     from PIL import Image
 

@@ -13,9 +13,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from zoo.components import TOKEN_POOLING, BuiltBackbone, BuiltHead, Splits
-from zoo.console import LayerRow
-from zoo.errors import ZooError
-from zoo.plugins import describe_error
+from zoo.errors import ZooError, describe_error
 from zoo.registry import Entry
 from zoo.runconfig import Resolved
 
@@ -27,6 +25,17 @@ class ComponentError(ZooError):
     """A component's builder raised, or returned the wrong thing."""
 
     exit_code = 1
+
+
+@dataclass(frozen=True)
+class LayerRow:
+    """One line of a model summary (``console.model_summary`` shows them)."""
+
+    name: str
+    type: str
+    output_shape: str
+    params: int
+    trainable: bool
 
 
 @dataclass(frozen=True)

@@ -155,30 +155,3 @@ def resolve(
             fix=f"pass it on the command line: {flag(missing[0])}",
         )
     return values
-
-
-def parse_assignment(text: str) -> tuple[str, str, str]:
-    """``"backbone.weights=none"`` as ``("backbone", "weights", "none")``.
-
-    Raises:
-        ZooError: the text is not ``KIND.PARAM=VALUE`` with a known kind.
-    """
-    from zoo.components import KINDS
-
-    head, sep, value = text.partition("=")
-    kind, dot, param = head.strip().partition(".")
-    if not sep or not dot or not param:
-        raise ZooError(
-            "--set takes KIND.PARAM=VALUE.",
-            expected="for example --set backbone.weights=none",
-            fix="write the kind, a dot, the parameter, '=' and the value",
-            got=text,
-        )
-    if kind not in KINDS:
-        raise ZooError(
-            f"--set names an unknown kind '{kind}'.",
-            expected=f"one of {', '.join(KINDS)}",
-            fix=f"write e.g. --set {KINDS[0]}.{param}={value}",
-            got=text,
-        )
-    return kind, param, value

@@ -20,7 +20,6 @@ import importlib.util
 import os
 import re
 import sys
-import traceback
 import types
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass
@@ -30,20 +29,16 @@ from typing import Any
 import pluggy
 
 from zoo import hookspecs
+from zoo._version import __version__
 from zoo.config import RegistryFile, read_registry_file
-from zoo.errors import PluginUnavailable, ZooError, closest, one_of
-from zoo.registry import PluginInfo, Registry
+from zoo.errors import PluginUnavailable, ZooError, closest, describe_error, one_of
+from zoo.registry import PluginInfo, PluginSource, Registry
 
 ENTRY_POINT_GROUP = "zoo"
 _HOOKS = ("register_datasets", "register_backbones", "register_heads")
 #: What a broken plugin may raise without taking zoo down: a plugin calling
 #: ``sys.exit`` at import is broken too. KeyboardInterrupt still stops zoo.
 PLUGIN_ERRORS = (Exception, SystemExit)
-#: Libraries whose frames an error message passes over to name the plugin's line.
-_LIBRARIES = tuple(
-    f"{os.sep}{name}{os.sep}"
-    for name in ("keras", "tensorflow", "tensorflow_datasets", "numpy", "pluggy", "importlib")
-)
 
 
 @dataclass(frozen=True)
@@ -148,16 +143,16 @@ class _Loader:
         self.disabled = disabled
         self.objects: dict[str, Any] = {}
 
-    def load_file(self, registry_file: RegistryFile, source: str) -> None:
+    def load_file(self, registry_file: RegistryFile, source: PluginSource) -> None:
         self.registry.files.append(registry_file)
         for entry in registry_file.plugins:
             self._load_one(entry, registry_file.path, source)
 
-    def _load_one(self, entry: str, registry_path: Path, source: str) -> None:
+    def _load_one(self, entry: str, registry_path: Path, source: PluginSource) -> None:
         is_path = entry.endswith(".py") or "/" in entry
         name = Path(entry).stem if is_path else entry.rpartition(".")[2]
         if source == "built-in":
-            package, version = "zoo", _zoo_version()
+            package, version = "zoo", __version__
         else:
             package, version = "local", "-"
         info = PluginInfo(name, source, package, version, location=entry)
@@ -204,7 +199,7 @@ class _Loader:
             plugin = load()
             self.pm.register(plugin, name=info.name)
         except PluginUnavailable as exc:
-            info.lacks(exc.reason, exc.install)
+            info.fail(exc.reason, status="unavailable", install=exc.install)
             return
         except PLUGIN_ERRORS as exc:
             info.fail(f"could not be loaded: {describe_error(exc)}")
@@ -245,7 +240,7 @@ class _Loader:
             self.registry.remove_plugin(info)
             self.pm.unregister(plugin)
             if isinstance(exc, PluginUnavailable):
-                info.lacks(exc.reason, exc.install, offered)
+                info.fail(exc.reason, offered, status="unavailable", install=exc.install)
             else:
                 info.fail(f"failed while registering components: {describe_error(exc)}", offered)
 
@@ -268,7 +263,7 @@ def _unknown_hooks(plugin: Any) -> list[str]:
     ]
 
 
-def _package_for(source: str) -> str:
+def _package_for(source: PluginSource) -> str:
     return "zoo_plugins" if source == "built-in" else "zoo_local_plugins"
 
 
@@ -299,29 +294,6 @@ def _import_path(path: Path, package: str) -> types.ModuleType:
     return module
 
 
-def describe_error(exc: BaseException) -> str:
-    """The exception and the last line that raised it in the plugin's own code.
-
-    Frames in zoo's host code and in the libraries a plugin calls (Keras, TensorFlow,
-    numpy, pluggy, importlib) are passed over, so the line named is the plugin's.
-    """
-    host = str(Path(__file__).resolve().parent) + os.sep  # not a sibling like zoo_mine/
-    builtins = os.path.join(host, "_builtin")
-    for frame in reversed(traceback.extract_tb(exc.__traceback__)):
-        name = frame.filename
-        in_host = name.startswith(host) and not name.startswith(builtins)
-        in_library = name.startswith("<frozen") or any(lib in name for lib in _LIBRARIES)
-        if not in_host and not in_library:
-            return f"{type(exc).__name__}: {exc} ({name}:{frame.lineno})"
-    return f"{type(exc).__name__}: {exc}"
-
-
 def _normalise(dist_name: str) -> str:
     """A distribution name as the package index compares them (PEP 503)."""
     return re.sub(r"[-_.]+", "-", dist_name).lower()
-
-
-def _zoo_version() -> str:
-    from zoo import __version__
-
-    return __version__

@@ -14,8 +14,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from zoo import runs
-from zoo.compare import RunRecord, read_run
 from zoo.errors import ZooError
+from zoo.runs import RunRecord, read_run
 
 if TYPE_CHECKING:
     import keras

@@ -5,46 +5,62 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Generic, Literal, TypeVar, overload
 
-from zoo.components import COMPONENT_TYPES, KINDS, Component
+from zoo.components import COMPONENT_TYPES, KINDS, Backbone, Component, Dataset, Head
 from zoo.config import ComponentMeta, Recipe, RegistryFile
 from zoo.errors import ZooError, closest, one_of
 from zoo.params import Param
+
+#: Where a plugin came from: zoo's registry.toml, an installed package's entry point,
+#: or a user's registry.toml (or an object handed to ``LoadOptions.extra``).
+PluginSource = Literal["built-in", "entry point", "local"]
+#: What became of a plugin; "unavailable": it lacks a package (``PluginUnavailable``).
+PluginStatus = Literal["ok", "disabled", "failed", "unavailable"]
+#: The component type an entry holds.
+C = TypeVar("C", bound=Component, covariant=True)
 
 
 @dataclass
 class PluginInfo:
     """One plugin: where it came from and what became of it.
 
-    ``source`` is ``"built-in"``, ``"entry point"`` or ``"local"``; ``status`` is
-    ``"ok"``, ``"disabled"``, ``"failed"`` or ``"unavailable"`` (it lacks a package:
-    ``error`` says why, on one line, and ``install`` how to get it). ``components``
-    lists what it registered as ``"kind:name"``; a plugin that failed part-way or is
-    unavailable registers nothing, and ``unavailable`` lists what it had offered.
+    ``error`` says why it failed, or for an unavailable plugin what it lacks, on one
+    line; ``install`` is the command that gets an unavailable plugin what it lacks.
+    ``components`` lists what it registered as ``"kind:name"``; a plugin that failed
+    part-way or is unavailable registers nothing, and ``unavailable`` lists what it had
+    offered.
     """
 
     name: str
-    source: str
+    source: PluginSource
     package: str
     version: str
     location: str
-    status: str = "ok"
+    status: PluginStatus = "ok"
     error: str | None = None
     components: list[str] = field(default_factory=list)
     unavailable: list[str] = field(default_factory=list)
     install: str | None = None
 
-    def fail(self, error: str, unavailable: Iterable[str] = (), status: str = "failed") -> None:
-        self.status = status
+    def fail(
+        self,
+        error: str,
+        unavailable: Iterable[str] = (),
+        status: PluginStatus = "failed",
+        install: str | None = None,
+    ) -> None:
+        self.status, self.install = status, install
         # One line: every command prints it as a single warning line.
         self.error = " ".join(error.split())
         self.unavailable = list(unavailable)
 
-    def lacks(self, reason: str, install: str | None, offered: Iterable[str] = ()) -> None:
-        """Mark it unavailable: ``reason`` (``"needs the package x"``), ``install`` fixes it."""
-        self.fail(reason, offered, status="unavailable")
-        self.install = install
+    @property
+    def state(self) -> str:
+        """``ok``, ``disabled``, ``failed: WHY`` or ``unavailable: WHY; INSTALL``, for tables."""
+        if self.status in ("ok", "disabled"):
+            return self.status
+        return f"{self.status}: {self.error}" + (f"; {self.install}" if self.install else "")
 
     @property
     def origin(self) -> str:
@@ -58,10 +74,10 @@ class PluginInfo:
 
 
 @dataclass(frozen=True)
-class Entry:
+class Entry(Generic[C]):
     """A registered component, its plugin, and what registry files say of it."""
 
-    component: Component
+    component: C
     plugin: PluginInfo
     meta: ComponentMeta = field(default_factory=ComponentMeta)
 
@@ -98,7 +114,7 @@ class Registry:
     plugins: list[PluginInfo] = field(default_factory=list)
     files: list[RegistryFile] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
-    _entries: dict[str, dict[str, list[Entry]]] = field(
+    _entries: dict[str, dict[str, list[Entry[Component]]]] = field(
         default_factory=lambda: {kind: defaultdict(list) for kind in KINDS}
     )
 
@@ -139,7 +155,16 @@ class Registry:
                 )
                 entries[index] = Entry(entry.component, entry.plugin, merged)
 
-    def entries(self, kind: str) -> list[Entry]:
+    @overload
+    def entries(self, kind: Literal["dataset"]) -> list[Entry[Dataset]]: ...
+    @overload
+    def entries(self, kind: Literal["backbone"]) -> list[Entry[Backbone]]: ...
+    @overload
+    def entries(self, kind: Literal["head"]) -> list[Entry[Head]]: ...
+    @overload
+    def entries(self, kind: str) -> list[Entry[Component]]: ...
+
+    def entries(self, kind: str) -> list[Entry[Any]]:
         """Every ``kind`` entry, sorted by name then plugin."""
         return sorted(
             (e for same in self._entries[kind].values() for e in same),
@@ -148,20 +173,25 @@ class Registry:
 
     def unavailable(self, kind: str) -> list[tuple[str, PluginInfo]]:
         """``(name, plugin)`` for each ``kind`` an unavailable plugin would register."""
-        return [
-            (name, plugin)
-            for plugin in self.plugins
-            if plugin.status == "unavailable"
-            for offered_kind, _, name in (offer.partition(":") for offer in plugin.unavailable)
-            if offered_kind == kind
-        ]
+        offers = [(o.partition(":"), p) for p in self.plugins for o in p.unavailable]
+        return [(name, p) for (k, _, name), p in offers if k == kind and p.status == "unavailable"]
 
-    def __iter__(self) -> Iterator[Entry]:
+    def __iter__(self) -> Iterator[Entry[Component]]:
         for kind in KINDS:
             yield from self.entries(kind)
 
-    def get(self, kind: str, name: str) -> Entry:
-        """The ``kind`` called ``name`` (or ``plugin:name``).
+    @overload
+    def get(self, kind: Literal["dataset"], name: str) -> Entry[Dataset]: ...
+    @overload
+    def get(self, kind: Literal["backbone"], name: str) -> Entry[Backbone]: ...
+    @overload
+    def get(self, kind: Literal["head"], name: str) -> Entry[Head]: ...
+    @overload
+    def get(self, kind: str, name: str) -> Entry[Component]: ...
+
+    def get(self, kind: str, name: str) -> Entry[Any]:
+        """The ``kind`` called ``name`` (or ``plugin:name``); its component is of the
+        kind's type (the registry checks it on registering).
 
         Raises:
             ZooError: the name is unknown (the message lists the closest names), or
@@ -184,7 +214,7 @@ class Registry:
             got=name,
         )
 
-    def find(self, name: str) -> list[Entry]:
+    def find(self, name: str) -> list[Entry[Component]]:
         """Every entry of any kind called ``name`` (or ``plugin:name``).
 
         Raises:

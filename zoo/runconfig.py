@@ -11,10 +11,11 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from zoo.components import KINDS, Backbone, Dataset, Head
-from zoo.config import RUN_PARAMS, Recipe
-from zoo.errors import ZooError
-from zoo.params import parse_assignment, resolve
+from zoo.config import Recipe
+from zoo.errors import ZooError, one_of
+from zoo.params import resolve
 from zoo.registry import Entry, Registry
+from zoo.settings import BY_NAME, SETTINGS, RunSettings
 
 
 @dataclass(frozen=True)
@@ -31,24 +32,14 @@ class Choice:
         return f"{self.plugin}:{self.name}"
 
 
-@dataclass(frozen=True)
-class RunConfig:
-    """Everything a run needs to be repeated, JSON-serialisable."""
+@dataclass(frozen=True, kw_only=True)
+class RunConfig(RunSettings):
+    """Everything a run needs to be repeated, JSON-serialisable: the three components,
+    their parameters, and the run settings (:class:`zoo.settings.RunSettings`)."""
 
     dataset: Choice
     backbone: Choice
     head: Choice
-    epochs: int
-    batch_size: int
-    image_size: int
-    learning_rate: float
-    optimizer: str
-    seed: int
-    feature_cache: bool = True
-    early_stopping: int = 0
-    fine_tune_epochs: int = 0
-    fine_tune_layers: str = ""
-    fine_tune_lr: float = 1e-5
     recipe: str | None = None
 
     @property
@@ -60,23 +51,41 @@ class RunConfig:
         return (self.image_size, self.image_size, 3)
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        """As config.json holds it: the components, the settings, the recipe."""
+        data = asdict(self)
+        return {
+            **{kind: data[kind] for kind in KINDS},
+            **{s.name: data[s.name] for s in SETTINGS},
+            "recipe": self.recipe,
+        }
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> RunConfig:
-        choices = {kind: Choice(**data[kind]) for kind in KINDS}
-        settings = {p.name: data[p.name] for p in RUN_PARAMS if p.name in data}
-        return cls(**choices, **settings, recipe=data.get("recipe"))
+        """Read config.json; a setting it lacks (an older zoo wrote it) has its default."""
+        settings = {s.name: data[s.name] for s in SETTINGS if s.name in data}
+        return cls(
+            dataset=Choice(**data["dataset"]),
+            backbone=Choice(**data["backbone"]),
+            head=Choice(**data["head"]),
+            recipe=data.get("recipe"),
+            **settings,
+        )
 
 
 @dataclass(frozen=True)
 class Resolved:
-    """A run configuration with the registry entries it names."""
+    """A run configuration with the registry entries it names.
+
+    ``heads`` holds every registered head, so that a head which does not fit the data
+    (known only once a dataset without ``class_names`` is loaded) can be replaced by
+    one that does.
+    """
 
     config: RunConfig
-    dataset: Entry
-    backbone: Entry
-    head: Entry
+    dataset: Entry[Dataset]
+    backbone: Entry[Backbone]
+    head: Entry[Head]
+    heads: tuple[Entry[Head], ...] = field(default=(), repr=False)
 
 
 def resolve_run(
@@ -102,12 +111,11 @@ def resolve_run(
             cannot work (see :func:`check_compatibility`).
     """
     chosen = _recipe_or_names(registry, names, recipe)
-    entries = {
-        kind: registry.get(kind, name) for kind, name in zip(KINDS, chosen.names, strict=True)
-    }
+    entries = _lookup(registry, chosen.names)
     overrides = _parse_sets(sets)
     choices = {}
-    for kind, entry in entries.items():
+    for entry in entries:
+        kind = entry.kind
         layers = [(entry.meta.source or "registry.toml", entry.meta.defaults)]
         if chosen.recipe:
             layers.append((chosen.recipe.source, chosen.recipe.params.get(kind, {})))
@@ -120,9 +128,15 @@ def resolve_run(
     run_layers.append(
         ("the command line", {k: v for k, v in (settings or {}).items() if v is not None})
     )
-    run = resolve("run", "settings", RUN_PARAMS, run_layers, flag=_flag)
-    config = RunConfig(**choices, **run, recipe=chosen.recipe.name if chosen.recipe else None)
-    resolved = Resolved(config, entries["dataset"], entries["backbone"], entries["head"])
+    run = resolve("run", "settings", SETTINGS, run_layers, flag=lambda name: BY_NAME[name].usage)
+    config = RunConfig(
+        dataset=choices["dataset"],
+        backbone=choices["backbone"],
+        head=choices["head"],
+        recipe=chosen.recipe.name if chosen.recipe else None,
+        **run,
+    )
+    resolved = Resolved(config, *entries, tuple(registry.entries("head")))
     check_compatibility(resolved)
     return resolved
 
@@ -134,14 +148,24 @@ def resolve_saved(registry: Registry, saved: Mapping[str, Any]) -> Resolved:
         ZooError: a component is no longer registered, or its parameters changed.
     """
     config = RunConfig.from_dict(saved)
-    entries = {}
-    for choice in config.choices:
-        entry = registry.get(choice.kind, choice.qualified_name)
+    entries = _lookup(registry, (config.dataset, config.backbone, config.head))
+    for choice, entry in zip(config.choices, entries, strict=True):
         resolve(choice.kind, entry.name, entry.params, [("config.json", choice.params)])
-        entries[choice.kind] = entry
-    resolved = Resolved(config, entries["dataset"], entries["backbone"], entries["head"])
+    resolved = Resolved(config, *entries, tuple(registry.entries("head")))
     check_compatibility(resolved)
     return resolved
+
+
+def _lookup(
+    registry: Registry, names: tuple[str | Choice, str | Choice, str | Choice]
+) -> tuple[Entry[Dataset], Entry[Backbone], Entry[Head]]:
+    """The three components named (a short or qualified name, or a saved choice)."""
+    dataset, backbone, head = (n.qualified_name if isinstance(n, Choice) else n for n in names)
+    return (
+        registry.get("dataset", dataset),
+        registry.get("backbone", backbone),
+        registry.get("head", head),
+    )
 
 
 def check_compatibility(resolved: Resolved) -> None:
@@ -152,7 +176,7 @@ def check_compatibility(resolved: Resolved) -> None:
             not support the dataset's number of classes.
     """
     config = resolved.config
-    backbone: Backbone = resolved.backbone.component  # type: ignore[assignment]
+    backbone = resolved.backbone.component
     if config.image_size < backbone.min_image_size:
         raise ZooError(
             f"backbone '{backbone.name}' needs images of at least "
@@ -169,22 +193,26 @@ def check_compatibility(resolved: Resolved) -> None:
             fix="pass e.g. --fine-tune-layers 20",
             got=config.fine_tune_layers,
         )
-    dataset: Dataset = resolved.dataset.component  # type: ignore[assignment]
+    dataset = resolved.dataset.component
     if dataset.class_names is not None:
-        check_classes(resolved.head, dataset.name, len(dataset.class_names(config.dataset.params)))
+        check_classes(resolved, len(dataset.class_names(config.dataset.params)))
 
 
-def check_classes(head_entry: Entry, dataset_name: str, num_classes: int) -> None:
-    """Raise a ZooError when the head cannot handle ``num_classes`` classes."""
-    head: Head = head_entry.component  # type: ignore[assignment]
+def check_classes(resolved: Resolved, num_classes: int) -> None:
+    """Raise a ZooError when the head cannot handle the dataset's ``num_classes`` classes.
+
+    The fix names the registered heads that can.
+    """
+    head = resolved.head.component
     if head.supports(num_classes):
         return
-    alternative = "gap_softmax" if num_classes > 2 else "gap_sigmoid"
+    fitting = [e.name for e in resolved.heads if e.component.supports(num_classes)]
+    suggestion = f"use {one_of(fitting)}" if fitting else "register one (docs/plugins.md)"
     raise ZooError(
         f"head '{head.name}' supports {head.class_range} classes, but dataset "
-        f"'{dataset_name}' has {num_classes}.",
+        f"'{resolved.dataset.name}' has {num_classes}.",
         expected=f"a head that supports {num_classes} classes",
-        fix=f"use a head such as '{alternative}' (`zoo list heads`)",
+        fix=f"{suggestion} (`zoo list heads`)",
         got=num_classes,
     )
 
@@ -224,5 +252,26 @@ def _parse_sets(sets: Sequence[str]) -> dict[str, dict[str, str]]:
     return overrides
 
 
-def _flag(name: str) -> str:
-    return f"--{name.replace('_', '-')} VALUE"
+def parse_assignment(text: str) -> tuple[str, str, str]:
+    """``"backbone.weights=none"`` as ``("backbone", "weights", "none")``.
+
+    Raises:
+        ZooError: the text is not ``KIND.PARAM=VALUE`` with a known kind.
+    """
+    head, sep, value = text.partition("=")
+    kind, dot, param = head.strip().partition(".")
+    if not sep or not dot or not param:
+        raise ZooError(
+            "--set takes KIND.PARAM=VALUE.",
+            expected="for example --set backbone.weights=none",
+            fix="write the kind, a dot, the parameter, '=' and the value",
+            got=text,
+        )
+    if kind not in KINDS:
+        raise ZooError(
+            f"--set names an unknown kind '{kind}'.",
+            expected=f"one of {', '.join(KINDS)}",
+            fix=f"write e.g. --set {KINDS[0]}.{param}={value}",
+            got=text,
+        )
+    return kind, param, value

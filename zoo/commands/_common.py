@@ -6,7 +6,7 @@ import argparse
 from typing import Any
 
 from zoo import console
-from zoo.components import Backbone
+from zoo.components import Backbone, Component, Head
 from zoo.plugins import LoadOptions, load_registry
 from zoo.registry import Entry, PluginInfo, Registry
 
@@ -33,7 +33,7 @@ def registry_from(args: argparse.Namespace, warn_failed: bool = True) -> Registr
     return registry
 
 
-def entry_json(entry: Entry) -> dict[str, Any]:
+def entry_json(entry: Entry[Component]) -> dict[str, Any]:
     """A component entry as plain data, for ``--json``."""
     defaults = entry.defaults
     data: dict[str, Any] = {
@@ -60,16 +60,10 @@ def entry_json(entry: Entry) -> dict[str, Any]:
     component = entry.component
     if isinstance(component, Backbone):
         data["min_image_size"] = component.min_image_size
-        data["card"] = {
-            "family": component.family,
-            "parameters": component.parameters,
-            "native_image_size": component.native_image_size,
-            "source": component.source,
-            "licence": component.licence,
-        }
-    if entry.kind == "head":
-        data["min_classes"] = component.min_classes  # type: ignore[attr-defined]
-        data["max_classes"] = component.max_classes  # type: ignore[attr-defined]
+        data["card"] = component.card()
+    if isinstance(component, Head):
+        data["min_classes"] = component.min_classes
+        data["max_classes"] = component.max_classes
     return data
 
 

@@ -56,7 +56,8 @@ def show(
     run_dirs: list[Path], figure: Path, *, as_json: bool, target: float | None = None
 ) -> dict[str, Any]:
     """Compare ``run_dirs``, draw the figure, print the table (or JSON); return the data."""
-    from zoo.compare import compare, plot, read_run
+    from zoo.compare import compare, plot
+    from zoo.runs import read_run
 
     records = [read_run(path) for path in run_dirs]
     data = compare(records, target)

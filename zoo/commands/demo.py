@@ -15,6 +15,7 @@ from typing import Any
 from zoo import console, runs
 from zoo.commands._common import registry_from
 from zoo.commands.compare import show
+from zoo.settings import BY_NAME
 
 POSITION = 80
 RECIPES = ("demo_pretrained", "demo_scratch")
@@ -37,15 +38,15 @@ def add(sub: Any, common: argparse.ArgumentParser) -> None:
         metavar="DIR",
         help="a new demo directory goes here, holding both runs and the figure (default: ./runs)",
     )
-    add_("--epochs", type=int, help="passes over the training split (default: the recipes')")
+    add_("--epochs", type=int, help=f"{BY_NAME['epochs'].help} (default: the recipes')")
     add_("--num-images", type=int, help="images drawn for the task (default: the recipes')")
     add_("--json", action="store_true", help="print the comparison's data as JSON")
     parser.set_defaults(handler=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    from zoo.engine import run as run_experiment
     from zoo.runconfig import resolve_run
+    from zoo.train.engine import run as run_experiment
 
     registry = registry_from(args)
     sets = [f"dataset.num_images={args.num_images}"] if args.num_images is not None else []
@@ -60,6 +61,8 @@ def run(args: argparse.Namespace) -> int:
     for name, each in zip(RECIPES, resolved, strict=True):
         console.status(f"demo: recipe {name}")
         result = run_experiment(each, output=demo_dir, command=command)
+        if result.run_dir is None:  # a worker that is not the chief: nothing to compare
+            return 0
         run_dirs.append(result.run_dir)
     show(run_dirs, demo_dir / FIGURE, as_json=args.json)
     return 0

@@ -38,8 +38,7 @@ def run(args: argparse.Namespace) -> int:
         elif what == "recipes":
             console.recipes(registry.recipes())
         else:
-            kind = what[:-1]
-            console.components(kind, registry.entries(kind), registry.unavailable(kind))
+            console.components(what[:-1], registry)
     return 0
 
 

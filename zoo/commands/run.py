@@ -10,25 +10,11 @@ from typing import Any
 
 from zoo import console
 from zoo.commands._common import registry_from
-from zoo.distribute import PRECISIONS, STRATEGIES
 from zoo.errors import ZooError
+from zoo.settings import BY_NAME, SETTINGS, Setting
+from zoo.train.distribute import PRECISIONS, STRATEGIES
 
 POSITION = 30
-
-#: Run settings that are flags (the rest of RUN_PARAMS are reachable through recipes).
-_SETTINGS = (
-    "epochs",
-    "batch_size",
-    "image_size",
-    "learning_rate",
-    "optimizer",
-    "seed",
-    "early_stopping",
-    "fine_tune_layers",
-    "fine_tune_epochs",
-    "fine_tune_lr",
-    "feature_cache",
-)
 
 
 def add(sub: Any, common: argparse.ArgumentParser) -> None:
@@ -45,12 +31,8 @@ def add(sub: Any, common: argparse.ArgumentParser) -> None:
     add_("--recipe", help="run a recipe from a registry file instead of naming components")
     add_("--resume", type=Path, metavar="RUN_DIR", help="continue an interrupted run")
     what = parser.add_argument_group("what to train")
-    what.add_argument("--epochs", type=int, help="passes over the training split")
-    what.add_argument("--batch-size", type=int, help="images per step (the global batch)")
-    what.add_argument("--image-size", type=int, help="resize images to SIZE x SIZE")
-    what.add_argument("--learning-rate", type=float, help="the optimizer's learning rate")
-    what.add_argument("--optimizer", help="adam, sgd or rmsprop")
-    what.add_argument("--seed", type=int, help="seeds shuffling and initialisation")
+    for setting in SETTINGS:
+        _add_flag(what, setting)
     what.add_argument(
         "--set",
         dest="sets",
@@ -58,33 +40,6 @@ def add(sub: Any, common: argparse.ArgumentParser) -> None:
         default=[],
         metavar="KIND.PARAM=VALUE",
         help="set a component parameter, e.g. --set backbone.weights=none (repeatable)",
-    )
-    what.add_argument(
-        "--early-stopping",
-        type=int,
-        metavar="N",
-        help="stop a stage after N epochs without a better val_loss",
-    )
-    what.add_argument(
-        "--fine-tune-layers",
-        metavar="N|LAYER",
-        help="unfreeze the top N backbone layers (or from LAYER on) for a second stage",
-    )
-    what.add_argument(
-        "--fine-tune-epochs", type=int, metavar="N", help="epochs of the fine-tuning stage"
-    )
-    what.add_argument(
-        "--fine-tune-lr",
-        type=float,
-        metavar="LR",
-        help="learning rate of the fine-tuning stage (default 1e-5)",
-    )
-    what.add_argument(
-        "--no-feature-cache",
-        dest="feature_cache",
-        action="store_false",
-        default=None,
-        help="train on images even when the backbone is frozen",
     )
     how = parser.add_argument_group("how to run")
     how.add_argument(
@@ -127,14 +82,32 @@ def add(sub: Any, common: argparse.ArgumentParser) -> None:
     parser.set_defaults(handler=run)
 
 
+def _add_flag(group: argparse._ArgumentGroup, setting: Setting) -> None:
+    """The flag of ``setting``; unset flags stay ``None``, so lower layers apply."""
+    if setting.type is bool:
+        action = "store_false" if setting.default else "store_true"
+        help_text = setting.flag_help or setting.help
+        group.add_argument(
+            setting.flag, dest=setting.name, action=action, default=None, help=help_text
+        )
+        return
+    group.add_argument(
+        setting.flag,
+        dest=setting.name,
+        type=setting.type,
+        metavar=setting.metavar,
+        help=setting.help,
+    )
+
+
 def run(args: argparse.Namespace) -> int:
     from zoo import runs
-    from zoo.engine import EngineOptions
-    from zoo.engine import run as run_experiment
     from zoo.runconfig import resolve_run, resolve_saved
+    from zoo.train.engine import EngineOptions
+    from zoo.train.engine import run as run_experiment
 
     registry = registry_from(args)
-    settings = {name: getattr(args, name) for name in _SETTINGS}
+    settings = {s.name: getattr(args, s.name) for s in SETTINGS}
     if args.resume is not None:
         _check_resume(args, settings)
         resolved = resolve_saved(registry, runs.read_json(args.resume / runs.CONFIG))
@@ -165,7 +138,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _check_resume(args: argparse.Namespace, settings: dict[str, Any]) -> None:
-    changed = [f"--{k.replace('_', '-')}" for k, v in settings.items() if v is not None]
+    changed = [BY_NAME[name].flag for name, value in settings.items() if value is not None]
     changed += ["names"] * bool(args.names) + ["--recipe"] * bool(args.recipe)
     changed += ["--set"] * bool(args.sets)
     if changed:

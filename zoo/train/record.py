@@ -7,20 +7,26 @@ import time
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from zoo import runs
 from zoo.runconfig import Resolved
+from zoo.runs import RunStatus, Stage
+
+#: What metrics.json's ``timings`` measure; each stage's training is one phase.
+Phase = Literal["data", "build", "extract", "train", "fine_tune", "evaluate", "save"]
+#: The phase of each stage's training, named as runs have always recorded it.
+STAGE_PHASE: Mapping[Stage, Phase] = {"head": "train", "fine_tune": "fine_tune"}
 
 
 class Timer:
-    """Seconds per phase (data, build, extract, train, fine_tune, evaluate, save)."""
+    """Seconds per :data:`Phase`, added up over a run (and its resumes)."""
 
     def __init__(self, seconds: Mapping[str, float] | None = None) -> None:
         self.seconds: dict[str, float] = dict(seconds or {})
 
     @contextmanager
-    def phase(self, name: str) -> Iterator[None]:
+    def phase(self, name: Phase) -> Iterator[None]:
         start = time.perf_counter()
         try:
             yield
@@ -36,15 +42,21 @@ class Record:
         run_dir: The run directory; ``None`` on a worker that is not the chief.
         resolved: The run's configuration and components.
         previous: The record of the interrupted run this one resumes, if any.
+        timer: This process's timings so far; they replace the previous record's
+            phases of the same name (setting up is timed anew), and later phases add up.
     """
 
     def __init__(
-        self, run_dir: Path | None, resolved: Resolved, previous: Mapping[str, Any] | None = None
+        self,
+        run_dir: Path | None,
+        resolved: Resolved,
+        previous: Mapping[str, Any] | None = None,
+        timer: Timer | None = None,
     ) -> None:
         self.run_dir = run_dir
-        self.resolved = resolved
         self.data: dict[str, Any] = dict(previous or {})
-        self.timer = Timer(self.data.get("timings"))
+        self.timer = timer or Timer()
+        self.timer.seconds = {**self.data.get("timings", {}), **self.timer.seconds}
         self.data.setdefault("history", [])
         self.data.setdefault("test", {})
         self.data.setdefault("resumed", [])
@@ -61,14 +73,10 @@ class Record:
             for e in entries
         }
 
-    @property
-    def history(self) -> list[dict[str, Any]]:
-        return self.data["history"]
-
     def update(self, **fields: Any) -> None:
         self.data.update(fields)
 
-    def write(self, status: str, error: str | None = None) -> dict[str, Any]:
+    def write(self, status: RunStatus, error: str | None = None) -> dict[str, Any]:
         self.data["status"] = status
         self.data["error"] = error
         self.data["timings"] = dict(self.timer.seconds)

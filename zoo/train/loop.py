@@ -7,12 +7,14 @@ mirrored and multi-worker runs identical. Each step runs on every replica with
 ``strategy.run``; the loss is the mean over the *global* batch (Keras's optimizer
 all-reduces the gradients); metrics are updated once, in cross-replica context, from
 the gathered labels and predictions, so every worker reports the same numbers.
+
+The loop reports progress to a callback and leaves judging it (a NaN loss) to the
+callbacks of :mod:`zoo.train.callbacks`.
 """
 
 from __future__ import annotations
 
 import functools
-import math
 import time
 import weakref
 from collections.abc import Callable, Iterator, Sequence
@@ -22,20 +24,12 @@ if TYPE_CHECKING:
     import keras
     import tensorflow as tf
 
-    from zoo.distribute import Placement
+    from zoo.train.distribute import Placement
 
 #: Progress is read back from the device at most this often (reading syncs the device).
 REPORT_SECONDS = 0.25
 
 StepReport = Callable[[int, dict[str, float]], None]
-
-
-class NonFiniteLoss(Exception):
-    """The training loss became NaN or infinite."""
-
-    def __init__(self, step: int) -> None:
-        super().__init__(f"non-finite loss at step {step + 1}")
-        self.step = step
 
 
 class Loop:
@@ -75,12 +69,17 @@ class Loop:
     ) -> dict[str, float]:
         """One pass over ``dataset`` (batched with the global batch size).
 
-        Raises:
-            NonFiniteLoss: the loss became NaN or infinite.
+        ``report(step, metrics so far)`` is called at most every :data:`REPORT_SECONDS`
+        and after the last batch.
         """
         if self._train_step is None:
-            self._train_step = self._compile(self._replica_train)
-        return self._run(self._train_step, dataset, report, check_finite=True)
+            if self.optimizer is None:
+                raise ValueError("this Loop has no optimizer: it only evaluates")
+            optimizer = self.optimizer
+            self._train_step = self._compile(
+                lambda images, labels: self._replica_train(optimizer, images, labels)
+            )
+        return self._run(self._train_step, dataset, report)
 
     def evaluate(
         self, dataset: tf.data.Dataset, report: StepReport | None = None
@@ -88,14 +87,14 @@ class Loop:
         """Loss and metrics over ``dataset``, in inference mode."""
         if self._eval_step is None:
             self._eval_step = self._compile(self._replica_eval)
-        return self._run(self._eval_step, dataset, report, check_finite=False)
+        return self._run(self._eval_step, dataset, report)
 
     def results(self) -> dict[str, float]:
         """The metrics accumulated so far in this pass (reads them off the device)."""
         return {m.name: float(m.result()) for m in (self.mean_loss, *self.metrics)}
 
     def _run(
-        self, step_fn: Any, dataset: tf.data.Dataset, report: StepReport | None, check_finite: bool
+        self, step_fn: Any, dataset: tf.data.Dataset, report: StepReport | None
     ) -> dict[str, float]:
         for metric in (self.mean_loss, *self.metrics):
             metric.reset_state()
@@ -106,14 +105,11 @@ class Loop:
             now = time.perf_counter()
             if now - last_report >= REPORT_SECONDS:
                 last_report = now
-                self._report(step, report, check_finite)
-        results = self._report(step, report, check_finite)
-        return results
+                self._report(step, report)
+        return self._report(step, report)
 
-    def _report(self, step: int, report: StepReport | None, check_finite: bool) -> dict[str, float]:
+    def _report(self, step: int, report: StepReport | None) -> dict[str, float]:
         results = self.results()
-        if check_finite and step >= 0 and not math.isfinite(results["loss"]):
-            raise NonFiniteLoss(step)
         if report is not None and step >= 0:
             report(step, results)
         return results
@@ -127,7 +123,9 @@ class Loop:
 
         return tf.function(step)
 
-    def _replica_train(self, images: tf.Tensor, labels: tf.Tensor) -> tuple[Any, Any, Any]:
+    def _replica_train(
+        self, optimizer: keras.optimizers.Optimizer, images: tf.Tensor, labels: tf.Tensor
+    ) -> tuple[Any, Any, Any]:
         import tensorflow as tf
 
         context = tf.distribute.get_replica_context()
@@ -140,10 +138,10 @@ class Loop:
             loss = tf.reduce_sum(losses) / tf.maximum(count, 1.0)
             if self.model.losses:
                 loss += tf.add_n(self.model.losses) / self.strategy.num_replicas_in_sync
-            scaled = self.optimizer.scale_loss(loss)
+            scaled = optimizer.scale_loss(loss)
         variables = self.model.trainable_variables
         gradients = tape.gradient(scaled, variables)
-        self.optimizer.apply_gradients(zip(gradients, variables, strict=True))
+        optimizer.apply_gradients(zip(gradients, variables, strict=True))
         return labels, predictions, losses
 
     def _replica_eval(self, images: tf.Tensor, labels: tf.Tensor) -> tuple[Any, Any, Any]:
@@ -201,11 +199,16 @@ def _predict_step(model: keras.Model, strategy: tf.distribute.Strategy) -> Calla
         return cached[1]
     weak_model = weakref.ref(model)
 
+    def forward(images: Any) -> Any:
+        alive = weak_model()
+        assert alive is not None, "the step is only called while its model predicts"
+        return alive(images, training=False)
+
     # reduce_retracing: the last, shorter batch reuses the graph instead of a new trace.
     @tf.function(reduce_retracing=True)
     def step(batch: Any) -> tuple[Any, Any]:
         images, labels = batch
-        outputs = strategy.run(lambda x: weak_model()(x, training=False), args=(images,))
+        outputs = strategy.run(forward, args=(images,))
         return strategy.gather(outputs, axis=0), strategy.gather(labels, axis=0)
 
     _PREDICT_STEPS[model] = (strategy, step)

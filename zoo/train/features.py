@@ -27,7 +27,7 @@ if TYPE_CHECKING:
     import numpy as np
     import tensorflow as tf
 
-    from zoo.distribute import Placement
+    from zoo.train.distribute import Placement
 
 FORMAT = 1
 DEFAULT_MEMORY_BUDGET = 2 * 1024**3
@@ -109,10 +109,8 @@ class FeatureCache:
 
     def __init__(self, directory: Path | None, memory_budget: int = DEFAULT_MEMORY_BUDGET) -> None:
         self.memory_budget = memory_budget
-        self._temporary = (
-            None if directory is not None else tempfile.mkdtemp(prefix="zoo-features-")
-        )
-        self.directory = Path(directory if directory is not None else self._temporary)
+        self.directory = directory or Path(tempfile.mkdtemp(prefix="zoo-features-"))
+        self._temporary = None if directory is not None else self.directory
         self._in_memory = 0
 
     def close(self) -> None:
@@ -170,7 +168,7 @@ def extract_to(
 
     Features are appended to disk batch by batch, so extraction needs little memory.
     """
-    from zoo.loop import predict_batches
+    from zoo.train.loop import predict_batches
 
     count = 0
     shape: tuple[int, ...] = ()

@@ -1,0 +1,111 @@
+"""Imports point down: no cycles in zoo/, and each layer imports only the layers below it.
+
+The graph is read from the source with ``ast``, counting every import: at module top,
+inside functions (zoo imports late to start fast) and under ``TYPE_CHECKING``. The
+layers are those of docs/architecture.md.
+"""
+
+from __future__ import annotations
+
+import ast
+import fnmatch
+from pathlib import Path
+
+import pytest
+
+PACKAGE = Path(__file__).resolve().parents[1] / "zoo"
+
+#: zoo's layers, lowest first; a module may import its own layer and those below it.
+LAYERS = (
+    ("foundation", ["zoo._version", "zoo._tf", "zoo.errors"]),
+    ("declarations", ["zoo.params", "zoo.settings", "zoo.components"]),
+    ("plugin host", ["zoo.config", "zoo.registry", "zoo.hookspecs", "zoo.plugins"]),
+    ("run definition", ["zoo.runconfig", "zoo.runs"]),
+    ("building", ["zoo.layers", "zoo.data", "zoo.images", "zoo.model"]),
+    ("display", ["zoo.console"]),
+    ("training", ["zoo.train", "zoo.train.*"]),
+    ("results and kits", ["zoo.compare", "zoo.predict", "zoo.export", "zoo.weights", "zoo.contracts", "zoo.testing"]),  # noqa: E501
+    ("interface", ["zoo", "zoo.__main__", "zoo.cli", "zoo.commands", "zoo.commands.*"]),
+)  # fmt: skip
+
+
+def module_name(path: Path) -> str:
+    parts = path.relative_to(PACKAGE.parent).with_suffix("").parts
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+MODULES = {module_name(path): path for path in sorted(PACKAGE.rglob("*.py"))}
+
+
+def imported(name: str) -> set[str]:
+    """The zoo modules ``name`` imports; ``from zoo import x`` is module ``zoo.x`` if
+    there is one, else the package ``zoo`` itself (its public API)."""
+    found = set()
+    for node in ast.walk(ast.parse(MODULES[name].read_text(encoding="utf-8"))):
+        if isinstance(node, ast.Import):
+            found |= {alias.name for alias in node.names}
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            for alias in node.names:
+                submodule = f"{node.module}.{alias.name}"
+                found.add(submodule if submodule in MODULES else node.module)
+    return {module for module in found if module in MODULES and module != name}
+
+
+GRAPH = {name: imported(name) for name in MODULES}
+
+
+def layer_of(name: str) -> int:
+    for index, (_, patterns) in enumerate(LAYERS):
+        if any(fnmatch.fnmatchcase(name, pattern) for pattern in patterns):
+            return index
+    raise AssertionError(f"{name} belongs to no layer: add it to LAYERS and the docs")
+
+
+def cycle_from(start: str) -> list[str] | None:
+    """An import cycle through ``start``, as a path of module names, or ``None``."""
+    stack = [(start, [start])]
+    seen = set()
+    while stack:
+        name, path = stack.pop()
+        for target in sorted(GRAPH[name]):
+            if target == start:
+                return [*path, start]
+            if target not in seen:
+                seen.add(target)
+                stack.append((target, [*path, target]))
+    return None
+
+
+def test_the_graph_is_read_from_the_source():
+    assert "zoo.errors" in GRAPH["zoo.model"]
+    assert "zoo.train.loop" in GRAPH["zoo.train.trainer"]
+    assert "zoo.train.engine" in GRAPH["zoo"]  # the public API
+
+
+@pytest.mark.parametrize("name", sorted(MODULES))
+def test_no_module_imports_itself_back(name: str):
+    assert cycle_from(name) is None, " -> ".join(cycle_from(name) or [])
+
+
+@pytest.mark.parametrize("name", sorted(MODULES))
+def test_every_module_imports_only_its_own_layer_and_those_below(name: str):
+    upward = [
+        f"{target} ({LAYERS[layer_of(target)][0]})"
+        for target in sorted(GRAPH[name])
+        if layer_of(target) > layer_of(name)
+    ]
+
+    assert not upward, f"{name} ({LAYERS[layer_of(name)][0]}) imports upward: {upward}"
+
+
+def test_only_the_reporter_prints_during_training():
+    printing = {name for name in MODULES if name.startswith("zoo.train")}
+    printing = {name for name in printing if "zoo.console" in GRAPH[name]}
+
+    assert printing == {"zoo.train.reporter"}
+
+
+def test_no_module_is_over_about_400_lines():
+    lengths = {name: len(path.read_text().splitlines()) for name, path in MODULES.items()}
+
+    assert {name: n for name, n in lengths.items() if n > 410} == {}

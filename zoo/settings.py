@@ -1,0 +1,123 @@
+"""Run settings, each declared once: name, type, default, help, bounds.
+
+:class:`RunSettings` has one keyword field per setting, in the manner of timm's
+``PretrainedCfg``. Everything else derives from it: ``zoo run``'s flags (the flag is
+the name with dashes; a setting that defaults to true gets ``--no-NAME``),
+:class:`zoo.RunConfig` (which extends it), the checks of registry files' ``[run]``
+tables and of recipes, the settings ``zoo compare`` tells apart, and the table in
+docs/settings.md (a test keeps it in step).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+import typing
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+from zoo.params import Param
+
+
+def setting(
+    default: Any,
+    help: str,
+    *,
+    minimum: float | None = None,
+    choices: tuple[Any, ...] | None = None,
+    metavar: str | None = None,
+    flag_help: str | None = None,
+) -> Any:
+    """A field of :class:`RunSettings`.
+
+    Args:
+        default: The value when neither registry files, a recipe nor the command line
+            give one.
+        help: One line for ``zoo run --help`` and the docs; ``{default}`` in it is
+            replaced by the default.
+        minimum: The smallest number allowed.
+        choices: The only values allowed.
+        metavar: How ``zoo run --help`` names the flag's value.
+        flag_help: The help of a ``--no-NAME`` flag, which says what turning it off does.
+    """
+    meta = {"help": help, "minimum": minimum, "choices": choices, "metavar": metavar}
+    return dataclasses.field(default=default, metadata={**meta, "flag_help": flag_help})
+
+
+@dataclass(frozen=True, kw_only=True)
+class RunSettings:
+    """How a run trains. Weakest first: these defaults, registry files' ``[run]``
+    tables, the recipe, the command line."""
+
+    epochs: int = setting(7, "passes over the training split", minimum=1)
+    batch_size: int = setting(32, "images per step (the global batch)", minimum=1)
+    image_size: int = setting(100, "resize images to SIZE x SIZE", minimum=1)
+    learning_rate: float = setting(1e-3, "the optimizer's learning rate", minimum=0)
+    optimizer: str = setting("adam", "adam, sgd or rmsprop", choices=("adam", "sgd", "rmsprop"))
+    seed: int = setting(0, "seeds shuffling and initialisation", minimum=0)
+    feature_cache: bool = setting(
+        True,
+        "train the head on cached features of a frozen backbone",
+        flag_help="train on images even when the backbone is frozen",
+    )
+    early_stopping: int = setting(
+        0, "stop a stage after N epochs without a better val_loss", minimum=0, metavar="N"
+    )
+    fine_tune_epochs: int = setting(0, "epochs of the fine-tuning stage", minimum=0, metavar="N")
+    fine_tune_layers: str = setting(
+        "",
+        "unfreeze the top N backbone layers (or from LAYER on) for a second stage",
+        metavar="N|LAYER",
+    )
+    fine_tune_lr: float = setting(
+        1e-5, "learning rate of the fine-tuning stage (default {default})", minimum=0, metavar="LR"
+    )
+
+
+@dataclass(frozen=True, kw_only=True)
+class Setting(Param):
+    """One run setting: a :class:`~zoo.params.Param` with what the command line shows."""
+
+    metavar: str | None = None
+    flag_help: str | None = None
+
+    @property
+    def flag(self) -> str:
+        """``--batch-size``; ``--no-feature-cache`` for a setting that is on by default."""
+        dashed = self.name.replace("_", "-")
+        return f"--no-{dashed}" if self.type is bool and self.default else f"--{dashed}"
+
+    @property
+    def usage(self) -> str:
+        """How to pass a value on the command line, for error messages."""
+        return self.flag if self.type is bool else f"{self.flag} {self.metavar or 'VALUE'}"
+
+
+def _declared(cls: type) -> Iterator[Setting]:
+    types = typing.get_type_hints(cls)
+    for field in dataclasses.fields(cls):
+        meta = field.metadata
+        yield Setting(
+            field.name,
+            types[field.name],
+            field.default,
+            meta["help"].format(default=_number(field.default)),
+            choices=meta["choices"],
+            minimum=meta["minimum"],
+            metavar=meta["metavar"],
+            flag_help=meta["flag_help"],
+        )
+
+
+def _number(value: Any) -> str:
+    """``1e-05`` as people write it: ``1e-5``."""
+    if isinstance(value, float):
+        return re.sub(r"e([+-])0+(\d)", r"e\1\2", f"{value:g}")
+    return str(value)
+
+
+#: Every run setting, in declaration order.
+SETTINGS: tuple[Setting, ...] = tuple(_declared(RunSettings))
+#: The settings by name.
+BY_NAME: dict[str, Setting] = {s.name: s for s in SETTINGS}

@@ -1,0 +1,189 @@
+"""The callbacks every run has: early stopping, NaN stop, checkpoints, TensorBoard, the record.
+
+Each reacts to the events of :mod:`zoo.train.events` and keeps its own typed state;
+none prints (the console reporter, :mod:`zoo.train.reporter`, does). Only the chief
+worker gets the ones that write files.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import math
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from zoo import runs
+from zoo.errors import RunFailed
+from zoo.runs import Stage
+from zoo.train import checkpoints
+from zoo.train.events import Callback, EpochEnd, EpochStart, RunEnd, RunStart, StagePlan, StageStart
+from zoo.train.record import Record
+
+
+@dataclass
+class EarlyStoppingState:
+    """The lowest validation loss of a stage so far, and epochs since it was reached."""
+
+    best: float | None = None
+    wait: int = 0
+
+    def update(self, val_loss: float) -> int:
+        """Count one epoch's ``val_loss``; return the epochs without improvement."""
+        if self.best is None or val_loss < self.best:
+            self.best, self.wait = val_loss, 0
+        else:
+            self.wait += 1
+        return self.wait
+
+    @classmethod
+    def replay(cls, val_losses: Iterable[float]) -> EarlyStoppingState:
+        """The state after these epochs: how a resumed stage keeps its count."""
+        state = cls()
+        for val_loss in val_losses:
+            state.update(val_loss)
+        return state
+
+
+class EarlyStopping(Callback):
+    """Ends a stage after ``patience`` epochs without a lower ``val_loss`` (0: never)."""
+
+    def __init__(self, patience: int) -> None:
+        self.patience = patience
+        self.state = EarlyStoppingState()
+
+    def on_stage_begin(self, stage: StageStart) -> None:
+        self.state = EarlyStoppingState.replay(row["val_loss"] for row in stage.previous)
+
+    def should_stop(self, stage: Stage, logs: Mapping[str, float]) -> str | None:
+        if self.patience <= 0 or self.state.update(logs["val_loss"]) < self.patience:
+            return None
+        return f"early stopping: val_loss did not improve for {self.patience} epochs"
+
+
+class TerminateOnNaN(Callback):
+    """Fails the run when the training loss becomes NaN or infinite, naming where."""
+
+    def __init__(self) -> None:
+        self.learning_rate = 0.0
+        self.epoch = 0
+
+    def on_stage_begin(self, stage: StageStart) -> None:
+        self.learning_rate = stage.plan.learning_rate
+
+    def on_epoch_begin(self, epoch: EpochStart) -> None:
+        self.epoch = epoch.epoch
+
+    def on_train_batch_end(self, step: int, logs: Mapping[str, float]) -> None:
+        if math.isfinite(logs["loss"]):
+            return
+        raise RunFailed(
+            f"the training loss became NaN or infinite in epoch {self.epoch} "
+            f"(step {step + 1}); training stopped and the run is marked failed. "
+            f"Try a lower learning rate (now {self.learning_rate:g})."
+        )
+
+
+class Checkpointing(Callback):
+    """Writes a checkpoint after every epoch (:mod:`zoo.train.checkpoints`)."""
+
+    def __init__(self, run_dir: Path) -> None:
+        self.run_dir = run_dir
+        self.plan: StagePlan | None = None
+
+    def on_stage_begin(self, stage: StageStart) -> None:
+        self.plan = stage.plan
+
+    def on_epoch_end(self, epoch: EpochEnd) -> None:
+        assert self.plan is not None, "on_stage_begin comes first"
+        plan = self.plan
+        state = checkpoints.CheckpointState(
+            epoch=epoch.epoch,
+            stage=epoch.stage,
+            stage_epoch=epoch.stage_epoch,
+            stage_done=epoch.stage_done,
+            history=epoch.history,
+            weights="model" if plan.backbone_sha256 is None else "head",
+            backbone_sha256=plan.backbone_sha256,
+        )
+        checkpoints.save(self.run_dir, state, plan.checkpointed, plan.optimizer)
+
+
+class TensorBoard(Callback):
+    """Per-epoch scalars under ``logs/train`` and ``logs/validation``, as Keras names them
+    (``epoch_loss``, ``epoch_accuracy``), so the tutorial's TensorBoard views work."""
+
+    SPLITS = ("train", "validation")
+
+    def __init__(self, run_dir: Path) -> None:
+        import tensorflow as tf
+
+        self.writers = {
+            split: tf.summary.create_file_writer(str(run_dir / runs.LOGS / split))
+            for split in self.SPLITS
+        }
+
+    def on_epoch_end(self, epoch: EpochEnd) -> None:
+        import tensorflow as tf
+
+        for split, writer in self.writers.items():
+            prefix = "val_" if split == "validation" else ""
+            with writer.as_default():
+                for name, value in epoch.logs.items():
+                    if name.startswith("val_") == bool(prefix):
+                        name = f"epoch_{name.removeprefix(prefix)}"
+                        tf.summary.scalar(name, value, step=epoch.epoch - 1)
+            writer.flush()
+
+    def on_run_end(self, end: RunEnd) -> None:
+        for writer in self.writers.values():
+            writer.close()
+
+
+class RunRecord(Callback):
+    """Keeps metrics.json current: what ran where, each epoch, how the run ended."""
+
+    def __init__(self, record: Record) -> None:
+        self.record = record
+
+    def on_run_begin(self, run: RunStart) -> None:
+        splits = run.splits
+        self.record.update(
+            parameters=dict(run.parameters),
+            dataset={
+                "class_names": list(splits.class_names),
+                "sizes": dict(splits.sizes),
+                "skipped": splits.skipped,
+                "version": splits.version,
+            },
+            devices=list(run.devices),
+            strategy=run.strategy,
+            precision=run.precision,
+            weights_file=dict(run.weights_file) if run.weights_file else None,
+        )
+        if run.resumed_from is not None:
+            self.record.data["history"] = list(run.history)
+            self.record.data["resumed"].append(
+                {"from_epoch": run.resumed_from, "command": list(run.command), "at": _now()}
+            )
+
+    def on_features(self, split: str, key: str, source: str, count: int) -> None:
+        used = self.record.data.setdefault("feature_cache", {})
+        used[split] = {"key": key, "source": source}
+
+    def on_fine_tune_unfrozen(self, layers: Sequence[str], counts: Mapping[str, int]) -> None:
+        self.record.update(fine_tune_parameters=dict(counts), fine_tune_layers=list(layers))
+
+    def on_epoch_end(self, epoch: EpochEnd) -> None:
+        self.record.data["history"] = list(epoch.history)
+        self.record.write("running")
+
+    def on_run_end(self, end: RunEnd) -> None:
+        self.record.data["history"] = list(end.history)
+        if end.status == "completed":
+            self.record.update(test=dict(end.test or {}), weights_sha256=end.weights_sha256)
+        self.record.write(end.status, end.error)
+
+
+def _now() -> str:
+    return _dt.datetime.now().isoformat(timespec="seconds")

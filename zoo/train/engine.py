@@ -1,0 +1,317 @@
+"""One run: set up, open the run directory, run the stages, test, save; tell the callbacks.
+
+:func:`run` chooses the placement and precision, seeds, builds the model and the data,
+opens a new run directory (or reopens one to resume), plans the stages
+(:mod:`zoo.train.stages`) and runs them with the :class:`~zoo.train.trainer.Trainer`,
+then evaluates the test split and saves the model. What happens goes to callbacks as
+events (:mod:`zoo.train.events`): those of :mod:`zoo.train.callbacks` write checkpoints,
+TensorBoard logs and metrics.json after every epoch, so a run stopped by Ctrl-C or
+SIGKILL resumes with ``zoo run --resume RUN_DIR``; the console reporter prints.
+"""
+
+from __future__ import annotations
+
+import functools
+import sys
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from zoo import _tf, runs
+from zoo.components import Splits
+from zoo.errors import RunFailed, ZooError
+from zoo.model import Assembled, build_model, build_splits, parameter_counts, summary_rows
+from zoo.runconfig import Resolved, check_classes
+from zoo.train import checkpoints
+from zoo.train import features as feature_cache
+from zoo.train.callbacks import (
+    Checkpointing,
+    EarlyStopping,
+    RunRecord,
+    TensorBoard,
+    TerminateOnNaN,
+)
+from zoo.train.events import Callback, Events, RunEnd, RunStart, StagePlan
+from zoo.train.record import STAGE_PHASE, Record, Timer, file_sha256
+from zoo.train.stages import RunContext, Stages
+from zoo.train.trainer import Trainer
+
+if TYPE_CHECKING:
+    import keras
+
+    from zoo.train.distribute import Placement
+
+
+@dataclass(frozen=True)
+class EngineOptions:
+    """How to run, as opposed to what (which is the ``RunConfig``).
+
+    Args:
+        strategy: ``auto``, ``default``, ``mirrored`` or ``multiworker``.
+        precision: ``auto``, ``float32``, ``mixed_float16`` or ``mixed_bfloat16``.
+        cache_dir: Where cached features persist (default: ``~/.cache/zoo/features``).
+        cache_memory: Bytes of features kept in memory; the rest is read from disk.
+    """
+
+    strategy: str = "auto"
+    precision: str = "auto"
+    cache_dir: Path | None = None
+    cache_memory: int = feature_cache.DEFAULT_MEMORY_BUDGET
+
+
+@dataclass
+class RunResult:
+    """What a run produced. ``run_dir`` is ``None`` for a dry run and on non-chief workers."""
+
+    run_dir: Path | None
+    parameters: dict[str, int]
+    metrics: dict[str, Any] = field(default_factory=dict)
+
+
+def run(
+    resolved: Resolved,
+    *,
+    output: Path = Path("runs"),
+    dry_run: bool = False,
+    command: Sequence[str] | None = None,
+    options: EngineOptions | None = None,
+    resume: Path | None = None,
+    callbacks: Sequence[Callback] = (),
+    reporter: Callback | None = None,
+) -> RunResult:
+    """Build, train and evaluate ``resolved``; write a new run directory under ``output``.
+
+    Args:
+        resume: An interrupted run's directory to continue (``zoo run --resume``).
+        callbacks: More callbacks to tell what happens (after zoo's own).
+        reporter: What shows the run; by default the console
+            (:class:`zoo.train.reporter.ConsoleReporter`).
+
+    Raises:
+        ZooError: a user error (data missing, bad combination) before training starts.
+        RunFailed: training stopped on a NaN loss; the run directory says so.
+        KeyboardInterrupt: Ctrl-C; finished epochs are saved and the run is resumable.
+    """
+    _tf.load()
+    import keras
+
+    from zoo.train.reporter import ConsoleReporter
+
+    shown = Events([reporter or ConsoleReporter()])
+    previous_policy = keras.mixed_precision.global_policy()
+    try:
+        prepared = _prepare(resolved, options or EngineOptions(), shown)
+        if dry_run:
+            return RunResult(None, prepared.counts)
+        splits = prepared.splits or _load_data(resolved, prepared.timer, shown)
+        command = list(command or sys.argv)
+        opened = _open(prepared, output, resume, command)
+        return _Run(prepared, splits, opened).execute(command, [*callbacks, *shown.callbacks])
+    finally:
+        keras.mixed_precision.set_global_policy(previous_policy)
+
+
+@dataclass(frozen=True)
+class _Prepared:
+    """A run set up: where it runs, its model, and its data when loading came first."""
+
+    resolved: Resolved
+    options: EngineOptions
+    placement: Placement
+    precision: str
+    assembled: Assembled
+    counts: dict[str, int]
+    splits: Splits | None
+    timer: Timer
+
+
+def _prepare(resolved: Resolved, options: EngineOptions, events: Events) -> _Prepared:
+    import keras
+    import tensorflow as tf
+
+    from zoo.train.distribute import choose_precision, place
+    from zoo.train.finetune import check
+
+    placement = place(options.strategy)
+    precision = choose_precision(options.precision, placement)
+    keras.mixed_precision.set_global_policy(precision)
+    keras.utils.set_random_seed(resolved.config.seed)
+    if not tf.config.list_physical_devices("GPU"):
+        # Identical metrics for identical seeds; on a GPU it would cost speed.
+        tf.config.experimental.enable_op_determinism()
+    devices = [d.name for d in tf.config.list_logical_devices()]
+    events.on_placement(devices, placement.describe(), precision)
+    timer = Timer()
+    splits = None
+    num_classes = _known_classes(resolved)
+    if num_classes is None:
+        splits = _load_data(resolved, timer, events)
+        num_classes = splits.num_classes
+    with timer.phase("build"), placement.strategy.scope():
+        assembled = build_model(resolved, num_classes)
+    if resolved.config.fine_tune_epochs:
+        check(assembled.backbone, resolved.config.fine_tune_layers)
+    counts = parameter_counts(assembled.model)
+    events.on_model_built(assembled.model.name, summary_rows(assembled.model), counts)
+    return _Prepared(resolved, options, placement, precision, assembled, counts, splits, timer)
+
+
+def _known_classes(resolved: Resolved) -> int | None:
+    """The number of classes, when the dataset can tell without loading data."""
+    dataset = resolved.dataset.component
+    if dataset.class_names is None:
+        return None
+    return len(dataset.class_names(resolved.config.dataset.params))
+
+
+def _load_data(resolved: Resolved, timer: Timer, events: Events) -> Splits:
+    with timer.phase("data"):
+        splits = build_splits(resolved)
+    check_classes(resolved, splits.num_classes)
+    events.on_data_loaded(resolved.dataset.name, splits)
+    return splits
+
+
+@dataclass(frozen=True)
+class _Opened:
+    """The run directory (new, or reopened to resume), its checkpoint and record so far.
+
+    Only the chief creates a directory; on the other workers ``run_dir`` is ``None``
+    unless they resume.
+    """
+
+    run_dir: Path | None
+    resumed: bool = False
+    checkpoint: checkpoints.Checkpoint | None = None
+    previous: dict[str, Any] = field(default_factory=dict)
+
+
+def _open(prepared: _Prepared, output: Path, resume: Path | None, command: list[str]) -> _Opened:
+    if resume is not None:
+        metrics = resume / runs.METRICS
+        previous = runs.read_json(metrics) if metrics.is_file() else {}
+        if previous.get("status") == "completed":
+            raise ZooError(
+                f"the run {resume} is already completed; there is nothing to resume.",
+                expected="a run that was interrupted or killed",
+                fix="start a new run with the same settings: zoo run --recipe ... or names",
+                got=str(resume),
+            )
+        return _Opened(resume, True, checkpoints.latest(resume), previous)
+    if not prepared.placement.is_chief:
+        return _Opened(None)
+    config = prepared.resolved.config
+    run_dir = runs.new_run_dir(output, "-".join(c.name for c in config.choices))
+    runs.write_json(run_dir / runs.CONFIG, {**config.to_dict(), "command": command})
+    return _Opened(run_dir)
+
+
+class _Run:
+    """One opened run: the callbacks that hear it, the stages, the test, the saved model."""
+
+    def __init__(self, prepared: _Prepared, splits: Splits, opened: _Opened) -> None:
+        self.prepared = prepared
+        self.splits = splits
+        self.opened = opened
+        self.run_dir = opened.run_dir
+        self.checkpoint = opened.checkpoint
+        #: Where files go: the run directory, on the chief only.
+        self.writable = opened.run_dir if prepared.placement.is_chief else None
+        record = Record(self.writable, prepared.resolved, opened.previous, prepared.timer)
+        self.record = RunRecord(record)
+        assembled = prepared.assembled
+        self.backbone_digest: Callable[[], str] = functools.cache(
+            lambda: feature_cache.weights_digest(assembled.backbone)
+        )
+
+    def execute(self, command: list[str], others: Sequence[Callback]) -> RunResult:
+        events = Events([*self._callbacks(), *others])
+        prepared, assembled = self.prepared, self.prepared.assembled
+        history = self.checkpoint.state.history if self.checkpoint is not None else ()
+        trainer = Trainer(assembled.loss, assembled.metrics, prepared.placement, events, history)
+        resume = checkpoints.Resume(self.checkpoint, assembled, self.backbone_digest)
+        stages = Stages(self._context(events), resume)
+        try:
+            events.on_run_begin(self._start(command))
+            self._stages(trainer, stages, resume)
+            test = self._test(trainer, stages)
+            weights_sha256 = feature_cache.weights_digest(assembled.model)
+            self._save_model(assembled.model)
+        except KeyboardInterrupt:
+            message = f"interrupted after epoch {trainer.epoch}"
+            events.on_run_end(RunEnd("interrupted", trainer.epoch, (*trainer.history,), message))
+            raise
+        except BaseException as exc:
+            message = str(exc) if isinstance(exc, RunFailed) else f"{type(exc).__name__}: {exc}"
+            events.on_run_end(RunEnd("failed", trainer.epoch, (*trainer.history,), message))
+            raise
+        finally:
+            stages.close()
+        end = RunEnd("completed", trainer.epoch, (*trainer.history,), None, test, weights_sha256)
+        events.on_run_end(end)
+        return RunResult(self.run_dir, prepared.counts, self.record.record.data)
+
+    def _callbacks(self) -> list[Callback]:
+        """zoo's own: stopping rules first, then what writes the run directory."""
+        config = self.prepared.resolved.config
+        callbacks: list[Callback] = [EarlyStopping(config.early_stopping), TerminateOnNaN()]
+        if self.writable is not None:
+            callbacks += [Checkpointing(self.writable), TensorBoard(self.writable)]
+        return [*callbacks, self.record]
+
+    def _context(self, events: Events) -> RunContext:
+        prepared = self.prepared
+        return RunContext(
+            config=prepared.resolved.config,
+            placement=prepared.placement,
+            precision=prepared.precision,
+            assembled=prepared.assembled,
+            splits=self.splits,
+            timer=prepared.timer,
+            events=events,
+            cache_dir=prepared.options.cache_dir,
+            cache_memory=prepared.options.cache_memory,
+            backbone_digest=self.backbone_digest,
+        )
+
+    def _start(self, command: list[str]) -> RunStart:
+        prepared = self.prepared
+        weights = prepared.assembled.weights_file
+        return RunStart(
+            run_dir=self.run_dir,
+            command=command,
+            parameters=prepared.counts,
+            splits=self.splits,
+            devices=prepared.placement.devices,
+            strategy=prepared.placement.describe(),
+            precision=prepared.precision,
+            weights_file={"path": weights, "sha256": file_sha256(weights)} if weights else None,
+            resumed_from=(self.checkpoint.epoch if self.checkpoint else 0)
+            if self.opened.resumed
+            else None,
+            history=self.checkpoint.state.history if self.checkpoint else (),
+        )
+
+    def _stages(self, trainer: Trainer, stages: Stages, resume: checkpoints.Resume) -> None:
+        if not resume.skips_head:
+            self._fit(trainer, *stages.head())
+        if self.prepared.resolved.config.fine_tune_epochs:
+            self._fit(trainer, *stages.fine_tune())
+        else:
+            resume.finish()
+
+    def _fit(self, trainer: Trainer, plan: StagePlan, start: int) -> None:
+        with self.prepared.timer.phase(STAGE_PHASE[plan.stage]):
+            trainer.fit(plan, start)
+
+    def _test(self, trainer: Trainer, stages: Stages) -> dict[str, float]:
+        model, batches = stages.test()
+        with self.prepared.timer.phase("evaluate"):
+            return trainer.evaluate(model, batches)
+
+    def _save_model(self, model: keras.Model) -> None:
+        """Save the trained model (backbone + head, preprocessing included): chief only."""
+        if self.writable is not None:
+            with self.prepared.timer.phase("save"):
+                model.save(self.writable / runs.MODEL)

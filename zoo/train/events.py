@@ -1,0 +1,263 @@
+"""What happens during a run, as events, and the :class:`Callback` that reacts to them.
+
+The engine and the trainer only say what happens; callbacks do the rest: write
+checkpoints and metrics.json, log to TensorBoard, stop a stage early, stop on a NaN
+loss, show progress. This is how Keras's ``fit`` calls its callbacks and pytest's runner
+calls its terminal reporter. Events arrive in this order::
+
+    on_placement, on_model_built, on_data_loaded          (setting up; also a dry run)
+    on_run_begin                                           (the run directory is open)
+      on_extract_begin, on_extract_step..., on_extract_end, on_features   (per split)
+      on_fine_tune_unfrozen                                (before the fine-tuning stage)
+      on_stage_begin
+        on_epoch_begin, on_train_batch_end..., should_stop, on_epoch_end   (per epoch)
+      on_stage_end
+    on_run_end                                             (completed, failed, interrupted)
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from zoo.runs import RunStatus, Stage
+
+if TYPE_CHECKING:
+    from zoo.components import Splits
+    from zoo.model import LayerRow
+
+#: One epoch of metrics.json's history: ``{"epoch": 3, "stage": "head", "loss": ...}``.
+Row = dict[str, Any]
+
+
+@dataclass(frozen=True)
+class StagePlan:
+    """One stage, as the trainer runs it.
+
+    Args:
+        stage: Which stage.
+        model: What the loop trains: the whole model, or the head alone on cached features.
+        optimizer: Built on ``model``'s trainable variables.
+        epochs: The stage's planned epochs.
+        learning_rate: The optimizer's learning rate (for messages).
+        train_batches: ``train_batches(epoch)``: the training split, shuffled for
+            ``epoch`` (counted over all stages from 0), batched.
+        val_batches: The validation split, batched.
+        steps: Training batches per epoch, when known.
+        checkpointed: What a checkpoint of this stage holds: the whole model, or the head
+            alone when the backbone is frozen.
+        backbone_sha256: With the head alone, the frozen backbone's weights digest.
+    """
+
+    stage: Stage
+    model: Any
+    optimizer: Any
+    epochs: int
+    learning_rate: float
+    train_batches: Callable[[int], Any]
+    val_batches: Callable[[], Any]
+    steps: int | None
+    checkpointed: Any
+    backbone_sha256: str | None = None
+
+
+@dataclass(frozen=True)
+class RunStart:
+    """A run directory is open (``run_dir`` is ``None`` on a worker that is not the chief)."""
+
+    run_dir: Path | None
+    command: Sequence[str]
+    parameters: Mapping[str, int]
+    splits: Splits
+    devices: Sequence[str]
+    strategy: str
+    precision: str
+    weights_file: Mapping[str, str] | None
+    resumed_from: int | None = None
+    history: tuple[Row, ...] = ()
+
+
+@dataclass(frozen=True)
+class StageStart:
+    """A stage begins at ``start`` (its epochs finished before a resume); ``previous`` are
+    the history rows of this stage from before the resume."""
+
+    plan: StagePlan
+    start: int = 0
+    previous: tuple[Row, ...] = ()
+
+
+@dataclass(frozen=True)
+class EpochStart:
+    """Epoch ``stage_epoch`` of ``stage`` begins; ``epoch`` counts over all stages (1-based)."""
+
+    stage: Stage
+    stage_epoch: int
+    epoch: int
+
+
+@dataclass(frozen=True)
+class EpochEnd:
+    """An epoch has finished: its metrics, and the whole history so far.
+
+    ``stage_done`` says the stage ends here, after its last epoch or because a callback
+    stopped it (``should_stop``).
+    """
+
+    stage: Stage
+    stage_epoch: int
+    epoch: int
+    logs: Mapping[str, float]
+    stage_done: bool
+    history: tuple[Row, ...]
+
+
+@dataclass(frozen=True)
+class RunEnd:
+    """How the run ended, after ``epoch`` epochs; ``test`` once it completed."""
+
+    status: RunStatus
+    epoch: int
+    history: tuple[Row, ...]
+    error: str | None = None
+    test: Mapping[str, float] | None = None
+    weights_sha256: str | None = None
+
+
+class Callback:
+    """Reacts to a run's events; every method does nothing unless overridden."""
+
+    def on_placement(self, devices: Sequence[str], strategy: str, precision: str) -> None:
+        """The strategy and precision are chosen."""
+
+    def on_model_built(
+        self, name: str, rows: Sequence[LayerRow], counts: Mapping[str, int]
+    ) -> None:
+        """The model is assembled: its summary rows and parameter counts."""
+
+    def on_data_loaded(self, dataset: str, splits: Splits) -> None:
+        """The dataset's splits are built."""
+
+    def on_run_begin(self, run: RunStart) -> None:
+        """The run directory is created, or reopened to resume."""
+
+    def on_extract_begin(self, split: str, steps: int | None) -> None:
+        """A frozen backbone's features of ``split`` are about to be extracted."""
+
+    def on_extract_step(self, step: int) -> None:
+        """Batch ``step`` (from 0) of the extraction is done."""
+
+    def on_extract_end(self, split: str) -> None:
+        """The extraction of ``split`` finished."""
+
+    def on_features(self, split: str, key: str, source: str, count: int) -> None:
+        """``split``'s features are ready: ``extracted`` now, or read from the ``cache``."""
+
+    def on_fine_tune_unfrozen(self, layers: Sequence[str], counts: Mapping[str, int]) -> None:
+        """The top of the backbone is unfrozen for fine-tuning."""
+
+    def on_stage_begin(self, stage: StageStart) -> None:
+        """A training stage begins."""
+
+    def on_epoch_begin(self, epoch: EpochStart) -> None:
+        """An epoch begins."""
+
+    def on_train_batch_end(self, step: int, logs: Mapping[str, float]) -> None:
+        """Training batch ``step`` (from 0) is done; ``logs`` are the epoch's metrics so far.
+
+        Called at most every ``zoo.train.loop.REPORT_SECONDS`` and after the last batch.
+        """
+
+    def should_stop(self, stage: Stage, logs: Mapping[str, float]) -> str | None:
+        """Asked after each epoch, before it is saved: a reason to end the stage, or ``None``."""
+        return None
+
+    def on_epoch_end(self, epoch: EpochEnd) -> None:
+        """An epoch has finished and is in the history."""
+
+    def on_stage_end(self, stage: Stage, stopped: str | None) -> None:
+        """A stage has ended; ``stopped`` is why it ended early, if it did."""
+
+    def on_run_end(self, end: RunEnd) -> None:
+        """The run has ended, however it ended."""
+
+
+class Events(Callback):
+    """Passes each event to every callback, in order.
+
+    Order matters where one callback's work builds on another's: the engine puts those
+    that write (checkpoints, TensorBoard, metrics.json) before the reporter, so a line
+    on the screen means the epoch is saved.
+    """
+
+    def __init__(self, callbacks: Sequence[Callback]) -> None:
+        self.callbacks = tuple(callbacks)
+
+    def on_placement(self, devices: Sequence[str], strategy: str, precision: str) -> None:
+        for callback in self.callbacks:
+            callback.on_placement(devices, strategy, precision)
+
+    def on_model_built(
+        self, name: str, rows: Sequence[LayerRow], counts: Mapping[str, int]
+    ) -> None:
+        for callback in self.callbacks:
+            callback.on_model_built(name, rows, counts)
+
+    def on_data_loaded(self, dataset: str, splits: Splits) -> None:
+        for callback in self.callbacks:
+            callback.on_data_loaded(dataset, splits)
+
+    def on_run_begin(self, run: RunStart) -> None:
+        for callback in self.callbacks:
+            callback.on_run_begin(run)
+
+    def on_extract_begin(self, split: str, steps: int | None) -> None:
+        for callback in self.callbacks:
+            callback.on_extract_begin(split, steps)
+
+    def on_extract_step(self, step: int) -> None:
+        for callback in self.callbacks:
+            callback.on_extract_step(step)
+
+    def on_extract_end(self, split: str) -> None:
+        for callback in self.callbacks:
+            callback.on_extract_end(split)
+
+    def on_features(self, split: str, key: str, source: str, count: int) -> None:
+        for callback in self.callbacks:
+            callback.on_features(split, key, source, count)
+
+    def on_fine_tune_unfrozen(self, layers: Sequence[str], counts: Mapping[str, int]) -> None:
+        for callback in self.callbacks:
+            callback.on_fine_tune_unfrozen(layers, counts)
+
+    def on_stage_begin(self, stage: StageStart) -> None:
+        for callback in self.callbacks:
+            callback.on_stage_begin(stage)
+
+    def on_epoch_begin(self, epoch: EpochStart) -> None:
+        for callback in self.callbacks:
+            callback.on_epoch_begin(epoch)
+
+    def on_train_batch_end(self, step: int, logs: Mapping[str, float]) -> None:
+        for callback in self.callbacks:
+            callback.on_train_batch_end(step, logs)
+
+    def should_stop(self, stage: Stage, logs: Mapping[str, float]) -> str | None:
+        """The first reason any callback gives; every callback is asked (they keep state)."""
+        reasons = [callback.should_stop(stage, logs) for callback in self.callbacks]
+        return next((reason for reason in reasons if reason is not None), None)
+
+    def on_epoch_end(self, epoch: EpochEnd) -> None:
+        for callback in self.callbacks:
+            callback.on_epoch_end(epoch)
+
+    def on_stage_end(self, stage: Stage, stopped: str | None) -> None:
+        for callback in self.callbacks:
+            callback.on_stage_end(stage, stopped)
+
+    def on_run_end(self, end: RunEnd) -> None:
+        for callback in self.callbacks:
+            callback.on_run_end(end)

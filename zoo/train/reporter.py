@@ -1,0 +1,126 @@
+"""The console reporter: shows a run's events on the terminal, as pytest's TerminalReporter does.
+
+The one callback that talks to :mod:`zoo.console`: the engine, the trainer and the other
+callbacks never print. Status and progress go to stderr; the results table and the
+run directory go to stdout (stderr with ``--json``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from zoo import console
+from zoo.runs import Stage
+from zoo.train.events import Callback, EpochEnd, EpochStart, RunEnd, RunStart, StageStart
+
+if TYPE_CHECKING:
+    from zoo.components import Splits
+    from zoo.model import LayerRow
+
+#: How the progress lines name each stage's epochs.
+LABELS: Mapping[Stage, str] = {"head": "train", "fine_tune": "fine-tune"}
+
+
+class ConsoleReporter(Callback):
+    """Prints what happens: placement, the model, progress, early stops, results."""
+
+    def __init__(self) -> None:
+        self.run_dir: Path | None = None
+        self.training: console.TrainingProgress | None = None
+        self.extracting: console.TaskProgress | None = None
+
+    def on_placement(self, devices: Sequence[str], strategy: str, precision: str) -> None:
+        console.devices(devices, strategy, precision)
+
+    def on_model_built(
+        self, name: str, rows: Sequence[LayerRow], counts: Mapping[str, int]
+    ) -> None:
+        console.model_summary(name, rows, counts)
+
+    def on_data_loaded(self, dataset: str, splits: Splits) -> None:
+        if splits.skipped:
+            console.warning(f"dataset '{dataset}': skipped {splits.skipped} unreadable files")
+
+    def on_run_begin(self, run: RunStart) -> None:
+        self.run_dir = run.run_dir
+        if run.resumed_from is not None:
+            console.status(f"resuming after epoch {run.resumed_from}")
+        if run.run_dir is not None:
+            console.status(f"run directory: {run.run_dir}")
+
+    def on_extract_begin(self, split: str, steps: int | None) -> None:
+        self.extracting = console.TaskProgress(f"extracting features: {split}", steps)
+        self.extracting.start()
+
+    def on_extract_step(self, step: int) -> None:
+        if self.extracting is not None:
+            self.extracting.advance(step)
+
+    def on_extract_end(self, split: str) -> None:
+        if self.extracting is not None:
+            self.extracting.stop()
+            self.extracting = None
+
+    def on_features(self, split: str, key: str, source: str, count: int) -> None:
+        if source == "cache":
+            console.status(f"features: {split} from the cache ({count} images)")
+
+    def on_fine_tune_unfrozen(self, layers: Sequence[str], counts: Mapping[str, int]) -> None:
+        console.status(f"fine-tuning: {len(layers)} backbone layers unfrozen")
+
+    def on_stage_begin(self, stage: StageStart) -> None:
+        plan = stage.plan
+        self.training = console.TrainingProgress(plan.epochs, plan.steps, LABELS[plan.stage])
+        self.training.start()
+
+    def on_epoch_begin(self, epoch: EpochStart) -> None:
+        if self.training is not None:
+            self.training.epoch_begin(epoch.stage_epoch)
+
+    def on_train_batch_end(self, step: int, logs: Mapping[str, float]) -> None:
+        if self.training is not None:
+            self.training.batch_end(step, logs)
+
+    def on_epoch_end(self, epoch: EpochEnd) -> None:
+        if self.training is not None:
+            self.training.epoch_end(epoch.stage_epoch, epoch.logs)
+
+    def on_stage_end(self, stage: Stage, stopped: str | None) -> None:
+        self._stop_progress()
+        if stopped is not None:
+            console.status(stopped)
+
+    def on_run_end(self, end: RunEnd) -> None:
+        self._stop_progress()
+        if end.status == "interrupted" and self.run_dir is not None:
+            console.warning(
+                f"interrupted; epochs 1-{end.epoch} are saved. Resume with: "
+                f"zoo run --resume {self.run_dir}"
+            )
+        if end.status == "completed":
+            self._results(end)
+
+    def _stop_progress(self) -> None:
+        """End live displays; an extraction cut short does not say it is done."""
+        if self.training is not None:
+            self.training.stop()
+            self.training = None
+        if self.extracting is not None:
+            self.extracting.stop(done=False)
+            self.extracting = None
+
+    def _results(self, end: RunEnd) -> None:
+        last = end.history[-1] if end.history else {}
+        metrics = {k: v for k, v in last.items() if k not in ("epoch", "stage")}
+        console.results(
+            "results",
+            {
+                "train": {k: v for k, v in metrics.items() if not k.startswith("val_")},
+                "validation": {k[4:]: v for k, v in metrics.items() if k.startswith("val_")},
+                "test": dict(end.test or {}),
+            },
+        )
+        if self.run_dir is not None:
+            console.run_directory(self.run_dir)

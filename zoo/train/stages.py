@@ -1,0 +1,215 @@
+"""A run's stages as plans the trainer runs: what trains, on which data, with which optimizer.
+
+``head`` trains the head. When the backbone is frozen and the feature cache is on, it
+trains the head model alone on the backbone's features, extracted once per split and
+cached (:mod:`zoo.train.features`); otherwise the whole model on images. ``fine_tune``
+unfreezes the top of the backbone and trains the whole model on images at its own
+learning rate. A resumed run restores its checkpoint into the first stage that runs,
+before any features are extracted.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from zoo import data
+from zoo.model import make_optimizer, parameter_counts
+from zoo.train import features as feature_cache
+from zoo.train.checkpoints import Resume
+from zoo.train.events import Events, StagePlan
+from zoo.train.finetune import unfreeze_top
+from zoo.train.record import Timer
+
+if TYPE_CHECKING:
+    import keras
+    import tensorflow as tf
+
+    from zoo.components import Splits
+    from zoo.model import Assembled
+    from zoo.runconfig import RunConfig
+    from zoo.train.distribute import Placement
+
+Batches = tuple[Callable[[int], Any], Callable[[], Any]]
+
+
+@dataclass(frozen=True)
+class RunContext:
+    """What planning the stages needs from a run that is set up.
+
+    Args:
+        cache_dir: Where cached features persist (``None``: the default folder).
+        cache_memory: Bytes of features kept in memory.
+        backbone_digest: The backbone's weights digest (computed once, when first asked).
+    """
+
+    config: RunConfig
+    placement: Placement
+    precision: str
+    assembled: Assembled
+    splits: Splits
+    timer: Timer
+    events: Events
+    cache_dir: Path | None
+    cache_memory: int
+    backbone_digest: Callable[[], str]
+
+
+class Stages:
+    """Plans the stages of one run and what its test is evaluated on."""
+
+    def __init__(self, context: RunContext, resume: Resume) -> None:
+        self.context = context
+        self.resume = resume
+        self.cache: feature_cache.FeatureCache | None = None
+        #: The head trains on cached features (and, without fine-tuning, is tested on them).
+        self.cached = context.config.feature_cache and context.assembled.backbone_frozen
+
+    def head(self) -> tuple[StagePlan, int]:
+        """The head stage, and how many of its epochs a resumed run has done."""
+        config, assembled = self.context.config, self.context.assembled
+        model = assembled.head if self.cached else assembled.model
+        optimizer = self._optimizer(model, config.learning_rate)
+        start = self.resume.restore("head", optimizer)
+        train, validation = self._cached_batches() if self.cached else self._image_batches()
+        frozen = assembled.backbone_frozen
+        plan = StagePlan(
+            stage="head",
+            model=model,
+            optimizer=optimizer,
+            epochs=config.epochs,
+            learning_rate=config.learning_rate,
+            train_batches=train,
+            val_batches=validation,
+            steps=self._steps(),
+            # Only the head changes: a frozen ResNet50 would add ~95 MB every epoch. The
+            # backbone is rebuilt from the configuration on resume, checked by its digest.
+            checkpointed=assembled.head if frozen else assembled.model,
+            backbone_sha256=self.context.backbone_digest() if frozen else None,
+        )
+        return plan, start
+
+    def fine_tune(self) -> tuple[StagePlan, int]:
+        """The fine-tuning stage (the top of the backbone unfrozen), and its epochs done."""
+        context = self.context
+        config, assembled = context.config, context.assembled
+        with context.placement.strategy.scope():
+            unfrozen = unfreeze_top(assembled.backbone, config.fine_tune_layers)
+        context.events.on_fine_tune_unfrozen(unfrozen, parameter_counts(assembled.model))
+        optimizer = self._optimizer(assembled.model, config.fine_tune_lr)
+        start = self.resume.restore("fine_tune", optimizer)
+        train, validation = self._image_batches()
+        plan = StagePlan(
+            stage="fine_tune",
+            model=assembled.model,
+            optimizer=optimizer,
+            epochs=config.fine_tune_epochs,
+            learning_rate=config.fine_tune_lr,
+            train_batches=train,
+            val_batches=validation,
+            steps=self._steps(),
+            checkpointed=assembled.model,
+        )
+        return plan, start
+
+    def test(self) -> tuple[keras.Model, tf.data.Dataset]:
+        """The trained model and the test split it is evaluated on: features of the test
+        images for a head trained on features, else the images."""
+        context = self.context
+        if self.cached and not context.config.fine_tune_epochs:
+            with context.timer.phase("extract"):
+                test = self._features("test")
+            return context.assembled.head, test.batches(context.config.batch_size)
+        return context.assembled.model, self._images("test")
+
+    def close(self) -> None:
+        if self.cache is not None:
+            self.cache.close()
+
+    def _optimizer(self, model: keras.Model, learning_rate: float) -> Any:
+        context = self.context
+        with context.placement.strategy.scope():
+            optimizer = make_optimizer(context.config.optimizer, learning_rate, context.precision)
+            optimizer.build(model.trainable_variables)
+        return optimizer
+
+    def _steps(self) -> int | None:
+        return data.steps(self.context.splits.sizes.get("train"), self.context.config.batch_size)
+
+    def _shuffle_seed(self, epoch: int) -> int:
+        """The shuffle seed of ``epoch``: a resumed run shuffles exactly as an unbroken one."""
+        return self.context.config.seed * 100_003 + epoch
+
+    def _images(self, split: str, seed: int | None = None) -> tf.data.Dataset:
+        """``split``'s images resized and batched; shuffled from ``seed`` when given."""
+        context = self.context
+        return data.batches(
+            getattr(context.splits, split),
+            image_size=context.config.image_size,
+            batch_size=context.config.batch_size,
+            shuffle=seed is not None,
+            seed=seed or 0,
+            size=context.splits.sizes.get(split),
+        )
+
+    def _image_batches(self) -> Batches:
+        return (
+            lambda epoch: self._images("train", self._shuffle_seed(epoch)),
+            lambda: self._images("validation"),
+        )
+
+    def _cached_batches(self) -> Batches:
+        with self.context.timer.phase("extract"):
+            train, validation = self._features("train"), self._features("validation")
+        size = self.context.config.batch_size
+        return (
+            lambda epoch: train.batches(size, self._shuffle_seed(epoch)),
+            lambda: validation.batches(size),
+        )
+
+    def _features(self, split: str) -> feature_cache.Features:
+        context = self.context
+        if self.cache is None:
+            directory = context.cache_dir or feature_cache.default_directory()
+            persistent = directory if context.placement.is_chief else None
+            self.cache = feature_cache.FeatureCache(persistent, context.cache_memory)
+        key = feature_cache.cache_key(self._identity(), split)
+
+        def extract(folder: Path) -> None:
+            steps = data.steps(context.splits.sizes.get(split), context.config.batch_size)
+            context.events.on_extract_begin(split, steps)
+            batches = self._images(split)
+            model = context.assembled.features
+            step = context.events.on_extract_step
+            feature_cache.extract_to(folder, model, context.placement, batches, step)
+            context.events.on_extract_end(split)
+
+        found = self.cache.get(key, extract)
+        context.events.on_features(split, key, found.source, len(found))
+        return found
+
+    def _identity(self) -> dict[str, Any]:
+        """Everything the features depend on: any change is another cache key."""
+        context = self.context
+        config, splits = context.config, context.splits
+        preprocessing = context.assembled.preprocessing
+        layer_config = {k: v for k, v in preprocessing.get_config().items() if k != "name"}
+        return {
+            "dataset": {
+                "name": config.dataset.qualified_name,
+                "params": dict(config.dataset.params),
+                "version": splits.version,
+                "fingerprint": splits.fingerprint,
+                "sizes": dict(splits.sizes),
+            },
+            "backbone": {
+                "name": config.backbone.qualified_name,
+                "params": dict(config.backbone.params),
+                "weights": context.backbone_digest(),
+            },
+            "image_size": config.image_size,
+            "preprocessing": [type(preprocessing).__name__, layer_config],
+            "precision": context.precision,
+        }

@@ -1,0 +1,75 @@
+"""The trainer: runs a stage epoch by epoch and tells the callbacks what happens.
+
+It knows nothing of files, screens or stopping rules: each epoch it trains, evaluates,
+asks the callbacks whether the stage should stop, adds the epoch to the history and
+announces it (:mod:`zoo.train.events`). Checkpoints, metrics.json, TensorBoard, early
+stopping, the NaN stop and the progress display are callbacks.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+from zoo.train.events import EpochEnd, EpochStart, Events, Row, StagePlan, StageStart
+from zoo.train.loop import Loop
+
+if TYPE_CHECKING:
+    import keras
+    import tensorflow as tf
+
+    from zoo.train.distribute import Placement
+
+
+class Trainer:
+    """Trains stages of one run with the head's loss and metrics.
+
+    Args:
+        loss: The head's Keras loss.
+        metrics: The head's Keras metrics.
+        placement: Where to run.
+        events: Who hears what happens.
+        history: The epochs finished before (a resumed run's), one row each.
+    """
+
+    def __init__(
+        self,
+        loss: Any,
+        metrics: Sequence[Any],
+        placement: Placement,
+        events: Events,
+        history: Sequence[Row] = (),
+    ) -> None:
+        self.loss = loss
+        self.metrics = list(metrics)
+        self.placement = placement
+        self.events = events
+        self.history: list[Row] = list(history)
+
+    @property
+    def epoch(self) -> int:
+        """Epochs finished, over all stages."""
+        return len(self.history)
+
+    def fit(self, plan: StagePlan, start: int = 0) -> None:
+        """Run ``plan``'s epochs from ``start`` (the stage's epochs already finished)."""
+        loop = Loop(plan.model, self.loss, self.metrics, self.placement, plan.optimizer)
+        previous = tuple(row for row in self.history if row.get("stage", "head") == plan.stage)
+        self.events.on_stage_begin(StageStart(plan, start, previous))
+        stopped = None
+        for stage_epoch in range(start + 1, plan.epochs + 1):
+            self.events.on_epoch_begin(EpochStart(plan.stage, stage_epoch, self.epoch + 1))
+            logs = loop.train_epoch(plan.train_batches(self.epoch), self.events.on_train_batch_end)
+            logs.update({f"val_{k}": v for k, v in loop.evaluate(plan.val_batches()).items()})
+            stopped = self.events.should_stop(plan.stage, logs)
+            self.history.append({"epoch": self.epoch + 1, "stage": plan.stage, **logs})
+            done = stopped is not None or stage_epoch == plan.epochs
+            end = EpochEnd(plan.stage, stage_epoch, self.epoch, logs, done, tuple(self.history))
+            self.events.on_epoch_end(end)
+            if stopped is not None:
+                break
+        self.events.on_stage_end(plan.stage, stopped)
+
+    def evaluate(self, model: keras.Model, batches: tf.data.Dataset) -> dict[str, float]:
+        """Loss and metrics of ``model`` over ``batches``, in inference mode."""
+        return Loop(model, self.loss, self.metrics, self.placement).evaluate(batches)
