@@ -75,9 +75,9 @@ class Where:
 
 def build(image_shape: tuple[int, int, int], params: Mapping[str, Any]) -> zoo.BuiltBackbone:
     """The preset's image model, frozen unless ``trainable``, with its preprocessing."""
-    where = locate(params["preset"])
     import keras_hub as hub
 
+    where = locate(params["preset"])
     encoder = _image_model(_fetch(where, hub.models.Backbone), where)
     converter = _fetch(where, hub.layers.ImageConverter)
     if converter is None:  # a timm preset without its preprocessing configuration
@@ -142,9 +142,9 @@ def _fetch(where: Where, kind: Any) -> Any:
     try:
         return kind.from_preset(where.preset)
     except Exception as exc:
-        failure = download_failure(exc)
         if where.directory is not None:
             raise _does_not_load(where, exc) from exc
+        failure = download_failure(exc)
         if failure is not None:
             raise not_downloaded(where, failure) from exc
         raise
