@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from PIL import Image
-from test_images import BAD, GOOD, OTHERS, write_images
+from test_images import BAD, GOOD, write_images
 
 import zoo
 from zoo import images

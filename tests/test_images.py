@@ -260,3 +260,14 @@ def test_every_image_ending_is_a_format_pillow_opens_by_itself():
     assert set(images.IMAGE_EXTENSIONS) <= readable
     # ... and a file of each is read by the tests above.
     assert {Path(name).suffix.lower() for name in GOOD} >= set(images.IMAGE_EXTENSIONS)
+
+
+def test_prediction_finds_in_a_folder_exactly_the_images_training_reads(isolated: Path):
+    from zoo.predict import find_images
+
+    write_images(isolated)
+
+    files, missing = find_images([isolated])
+
+    assert {p.name for p in files} == set(GOOD) | set(BAD) and not missing  # not OTHERS
+    assert {p.name for p in files} == {p.name for p in images.find_files(isolated).images}
