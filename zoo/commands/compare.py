@@ -27,7 +27,7 @@ def add(sub: Any, common: argparse.ArgumentParser) -> None:
         "--target",
         type=float,
         help="report the first epoch reaching this validation accuracy "
-        "(default: the lowest of the runs' best)",
+        "(default: the lowest of the runs' best, leaving out runs at chance)",
     )
     add_(
         "--figure",
