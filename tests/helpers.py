@@ -271,3 +271,33 @@ def fill_kerashub_cache(preset: str, directory: Path) -> Path:
     for file in directory.iterdir():
         cache.mark_as_complete(handle, file.name)
     return folder
+
+
+# --- Labelled image folders for image_folder, zoo evaluate and zoo predict.
+
+#: Mean colours of generated classes; "lime" looks exactly like "green", so a model
+#: cannot tell those two apart and always makes mistakes.
+COLOURS = {
+    "red": (200, 60, 50),
+    "green": (60, 180, 70),
+    "lime": (60, 180, 70),
+    "blue": (50, 80, 200),
+}
+#: Formats written in turn: what TensorFlow decodes and what only Pillow does.
+FORMATS = ("jpg", "png", "webp", "tiff")
+
+
+def colour_folder(root: Path, counts: dict[str, int], size: int = 16, seed: int = 0) -> Path:
+    """``root/<class>/<i>.<format>``: noisy images of each class's colour; return ``root``."""
+    import numpy as np
+    from PIL import Image
+
+    rng = np.random.default_rng(seed)
+    for name, count in counts.items():
+        folder = root / name
+        folder.mkdir(parents=True, exist_ok=True)
+        for i in range(count):
+            pixels = rng.normal(COLOURS[name], 40, (size, size, 3))
+            image = Image.fromarray(np.clip(pixels, 0, 255).astype(np.uint8))
+            image.save(folder / f"{i}.{FORMATS[i % len(FORMATS)]}")
+    return root

@@ -40,10 +40,21 @@ class Splits:
         test: Evaluated once, after training.
         class_names: One name per label, in label order.
         sizes: Examples per split (``{"train": 1600, ...}``), for progress and records.
-        skipped: Files skipped as unreadable while building the splits.
+        skipped: Files skipped as unreadable while building the splits (at least
+            ``len(unreadable)``).
         version: The dataset's version, recorded in the run.
         fingerprint: Changes whenever the data changes (for example a digest of file
             names, sizes and modification times); part of the feature-cache key.
+        unreadable: Optional: the skipped files, each with the reason
+            (``{"PetImages/Cat/666.jpg": "the file is empty (0 bytes)"}``); zoo names
+            them before training and records them all.
+        class_counts: Optional: examples per class of each split, in label order
+            (``{"train": [800, 800], ...}``); zoo shows them before training and warns
+            when the classes are strongly imbalanced.
+        files: Optional: where each example of a split comes from, in the order the
+            split yields them (``{"test": ["PetImages/Cat/1.jpg", ...]}``), for splits in
+            a fixed order (validation, test); zoo names the misclassified examples by
+            it, else by their position in the split.
     """
 
     train: tf.data.Dataset
@@ -54,6 +65,9 @@ class Splits:
     skipped: int = 0
     version: str | None = None
     fingerprint: str | None = None
+    unreadable: Mapping[str, str] = field(default_factory=dict)
+    class_counts: Mapping[str, Sequence[int]] = field(default_factory=dict)
+    files: Mapping[str, Sequence[str]] = field(default_factory=dict)
 
     @property
     def num_classes(self) -> int:

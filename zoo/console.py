@@ -284,85 +284,9 @@ def format_metrics(logs: Mapping[str, float]) -> str:
     return "  ".join(f"{k} {v:.4f}" for k, v in logs.items() if isinstance(v, int | float))
 
 
-# --- Results: compare, predict, export (issue 5). Functions below this line belong to
-# --- the results commands; keep engine and listing output above it.
-
-
-def comparison(data: Mapping[str, Any]) -> None:
-    """Runs side by side, one column each: what they were, what they reached, how long."""
-    found = data["runs"]
-    table = _table("comparison")
-    table.add_column("")
-    for run in found:
-        table.add_column(run["label"], justify="right", overflow="fold")
-    for label, cells in _comparison_rows(found, data.get("target")):
-        table.add_row(label, *cells)
-    out.print(table)
-    for run in found:
-        out.print(f"{_escape(run['label'])}: {_escape(run['path'])}")
-    for text in data.get("warnings", []):
-        warning(text)
-
-
-def _comparison_rows(
-    found: Sequence[Mapping[str, Any]], target: float | None
-) -> Iterable[tuple[str, list[str]]]:
-    def row(label: str, value: Any) -> tuple[str, list[str]]:
-        return label, [_escape(str(value(run))) for run in found]
-
-    yield row("status", lambda r: r["status"])
-    for kind in ("dataset", "backbone", "head"):
-        yield row(kind, lambda r, kind=kind: r[kind] or "-")
-    if any(run["differs"] for run in found):
-        yield row("differs", lambda r: "\n".join(f"{k}={v}" for k, v in r["differs"].items()))
-    yield row("trainable params", lambda r: _count(r["parameters"].get("trainable")))
-    yield row("total params", lambda r: _count(r["parameters"].get("total")))
-    yield row("epochs", _epochs_cell)
-    yield row("final val accuracy", lambda r: _fraction(r["final_val_accuracy"]))
-    yield row("best val accuracy", _best_cell)
-    yield row("test accuracy", lambda r: _fraction(r["test_accuracy"]))
-    reach = f"epochs to val acc ≥ {target:.4f}" if target is not None else "epochs to target"
-    yield row(reach, lambda r: "never" if r["epochs_to_target"] is None else r["epochs_to_target"])
-    if any(run["stage_starts"].get("fine_tune") for run in found):
-        yield row("fine-tuning from epoch", lambda r: r["stage_starts"].get("fine_tune", "-"))
-    if any(run["resumed"] for run in found):
-        yield row("resumed", lambda r: _times(r["resumed"]))
-    phases = list(dict.fromkeys(p for run in found for p in run["timings"]))
-    for phase in phases:
-        yield row(f"time: {phase}", lambda r, p=phase: _seconds(r["timings"].get(p)))
-    yield row("time: total", lambda r: _seconds(r["total_seconds"]))
-
-
-def _epochs_cell(run: Mapping[str, Any]) -> str:
-    planned = run["planned_epochs"]
-    done = run["epochs"]
-    return str(done) if planned in (None, done) else f"{done} of {planned}"
-
-
-def _best_cell(run: Mapping[str, Any]) -> str:
-    if run["best_val_accuracy"] is None:
-        return "-"
-    return f"{run['best_val_accuracy']:.4f} (epoch {run['best_epoch']})"
-
-
-def _times(count: int) -> str:
-    return {0: "-", 1: "once"}.get(count, f"{count} times")
-
-
-def _fraction(value: float | None) -> str:
-    return "-" if value is None else f"{value:.4f}"
-
-
-def _count(value: int | None) -> str:
-    return "-" if value is None else f"{value:,}"
-
-
-def _seconds(value: float | None) -> str:
-    return "-" if value is None else f"{value:.1f} s"
-
-
-def figure_written(path: Any) -> None:
-    out.print(f"figure: {path}")
+# --- Results: predict, export (issue 5). Functions below this line belong to the results
+# --- commands; keep engine and listing output above it. The data summary, evaluation
+# --- reports and comparisons are in zoo/console_reports.py.
 
 
 def exported(fmt: str, path: Any) -> None:

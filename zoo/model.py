@@ -61,7 +61,32 @@ def build_splits(resolved: Resolved) -> Splits:
     entry = resolved.dataset
     splits = call_builder(entry, resolved.config.dataset.params)
     _expect(entry, splits, Splits, "zoo.Splits")
+    _check_listings(entry, splits)
     return splits
+
+
+def _check_listings(entry: Entry, splits: Splits) -> None:
+    """The optional ``files`` and ``class_counts`` agree with the sizes and the classes."""
+    sizes, classes = splits.sizes, splits.num_classes
+    wrong = [
+        f"files['{split}'] names {len(names)} examples, sizes['{split}'] is {sizes[split]}"
+        for split, names in splits.files.items()
+        if split in sizes and len(names) != sizes[split]
+    ]
+    wrong += [
+        f"class_counts['{split}'] is {list(counts)}, for {classes} classes and "
+        f"{sizes.get(split, '?')} examples"
+        for split, counts in splits.class_counts.items()
+        if len(counts) != classes or (split in sizes and sum(counts) != sizes[split])
+    ]
+    if wrong:
+        raise ComponentError(
+            f"dataset '{entry.name}' from plugin {entry.plugin.provider} returned Splits "
+            f"that disagree with themselves: {'; '.join(wrong)}.",
+            expected="one file name per example, one count per class, adding up to the size",
+            fix="report it to the plugin's authors",
+            got=wrong,
+        )
 
 
 def build_model(resolved: Resolved, num_classes: int) -> Assembled:

@@ -42,7 +42,7 @@ def run(args: argparse.Namespace) -> int:
     if not files and not missing:
         raise ZooError(
             "found no image files to predict.",
-            expected="image files, or folders holding .jpg, .jpeg, .png, .gif or .bmp files",
+            expected="image files, or folders holding images (JPEG, PNG, WebP, TIFF...)",
             fix="check the paths given",
             got=[str(p) for p in args.paths],
         )

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from zoo import _tf, runs
+from zoo import _tf, runs, scoring
 from zoo.components import Splits
 from zoo.errors import RunFailed, ZooError
 from zoo.model import Assembled, build_model, build_splits, parameter_counts, summary_rows
@@ -33,6 +33,7 @@ from zoo.train.callbacks import (
     TerminateOnNaN,
 )
 from zoo.train.events import Callback, Events, RunEnd, RunStart, StagePlan
+from zoo.train.loop import predict_batches
 from zoo.train.record import STAGE_PHASE, Record, Timer, file_sha256
 from zoo.train.stages import RunContext, Stages
 from zoo.train.trainer import Trainer
@@ -235,7 +236,7 @@ class _Run:
         try:
             events.on_run_begin(self._start(command))
             self._stages(trainer, stages, resume)
-            test = self._test(trainer, stages)
+            test = self._test(trainer, stages, events)
             weights_sha256 = feature_cache.weights_digest(assembled.model)
             self._save_model(assembled.model)
         except KeyboardInterrupt:
@@ -305,10 +306,15 @@ class _Run:
         with self.prepared.timer.phase(STAGE_PHASE[plan.stage]):
             trainer.fit(plan, start)
 
-    def _test(self, trainer: Trainer, stages: Stages) -> dict[str, float]:
+    def _test(self, trainer: Trainer, stages: Stages, events: Events) -> dict[str, float]:
+        """The test metrics; the test predictions, scored, go to the callbacks."""
         model, batches = stages.test()
         with self.prepared.timer.phase("evaluate"):
-            return trainer.evaluate(model, batches)
+            metrics = trainer.evaluate(model, batches)
+            predicted = predict_batches(model, self.prepared.placement, batches)
+            scored = scoring.evaluate_split(self.splits, "test", predicted, self.writable)
+            events.on_evaluation(scored)
+        return metrics
 
     def _save_model(self, model: keras.Model) -> None:
         """Save the trained model (backbone + head, preprocessing included): chief only."""

@@ -12,6 +12,7 @@ calls its terminal reporter. Events arrive in this order::
       on_stage_begin
         on_epoch_begin, on_train_batch_end..., should_stop, on_epoch_end   (per epoch)
       on_stage_end
+    on_evaluation                                          (the test split's predictions scored)
     on_run_end                                             (completed, failed, interrupted)
 """
 
@@ -27,6 +28,7 @@ from zoo.runs import RunStatus, Stage
 if TYPE_CHECKING:
     from zoo.components import Splits
     from zoo.model import LayerRow
+    from zoo.scoring import Evaluation
 
 #: One epoch of metrics.json's history: ``{"epoch": 3, "stage": "head", "loss": ...}``.
 Row = dict[str, Any]
@@ -180,6 +182,9 @@ class Callback:
     def on_stage_end(self, stage: Stage, stopped: str | None) -> None:
         """A stage has ended; ``stopped`` is why it ended early, if it did."""
 
+    def on_evaluation(self, evaluation: Evaluation) -> None:
+        """The trained model's test predictions are scored (its figure drawn on the chief)."""
+
     def on_run_end(self, end: RunEnd) -> None:
         """The run has ended, however it ended."""
 
@@ -257,6 +262,10 @@ class Events(Callback):
     def on_stage_end(self, stage: Stage, stopped: str | None) -> None:
         for callback in self.callbacks:
             callback.on_stage_end(stage, stopped)
+
+    def on_evaluation(self, evaluation: Evaluation) -> None:
+        for callback in self.callbacks:
+            callback.on_evaluation(evaluation)
 
     def on_run_end(self, end: RunEnd) -> None:
         for callback in self.callbacks:

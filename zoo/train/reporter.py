@@ -11,13 +11,15 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from zoo import console
+from zoo import console, console_reports
+from zoo.data_summary import summarize
 from zoo.runs import Stage
 from zoo.train.events import Callback, EpochEnd, EpochStart, RunEnd, RunStart, StageStart
 
 if TYPE_CHECKING:
     from zoo.components import Splits
     from zoo.model import LayerRow
+    from zoo.scoring import Evaluation
 
 #: How the progress lines name each stage's epochs.
 LABELS: Mapping[Stage, str] = {"head": "train", "fine_tune": "fine-tune"}
@@ -30,6 +32,7 @@ class ConsoleReporter(Callback):
         self.run_dir: Path | None = None
         self.training: console.TrainingProgress | None = None
         self.extracting: console.TaskProgress | None = None
+        self.evaluation: Evaluation | None = None
 
     def on_placement(self, devices: Sequence[str], strategy: str, precision: str) -> None:
         console.devices(devices, strategy, precision)
@@ -40,8 +43,7 @@ class ConsoleReporter(Callback):
         console.model_summary(name, rows, counts)
 
     def on_data_loaded(self, dataset: str, splits: Splits) -> None:
-        if splits.skipped:
-            console.warning(f"dataset '{dataset}': skipped {splits.skipped} unreadable files")
+        console_reports.data_summary(dataset, summarize(splits))
 
     def on_run_begin(self, run: RunStart) -> None:
         self.run_dir = run.run_dir
@@ -92,6 +94,9 @@ class ConsoleReporter(Callback):
         if stopped is not None:
             console.status(stopped)
 
+    def on_evaluation(self, evaluation: Evaluation) -> None:
+        self.evaluation = evaluation
+
     def on_run_end(self, end: RunEnd) -> None:
         self._stop_progress()
         if end.status == "interrupted" and self.run_dir is not None:
@@ -122,5 +127,7 @@ class ConsoleReporter(Callback):
                 "test": dict(end.test or {}),
             },
         )
+        if self.evaluation is not None:
+            console_reports.evaluation(self.evaluation)
         if self.run_dir is not None:
             console.run_directory(self.run_dir)
