@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from zoo import _tf, checkpoints, console, data, runs
+from zoo import _tf, checkpoints, console, data, runs, saving
 from zoo import features as feature_cache
 from zoo.components import Splits
 from zoo.errors import RunFailed, ZooError
@@ -509,7 +509,12 @@ class _Experiment:
         )
         if self.record.run_dir is not None:
             with self.timer.phase("save"):
-                self.assembled.model.save(self.run_dir / runs.MODEL)
+                saving.save_trained(
+                    self.run_dir / runs.MODEL,
+                    self.assembled,
+                    self.resolved,
+                    self.splits.class_names,
+                )
         metrics = self.record.write("completed")
         last = self.record.history[-1] if self.record.history else {}
         console.results(

@@ -1,11 +1,22 @@
-"""Exporting a run's model: the ``.keras`` file, or a TensorFlow SavedModel for serving.
+"""Exporting a run's model for people without zoo: a ``.keras`` file or a SavedModel.
 
-Both hold the whole model, preprocessing included, so raw pixels in give the
-probabilities ``zoo predict`` prints. The SavedModel has two serving functions:
+Both hold the whole model, preprocessing included (built-in Keras layers), and the
+class names.
 
-- ``serve`` (also ``serving_default``): uint8 images ``[batch, size, size, 3]``, the
-  pixels of a decoded image file resized to the training size;
-- ``serve_float32``: the same as float32 in 0..255 (what ``tf.image.resize`` returns).
+- ``.keras``: loads with ``keras.models.load_model`` alone, unless a plugin's own
+  Keras classes are in it (``zoo.json``'s ``keras_objects`` names their modules; import
+  them first, or use ``zoo.load_model``). Input: float32 RGB pixels in 0..255, resized
+  to the training size; Keras refuses any other size. Output: the model's
+  probabilities (one sigmoid output for two classes: the second class's probability).
+  ``zoo.json`` in the archive holds the manifest (:class:`zoo.saving.Manifest`).
+- SavedModel: runs in TensorFlow Serving or ``tf.saved_model.load`` without any Python
+  code of zoo or its plugins. ``serve`` (also ``serving_default``) takes uint8 images
+  ``[batch, height, width, 3]`` of any size and ``serve_float32`` the same as float32
+  in 0..255; both resize them to the training size as ``zoo predict`` does
+  (``tf.image.resize``, bilinear) and return ``probabilities`` ``[batch, classes]``,
+  the predicted ``class`` (its name) and its ``probability``. ``class_names`` (no
+  input) returns the class names in column order; ``assets.extra/zoo.json`` is the
+  manifest.
 """
 
 from __future__ import annotations
@@ -17,65 +28,95 @@ import shutil
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
-from zoo.compare import read_run
 from zoo.errors import ZooError
-from zoo.predict import load_trained, saved_model_file
+from zoo.saving import MANIFEST, save_model
+
+if TYPE_CHECKING:
+    from zoo.predict import Trained
 
 FORMATS = ("keras", "savedmodel")
 
 
-def export(run_dir: Path, fmt: str, output: Path) -> Path:
-    """Write ``run_dir``'s model to ``output`` in format ``fmt``; return ``output``.
+def export(trained: Trained, fmt: str, output: Path) -> Path:
+    """Write ``trained``'s model to ``output`` in format ``fmt``; return ``output``.
 
-    The output appears whole or not at all: it is written beside its final path and
-    renamed into place.
+    ``trained`` comes from :func:`zoo.predict.load_trained`, so nothing is exported
+    from a model that does not load. The output appears whole or not at all: it is
+    written beside its final path and renamed into place.
 
     Raises:
-        ZooError: an unknown format, an output that exists or has the wrong suffix, or a
-            run without a trained model.
+        ZooError: an unknown format, or an output that exists or has the wrong suffix.
     """
-    _check_output(fmt, output)
-    if fmt == "keras":
-        source = saved_model_file(read_run(run_dir))
-        with _staged(output) as staging:
-            shutil.copyfile(source, staging)
-    else:
-        trained = load_trained(run_dir)
-        with _staged(output) as staging:
-            write_saved_model(trained.model, trained.image_size, staging)
+    check_output(fmt, output)
+    with _staged(output) as staging:
+        if fmt == "keras":
+            save_model(trained.model, staging, trained.manifest)
+        else:
+            write_saved_model(trained, staging)
     return output
 
 
-def write_saved_model(model: object, image_size: int, path: Path) -> None:
-    """``model`` as a SavedModel with ``serve`` (uint8) and ``serve_float32`` endpoints.
+def write_saved_model(trained: Trained, path: Path) -> None:
+    """``trained``'s model as a SavedModel with ``serve``, ``serve_float32`` and ``class_names``.
 
-    This is ``model.export(path)`` with a second endpoint: Keras's own export takes the
-    model's float32 input only, and a server usually receives decoded uint8 pixels.
+    Keras's own ``model.export`` has one endpoint, for the model's float32 input of the
+    training size; a server usually receives decoded uint8 pixels of any size.
     """
     import keras
     import tensorflow as tf
 
-    shape = [None, image_size, image_size, 3]
     archive = keras.export.ExportArchive()
-    archive.track(model)
-    archive.add_endpoint(
-        "serve",
-        lambda images: model(tf.cast(images, tf.float32), training=False),
-        input_signature=[tf.TensorSpec(shape, tf.uint8, name="images")],
-    )
-    archive.add_endpoint(
-        "serve_float32",
-        lambda images: model(images, training=False),
-        input_signature=[tf.TensorSpec(shape, tf.float32, name="images")],
-    )
+    archive.track(trained.model)
+    serve = _serving_function(trained)
+    for name, dtype in (("serve", tf.uint8), ("serve_float32", tf.float32)):
+        archive.add_endpoint(
+            name, serve, input_signature=[tf.TensorSpec([None, None, None, 3], dtype, "images")]
+        )
+    names = trained.class_names
+    archive.add_endpoint("class_names", lambda: {"class_names": tf.constant(names)}, [])
     # write_out(verbose=False) still lets TensorFlow print its asset notes to stdout,
     # which is zoo's data stream.
     with contextlib.redirect_stdout(io.StringIO()):
         archive.write_out(str(path), verbose=False)
+    (path / "assets.extra").mkdir()
+    (path / "assets.extra" / MANIFEST).write_text(trained.manifest.to_json(), encoding="utf-8")
 
 
-def _check_output(fmt: str, output: Path) -> None:
+def _serving_function(trained: Trained) -> Any:
+    """Images of any size and dtype to ``zoo predict``'s answer, as tensors."""
+    import tensorflow as tf
+
+    model, size = trained.model, trained.image_size
+    class_names = tf.constant(trained.class_names)
+    sigmoid = trained.manifest.output == "sigmoid"
+
+    def serve(images: tf.Tensor) -> dict[str, tf.Tensor]:
+        # zoo.data.resize_images, on a batch: the same bilinear resize, to float32.
+        pixels = tf.image.resize(images, (size, size))
+        outputs = model(pixels, training=False)
+        if sigmoid:  # the probability of the second class, which wins from 0.5 up
+            probabilities = tf.concat([1.0 - outputs, outputs], axis=-1)
+            index = tf.cast(outputs[:, 0] >= 0.5, tf.int64)
+        else:
+            probabilities = outputs
+            index = tf.argmax(outputs, axis=-1)
+        return {
+            "probabilities": probabilities,
+            "class": tf.gather(class_names, index),
+            "probability": tf.reduce_max(probabilities, axis=-1),
+        }
+
+    return serve
+
+
+def check_output(fmt: str, output: Path) -> None:
+    """Refuse an unknown format, an output that exists, or a ``.keras`` file misnamed.
+
+    Raises:
+        ZooError: saying which, and how to fix it.
+    """
     if fmt not in FORMATS:
         raise ZooError(
             f"unknown export format '{fmt}'.",

@@ -5,12 +5,15 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from zoo.components import COMPONENT_TYPES, KINDS, Component
 from zoo.config import ComponentMeta, Recipe, RegistryFile
 from zoo.errors import ZooError, closest, one_of
 from zoo.params import Param
+
+if TYPE_CHECKING:
+    import pluggy
 
 
 @dataclass
@@ -94,6 +97,8 @@ class Registry:
     _entries: dict[str, dict[str, list[Entry]]] = field(
         default_factory=lambda: {kind: defaultdict(list) for kind in KINDS}
     )
+    #: The plugins' hooks, for the hooks called after loading (``register_keras_objects``).
+    plugin_manager: pluggy.PluginManager | None = field(default=None, repr=False)
 
     def add(self, component: Component, plugin: PluginInfo) -> None:
         """Register ``component`` for ``plugin``.
