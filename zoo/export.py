@@ -3,20 +3,22 @@
 Both hold the whole model, preprocessing included (built-in Keras layers), and the
 class names.
 
+Both take RGB pixels (0..255) of any size and resize them to the training size as
+``zoo predict`` does (a ``Resizing`` layer in front of the trained model, see
+:func:`any_size`).
+
 - ``.keras``: loads with ``keras.models.load_model`` alone, unless a plugin's own
   Keras classes are in it (``zoo.json``'s ``keras_objects`` names their modules; import
-  them first, or use ``zoo.load_model``). Input: float32 RGB pixels in 0..255, resized
-  to the training size; Keras refuses any other size. Output: the model's
-  probabilities (one sigmoid output for two classes: the second class's probability).
-  ``zoo.json`` in the archive holds the manifest (:class:`zoo.saving.Manifest`).
+  them first, or use ``zoo.load_model``). Input: float32 ``[batch, height, width, 3]``.
+  Output: the model's probabilities (one sigmoid output for two classes: the second
+  class's probability). ``zoo.json`` in the archive is the manifest
+  (:class:`zoo.saving.Manifest`): class names, image size, components.
 - SavedModel: runs in TensorFlow Serving or ``tf.saved_model.load`` without any Python
   code of zoo or its plugins. ``serve`` (also ``serving_default``) takes uint8 images
-  ``[batch, height, width, 3]`` of any size and ``serve_float32`` the same as float32
-  in 0..255; both resize them to the training size as ``zoo predict`` does
-  (``tf.image.resize``, bilinear) and return ``probabilities`` ``[batch, classes]``,
-  the predicted ``class`` (its name) and its ``probability``. ``class_names`` (no
-  input) returns the class names in column order; ``assets.extra/zoo.json`` is the
-  manifest.
+  ``[batch, height, width, 3]`` and ``serve_float32`` the same as float32; both return
+  ``probabilities`` ``[batch, classes]``, the predicted ``class`` (its name) and its
+  ``probability``. ``class_names`` (no input) returns the class names in column order;
+  ``assets.extra/zoo.json`` is the manifest.
 """
 
 from __future__ import annotations
@@ -31,9 +33,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from zoo.errors import ZooError
-from zoo.saving import MANIFEST, save_model
+from zoo.saving import MANIFEST, Manifest, save_model
 
 if TYPE_CHECKING:
+    import keras
+
     from zoo.predict import Trained
 
 FORMATS = ("keras", "savedmodel")
@@ -50,52 +54,66 @@ def export(trained: Trained, fmt: str, output: Path) -> Path:
         ZooError: an unknown format, or an output that exists or has the wrong suffix.
     """
     check_output(fmt, output)
+    model = any_size(trained)
     with _staged(output) as staging:
         if fmt == "keras":
-            save_model(trained.model, staging, trained.manifest)
+            save_model(model, staging, trained.manifest)
         else:
-            write_saved_model(trained, staging)
+            write_saved_model(model, trained.manifest, staging)
     return output
 
 
-def write_saved_model(trained: Trained, path: Path) -> None:
-    """``trained``'s model as a SavedModel with ``serve``, ``serve_float32`` and ``class_names``.
+def any_size(trained: Trained) -> keras.Model:
+    """``trained``'s model behind a ``Resizing`` layer: images of any size in.
 
-    Keras's own ``model.export`` has one endpoint, for the model's float32 input of the
-    training size; a server usually receives decoded uint8 pixels of any size.
+    ``Resizing`` is ``tf.image.resize`` (bilinear, no antialiasing), what ``zoo
+    predict`` resizes with (:func:`zoo.data.resize_images`); at the training size it
+    changes nothing. Keras's own input check is no guard: once ``predict`` has run,
+    its traced function takes any size without a word.
+    """
+    import keras
+
+    size = trained.image_size
+    images = keras.Input((None, None, 3), name="image")
+    resized = keras.layers.Resizing(size, size, interpolation="bilinear", name="resize")(images)
+    return keras.Model(images, trained.model(resized), name=f"{trained.model.name}_any_size")
+
+
+def write_saved_model(model: keras.Model, manifest: Manifest, path: Path) -> None:
+    """``model`` as a SavedModel with ``serve``, ``serve_float32`` and ``class_names``.
+
+    Keras's own ``model.export`` has one endpoint, for the model's float32 input; a
+    server usually receives decoded uint8 pixels, and wants class names.
     """
     import keras
     import tensorflow as tf
 
     archive = keras.export.ExportArchive()
-    archive.track(trained.model)
-    serve = _serving_function(trained)
+    archive.track(model)
+    serve = _serving_function(model, manifest)
     for name, dtype in (("serve", tf.uint8), ("serve_float32", tf.float32)):
         archive.add_endpoint(
             name, serve, input_signature=[tf.TensorSpec([None, None, None, 3], dtype, "images")]
         )
-    names = trained.class_names
+    names = manifest.class_names
     archive.add_endpoint("class_names", lambda: {"class_names": tf.constant(names)}, [])
     # write_out(verbose=False) still lets TensorFlow print its asset notes to stdout,
     # which is zoo's data stream.
     with contextlib.redirect_stdout(io.StringIO()):
         archive.write_out(str(path), verbose=False)
     (path / "assets.extra").mkdir()
-    (path / "assets.extra" / MANIFEST).write_text(trained.manifest.to_json(), encoding="utf-8")
+    (path / "assets.extra" / MANIFEST).write_text(manifest.to_json(), encoding="utf-8")
 
 
-def _serving_function(trained: Trained) -> Any:
-    """Images of any size and dtype to ``zoo predict``'s answer, as tensors."""
+def _serving_function(model: keras.Model, manifest: Manifest) -> Any:
+    """Images (uint8 or float32, any size) to ``zoo predict``'s answer, as tensors."""
     import tensorflow as tf
 
-    model, size = trained.model, trained.image_size
-    class_names = tf.constant(trained.class_names)
-    sigmoid = trained.manifest.output == "sigmoid"
+    class_names = tf.constant(manifest.class_names)
+    sigmoid = manifest.output == "sigmoid"
 
     def serve(images: tf.Tensor) -> dict[str, tf.Tensor]:
-        # zoo.data.resize_images, on a batch: the same bilinear resize, to float32.
-        pixels = tf.image.resize(images, (size, size))
-        outputs = model(pixels, training=False)
+        outputs = model(tf.cast(images, tf.float32), training=False)
         if sigmoid:  # the probability of the second class, which wins from 0.5 up
             probabilities = tf.concat([1.0 - outputs, outputs], axis=-1)
             index = tf.cast(outputs[:, 0] >= 0.5, tf.int64)

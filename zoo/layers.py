@@ -38,7 +38,12 @@ _AFFINE: dict[str, tuple[float | Sequence[float], float | Sequence[float]]] = {
 }
 
 
-def preprocessing_layer(mode: str, name: str | None = None, dtype: Any = None) -> keras.Layer:
+def preprocessing_layer(
+    mode: str,
+    name: str | None = None,
+    dtype: Any = None,
+    image_shape: Sequence[int] | None = None,
+) -> keras.Layer:
     """Raw RGB pixels (0..255) to a backbone's input, as ``preprocess_input`` of ``mode``.
 
     Modes match ``keras.applications.*.preprocess_input``:
@@ -52,6 +57,8 @@ def preprocessing_layer(mode: str, name: str | None = None, dtype: Any = None) -
     Args:
         name: The layer's name; ``preprocess_<mode>`` by default.
         dtype: Its dtype policy; by default the global one.
+        image_shape: ``(height, width, 3)``, when known: ``caffe``'s small model then
+            shows the image's shape in summaries instead of ``(None, None, 3)``.
 
     Raises:
         ValueError: an unknown mode.
@@ -64,18 +71,18 @@ def preprocessing_layer(mode: str, name: str | None = None, dtype: Any = None) -
     if mode == "none":
         return keras.layers.Identity(name=name, dtype=dtype)
     if mode == "caffe":
-        return _caffe(name, dtype)
+        return _caffe(name, dtype, tuple(image_shape or (None, None, 3)))
     scale, offset = _AFFINE[mode]
     return keras.layers.Rescaling(scale, offset, name=name, dtype=dtype)
 
 
-def _caffe(name: str, dtype: Any) -> keras.Model:
+def _caffe(name: str, dtype: Any, image_shape: tuple[int | None, ...]) -> keras.Model:
     # Keras's public ops name themselves ("flip", "flip_1", ...) per process, and the
     # feature cache keys on this layer's config: the operation class, named, keeps the
     # config the same in every build.
     from keras.src.ops.numpy import Flip
 
-    pixels = keras.Input((None, None, 3), name="rgb")
+    pixels = keras.Input(image_shape, name="rgb")
     bgr = Flip(axis=-1, name="rgb_to_bgr")(pixels)
     minus_mean = keras.layers.Rescaling(
         1.0, [-m for m in _CAFFE_MEAN_BGR], name="minus_mean", dtype=dtype
@@ -83,10 +90,12 @@ def _caffe(name: str, dtype: Any) -> keras.Model:
     return keras.Model(pixels, minus_mean(bgr), name=name)
 
 
-def as_layer(preprocessing: keras.Layer | str) -> keras.Layer:
+def as_layer(
+    preprocessing: keras.Layer | str, image_shape: Sequence[int] | None = None
+) -> keras.Layer:
     """A backbone's preprocessing as a layer: a mode name becomes built-in layers."""
     if isinstance(preprocessing, str):
-        return preprocessing_layer(preprocessing)
+        return preprocessing_layer(preprocessing, image_shape=image_shape)
     if isinstance(preprocessing, keras.Layer):
         return preprocessing
     raise TypeError(

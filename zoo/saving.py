@@ -194,45 +194,50 @@ def save_model(
 
 
 def find_keras_objects(serialized: Any, head_layer: str = HEAD_LAYER) -> list[KerasObject]:
-    """The objects in a serialized model that Keras will not find by itself, in order."""
+    """The objects in a serialized model that Keras will not find by itself, in order.
+
+    Objects inside the layer named ``head_layer`` (at any depth: an export wraps the
+    model) are the head's; the others, preprocessing included, the backbone's.
+    """
     import keras
 
     found: dict[str, KerasObject] = {}
-    layers = serialized.get("config", {}).get("layers", [])
-    for layer in layers:
-        component = "head" if layer.get("name") == head_layer else "backbone"
-        for name, module in _custom_objects(layer):
-            defined = keras.saving.get_registered_object(name)
-            found.setdefault(
-                name,
-                KerasObject(
-                    name=name,
-                    module=getattr(defined, "__module__", module),
-                    qualname=getattr(defined, "__qualname__", None),
-                    component=component,
-                ),
-            )
+    for name, module, component in _custom_objects(serialized, head_layer, "backbone"):
+        defined = keras.saving.get_registered_object(name)
+        found.setdefault(
+            name,
+            KerasObject(
+                name=name,
+                module=getattr(defined, "__module__", module),
+                qualname=getattr(defined, "__qualname__", None),
+                component=component,
+            ),
+        )
     return list(found.values())
 
 
-def _custom_objects(config: Any) -> Iterator[tuple[str, str | None]]:
-    """``(name Keras looks up, module)`` of each object Keras cannot import itself."""
+def _custom_objects(
+    config: Any, head_layer: str, component: str
+) -> Iterator[tuple[str, str | None, str]]:
+    """``(name Keras looks up, module, component)`` of each object Keras cannot import."""
     if isinstance(config, list):
         for item in config:
-            yield from _custom_objects(item)
+            yield from _custom_objects(item, head_layer, component)
         return
     if not isinstance(config, dict):
         return
     if "class_name" in config and "module" in config:
+        if config.get("name") == head_layer:
+            component = "head"
         module = config["module"]
         if module == "builtins" and config["class_name"] == "function":
             # A registered function: its registered name is the config itself.
             if isinstance(config.get("config"), str) and ">" in config["config"]:
-                yield config["config"], None
+                yield config["config"], None, component
         elif module is None or str(module).split(".")[0] not in _KERAS_PACKAGES | {"builtins"}:
-            yield config.get("registered_name") or config["class_name"], module
+            yield config.get("registered_name") or config["class_name"], module, component
     for value in config.values():
-        yield from _custom_objects(value)
+        yield from _custom_objects(value, head_layer, component)
 
 
 def _output(model: keras.Model) -> str:
@@ -426,7 +431,7 @@ class _Objects:
         missing = self.missing()
         kinds = list(dict.fromkeys(o.component for o in missing))
         for obj in missing:
-            self._import(obj.module)
+            self._import(obj)
         for kind in kinds:
             self._declared(kind)
         for kind in dict.fromkeys(o.component for o in self.missing()):
@@ -467,12 +472,16 @@ class _Objects:
             return f"is {plugin.origin} now"
         return self.rebuild_errors.get(kind)
 
-    def _import(self, module: str | None) -> None:
-        if not module or module == "__main__":
-            return
-        self.registry  # noqa: B018  (a local plugin's package exists once plugins load)
-        with contextlib.suppress(ImportError):
-            importlib.import_module(module)
+    def _loaded(self, kind: str) -> PluginInfo | None:
+        """The plugin that built ``kind``, if it is loaded: zoo runs no code of others."""
+        plugin = self._plugin(kind)
+        return plugin if plugin is not None and plugin.status == "ok" else None
+
+    def _import(self, obj: KerasObject) -> None:
+        # Once plugins are loaded, a local plugin's package (zoo_local_plugins) exists.
+        if obj.module and obj.module != "__main__" and self._loaded(obj.component):
+            with contextlib.suppress(ImportError):
+                importlib.import_module(obj.module)
 
     def _declared(self, kind: str) -> None:
         import keras
@@ -480,8 +489,8 @@ class _Objects:
         from zoo.model import ComponentError
         from zoo.plugins import PLUGIN_ERRORS, describe_error, keras_objects
 
-        plugin = self._plugin(kind)
-        if plugin is None or plugin.status != "ok":
+        plugin = self._loaded(kind)
+        if plugin is None:
             return
         try:
             declared = keras_objects(self.registry, plugin.name)
