@@ -184,6 +184,41 @@ def test_a_run_predicts_and_exports_in_new_processes(reloaded, component: str):
     assert plain["served_class"] == prediction["class"]
 
 
+#: A new process evaluates a run's model on its test split, as the run evaluated it.
+EVALUATE = """
+import json, sys
+from pathlib import Path
+import numpy as np
+import zoo
+from zoo import data
+from zoo.model import build_splits
+from zoo.runconfig import resolve_saved
+
+run_dir = Path(sys.argv[1])
+model = zoo.load_model(run_dir)
+config = json.loads((run_dir / "config.json").read_text())
+resolved = resolve_saved(zoo.load_registry(), config)
+test = data.batches(build_splits(resolved).test, image_size=32, batch_size=8)
+right = [
+    int(np.sum(np.argmax(model.predict_on_batch(images), axis=-1) == labels.numpy()))
+    for images, labels in test
+]
+print(json.dumps({"accuracy": sum(right) / sum(len(b[1]) for b in test)}))
+"""
+
+
+def test_a_new_process_evaluates_a_run_as_the_run_did(reloaded):
+    run_dir = reloaded("example").run_dir
+
+    proc = subprocess.run(
+        [sys.executable, "-c", EVALUATE, str(run_dir)], capture_output=True, text=True, timeout=600
+    )
+
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    recorded = json.loads((run_dir / "metrics.json").read_text())["test"]["accuracy"]
+    assert json.loads(proc.stdout.splitlines()[-1])["accuracy"] == pytest.approx(recorded)
+
+
 # --- When a plugin is missing or changed, or the file is damaged -----------------------
 
 

@@ -24,7 +24,6 @@ facts (:func:`manifest_from_run`).
 
 from __future__ import annotations
 
-import contextlib
 import importlib
 import json
 import os
@@ -334,7 +333,16 @@ def manifest_from_run(
             version=plugin.get("version", "?"),
             params=dict(choice.get("params") or {}),
         )
-    head = next(x for x in archive.config["config"]["layers"] if x.get("name") == HEAD_LAYER)
+    layers = archive.config.get("config", {}).get("layers", [])
+    head = next((x for x in layers if x.get("name") == HEAD_LAYER), None)
+    if head is None:
+        raise ZooError(
+            f"{archive.path} has no {MANIFEST} and no layer named '{HEAD_LAYER}': zoo did "
+            "not save it.",
+            expected="the model.keras of a zoo run",
+            fix="load it with keras.models.load_model",
+            got=str(archive.path),
+        )
     return Manifest(
         class_names=list(class_names),
         image_size=int(config["image_size"]),
@@ -407,7 +415,7 @@ class _Objects:
         self._registry = registry
         self.custom: dict[str, Any] = {}
         self.warnings: list[str] = []
-        self.rebuild_errors: dict[str, str] = {}
+        self.failures: dict[str, str] = {}  # by component: why its classes stay missing
 
     @property
     def registry(self) -> Registry:
@@ -470,7 +478,7 @@ class _Objects:
             return f"failed to load: {plugin.error}"
         if self._version_changed(kind):
             return f"is {plugin.origin} now"
-        return self.rebuild_errors.get(kind)
+        return self.failures.get(kind)
 
     def _loaded(self, kind: str) -> PluginInfo | None:
         """The plugin that built ``kind``, if it is loaded: zoo runs no code of others."""
@@ -478,10 +486,15 @@ class _Objects:
         return plugin if plugin is not None and plugin.status == "ok" else None
 
     def _import(self, obj: KerasObject) -> None:
+        from zoo.plugins import PLUGIN_ERRORS, describe_error
+
         # Once plugins are loaded, a local plugin's package (zoo_local_plugins) exists.
-        if obj.module and obj.module != "__main__" and self._loaded(obj.component):
-            with contextlib.suppress(ImportError):
-                importlib.import_module(obj.module)
+        if not obj.module or obj.module == "__main__" or not self._loaded(obj.component):
+            return
+        try:
+            importlib.import_module(obj.module)
+        except PLUGIN_ERRORS as exc:
+            self.failures[obj.component] = f"failed to import {obj.module}: {describe_error(exc)}"
 
     def _declared(self, kind: str) -> None:
         import keras
@@ -524,7 +537,7 @@ class _Objects:
                 size = self.manifest.image_size
                 call_builder(entry, (size, size, 3), params)
         except ZooError as exc:
-            self.rebuild_errors[kind] = f"could not build it again to register them: {exc.what}"
+            self.failures[kind] = f"could not build it again to register them: {exc.what}"
 
     def _unavailable(self, missing: list[KerasObject]) -> ZooError:
         kinds = list(dict.fromkeys(o.component for o in missing))
