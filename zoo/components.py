@@ -17,7 +17,7 @@ if TYPE_CHECKING:
 
 KINDS = ("dataset", "backbone", "head")
 
-#: Preprocessing modes zoo knows by name (see ``zoo.layers.Preprocess``).
+#: Preprocessing modes zoo knows by name (see ``zoo.layers.preprocessing_layer``).
 PREPROCESSING_MODES = ("caffe", "tf", "torch", "unit", "none")
 
 

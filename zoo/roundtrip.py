@@ -89,7 +89,7 @@ def _loader(plugin: object) -> dict[str, Any] | None:
     file = getattr(plugin, "__file__", None)
     if file is None:
         return None
-    return {"module": plugin.__name__, "file": file}  # type: ignore[attr-defined]
+    return {"module": getattr(plugin, "__name__", ""), "file": file}
 
 
 # --- Saving, in this process ---------------------------------------------------------
@@ -127,7 +127,8 @@ def _assemble(entry: Entry, values: dict[str, Any], size: int) -> tuple[Any, Any
         resolved = _resolved(entry, values, _PROBE_HEAD, {}, size)
         return build_model(resolved, 2), resolved, 2
     head = entry.component
-    classes = 2 if head.supports(2) else head.min_classes  # type: ignore[attr-defined]
+    assert isinstance(head, Head)
+    classes = 2 if head.supports(2) else head.min_classes
     refusals = []
     for probe in (_PROBE_MAP, _PROBE_VECTOR):
         resolved = _resolved(probe, {}, entry, values, size)
