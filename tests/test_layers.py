@@ -104,3 +104,20 @@ def test_zoo_0_1_preprocess_layers_load_as_the_built_in_layers(mode: str):
     today = zoo.layers.preprocessing_layer(mode)
     assert (type(layer), layer.name) == (type(today), f"preprocess_{mode}")
     np.testing.assert_allclose(layer(PIXELS), today(PIXELS), rtol=1e-6)
+
+
+def test_unit_computes_in_a_graph_the_bits_zoo_0_1_trained_with():
+    """zoo 0.1.0 divided by 255; Rescaling multiplies by 1/255. In a tf.function, where
+    zoo trains and predicts, both give the same bits, so the shipped shapes_cnn weights
+    still reproduce (tools/pretrain_demo_backbone.py). Eagerly they differ in the last
+    bit, and so does Normalization's division by a captured 255 in a graph."""
+    import tensorflow as tf
+
+    from zoo.layers import preprocessing_layer
+
+    layer = preprocessing_layer("unit")
+
+    then = tf.function(lambda pixels: pixels / 255.0)(PIXELS)
+    now = tf.function(lambda pixels: layer(pixels))(PIXELS)
+
+    np.testing.assert_array_equal(now, then)

@@ -21,12 +21,16 @@ import tempfile
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from zoo.components import Backbone, Dataset, Head
 from zoo.contracts import Problem
 from zoo.errors import ZooError
 from zoo.registry import Entry, PluginInfo
+
+if TYPE_CHECKING:
+    from zoo.model import Assembled
+    from zoo.runconfig import Resolved
 
 #: The images predicted on both sides of the round trip.
 _BATCH = 4
@@ -119,7 +123,7 @@ def _save(entry: Entry, values: dict[str, Any], size: int, folder: Path, index: 
     return saved
 
 
-def _assemble(entry: Entry, values: dict[str, Any], size: int) -> tuple[Any, Any, int]:
+def _assemble(entry: Entry, values: dict[str, Any], size: int) -> tuple[Assembled, Resolved, int]:
     """The model ``zoo run`` would build around ``entry``, its configuration, its classes."""
     from zoo.model import ComponentError, build_model
 
@@ -147,7 +151,7 @@ def _resolved(
     head: Entry,
     head_values: dict[str, Any],
     size: int,
-) -> Any:
+) -> Resolved:
     from zoo.runconfig import Choice, Resolved, RunConfig
 
     config = RunConfig(
@@ -164,7 +168,7 @@ def _resolved(
     return Resolved(config, _PROBE_DATA, backbone, head)
 
 
-def _train_step(assembled: Any, images: Any, labels: Any) -> None:
+def _train_step(assembled: Assembled, images: Any, labels: Any) -> None:
     """One step of zoo's own training loop, as a run trains."""
     import tensorflow as tf
 
