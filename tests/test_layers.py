@@ -81,8 +81,8 @@ def test_caffe_is_built_the_same_every_time_so_cached_features_are_found():
 
 
 @pytest.mark.parametrize("mode", PREPROCESSING_MODES)
-def test_zoo_0_1_preprocess_layers_load_as_the_built_in_layers(mode: str):
-    """zoo 0.1.0 saved zoo>Preprocess; it comes back as today's layers, same numbers."""
+def test_older_preprocess_layers_load_as_the_built_in_layers(mode: str):
+    """Older zoo saved zoo>Preprocess; it comes back as today's layers, same numbers."""
     import keras
 
     import zoo.layers
@@ -106,8 +106,8 @@ def test_zoo_0_1_preprocess_layers_load_as_the_built_in_layers(mode: str):
     np.testing.assert_allclose(layer(PIXELS), today(PIXELS), rtol=1e-6)
 
 
-def test_unit_computes_in_a_graph_the_bits_zoo_0_1_trained_with():
-    """zoo 0.1.0 divided by 255; Rescaling multiplies by 1/255. In a tf.function, where
+def test_unit_computes_in_a_graph_the_bits_older_zoo_trained_with():
+    """Older zoo divided by 255; Rescaling multiplies by 1/255. In a tf.function, where
     zoo trains and predicts, both give the same bits, so the shipped shapes_cnn weights
     still reproduce (tools/pretrain_demo_backbone.py). Eagerly they differ in the last
     bit, and so does Normalization's division by a captured 255 in a graph."""

@@ -314,12 +314,15 @@ def test_a_truncated_model_file_is_reported_as_damaged_not_as_a_missing_plugin(
     assert "plugin" not in message and "Traceback" not in message
 
 
-# --- Runs of zoo 0.1.0 ---------------------------------------------------------------------
+# --- Runs saved before the manifest --------------------------------------------------------
 
-LEGACY = Path(__file__).parent / "data" / "run-zoo-0.1.0"
+#: Written by zoo at commit 71d2dde: no zoo.json, and zoo's own Preprocess layer.
+LEGACY = Path(__file__).parent / "data" / "run-without-manifest"
 
 
-def test_a_run_of_zoo_0_1_predicts_as_it_did_and_exports_for_plain_keras(isolated: Path):
+def test_a_run_saved_before_manifests_predicts_as_it_did_and_exports_for_plain_keras(
+    isolated: Path,
+):
     """Its model.keras holds zoo's own Preprocess layer, read back as built-in layers."""
     then = json.loads((LEGACY / "predicted.json").read_text())
 

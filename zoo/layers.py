@@ -8,7 +8,8 @@ channel) for ``tf``, ``torch`` and ``unit``; ``Identity`` for ``none``; and for
 ``keras.ops.flip`` and ``Rescaling`` (operations in a functional model are saved by
 Keras like layers). None of them has weights, so parameter counts are unchanged.
 
-Models saved by zoo 0.1.0 hold zoo's own ``Preprocess`` layer (``zoo>Preprocess``);
+Models saved by older zoo (without ``zoo.json``) hold zoo's own ``Preprocess`` layer
+(``zoo>Preprocess``);
 importing this module registers a loader that reads it back as these built-in layers.
 """
 
@@ -106,7 +107,7 @@ def as_layer(
 
 @keras.saving.register_keras_serializable(package="zoo", name="Preprocess")
 class _Zoo010Preprocess(keras.Layer):
-    """Reads the ``zoo>Preprocess`` layer of zoo 0.1.0's models as built-in layers.
+    """Reads the ``zoo>Preprocess`` layer of older models as built-in layers.
 
     Keras finds this class by its registered name and calls :meth:`from_config`, which
     returns :func:`preprocessing_layer` of the saved mode, name and dtype policy: the

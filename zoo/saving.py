@@ -18,7 +18,7 @@ on a ``keras.Input`` of the recorded feature shape, a backbone at the recorded i
 size and parameters), which runs its registrations. What is still missing is an error
 naming the plugin, package and version that trained the model.
 
-Models of zoo 0.1.0 have no ``zoo.json``; their run directory's records give the same
+Models saved before the manifest have no ``zoo.json``; their run directory's records give the same
 facts (:func:`manifest_from_run`).
 """
 
@@ -51,7 +51,7 @@ FORMAT = 1
 _KERAS_MEMBERS = ("config.json", "metadata.json", "model.weights.h5")
 #: Packages whose classes Keras imports by itself when it loads a model.
 _KERAS_PACKAGES = frozenset({"keras", "keras_hub", "keras_cv", "keras_nlp"})
-#: ``build_model`` names the head model so (zoo 0.1.0 did too); the rest is the backbone's.
+#: ``build_model`` names the head model so (older zoo did too); the rest is the backbone's.
 HEAD_LAYER = "head"
 
 
@@ -309,7 +309,7 @@ def _reason(exc: Exception) -> str:
 def manifest_from_run(
     config: Mapping[str, Any], metrics: Mapping[str, Any], archive: Archive
 ) -> Manifest:
-    """The manifest of a model saved by zoo 0.1.0, from its run's records.
+    """The manifest of a model saved before manifests, from its run's records.
 
     Raises:
         ZooError: metrics.json does not record the class names.
@@ -373,7 +373,7 @@ def load_saved(
 
     Args:
         registry: The loaded plugins; loaded as zoo's commands load them when needed.
-        fallback: The manifest of a file without one (zoo 0.1.0's run models).
+        fallback: The manifest of a file without one (older runs' models).
 
     Raises:
         ZooError: the file is damaged; a class in it is provided by no loaded plugin;
@@ -386,7 +386,7 @@ def load_saved(
     _tf.load()
     import keras
 
-    from zoo import layers  # noqa: F401  (reads zoo 0.1.0's Preprocess layer)
+    from zoo import layers  # noqa: F401  (reads older models' Preprocess layer)
 
     manifest = archive.manifest
     if manifest is None:
