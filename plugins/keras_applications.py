@@ -46,7 +46,7 @@ class Application:
         constructor: The function in ``keras.applications``.
         module: The ``keras.applications`` submodule whose ``preprocess_input`` the
             network expects; ``preprocessing`` is the same computation.
-        preprocessing: A ``zoo.layers.Preprocess`` mode.
+        preprocessing: A preprocessing mode (``zoo.layers.preprocessing_layer``).
         min_size: The smallest height and width Keras accepts.
         title: The network and its paper, for descriptions.
         weights_file: The ImageNet file (without the classifier) Keras loads.

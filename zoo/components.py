@@ -19,7 +19,7 @@ if TYPE_CHECKING:
 Kind = Literal["dataset", "backbone", "head"]
 KINDS: tuple[Kind, ...] = ("dataset", "backbone", "head")
 
-#: Preprocessing modes zoo knows by name (see ``zoo.layers.Preprocess``).
+#: Preprocessing modes zoo knows by name (see ``zoo.layers.preprocessing_layer``).
 PREPROCESSING_MODES = ("caffe", "tf", "torch", "unit", "none")
 #: How a token sequence ``[batch, tokens, dim]`` becomes one vector: its first token
 #: (the class token of ViT, DeiT, DINOv2, CLIP) or the mean over all tokens.

@@ -99,7 +99,9 @@ def build_model(resolved: Resolved, num_classes: int) -> Assembled:
     built = call_builder(resolved.backbone, config.image_shape, config.backbone.params)
     _expect(resolved.backbone, built, BuiltBackbone, "zoo.BuiltBackbone")
     _expect(resolved.backbone, built.model, keras.Model, "a keras.Model in BuiltBackbone.model")
-    preprocessing = _wrap(resolved.backbone, lambda: as_layer(built.preprocessing))
+    preprocessing = _wrap(
+        resolved.backbone, lambda: as_layer(built.preprocessing, config.image_shape)
+    )
 
     inputs = keras.Input(config.image_shape, name="image")
     features = _wrap(resolved.backbone, lambda: built.model(preprocessing(inputs)))

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from zoo import _tf, runs, scoring
+from zoo import _tf, runs, saving, scoring
 from zoo.components import Splits
 from zoo.errors import RunFailed, ZooError
 from zoo.model import Assembled, build_model, build_splits, parameter_counts, summary_rows
@@ -39,8 +39,6 @@ from zoo.train.stages import RunContext, Stages
 from zoo.train.trainer import Trainer
 
 if TYPE_CHECKING:
-    import keras
-
     from zoo.train.distribute import Placement
 
 
@@ -238,7 +236,7 @@ class _Run:
             self._stages(trainer, stages, resume)
             test = self._test(trainer, stages, events)
             weights_sha256 = feature_cache.weights_digest(assembled.model)
-            self._save_model(assembled.model)
+            self._save_model()
         except KeyboardInterrupt:
             message = f"interrupted after epoch {trainer.epoch}"
             events.on_run_end(RunEnd("interrupted", trainer.epoch, (*trainer.history,), message))
@@ -316,8 +314,14 @@ class _Run:
             events.on_evaluation(scored)
         return metrics
 
-    def _save_model(self, model: keras.Model) -> None:
-        """Save the trained model (backbone + head, preprocessing included): chief only."""
+    def _save_model(self) -> None:
+        """Save the trained model (backbone + head, preprocessing included, and the
+        manifest that reloads it anywhere, :mod:`zoo.saving`): chief only."""
         if self.writable is not None:
             with self.prepared.timer.phase("save"):
-                model.save(self.writable / runs.MODEL)
+                saving.save_trained(
+                    self.writable / runs.MODEL,
+                    self.prepared.assembled,
+                    self.prepared.resolved,
+                    self.splits.class_names,
+                )
