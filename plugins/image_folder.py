@@ -7,12 +7,19 @@ order that does not depend on the file system's listing order. A folder that hol
 subfolders, keeps its own split; a missing ``validation/`` or ``test/`` is carved from
 ``train/``, 10% each.
 
-Before training, every image is decoded once (``zoo.images.find_unreadable``; about
-1 ms per 500x375 JPEG and core, so 25,000 photos take a minute or less), so unreadable
-files (empty, truncated, not images, ``Thumbs.db``) are skipped and counted before
-the first epoch, and the split sizes are exact. The verdicts are cached per folder in
-``$ZOO_CACHE_DIR`` (default ``~/.cache/zoo``), keyed by each file's size and
-modification time; the next run decodes only new or changed files.
+Images are the files whose names say so (``zoo.images.IMAGE_EXTENSIONS``: JPEG, PNG,
+WebP, TIFF and every other raster format Pillow reads); other files (``notes.txt``,
+``Thumbs.db``) are ignored. Before training, every image is decoded once
+(``zoo.images.find_unreadable``; about 1 ms per 500x375 JPEG and core, so 25,000 photos
+take a minute or less), so unreadable ones (empty, truncated, not what their name says)
+are skipped and named before the first epoch, and the split sizes are exact. The
+verdicts are cached per folder in ``$ZOO_CACHE_DIR`` (default ``~/.cache/zoo``), keyed
+by each file's size and modification time; the next run decodes only new or changed
+files.
+
+The splits tell zoo their per-class counts and, for validation and test (which keep
+their order), the file of each example, so a run's evaluation names the misclassified
+files.
 """
 
 from __future__ import annotations
@@ -129,7 +136,8 @@ def build(params: Mapping[str, Any]) -> zoo.Splits:
         for split, folder in found.folders.items()
     }
     decoder = _decoder_id()
-    skipped = _skipped(found.root, listed, decoder)
+    named = [p for per_class in listed.values() for f in per_class for p in f.images]
+    skipped = _unreadable(found.root, named, decoder)
     files = {
         split: [[p for p in f.images if p not in skipped] for f in per_class]
         for split, per_class in listed.items()
@@ -144,18 +152,14 @@ def build(params: Mapping[str, Any]) -> zoo.Splits:
         sizes={split: sum(map(len, files[split])) for split in SPLIT_FOLDERS},
         skipped=len(skipped),
         fingerprint=_fingerprint(found.root, files, decoder),
+        unreadable={os.fspath(p): reason for p, reason in sorted(skipped.items())},
+        class_counts={split: [len(paths) for paths in files[split]] for split in SPLIT_FOLDERS},
+        # In the order _dataset yields them; train is reshuffled every epoch.
+        files={
+            split: [os.fspath(p) for paths in files[split] for p in paths]
+            for split in ("validation", "test")
+        },
     )
-
-
-def _skipped(
-    root: Path, listed: Mapping[str, list[images.FolderFiles]], decoder: str
-) -> dict[Path, str]:
-    """Every file that will not be used, with the reason."""
-    folders = [f for per_class in listed.values() for f in per_class]
-    skipped = _unreadable(root, [p for f in folders for p in f.images], decoder)
-    for f in folders:
-        skipped.update(dict.fromkeys(f.others, "not an image file (by its name)"))
-    return skipped
 
 
 def _carve(files: dict[str, list[list[Path]]], seed: int) -> dict[str, list[list[Path]]]:
@@ -189,7 +193,7 @@ def _check(
             raise zoo.ZooError(
                 f"image_folder: class '{name}' has no readable training image "
                 f"({bad} file(s) in {folder} skipped as unreadable).",
-                expected="at least one JPEG, PNG, BMP or GIF image in every class folder",
+                expected="at least one readable image (JPEG, PNG, WebP, TIFF...) per class",
                 fix=f"add images to {folder}, or remove the folder to drop the class",
                 got=name,
             )
@@ -331,8 +335,8 @@ def register_datasets(register: Callable[[zoo.Dataset], None]) -> None:
     register(
         zoo.Dataset(
             name="image_folder",
-            description="Your images, one subfolder per class (JPEG, PNG, BMP, GIF), "
-            "split 80/10/10",
+            description="Your images, one subfolder per class (JPEG, PNG, WebP, TIFF and "
+            "more), split 80/10/10",
             params=PARAMS,
             build=build,
             class_names=class_names,

@@ -46,10 +46,13 @@ class Application:
         constructor: The function in ``keras.applications``.
         module: The ``keras.applications`` submodule whose ``preprocess_input`` the
             network expects; ``preprocessing`` is the same computation.
-        preprocessing: A ``zoo.layers.Preprocess`` mode.
+        preprocessing: A preprocessing mode (``zoo.layers.preprocessing_layer``).
         min_size: The smallest height and width Keras accepts.
         title: The network and its paper, for descriptions.
         weights_file: The ImageNet file (without the classifier) Keras loads.
+        family: The network family, for tables.
+        parameters: Keras's count for the network without the classifier.
+        native_size: The image side its ImageNet weights were trained at.
     """
 
     name: str
@@ -59,6 +62,9 @@ class Application:
     min_size: int
     title: str
     weights_file: str
+    family: str
+    parameters: int
+    native_size: int
 
     @property
     def description(self) -> str:
@@ -70,57 +76,68 @@ APPLICATIONS: tuple[Application, ...] = (
         "resnet50", "ResNet50", "resnet", "caffe", 32,
         "ResNet-50 (He et al. 2015), the tutorial's",
         "resnet50_weights_tf_dim_ordering_tf_kernels_notop.h5",
+        family="ResNet", parameters=23_587_712, native_size=224,
     ),
     Application(
         "resnet101", "ResNet101", "resnet", "caffe", 32,
         "ResNet-101 (He et al. 2015)",
         "resnet101_weights_tf_dim_ordering_tf_kernels_notop.h5",
+        family="ResNet", parameters=42_658_176, native_size=224,
     ),
     Application(
         "resnet50_v2", "ResNet50V2", "resnet_v2", "tf", 32,
         "ResNet-50 v2, pre-activation (He et al. 2016)",
         "resnet50v2_weights_tf_dim_ordering_tf_kernels_notop.h5",
+        family="ResNet", parameters=23_564_800, native_size=224,
     ),
     Application(
         "densenet121", "DenseNet121", "densenet", "torch", 32,
         "DenseNet-121 (Huang et al. 2017)",
         "densenet121_weights_tf_dim_ordering_tf_kernels_notop.h5",
+        family="DenseNet", parameters=7_037_504, native_size=224,
     ),
     Application(
         "inception_v3", "InceptionV3", "inception_v3", "tf", 75,
         "Inception v3 (Szegedy et al. 2016)",
         "inception_v3_weights_tf_dim_ordering_tf_kernels_notop.h5",
+        family="Inception", parameters=21_802_784, native_size=299,
     ),
     Application(
         "xception", "Xception", "xception", "tf", 71,
         "Xception (Chollet 2017)",
         "xception_weights_tf_dim_ordering_tf_kernels_notop.h5",
+        family="Xception", parameters=20_861_480, native_size=299,
     ),
     Application(
         # Keras picks the file trained at the image size if it is 96, 128, 160 or 192.
         "mobilenet_v2", "MobileNetV2", "mobilenet_v2", "tf", 32,
         "MobileNet v2, width 1.0 (Sandler et al. 2018)",
         "mobilenet_v2_weights_tf_dim_ordering_tf_kernels_1.0_224_no_top.h5",
+        family="MobileNet", parameters=2_257_984, native_size=224,
     ),
     Application(
         "mobilenet_v3_large", "MobileNetV3Large", "mobilenet_v3", "none", 32,
         "MobileNet v3 Large (Howard et al. 2019)",
         "weights_mobilenet_v3_large_224_1.0_float_no_top_v2.h5",
+        family="MobileNet", parameters=2_996_352, native_size=224,
     ),
     Application(
         "efficientnet_b0", "EfficientNetB0", "efficientnet", "none", 32,
         "EfficientNet-B0 (Tan and Le 2019)",
         "efficientnetb0_notop.h5",
+        family="EfficientNet", parameters=4_049_571, native_size=224,
     ),
     Application(
         "vgg16", "VGG16", "vgg16", "caffe", 32,
         "VGG-16 (Simonyan and Zisserman 2014)",
         "vgg16_weights_tf_dim_ordering_tf_kernels_notop.h5",
+        family="VGG", parameters=14_714_688, native_size=224,
     ),
     Application(
         "vgg19", "VGG19", "vgg19", "caffe", 32,
         "VGG-19 (Simonyan and Zisserman 2014)",
         "vgg19_weights_tf_dim_ordering_tf_kernels_notop.h5",
+        family="VGG", parameters=20_024_384, native_size=224,
     ),
 )  # fmt: skip
 
@@ -265,5 +282,9 @@ def register_backbones(register: Callable[[zoo.Backbone], None]) -> None:
                 params=_params(app),
                 build=functools.partial(build, app),
                 min_image_size=app.min_size,
+                family=app.family,
+                parameters=app.parameters,
+                native_image_size=app.native_size,
+                source="Keras Applications",
             )
         )

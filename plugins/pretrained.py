@@ -116,5 +116,9 @@ def register_backbones(register: Callable[[zoo.Backbone], None]) -> None:
             ),
             build=build,
             min_image_size=min_image_size(len(FILTERS.split(","))),
+            family="small CNN",
+            parameters=28_640,
+            native_image_size=64,
+            source="zoo, pretrained on shapes (plugins/weights/)",
         )
     )

@@ -102,6 +102,7 @@ def split_bounds(count: int) -> dict[str, tuple[int, int]]:
 
 
 def build(params: Mapping[str, Any]) -> zoo.Splits:
+    import numpy as np
     import tensorflow as tf
 
     if params["min_size"] > params["max_size"]:
@@ -132,6 +133,10 @@ def build(params: Mapping[str, Any]) -> zoo.Splits:
         class_names=names,
         sizes={name: hi - lo for name, (lo, hi) in bounds.items()},
         version=VERSION,
+        class_counts={
+            name: np.bincount(labels[lo:hi], minlength=len(names)).tolist()
+            for name, (lo, hi) in bounds.items()
+        },
     )
 
 

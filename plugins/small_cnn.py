@@ -68,5 +68,8 @@ def register_backbones(register: Callable[[zoo.Backbone], None]) -> None:
             ),
             build=build,
             min_image_size=min_image_size(3),
+            family="small CNN",
+            parameters=28_640,  # the default filters; the tutorial's 28,705 with gap_sigmoid
+            source="zoo, trained from scratch",
         )
     )

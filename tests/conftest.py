@@ -11,7 +11,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from helpers import Result
+from helpers import Result, TinyPresets, write_tiny_presets
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
@@ -40,3 +40,10 @@ def zoo_cli(capsys: pytest.CaptureFixture[str]) -> Callable[..., Result]:
         return Result(code, captured.out, captured.err)
 
     return run
+
+
+@pytest.fixture(scope="session")
+def tiny_presets(tmp_path_factory: pytest.TempPathFactory) -> TinyPresets:
+    """Tiny KerasHub presets (ResNet, ViT, CLIP), written once per session."""
+    pytest.importorskip("keras_hub", reason="needs keras-hub: pip install 'zoo[hub]'")
+    return write_tiny_presets(tmp_path_factory.mktemp("kerashub-presets"))

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import socket
 import subprocess
 import sys
 import textwrap
@@ -23,6 +24,20 @@ TINY_RUN = [
     "--set", "dataset.min_size=24",
     "--set", "dataset.max_size=40",
 ]  # fmt: skip
+
+#: ``zoo`` on a CPU split into two logical devices, as a machine with two GPUs looks.
+TWO_DEVICES = """
+import sys
+import tensorflow as tf
+
+cpu = tf.config.list_physical_devices("CPU")[0]
+tf.config.set_logical_device_configuration(
+    cpu, [tf.config.LogicalDeviceConfiguration(), tf.config.LogicalDeviceConfiguration()]
+)
+from zoo.cli import main
+
+sys.exit(main(sys.argv[1:]))
+"""
 
 
 def write(path: Path, text: str) -> Path:
@@ -47,6 +62,28 @@ class Result:
 def history_numbers(metrics: dict) -> list[float]:
     """Every metric of every epoch of a run's ``metrics.json``, in order."""
     return [row[key] for row in metrics["history"] for key in sorted(row) if key != "stage"]
+
+
+def closed_port() -> int:
+    """A local port nothing listens on: connecting to it is refused at once."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def unreachable_proxy() -> str:
+    return f"http://127.0.0.1:{closed_port()}"
+
+
+def offline_env() -> dict[str, str]:
+    """Environment variables that send a process's HTTP(S) to a closed local port.
+
+    The real download code then fails at once, as it does without internet, and a test
+    never downloads anything even where the internet is reachable.
+    """
+    proxy = unreachable_proxy()
+    names = {"https_proxy": proxy, "http_proxy": proxy, "no_proxy": ""}
+    return {**names, **{name.upper(): value for name, value in names.items()}}
 
 
 def zoo_executable() -> str:
@@ -151,3 +188,116 @@ def stage_plan(model: Any, epochs: int = 2, learning_rate: float = 0.05, **field
         "checkpointed": model,
     }
     return StagePlan(**{**plan, **fields})
+
+
+# KerasHub ---------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class TinyPresets:
+    """KerasHub preset directories written by ``save_to_preset``, each with its converter.
+
+    ``resnet``: a two-stack ResNet (any image size, a feature map). ``vit``: a two-block
+    ViT built for 48x48 (a token sequence with a class token). ``clip``: a CLIP whose
+    image encoder is the backbone (a token sequence too). ``image_size``: the ViT's and
+    the CLIP's own size; a run at another size resizes to it inside the model.
+    """
+
+    resnet: Path
+    vit: Path
+    clip: Path
+    image_size: int = 48
+
+
+def write_tiny_presets(folder: Path) -> TinyPresets:
+    """Build tiny KerasHub models from their Backbone classes and save them as presets.
+
+    About a second in all: a few thousand weights each, with the scale and offset of
+    the real presets' converters (ImageNet mean/std for ResNet, -1..1 for ViT).
+    """
+    import keras_hub
+
+    presets = TinyPresets(folder / "resnet", folder / "vit", folder / "clip")
+    square = (presets.image_size, presets.image_size)
+    keras_hub.models.ResNetBackbone(
+        input_conv_filters=[64], input_conv_kernel_sizes=[3],
+        stackwise_num_filters=[64, 64], stackwise_num_blocks=[1, 1],
+        stackwise_num_strides=[1, 2], block_type="basic_block",
+    ).save_to_preset(presets.resnet)  # fmt: skip
+    mean, std = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)  # ImageNet's
+    keras_hub.layers.ResNetImageConverter(
+        image_size=(224, 224),
+        scale=[1 / (255 * s) for s in std],
+        offset=[-m / s for m, s in zip(mean, std, strict=True)],
+    ).save_to_preset(presets.resnet)
+    keras_hub.models.ViTBackbone(
+        image_shape=(*square, 3), patch_size=16, num_layers=2, num_heads=2, hidden_dim=16,
+        mlp_dim=32,
+    ).save_to_preset(presets.vit)  # fmt: skip
+    keras_hub.layers.ViTImageConverter(
+        image_size=square, scale=1 / 127.5, offset=-1
+    ).save_to_preset(presets.vit)
+    vision = keras_hub.models.CLIPVisionEncoder(
+        patch_size=16, hidden_dim=16, num_layers=1, num_heads=2, intermediate_dim=32,
+        image_shape=(*square, 3),
+    )  # fmt: skip
+    text = keras_hub.models.CLIPTextEncoder(
+        vocabulary_size=16, embedding_dim=16, hidden_dim=16, num_layers=1, num_heads=2,
+        intermediate_dim=32, max_sequence_length=8,
+    )  # fmt: skip
+    keras_hub.models.CLIPBackbone(vision, text, projection_dim=8).save_to_preset(presets.clip)
+    keras_hub.layers.CLIPImageConverter(
+        image_size=square, scale=[1 / (255 * s) for s in (0.27, 0.26, 0.28)], offset=-1.0
+    ).save_to_preset(presets.clip)
+    return presets
+
+
+def fill_kerashub_cache(preset: str, directory: Path) -> Path:
+    """Put ``directory``'s files where a download of KerasHub's ``preset`` puts them.
+
+    kagglehub's own layout under ``$KAGGLEHUB_CACHE`` (set it first), each file marked
+    complete as a finished download marks it; returns the preset's cache folder.
+    """
+    import keras_hub
+    from kagglehub.cache import Cache
+    from kagglehub.handle import parse_model_handle
+
+    handle = parse_model_handle(
+        keras_hub.models.Backbone.presets[preset]["kaggle_handle"].removeprefix("kaggle://")
+    )
+    cache = Cache()
+    folder = Path(cache.get_path(handle))
+    shutil.copytree(directory, folder)
+    for file in directory.iterdir():
+        cache.mark_as_complete(handle, file.name)
+    return folder
+
+
+# --- Labelled image folders for image_folder, zoo evaluate and zoo predict.
+
+#: Mean colours of generated classes; "lime" looks exactly like "green", so a model
+#: cannot tell those two apart and always makes mistakes.
+COLOURS = {
+    "red": (200, 60, 50),
+    "green": (60, 180, 70),
+    "lime": (60, 180, 70),
+    "blue": (50, 80, 200),
+}
+#: Formats written in turn: what TensorFlow decodes and what only Pillow does.
+FORMATS = ("jpg", "png", "webp", "tiff")
+
+
+def colour_folder(root: Path, counts: dict[str, int], size: int = 16, seed: int = 0) -> Path:
+    """``root/<class>/<i>.<format>``: noisy images of each class's colour; return ``root``."""
+    import numpy as np
+    from PIL import Image
+
+    rng = np.random.default_rng(seed)
+    for name, count in counts.items():
+        folder = root / name
+        folder.mkdir(parents=True, exist_ok=True)
+        for i in range(count):
+            pixels = rng.normal(COLOURS[name], 40, (size, size, 3))
+            image = Image.fromarray(np.clip(pixels, 0, 255).astype(np.uint8))
+            image.save(folder / f"{i}.{FORMATS[i % len(FORMATS)]}")
+    return root

@@ -16,14 +16,21 @@ try:
     runpy.run_path({script!r}, run_name="__main__")
 except SystemExit:
     pass
-heavy = ("tensorflow", "keras", "tensorflow_datasets")
+heavy = ("tensorflow", "keras", "tensorflow_datasets", "keras_hub")
 loaded = sorted(m for m in sys.modules if m.split(".")[0] in heavy)
 print("LOADED:" + ",".join(loaded))
 """
 
 
 @pytest.mark.parametrize(
-    "args", [["--help"], ["list"], ["list", "plugins", "--json"], ["info", "shapes"]]
+    "args",
+    [
+        ["--help"],
+        ["list"],
+        ["list", "plugins", "--json"],
+        ["info", "shapes"],
+        ["info", "hub_vit_base16"],
+    ],
 )
 def test_listing_and_help_never_import_tensorflow(args, isolated: Path):
     import subprocess
@@ -86,6 +93,28 @@ def test_info_shows_parameters(zoo_cli):
     [entry] = result.json()
     assert entry["kind"] == "backbone" and entry["min_image_size"] == 22
     assert [p["name"] for p in entry["params"]] == ["filters", "trainable"]
+
+
+def test_info_shows_a_backbones_card_without_its_unset_fields(zoo_cli, isolated: Path):
+    write(
+        isolated / "carded.py",
+        """
+        import zoo
+
+        @zoo.hookimpl
+        def register_backbones(register):
+            register(zoo.Backbone(
+                name="carded", description="A backbone with a card", build=print,
+                family="ViT", parameters=1234567, licence="Apache-2.0",
+            ))
+        """,
+    )
+    write(isolated / "registry.toml", '[plugins]\nload = ["carded.py"]\n')
+
+    lines = zoo_cli("info", "carded").stdout.splitlines()
+
+    assert {"family: ViT", "parameters: 1,234,567", "licence: Apache-2.0"} <= set(lines)
+    assert not any(line.startswith(("native image size", "source")) for line in lines)
 
 
 def test_info_on_an_unknown_name_exits_2_with_a_suggestion(zoo_cli):

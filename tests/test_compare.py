@@ -7,6 +7,7 @@ reads ``config.json`` and ``metrics.json`` only, so no training is needed.
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 from typing import Any
 
@@ -23,9 +24,11 @@ def fake_run(
     params: dict[str, Any] | None = None,
     recipe: str | None = None,
     classes: str = "circle,square",
+    settings: dict[str, Any] | None = None,
     **metrics: Any,
 ) -> Path:
-    """A run directory whose history has the given validation accuracies."""
+    """A run directory whose history has the given validation accuracies; ``settings``
+    change its config.json."""
     run_dir = root / name
     run_dir.mkdir(parents=True)
     config = {
@@ -36,7 +39,7 @@ def fake_run(
         "head": {"kind": "head", "name": "gap_sigmoid", "plugin": "heads", "params": {}},
         "epochs": len(val_accuracy), "batch_size": 32, "image_size": 64,
         "learning_rate": 0.001, "optimizer": "adam", "seed": 0, "recipe": recipe,
-        "command": ["zoo", "run"],
+        "command": ["zoo", "run"], **(settings or {}),
     }  # fmt: skip
     history = [
         {"epoch": i, "loss": 1 - v, "accuracy": v, "val_loss": 1.1 - v, "val_accuracy": v}
@@ -118,7 +121,8 @@ def test_failed_resumed_and_unfinished_runs_are_shown_as_recorded(zoo_cli, isola
     unfinished = fake_run(isolated, "unfinished", [0.5])
     (unfinished / "metrics.json").unlink()
 
-    result = zoo_cli("compare", str(failed), str(resumed), str(unfinished), "--json")
+    labels = ["--label", "nan_run", "--label", "resumed", "--label", "unfinished"]
+    result = zoo_cli("compare", str(failed), str(resumed), str(unfinished), *labels, "--json")
 
     assert result.exit_code == 0, result.stderr
     runs = {Path(r["path"]).name: r for r in result.json()["runs"]}
@@ -176,3 +180,155 @@ def test_bad_arguments_exit_2(zoo_cli, isolated: Path, args, complaint):
     assert result.exit_code == 2
     assert complaint in result.stderr
     assert "Traceback" not in result.stderr
+
+
+# Many runs -------------------------------------------------------------------------------
+
+
+def test_default_labels_are_the_fewest_settings_that_tell_the_runs_apart(zoo_cli, isolated):
+    runs = [
+        fake_run(isolated, "a", [0.7], settings={"learning_rate": 0.001}),
+        fake_run(isolated, "b", [0.8], settings={"learning_rate": 0.01}),
+        fake_run(isolated, "c", [0.9], backbone="resnet50", params={"weights": "none"}),
+        fake_run(isolated, "d", [0.9], settings={"learning_rate": 0.01}),
+    ]
+
+    result = zoo_cli("compare", *map(str, runs), "--label", "first", "--json")
+
+    assert result.exit_code == 0, result.stderr
+    labels = [run["label"] for run in result.json()["runs"]]
+    # Given, then backbone and learning rate; "b" and "d" differ in nothing: numbered.
+    assert labels == [
+        "first",
+        "small_cnn learning_rate=0.01 #2",
+        "resnet50 learning_rate=0.001",
+        "small_cnn learning_rate=0.01 #4",
+    ]
+
+
+def test_differs_leaves_out_what_a_run_does_not_set(zoo_cli, isolated: Path):
+    transfer = fake_run(
+        isolated,
+        "t",
+        [0.9],
+        backbone="resnet50",
+        params={"weights": "none"},
+        settings={"fine_tune_epochs": 2, "fine_tune_layers": "conv5"},
+    )
+    scratch = fake_run(isolated, "s", [0.8], settings={"fine_tune_epochs": 0})
+
+    result = zoo_cli("compare", str(transfer), str(scratch), "--json")
+
+    first, second = result.json()["runs"]
+    assert first["differs"] == {
+        "backbone": "resnet50", "backbone.weights": "none",
+        "fine_tune_epochs": 2, "fine_tune_layers": "conv5",
+    }  # fmt: skip
+    assert second["differs"] == {"backbone": "small_cnn", "fine_tune_epochs": 0}
+
+
+def test_the_default_target_ignores_runs_at_chance(zoo_cli, isolated: Path):
+    stuck = fake_run(isolated, "stuck", [0.5, 0.52, 0.51])
+    learned = fake_run(isolated, "learned", [0.7, 0.9, 0.93], backbone="resnet50")
+
+    result = zoo_cli("compare", str(stuck), str(learned), "--json")
+
+    data = result.json()
+    assert data["target"] == 0.93
+    assert [run["at_chance"] for run in data["runs"]] == [True, False]
+    assert data["runs"][1]["epochs_to_target"] == 3
+    assert any("small_cnn stayed at chance" in w for w in data["warnings"])
+
+
+def test_chance_is_the_most_common_validation_class_when_recorded(zoo_cli, isolated: Path):
+    # 80% of the validation examples are circles: 0.82 is chance, not learning.
+    counts = {"class_counts": {"validation": {"circle": 80, "square": 20}}}
+    skewed = fake_run(
+        isolated, "skewed", [0.8, 0.82], dataset={"class_names": ["circle", "square"], **counts}
+    )
+    other = fake_run(isolated, "other", [0.9, 0.95], backbone="resnet50")
+
+    data = zoo_cli("compare", str(skewed), str(other), "--json").json()
+
+    assert data["runs"][0]["chance"] == 0.8 and data["runs"][0]["at_chance"]
+    assert data["target"] == 0.95
+
+
+def test_epochs_are_counted_per_stage(zoo_cli, isolated: Path):
+    tuned = fake_run(
+        isolated, "tuned", [0.6, 0.7, 0.8, 0.85, 0.9], settings={"epochs": 3, "fine_tune_epochs": 2}
+    )
+    stopped = fake_run(
+        isolated,
+        "stopped",
+        [0.6, 0.65, 0.8, 0.85, 0.9],
+        settings={"epochs": 5, "fine_tune_epochs": 3},
+    )
+    for run_dir, head in ((tuned, 3), (stopped, 3)):
+        metrics = json.loads((run_dir / "metrics.json").read_text())
+        for row in metrics["history"]:
+            row["stage"] = "head" if row["epoch"] <= head else "fine_tune"
+        (run_dir / "metrics.json").write_text(json.dumps(metrics))
+
+    result = zoo_cli("compare", str(tuned), str(stopped), "--label", "tuned", "--label", "stopped")
+
+    assert result.exit_code == 0, result.stderr
+    epochs = next(line for line in result.stdout.splitlines() if line.strip().startswith("epochs "))
+    assert re.split(r"\s{2,}", epochs.strip())[1:] == [
+        "3 + 2 fine-tune",
+        "3 of 5 + 2 of 3 fine-tune",
+    ]
+
+
+def test_many_runs_go_to_tables_that_fit_and_no_header_wraps(zoo_cli, isolated: Path):
+    rates = [0.1, 0.03, 0.01, 0.003, 0.001, 0.0003, 0.0001, 3e-05, 1e-05]
+    runs = [
+        fake_run(isolated, f"run{i}", [0.6, 0.7 + i / 100], settings={"learning_rate": rate})
+        for i, rate in enumerate(rates)
+    ]
+
+    result = zoo_cli("compare", *map(str, runs))
+
+    assert result.exit_code == 0, result.stderr
+    lines = [line.rstrip() for line in result.stdout.splitlines()]
+    assert [line for line in lines if line.startswith("runs ")] == [
+        "runs 1-4 of 9",
+        "runs 5-8 of 9",
+    ]
+    assert "run 9 of 9" in lines
+    assert max(map(len, lines)) <= 120  # stdout is not a terminal: 120 columns
+    assert "…" not in result.stdout  # nothing cut short
+    for rate in rates:  # in its table's header and differs row, and named below
+        label = re.compile(rf"learning_rate={re.escape(str(rate))}(\s|:|$)")
+        assert sum(bool(label.search(line)) for line in lines) == 3
+
+
+def test_the_legend_is_outside_the_plots(isolated: Path):
+    from zoo.compare import compare, figure
+    from zoo.runs import read_run
+
+    records = [read_run(fake_run(isolated, f"r{i}", [0.5, 0.6 + i / 20])) for i in range(8)]
+
+    drawn = figure(records, compare(records))
+
+    drawn.draw_without_rendering()  # lays the figure out, as saving it does
+    (legend,) = drawn.legends
+    assert all(ax.get_legend() is None for ax in drawn.axes)
+    box = legend.get_window_extent()
+    assert all(box.x0 >= ax.get_window_extent().x1 for ax in drawn.axes)
+    texts = [t.get_text() for t in legend.get_texts()]
+    assert texts == [f"small_cnn #{i}" for i in range(1, 9)] + ["validation", "training"] + [
+        f"target {compare(records)['target']:.4f}"
+    ]
+
+
+@pytest.mark.parametrize(
+    ("labels", "complaint"),
+    [(["a", "b", "c"], "3 --label names for 2 runs"), (["a", "a"], "labels must be distinct")],
+)
+def test_bad_labels_exit_2(zoo_cli, isolated: Path, labels, complaint):
+    runs = [fake_run(isolated, n, [0.5]) for n in ("x", "y")]
+
+    result = zoo_cli("compare", *map(str, runs), *(f"--label={label}" for label in labels))
+
+    assert result.exit_code == 2 and complaint in result.stderr

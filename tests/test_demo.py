@@ -48,7 +48,8 @@ def test_demo_trains_pretrained_and_scratch_alike_and_compares_them(demo):
     # The two runs differ in the backbone's weights and whether it trains; nothing else.
     assert pretrained["differs"] == {"backbone.weights": "shapes4", "backbone.trainable": False}
     assert scratch["differs"] == {"backbone.weights": "none", "backbone.trainable": True}
-    assert data["warnings"] == []
+    # Two epochs on 48 images learn little: the only warnings may be about chance.
+    assert all("stayed at chance" in warning for warning in data["warnings"])
     assert pretrained["epochs"] == scratch["epochs"] == 2
     assert pretrained["parameters"]["trainable"] == 65
     assert scratch["parameters"]["trainable"] == scratch["parameters"]["total"] == 28705

@@ -11,23 +11,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from helpers import TINY_RUN, history_numbers, run_zoo, zoo_executable
+from helpers import TINY_RUN, TWO_DEVICES, history_numbers, run_zoo, zoo_executable
 
 RUN = ["run", "shapes", "small_cnn", "gap_sigmoid", *TINY_RUN, "--epochs", "2", "--json"]
-
-#: ``zoo`` on a CPU split into two logical devices, as a machine with two GPUs looks.
-TWO_DEVICES = """
-import sys
-import tensorflow as tf
-
-cpu = tf.config.list_physical_devices("CPU")[0]
-tf.config.set_logical_device_configuration(
-    cpu, [tf.config.LogicalDeviceConfiguration(), tf.config.LogicalDeviceConfiguration()]
-)
-from zoo.cli import main
-
-sys.exit(main(sys.argv[1:]))
-"""
 
 
 def weights(run_dir: str) -> list[np.ndarray]:

@@ -70,6 +70,28 @@ GOOD: dict[str, Callable[[Path], None]] = {
     "grey.GIF": lambda p: picture().convert("L").save(p, format="GIF"),
     "animated.gif": _animated,
     "png_named.jpg": lambda p: picture().save(p, format="PNG"),
+    # Formats TensorFlow does not read: Pillow decodes them, in tf.data as eagerly.
+    "rgb.webp": lambda p: picture().save(p, lossless=True),
+    "lossy.webp": lambda p: picture().save(p, quality=95),
+    "rgb.tiff": lambda p: picture().save(p),
+    "cmyk.tif": lambda p: picture().convert("CMYK").save(p),
+    "rgba.tif": lambda p: picture().convert("RGBA").save(p, compression="tiff_lzw"),
+    "rgb.ppm": lambda p: picture().save(p),
+    "grey.pgm": lambda p: picture().convert("L").save(p),
+    "rgb.tga": lambda p: picture().save(p),
+    "rgb.qoi": lambda p: picture().save(p),
+    "rgb.ico": lambda p: picture().save(p, sizes=[(WIDTH, HEIGHT)]),
+    "rgb.jp2": lambda p: picture().save(p, irreversible=False),
+    "rgb.pcx": lambda p: picture().save(p),
+    "rgb.sgi": lambda p: picture().save(p),
+    "rgb.avif": lambda p: picture().save(p, quality=100),
+    "rgb.apng": lambda p: picture().save(p, format="PNG"),
+    "rgb.dib": lambda p: picture().save(p),
+    "rgb.j2k": lambda p: picture().save(p),
+    "rgb.jfif": lambda p: picture().save(p, format="JPEG", quality=95),
+    "rgb.jpe": lambda p: picture().save(p, format="JPEG", quality=95),
+    "one_bit.pbm": lambda p: picture().convert("1", dither=Image.Dither.NONE).save(p),
+    "rgb.pnm": lambda p: picture().save(p),
 }
 
 #: Files with an image's name that cannot be read, and what the reason mentions.
@@ -79,6 +101,7 @@ BAD: dict[str, tuple[Callable[[Path], None], str]] = {
     "truncated.png": (_truncated("PNG"), "PNG"),
     "truncated.bmp": (_truncated("BMP"), "truncated"),
     "text.jpg": (lambda p: p.write_text("not an image\n"), "Unknown image file format"),
+    "truncated.webp": (_truncated("WEBP"), "Pillow cannot decode it"),
 }
 
 #: Files that are not images by their name.
@@ -88,7 +111,10 @@ OTHERS: dict[str, bytes] = {
     "notes.txt": b"taken in 2024\n",
 }
 
-COLOURFUL = ["rgb.jpg", "cmyk.jpg", "rgb.png", "rgba.png", "palette.png", "rgb.bmp", "palette.gif"]
+COLOURFUL = [
+    "rgb.jpg", "cmyk.jpg", "rgb.png", "rgba.png", "palette.png", "rgb.bmp", "palette.gif",
+    "rgb.webp", "lossy.webp", "rgb.tiff", "cmyk.tif", "rgb.avif", "rgb.jp2",
+]  # fmt: skip
 
 
 def write_images(folder: Path, good: bool = True, bad: bool = True, others: bool = True) -> None:
@@ -116,8 +142,10 @@ def test_every_format_and_mode_becomes_rgb_uint8(isolated: Path, name: str):
 
     assert pixels.dtype == np.uint8 and pixels.shape == (HEIGHT, WIDTH, 3)
     if name != "grey16.png":  # Pillow clips 16-bit greyscale (checked below)
-        lossy = Path(name).suffix.lower() in {".jpg", ".jpeg"} and name != "png_named.jpg"
-        tolerance = 4 if lossy else 0  # JPEG decoders may round differently
+        # JPEG decoders may round differently; Pillow reads the others itself.
+        lossy = Path(name).suffix.lower() in {".jpg", ".jpeg", ".jfif", ".jpe"}
+        lossy = lossy and name != "png_named.jpg"
+        tolerance = 4 if lossy else 0
         difference = np.abs(pixels.astype(int) - as_pillow_sees_it(path))
         assert difference.max() <= tolerance
 
@@ -219,4 +247,27 @@ def test_find_files_is_sorted_recursive_and_leaves_out_hidden_files(isolated: Pa
         "b/2.png",
     ]
     assert [p.name for p in found.others] == ["Thumbs.db"]
-    assert images.is_image_name("photo.PNG") and not images.is_image_name("photo.webp")
+    assert images.is_image_name("photo.PNG") and images.is_image_name("photo.webp")
+    assert not images.is_image_name("notes.txt") and not images.is_image_name("model.h5")
+
+
+def test_every_image_ending_is_a_format_pillow_opens_by_itself():
+    from PIL import Image
+
+    Image.init()
+    readable = {ext for ext, fmt in Image.registered_extensions().items() if fmt in Image.OPEN}
+
+    assert set(images.IMAGE_EXTENSIONS) <= readable
+    # ... and a file of each is read by the tests above.
+    assert {Path(name).suffix.lower() for name in GOOD} >= set(images.IMAGE_EXTENSIONS)
+
+
+def test_prediction_finds_in_a_folder_exactly_the_images_training_reads(isolated: Path):
+    from zoo.predict import find_images
+
+    write_images(isolated)
+
+    files, missing = find_images([isolated])
+
+    assert {p.name for p in files} == set(GOOD) | set(BAD) and not missing  # not OTHERS
+    assert {p.name for p in files} == {p.name for p in images.find_files(isolated).images}

@@ -26,7 +26,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.print_help(sys.stderr)
         return 2
     _tf.set_verbose(args.verbose)
-    console.tables_to_stderr(False)  # a --json command called earlier in this process moved them
     try:
         return args.handler(args)
     except ZooError as exc:
@@ -40,6 +39,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         console.error("interrupted")
         return 130
+    finally:
+        # A --json command moves tables to stderr; scripts calling zoo's API after
+        # main() in the same process get them on stdout again.
+        console.tables_to_stderr(False)
 
 
 def common_options() -> argparse.ArgumentParser:

@@ -19,8 +19,11 @@ if TYPE_CHECKING:
 Kind = Literal["dataset", "backbone", "head"]
 KINDS: tuple[Kind, ...] = ("dataset", "backbone", "head")
 
-#: Preprocessing modes zoo knows by name (see ``zoo.layers.Preprocess``).
+#: Preprocessing modes zoo knows by name (see ``zoo.layers.preprocessing_layer``).
 PREPROCESSING_MODES = ("caffe", "tf", "torch", "unit", "none")
+#: How a token sequence ``[batch, tokens, dim]`` becomes one vector: its first token
+#: (the class token of ViT, DeiT, DINOv2, CLIP) or the mean over all tokens.
+TOKEN_POOLING = ("class_token", "mean")
 
 
 @dataclass(frozen=True)
@@ -37,10 +40,21 @@ class Splits:
         test: Evaluated once, after training.
         class_names: One name per label, in label order.
         sizes: Examples per split (``{"train": 1600, ...}``), for progress and records.
-        skipped: Files skipped as unreadable while building the splits.
+        skipped: Files skipped as unreadable while building the splits (at least
+            ``len(unreadable)``).
         version: The dataset's version, recorded in the run.
         fingerprint: Changes whenever the data changes (for example a digest of file
             names, sizes and modification times); part of the feature-cache key.
+        unreadable: Optional: the skipped files, each with the reason
+            (``{"PetImages/Cat/666.jpg": "the file is empty (0 bytes)"}``); zoo names
+            them before training and records them all.
+        class_counts: Optional: examples per class of each split, in label order
+            (``{"train": [800, 800], ...}``); zoo shows them before training and warns
+            when the classes are strongly imbalanced.
+        files: Optional: where each example of a split comes from, in the order the
+            split yields them (``{"test": ["PetImages/Cat/1.jpg", ...]}``), for splits in
+            a fixed order (validation, test); zoo names the misclassified examples by
+            it, else by their position in the split.
     """
 
     train: tf.data.Dataset
@@ -51,6 +65,9 @@ class Splits:
     skipped: int = 0
     version: str | None = None
     fingerprint: str | None = None
+    unreadable: Mapping[str, str] = field(default_factory=dict)
+    class_counts: Mapping[str, Sequence[int]] = field(default_factory=dict)
+    files: Mapping[str, Sequence[str]] = field(default_factory=dict)
 
     @property
     def num_classes(self) -> int:
@@ -62,14 +79,20 @@ class BuiltBackbone:
     """What a backbone builder returns.
 
     Args:
-        model: Maps preprocessed images ``[batch, height, width, 3]`` to features
-            (a feature map or a vector). Set ``model.trainable`` as the component's
-            parameters say; a frozen backbone lets zoo cache its features.
+        model: Maps preprocessed images ``[batch, height, width, 3]`` to features: a
+            feature map ``[batch, h, w, c]``, a token sequence ``[batch, tokens, c]``
+            (vision transformers) or a vector ``[batch, c]``. Set ``model.trainable``
+            as the component's parameters say; a frozen backbone lets zoo cache its
+            features.
         preprocessing: Turns raw pixels (float32 in 0..255) into what ``model``
             expects: a Keras layer, or the name of a mode zoo knows (``"caffe"``,
             ``"tf"``, ``"torch"``, ``"unit"`` for 1/255, ``"none"``). It is part of the
             saved model, so training, evaluation and prediction apply it identically.
         weights_file: The weights file loaded, if any; its hash goes in the run record.
+        token_pooling: For a token sequence, how a head should pool it by default
+            (one of :data:`TOKEN_POOLING`): ``"class_token"`` when the first token is a
+            class token trained to summarise the image, ``"mean"`` otherwise. A head
+            whose ``token_pooling`` parameter is ``"auto"`` receives this value.
         pretrained: ``True`` when the builder loaded trained weights, ``False`` when
             the weights are a random initialisation, ``None`` when it does not say
             (then a ``weights_file`` counts as trained). A frozen backbone that is not
@@ -79,6 +102,7 @@ class BuiltBackbone:
     model: keras.Model
     preprocessing: keras.layers.Layer | str = "none"
     weights_file: str | None = None
+    token_pooling: str | None = None
     pretrained: bool | None = None
 
 
@@ -148,9 +172,31 @@ class Backbone(Component):
     Args:
         min_image_size: The smallest height and width it accepts; smaller is an error
             before anything is built.
+        family: The network family (``"ResNet"``, ``"ViT"``), for tables.
+        parameters: The parameters of the network it builds (without the classifier),
+            when known without building it; ``zoo info`` and the README show it.
+        native_image_size: The image side its weights were trained at, if any.
+        source: Where the network and its weights come from, for tables
+            (``"Keras Applications"``, ``"KerasHub preset resnet_50_imagenet"``).
+        licence: The licence of its weights, when known.
     """
 
     min_image_size: int = 1
+    family: str = ""
+    parameters: int | None = None
+    native_image_size: int | None = None
+    source: str = ""
+    licence: str = ""
+
+    def card(self) -> dict[str, Any]:
+        """The card's fields by name (unset ones too), for ``zoo info`` and tables."""
+        return {
+            "family": self.family,
+            "parameters": self.parameters,
+            "native_image_size": self.native_image_size,
+            "source": self.source,
+            "licence": self.licence,
+        }
 
     kind = "backbone"
 
@@ -160,7 +206,12 @@ class Head(Component):
     """The layers on top of the backbone, with their loss and metrics.
 
     The builder is ``build(features: keras.KerasTensor, num_classes: int, params: dict)
-    -> BuiltHead``.
+    -> BuiltHead``, where ``features`` has the backbone's output shape: a feature map
+    ``[batch, h, w, c]``, a token sequence ``[batch, tokens, c]`` or a vector
+    ``[batch, c]``. A head that pools token sequences declares a ``str`` parameter
+    ``token_pooling`` with the choices ``"auto"``, ``"class_token"`` and ``"mean"``;
+    zoo replaces ``"auto"`` with the backbone's ``BuiltBackbone.token_pooling`` when it
+    declares one (the head pools by the mean otherwise).
 
     Args:
         min_classes: The fewest classes it supports.

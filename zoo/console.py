@@ -22,7 +22,7 @@ from zoo.components import Backbone, Component, Head
 from zoo.config import Recipe
 from zoo.errors import ZooError
 from zoo.model import LayerRow
-from zoo.registry import Entry, PluginInfo
+from zoo.registry import Entry, PluginInfo, Registry
 
 _stdout = Console(highlight=False, width=None if sys.stdout.isatty() else 120)
 # Status lines never wrap: in a log file, one event is one line.
@@ -79,12 +79,14 @@ def _defaults(entry: Entry, limit: int = 4) -> str:
     return ", ".join(items[:limit]) + more
 
 
-def components(kind: str, entries: Sequence[Entry]) -> None:
+def components(kind: str, registry: Registry) -> None:
     table = _table(f"{kind}s")
     for column in ("name", "description", "defaults", "plugin"):
         table.add_column(column, overflow="fold")
-    for entry in entries:
+    for entry in registry.entries(kind):
         table.add_row(entry.name, entry.description, _defaults(entry), entry.plugin.provider)
+    for name, info in registry.unavailable(kind):  # last, dimmed, with the fix
+        table.add_row(f"[dim]{name}[/]", f"[dim]{_escape(info.state)}[/]", "", info.provider)
     out.print(table)
 
 
@@ -93,16 +95,11 @@ def plugins(infos: Sequence[PluginInfo]) -> None:
     for column in ("name", "package", "source", "status", "components"):
         table.add_column(column, overflow="fold")
     for info in infos:
-        state = {"ok": "[green]ok[/]", "disabled": "[dim]disabled[/]"}.get(
-            info.status, f"[red]failed[/]: {_escape(info.error or '')}"
-        )
-        table.add_row(
-            info.name,
-            f"{info.package} {info.version}",
-            info.source,
-            state,
-            ", ".join(info.components) or "-",
-        )
+        colour = {"ok": "green", "disabled": "dim", "unavailable": "yellow"}.get(info.status, "red")
+        state = f"[{colour}]{_escape(info.state)}[/]"
+        offered = info.unavailable if info.status == "unavailable" else info.components
+        package = f"{info.package} {info.version}"
+        table.add_row(info.name, package, info.source, state, ", ".join(offered) or "-")
     out.print(table)
 
 
@@ -142,6 +139,9 @@ def _extras(entry: Entry[Component]) -> Iterable[tuple[str, str]]:
     component = entry.component
     if isinstance(component, Backbone):
         yield "minimum image size", str(component.min_image_size)
+        for field, value in component.card().items():
+            if value:
+                yield field.replace("_", " "), f"{value:,}" if isinstance(value, int) else value
     if isinstance(component, Head):
         yield "classes", component.class_range
 
@@ -293,85 +293,9 @@ def format_metrics(logs: Mapping[str, float]) -> str:
     return "  ".join(f"{k} {v:.4f}" for k, v in logs.items() if isinstance(v, int | float))
 
 
-# --- Results: compare, predict, export (issue 5). Functions below this line belong to
-# --- the results commands; keep engine and listing output above it.
-
-
-def comparison(data: Mapping[str, Any]) -> None:
-    """Runs side by side, one column each: what they were, what they reached, how long."""
-    found = data["runs"]
-    table = _table("comparison")
-    table.add_column("")
-    for run in found:
-        table.add_column(run["label"], justify="right", overflow="fold")
-    for label, cells in _comparison_rows(found, data.get("target")):
-        table.add_row(label, *cells)
-    out.print(table)
-    for run in found:
-        out.print(f"{_escape(run['label'])}: {_escape(run['path'])}")
-    for text in data.get("warnings", []):
-        warning(text)
-
-
-def _comparison_rows(
-    found: Sequence[Mapping[str, Any]], target: float | None
-) -> Iterable[tuple[str, list[str]]]:
-    def row(label: str, value: Any) -> tuple[str, list[str]]:
-        return label, [_escape(str(value(run))) for run in found]
-
-    yield row("status", lambda r: r["status"])
-    for kind in ("dataset", "backbone", "head"):
-        yield row(kind, lambda r, kind=kind: r[kind] or "-")
-    if any(run["differs"] for run in found):
-        yield row("differs", lambda r: "\n".join(f"{k}={v}" for k, v in r["differs"].items()))
-    yield row("trainable params", lambda r: _count(r["parameters"].get("trainable")))
-    yield row("total params", lambda r: _count(r["parameters"].get("total")))
-    yield row("epochs", _epochs_cell)
-    yield row("final val accuracy", lambda r: _fraction(r["final_val_accuracy"]))
-    yield row("best val accuracy", _best_cell)
-    yield row("test accuracy", lambda r: _fraction(r["test_accuracy"]))
-    reach = f"epochs to val acc ≥ {target:.4f}" if target is not None else "epochs to target"
-    yield row(reach, lambda r: "never" if r["epochs_to_target"] is None else r["epochs_to_target"])
-    if any(run["stage_starts"].get("fine_tune") for run in found):
-        yield row("fine-tuning from epoch", lambda r: r["stage_starts"].get("fine_tune", "-"))
-    if any(run["resumed"] for run in found):
-        yield row("resumed", lambda r: _times(r["resumed"]))
-    phases = list(dict.fromkeys(p for run in found for p in run["timings"]))
-    for phase in phases:
-        yield row(f"time: {phase}", lambda r, p=phase: _seconds(r["timings"].get(p)))
-    yield row("time: total", lambda r: _seconds(r["total_seconds"]))
-
-
-def _epochs_cell(run: Mapping[str, Any]) -> str:
-    planned = run["planned_epochs"]
-    done = run["epochs"]
-    return str(done) if planned in (None, done) else f"{done} of {planned}"
-
-
-def _best_cell(run: Mapping[str, Any]) -> str:
-    if run["best_val_accuracy"] is None:
-        return "-"
-    return f"{run['best_val_accuracy']:.4f} (epoch {run['best_epoch']})"
-
-
-def _times(count: int) -> str:
-    return {0: "-", 1: "once"}.get(count, f"{count} times")
-
-
-def _fraction(value: float | None) -> str:
-    return "-" if value is None else f"{value:.4f}"
-
-
-def _count(value: int | None) -> str:
-    return "-" if value is None else f"{value:,}"
-
-
-def _seconds(value: float | None) -> str:
-    return "-" if value is None else f"{value:.1f} s"
-
-
-def figure_written(path: Any) -> None:
-    out.print(f"figure: {path}")
+# --- Results: predict, export (issue 5). Functions below this line belong to the results
+# --- commands; keep engine and listing output above it. The data summary, evaluation
+# --- reports and comparisons are in zoo/console_reports.py.
 
 
 def exported(fmt: str, path: Any) -> None:

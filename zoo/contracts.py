@@ -7,18 +7,20 @@ imported inside the checks that build.
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from zoo.components import BuiltBackbone, BuiltHead, Splits
+from zoo.components import TOKEN_POOLING, BuiltBackbone, BuiltHead, Splits
 from zoo.errors import ZooError, describe_error
 from zoo.params import resolve
 from zoo.registry import Entry
 
 SPLITS = ("train", "validation", "test")
-#: The feature shapes a head is built on: a small feature map and a feature vector.
-FEATURE_SHAPES = ((4, 4, 8), (8,))
+#: The feature shapes a head is built on: a small feature map [h, w, c], a feature
+#: vector [c] and a token sequence [tokens, c] (vision transformers).
+FEATURE_SHAPES = ((4, 4, 8), (8,), (5, 8))
 _FAILED = object()
 
 
@@ -225,12 +227,16 @@ def _check_backbone_at(entry: Entry, values: dict[str, Any], found: Found, size:
     )
     if features is _FAILED:
         return
-    if features.ndim not in (2, 4) or features.shape[0] != 2:
+    if features.ndim not in (2, 3, 4) or features.shape[0] != 2:
         found(
-            f"output {at}", f"has shape {features.shape}; expected [batch, c] or [batch, h, w, c]"
+            f"output {at}",
+            f"has shape {features.shape}; expected [batch, c], [batch, tokens, c] "
+            "or [batch, h, w, c]",
         )
     elif not np.issubdtype(features.dtype, np.floating) or not np.isfinite(features).all():
         found(f"output {at}", f"must be finite floats; got {features.dtype} with NaN or inf")
+    if built.token_pooling not in (None, *TOKEN_POOLING):
+        found("token_pooling", f"is {built.token_pooling!r}; expected None or {TOKEN_POOLING}")
 
 
 # --- Heads --------------------------------------------------------------------------
@@ -241,7 +247,7 @@ def _check_head(entry: Entry, values: dict[str, Any], found: Found, settings: Se
     least = head.min_classes
     more = least + 1 if head.supports(least + 1) else least
     refusals = []
-    for shape, num_classes in zip(FEATURE_SHAPES, (least, more), strict=True):
+    for shape, num_classes in zip(FEATURE_SHAPES, itertools.cycle((least, more))):
         refusal = _check_head_on(entry, values, found, shape, num_classes)
         if refusal:
             refusals.append(f"{shape}: {refusal}")

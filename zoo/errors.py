@@ -56,6 +56,25 @@ class ZooError(Exception):
         return "\n".join(parts)
 
 
+class PluginUnavailable(Exception):
+    """Raised by a plugin that cannot work here, typically for want of a package.
+
+    Raise it from a hook after registering, or at import time: zoo lists the plugin as
+    unavailable with ``install`` (``zoo list``, ``zoo plugins``), drops what it
+    registered, and names the command when a run asks for one of its components. It
+    is not a failure: no other command warns about it.
+
+    Args:
+        reason: What is missing, completing "plugin X ...": ``"needs the package keras-hub"``.
+        install: The command that makes it available: ``"pip install 'zoo[hub]'"``.
+    """
+
+    def __init__(self, reason: str, *, install: str | None = None) -> None:
+        self.reason = reason
+        self.install = install
+        super().__init__(reason + (f" ({install})" if install else ""))
+
+
 class RunFailed(Exception):
     """Training stopped on its own terms (for example a NaN loss); exit code 1."""
 

@@ -2,8 +2,13 @@
 
 ``decode`` is the only place an image file becomes pixels. The ``image_folder``
 dataset maps it over file contents in tf.data, and ``read_image`` calls the same
-function eagerly, so a picture is decoded for ``zoo predict`` exactly as it was for
-training.
+function eagerly, so a picture is decoded for ``zoo predict`` and ``zoo evaluate``
+exactly as it was for training.
+
+Which files are images is decided by their names (:data:`IMAGE_EXTENSIONS`): the
+raster formats Pillow reads without outside programs. Other files (``notes.txt``,
+``Thumbs.db``, ``.heic`` without a Pillow plugin) are not images and are left alone,
+never counted as unreadable.
 
 What TensorFlow 2.21 does with each format (measured on files Pillow wrote):
 
@@ -16,13 +21,15 @@ What TensorFlow 2.21 does with each format (measured on files Pillow wrote):
   edges; ``decode_jpeg(dct_method="INTEGER_ACCURATE")`` matches Pillow pixel for
   pixel, at the same speed, so JPEGs take that path.
 - BMP: TensorFlow reads the indices of a palette BMP as grey levels (wrong colours,
-  no error) and rejects 1-bit BMPs, so BMP files go through Pillow, inside the same
-  function (``tf.numpy_function``); BMPs are rare, so the Python call costs little.
+  no error) and rejects 1-bit BMPs; WebP, TIFF, AVIF, JPEG 2000, ICO, QOI, TGA, PCX,
+  SGI and the PNM family it does not read at all. All of these go through Pillow,
+  inside the same function (``tf.numpy_function``, first frame, ``convert("RGB")``);
+  in tf.data they decode in parallel like the rest (Pillow's decoders release the GIL).
 - Truncated JPEG and PNG files, empty files and other formats are errors in both.
 
-The file's own bytes decide its format, not its name: a PNG named ``.jpg`` is read.
-EXIF orientation is ignored, as Keras' ``image_dataset_from_directory`` ignores it.
-TensorFlow decodes a 500x375 JPEG in about 1 ms on one CPU core.
+The file's own bytes decide how it is decoded, not its name: a PNG named ``.jpg`` is
+read. EXIF orientation is ignored, as Keras' ``image_dataset_from_directory`` ignores
+it. TensorFlow decodes a 500x375 JPEG in about 1 ms on one CPU core.
 """
 
 from __future__ import annotations
@@ -38,11 +45,17 @@ if TYPE_CHECKING:
     import numpy as np
     import tensorflow as tf
 
-#: File name endings read as images (compared in lower case).
-IMAGE_EXTENSIONS = (".bmp", ".gif", ".jpeg", ".jpg", ".png")
+#: File name endings read as images (compared in lower case): the raster formats
+#: Pillow reads by itself. (Pillow also opens ``.eps``, ``.mpg``, ``.h5`` and others by
+#: name, but only with outside programs or not at all: those stay "not images".)
+IMAGE_EXTENSIONS = (
+    ".apng", ".avif", ".bmp", ".dib", ".gif", ".ico", ".j2k", ".jfif", ".jp2", ".jpe",
+    ".jpeg", ".jpg", ".pbm", ".pcx", ".pgm", ".png", ".pnm", ".ppm", ".qoi", ".sgi",
+    ".tga", ".tif", ".tiff", ".webp",
+)  # fmt: skip
 
 #: Changes whenever ``decode`` changes what it returns, so cached verdicts expire.
-DECODER_VERSION = "1"
+DECODER_VERSION = "2"
 
 
 class UnreadableImage(Exception):
@@ -92,9 +105,9 @@ def decode(contents: tf.Tensor) -> tf.Tensor:
     """An image file's bytes as a uint8 ``[height, width, 3]`` tensor.
 
     Works eagerly and inside ``tf.data`` maps. Greyscale, palette and CMYK images
-    become RGB, alpha is dropped, 16-bit PNGs are scaled to 8 bits, and a GIF gives
-    its first frame. Raises ``tf.errors.InvalidArgumentError`` (in a graph) when the
-    bytes are not a readable JPEG, PNG, GIF or BMP image.
+    become RGB, alpha is dropped, 16-bit PNGs are scaled to 8 bits, and an animation
+    gives its first frame. Raises ``tf.errors.InvalidArgumentError`` (in a graph) when
+    the bytes are not an image TensorFlow or Pillow can read.
     """
     import tensorflow as tf
 
@@ -103,30 +116,37 @@ def decode(contents: tf.Tensor) -> tf.Tensor:
         # block edges. The accurate one matches Pillow exactly, at the same speed.
         return tf.io.decode_jpeg(contents, channels=3, dct_method="INTEGER_ACCURATE")
 
-    def bmp() -> tf.Tensor:
-        return tf.numpy_function(_decode_with_pillow, [contents], tf.uint8, stateful=False)
-
-    def others() -> tf.Tensor:  # PNG and GIF, by their own bytes
+    def png_or_gif() -> tf.Tensor:
         return tf.io.decode_image(contents, channels=3, expand_animations=False)
 
-    is_bmp = tf.strings.substr(contents, 0, 2) == "BM"
-    image = tf.case([(tf.io.is_jpeg(contents), jpeg), (is_bmp, bmp)], default=others)
+    def pillow() -> tf.Tensor:  # BMP, WebP, TIFF and every other format
+        return tf.numpy_function(_decode_with_pillow, [contents], tf.uint8, stateful=False)
+
+    start = tf.strings.substr(contents, 0, 4)
+    png_or_gif_bytes = tf.logical_or(start == b"\x89PNG", start == b"GIF8")
+    image = tf.case(
+        [(tf.io.is_jpeg(contents), jpeg), (png_or_gif_bytes, png_or_gif)], default=pillow
+    )
     image.set_shape((None, None, 3))
     return image
 
 
 def _decode_with_pillow(contents: bytes | np.ndarray) -> np.ndarray:
     import numpy as np
-    from PIL import Image
+    from PIL import Image, UnidentifiedImageError
 
     # bytes in a graph, a 0-d object array eagerly. (np.asarray(bytes) would drop
-    # trailing zero bytes, and BMP pixel rows often end with them.)
+    # trailing zero bytes, and BMP pixel rows often end with them.) An animation
+    # (GIF, WebP, TIFF pages) opens on its first frame.
     data = contents.item() if isinstance(contents, np.ndarray) else contents
     try:
         with Image.open(io.BytesIO(data)) as image:
             return np.asarray(image.convert("RGB"))
+    # ValueError becomes InvalidArgumentError in a graph, like TensorFlow's decoders.
+    except UnidentifiedImageError as exc:
+        unknown = "Unknown image file format: neither TensorFlow nor Pillow reads it"
+        raise ValueError(unknown) from exc
     except Exception as exc:  # Pillow raises OSError, SyntaxError, ValueError...
-        # ValueError becomes InvalidArgumentError in a graph, like TensorFlow's decoders.
         raise ValueError(f"Pillow cannot decode it: {exc}") from exc
 
 

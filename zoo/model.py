@@ -12,7 +12,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from zoo.components import BuiltBackbone, BuiltHead, Splits
+from zoo.components import TOKEN_POOLING, BuiltBackbone, BuiltHead, Splits
 from zoo.errors import ZooError, describe_error
 from zoo.registry import Entry
 from zoo.runconfig import Resolved
@@ -62,7 +62,32 @@ def build_splits(resolved: Resolved) -> Splits:
     entry = resolved.dataset
     splits = call_builder(entry, resolved.config.dataset.params)
     _expect(entry, splits, Splits, "zoo.Splits")
+    _check_listings(entry, splits)
     return splits
+
+
+def _check_listings(entry: Entry, splits: Splits) -> None:
+    """The optional ``files`` and ``class_counts`` agree with the sizes and the classes."""
+    sizes, classes = splits.sizes, splits.num_classes
+    wrong = [
+        f"files['{split}'] names {len(names)} examples, sizes['{split}'] is {sizes[split]}"
+        for split, names in splits.files.items()
+        if split in sizes and len(names) != sizes[split]
+    ]
+    wrong += [
+        f"class_counts['{split}'] is {list(counts)}, for {classes} classes and "
+        f"{sizes.get(split, '?')} examples"
+        for split, counts in splits.class_counts.items()
+        if len(counts) != classes or (split in sizes and sum(counts) != sizes[split])
+    ]
+    if wrong:
+        raise ComponentError(
+            f"dataset '{entry.name}' from plugin {entry.plugin.provider} returned Splits "
+            f"that disagree with themselves: {'; '.join(wrong)}.",
+            expected="one file name per example, one count per class, adding up to the size",
+            fix="report it to the plugin's authors",
+            got=wrong,
+        )
 
 
 def build_model(resolved: Resolved, num_classes: int) -> Assembled:
@@ -73,12 +98,15 @@ def build_model(resolved: Resolved, num_classes: int) -> Assembled:
 
     config = resolved.config
     built = build_backbone(resolved.backbone, config.image_shape, config.backbone.params)
-    preprocessing = _wrap(resolved.backbone, lambda: as_layer(built.preprocessing))
+    preprocessing = _wrap(
+        resolved.backbone, lambda: as_layer(built.preprocessing, config.image_shape)
+    )
 
     inputs = keras.Input(config.image_shape, name="image")
     features = _wrap(resolved.backbone, lambda: built.model(preprocessing(inputs)))
     feature_input = keras.Input(features.shape[1:], name="features")
-    head_out = call_builder(resolved.head, feature_input, num_classes, config.head.params)
+    head_params = with_token_pooling(resolved.backbone, built, config.head.params)
+    head_out = call_builder(resolved.head, feature_input, num_classes, head_params)
     _expect(resolved.head, head_out, BuiltHead, "zoo.BuiltHead")
     head = _wrap(
         resolved.head,
@@ -108,6 +136,24 @@ def build_backbone(
     _expect(entry, built, BuiltBackbone, "zoo.BuiltBackbone")
     _expect(entry, built.model, keras.Model, "a keras.Model in BuiltBackbone.model")
     return built
+
+
+def with_token_pooling(
+    backbone: Entry, built: BuiltBackbone, params: Mapping[str, Any]
+) -> dict[str, Any]:
+    """The head's parameters, ``token_pooling="auto"`` replaced by the backbone's choice."""
+    declared = built.token_pooling
+    if declared is not None and declared not in TOKEN_POOLING:
+        raise ComponentError(
+            f"backbone '{backbone.name}' from plugin {backbone.plugin.provider} declares "
+            f"token_pooling={declared!r}.",
+            expected=f"None or one of {', '.join(TOKEN_POOLING)}",
+            fix="report it to the plugin's authors",
+            got=declared,
+        )
+    if declared is None or params.get("token_pooling") != "auto":
+        return dict(params)
+    return {**params, "token_pooling": declared}
 
 
 def make_optimizer(name: str, learning_rate: float, precision: str = "float32") -> Any:

@@ -6,8 +6,10 @@ registry.toml (``--registry PATH``, else ``$ZOO_REGISTRY``, else ``./registry.to
 
 A plugin that fails to import, raises inside a hook, registers an invalid component or
 implements a hook zoo does not have is marked failed and skipped, with nothing it
-registered left behind; the others load. Plugin names are unique: a plugin whose name
-is taken by one loaded earlier (built-ins load first) is marked failed.
+registered left behind; the others load. A plugin that raises ``PluginUnavailable`` (it
+needs a package that is not installed) is skipped the same way but marked unavailable,
+with the command that installs what it needs. Plugin names are unique: a plugin whose
+name is taken by one loaded earlier (built-ins load first) is marked failed.
 """
 
 from __future__ import annotations
@@ -29,11 +31,14 @@ import pluggy
 from zoo import hookspecs
 from zoo._version import __version__
 from zoo.config import RegistryFile, read_registry_file
-from zoo.errors import ZooError, closest, describe_error, one_of
+from zoo.errors import PluginUnavailable, ZooError, closest, describe_error, one_of
 from zoo.registry import PluginInfo, PluginSource, Registry
 
 ENTRY_POINT_GROUP = "zoo"
+#: The hooks called once per plugin while loading.
 _HOOKS = ("register_datasets", "register_backbones", "register_heads")
+#: Every hook: ``register_keras_objects`` is called only when a saved model is loaded.
+_ALL_HOOKS = (*_HOOKS, "register_keras_objects")
 #: What a broken plugin may raise without taking zoo down: a plugin calling
 #: ``sys.exit`` at import is broken too. KeyboardInterrupt still stops zoo.
 PLUGIN_ERRORS = (Exception, SystemExit)
@@ -196,6 +201,9 @@ class _Loader:
         try:
             plugin = load()
             self.pm.register(plugin, name=info.name)
+        except PluginUnavailable as exc:
+            info.fail(exc.reason, status="unavailable", install=exc.install)
+            return
         except PLUGIN_ERRORS as exc:
             info.fail(f"could not be loaded: {describe_error(exc)}")
             return
@@ -208,6 +216,7 @@ class _Loader:
 
     def finish(self) -> Registry:
         self.pm.check_pending()
+        self.registry.plugin_manager = self.pm
         by_name = {p.name: p for p in self.registry.plugins if p.status == "ok"}
         for name, plugin in self.objects.items():
             self._call_hooks(plugin, by_name[name])
@@ -234,15 +243,18 @@ class _Loader:
             # remembered, so asking for it names this plugin and the cause.
             self.registry.remove_plugin(info)
             self.pm.unregister(plugin)
-            info.fail(f"failed while registering components: {describe_error(exc)}", offered)
+            if isinstance(exc, PluginUnavailable):
+                info.fail(exc.reason, offered, status="unavailable", install=exc.install)
+            else:
+                info.fail(f"failed while registering components: {describe_error(exc)}", offered)
 
 
 def _misspelt(unknown: Sequence[str]) -> str:
     """``register_backbone (did you mean register_backbones?)`` for each unknown hook."""
     parts = []
     for name in unknown:
-        hint = closest(name, _HOOKS, n=1)
-        parts.append(f"{name} ({f'did you mean {hint[0]}?' if hint else one_of(_HOOKS)})")
+        hint = closest(name, _ALL_HOOKS, n=1)
+        parts.append(f"{name} ({f'did you mean {hint[0]}?' if hint else one_of(_ALL_HOOKS)})")
     return ", ".join(parts)
 
 
@@ -251,8 +263,31 @@ def _unknown_hooks(plugin: Any) -> list[str]:
     return [
         name
         for name in dir(plugin)
-        if hasattr(getattr(plugin, name, None), marker) and name not in _HOOKS
+        if hasattr(getattr(plugin, name, None), marker) and name not in _ALL_HOOKS
     ]
+
+
+def keras_objects(registry: Registry, plugin: str) -> list[Any]:
+    """The classes and functions ``plugin`` declares with ``register_keras_objects``.
+
+    zoo calls the hook only when it loads a saved model that ``plugin`` helped build.
+
+    Raises:
+        TypeError: the plugin registered something that is not a class or function.
+        Exception: whatever the plugin's hook raised.
+    """
+    pm = registry.plugin_manager
+    target = pm.get_plugin(plugin) if pm is not None else None
+    found: list[Any] = []
+    if pm is None or target is None:
+        return found
+    for impl in pm.hook.register_keras_objects.get_hookimpls():
+        if impl.plugin is target:
+            impl.function(**{arg: found.append for arg in impl.argnames})
+    for obj in found:
+        if not callable(obj) or not hasattr(obj, "__name__"):
+            raise TypeError(f"register_keras_objects got {obj!r}, not a class or function")
+    return found
 
 
 def _package_for(source: PluginSource) -> str:

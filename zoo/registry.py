@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Generic, Literal, TypeVar, overload
+from typing import TYPE_CHECKING, Any, Generic, Literal, TypeVar, overload
 
 from zoo.components import COMPONENT_TYPES, KINDS, Backbone, Component, Dataset, Head
 from zoo.config import ComponentMeta, Recipe, RegistryFile
@@ -15,19 +15,24 @@ from zoo.params import Param
 #: Where a plugin came from: zoo's registry.toml, an installed package's entry point,
 #: or a user's registry.toml (or an object handed to ``LoadOptions.extra``).
 PluginSource = Literal["built-in", "entry point", "local"]
-#: What became of a plugin.
-PluginStatus = Literal["ok", "disabled", "failed"]
+#: What became of a plugin; "unavailable": it lacks a package (``PluginUnavailable``).
+PluginStatus = Literal["ok", "disabled", "failed", "unavailable"]
 #: The component type an entry holds.
 C = TypeVar("C", bound=Component, covariant=True)
+
+if TYPE_CHECKING:
+    import pluggy
 
 
 @dataclass
 class PluginInfo:
     """One plugin: where it came from and what became of it.
 
-    ``error`` says why it failed, on one line. ``components`` lists what it registered
-    as ``"kind:name"``; a plugin that failed part-way registers nothing, and
-    ``unavailable`` lists what it had offered.
+    ``error`` says why it failed, or for an unavailable plugin what it lacks, on one
+    line; ``install`` is the command that gets an unavailable plugin what it lacks.
+    ``components`` lists what it registered as ``"kind:name"``; a plugin that failed
+    part-way or is unavailable registers nothing, and ``unavailable`` lists what it had
+    offered.
     """
 
     name: str
@@ -39,12 +44,26 @@ class PluginInfo:
     error: str | None = None
     components: list[str] = field(default_factory=list)
     unavailable: list[str] = field(default_factory=list)
+    install: str | None = None
 
-    def fail(self, error: str, unavailable: Iterable[str] = ()) -> None:
-        self.status = "failed"
+    def fail(
+        self,
+        error: str,
+        unavailable: Iterable[str] = (),
+        status: PluginStatus = "failed",
+        install: str | None = None,
+    ) -> None:
+        self.status, self.install = status, install
         # One line: every command prints it as a single warning line.
         self.error = " ".join(error.split())
         self.unavailable = list(unavailable)
+
+    @property
+    def state(self) -> str:
+        """``ok``, ``disabled``, ``failed: WHY`` or ``unavailable: WHY; INSTALL``, for tables."""
+        if self.status in ("ok", "disabled"):
+            return self.status
+        return f"{self.status}: {self.error}" + (f"; {self.install}" if self.install else "")
 
     @property
     def origin(self) -> str:
@@ -101,6 +120,8 @@ class Registry:
     _entries: dict[str, dict[str, list[Entry[Component]]]] = field(
         default_factory=lambda: {kind: defaultdict(list) for kind in KINDS}
     )
+    #: The plugins' hooks, for the hooks called after loading (``register_keras_objects``).
+    plugin_manager: pluggy.PluginManager | None = field(default=None, repr=False)
 
     def add(self, component: Component, plugin: PluginInfo) -> None:
         """Register ``component`` for ``plugin``.
@@ -154,6 +175,11 @@ class Registry:
             (e for same in self._entries[kind].values() for e in same),
             key=lambda e: (e.name, e.plugin.name),
         )
+
+    def unavailable(self, kind: str) -> list[tuple[str, PluginInfo]]:
+        """``(name, plugin)`` for each ``kind`` an unavailable plugin would register."""
+        offers = [(o.partition(":"), p) for p in self.plugins for o in p.unavailable]
+        return [(name, p) for (k, _, name), p in offers if k == kind and p.status == "unavailable"]
 
     def __iter__(self) -> Iterator[Entry[Component]]:
         for kind in KINDS:
@@ -294,13 +320,21 @@ def _no_plugin(plugin_name: str, name: str, plugins: Sequence[str]) -> ZooError:
 
 
 def _unavailable(what: str, name: str, at_fault: Sequence[PluginInfo]) -> ZooError:
-    """``name`` belongs to plugins that failed to load, or to one that is disabled."""
-    if at_fault[0].status == "disabled":
-        plugin = at_fault[0].name
+    """``name`` belongs to plugins that failed to load, lack a package, or are disabled."""
+    first = at_fault[0]
+    if first.status == "disabled":
         return ZooError(
-            f"the {what} '{name}' is unavailable: plugin '{plugin}' is disabled.",
+            f"the {what} '{name}' is unavailable: plugin '{first.name}' is disabled.",
             expected="an enabled plugin",
-            fix=f"remove '{plugin}' from --disable-plugin and $ZOO_DISABLE_PLUGINS",
+            fix=f"remove '{first.name}' from --disable-plugin and $ZOO_DISABLE_PLUGINS",
+            got=name,
+        )
+    if first.status == "unavailable":
+        return ZooError(
+            f"the {what} '{name}' is unavailable: plugin '{first.name}' ({first.origin}), "
+            f"which provides it, {first.error}.",
+            expected="the packages the plugin needs, installed",
+            fix=f"install them: {first.install}" if first.install else "install them",
             got=name,
         )
     return ZooError(

@@ -60,6 +60,7 @@ def entry_json(entry: Entry[Component]) -> dict[str, Any]:
     component = entry.component
     if isinstance(component, Backbone):
         data["min_image_size"] = component.min_image_size
+        data["card"] = component.card()
     if isinstance(component, Head):
         data["min_classes"] = component.min_classes
         data["max_classes"] = component.max_classes
@@ -76,5 +77,6 @@ def plugin_json(plugin: PluginInfo) -> dict[str, Any]:
         "location": plugin.location,
         "status": plugin.status,
         "error": plugin.error,
+        "install": plugin.install,
         "components": list(plugin.components),
     }

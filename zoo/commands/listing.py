@@ -38,7 +38,7 @@ def run(args: argparse.Namespace) -> int:
         elif what == "recipes":
             console.recipes(registry.recipes())
         else:
-            console.components(what[:-1], registry.entries(what[:-1]))
+            console.components(what[:-1], registry)
     return 0
 
 

@@ -14,8 +14,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from zoo import runs
+from zoo.data_summary import summarize
 from zoo.errors import RunFailed
 from zoo.runs import Stage
+from zoo.scoring import Evaluation
 from zoo.train import checkpoints
 from zoo.train.events import (
     Callback,
@@ -144,15 +146,9 @@ class RunRecord(Callback):
         self.record = record
 
     def on_run_begin(self, run: RunStart) -> None:
-        splits = run.splits
         self.record.update(
             parameters=dict(run.parameters),
-            dataset={
-                "class_names": list(splits.class_names),
-                "sizes": dict(splits.sizes),
-                "skipped": splits.skipped,
-                "version": splits.version,
-            },
+            dataset=summarize(run.splits).to_dict(),
             devices=list(run.devices),
             strategy=run.strategy,
             precision=run.precision,
@@ -197,6 +193,9 @@ class RunRecord(Callback):
     def on_epoch_end(self, epoch: EpochEnd) -> None:
         self.record.data["history"] = list(epoch.history)
         self.record.write("running")
+
+    def on_evaluation(self, evaluation: Evaluation) -> None:
+        self.record.update(evaluation=evaluation.to_dict())
 
     def on_run_end(self, end: RunEnd) -> None:
         self.record.data["history"] = list(end.history)

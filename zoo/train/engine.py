@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from zoo import _tf, data, runs
+from zoo import _tf, data, runs, saving, scoring
 from zoo.components import Splits
 from zoo.errors import RunFailed, ZooError
 from zoo.model import Assembled, build_model, build_splits, parameter_counts, summary_rows
@@ -35,6 +35,7 @@ from zoo.train.callbacks import (
     TerminateOnNaN,
 )
 from zoo.train.events import Callback, Events, RunEnd, RunStart, RunWarning, StagePlan
+from zoo.train.loop import predict_batches
 from zoo.train.monitor import Monitor
 from zoo.train.record import STAGE_PHASE, Record, Timer, file_sha256
 from zoo.train.schedules import ReduceOnPlateau
@@ -42,8 +43,6 @@ from zoo.train.stages import RunContext, Stages
 from zoo.train.trainer import Trainer
 
 if TYPE_CHECKING:
-    import keras
-
     from zoo.train.distribute import Placement
 
 
@@ -249,9 +248,9 @@ class _Run:
             self._stages(trainer, stages, resume)
             if self.keep_best is not None:
                 self.keep_best.restore()
-            test = self._test(trainer, stages)
+            test = self._test(trainer, stages, events)
             weights_sha256 = feature_cache.weights_digest(assembled.model)
-            self._save_model(assembled.model)
+            self._save_model()
         except KeyboardInterrupt:
             message = f"interrupted after epoch {trainer.epoch}"
             events.on_run_end(self._end("interrupted", trainer, message))
@@ -349,13 +348,24 @@ class _Run:
         with self.prepared.timer.phase(STAGE_PHASE[plan.stage]):
             trainer.fit(plan, start)
 
-    def _test(self, trainer: Trainer, stages: Stages) -> dict[str, float]:
+    def _test(self, trainer: Trainer, stages: Stages, events: Events) -> dict[str, float]:
+        """The test metrics; the test predictions, scored, go to the callbacks."""
         model, batches = stages.test()
         with self.prepared.timer.phase("evaluate"):
-            return trainer.evaluate(model, batches)
+            metrics = trainer.evaluate(model, batches)
+            predicted = predict_batches(model, self.prepared.placement, batches)
+            scored = scoring.evaluate_split(self.splits, "test", predicted, self.writable)
+            events.on_evaluation(scored)
+        return metrics
 
-    def _save_model(self, model: keras.Model) -> None:
-        """Save the trained model (backbone + head, preprocessing included): chief only."""
+    def _save_model(self) -> None:
+        """Save the trained model (backbone + head, preprocessing included, and the
+        manifest that reloads it anywhere, :mod:`zoo.saving`): chief only."""
         if self.writable is not None:
             with self.prepared.timer.phase("save"):
-                model.save(self.writable / runs.MODEL)
+                saving.save_trained(
+                    self.writable / runs.MODEL,
+                    self.prepared.assembled,
+                    self.prepared.resolved,
+                    self.splits.class_names,
+                )

@@ -13,6 +13,7 @@ calls its terminal reporter. Events arrive in this order::
       on_stage_begin
         on_epoch_begin, on_train_batch_end..., should_stop, on_epoch_end   (per epoch)
       on_stage_end
+    on_evaluation                                          (the test split's predictions scored)
     on_run_end                                             (completed, failed, interrupted)
 """
 
@@ -28,6 +29,7 @@ from zoo.runs import RunStatus, Stage
 if TYPE_CHECKING:
     from zoo.components import Splits
     from zoo.model import LayerRow
+    from zoo.scoring import Evaluation
     from zoo.train.finetune import Unfrozen
 
 #: One epoch of metrics.json's history: ``{"epoch": 3, "stage": "head", "loss": ...}``.
@@ -214,6 +216,9 @@ class Callback:
     def on_stage_end(self, stage: Stage, stopped: str | None) -> None:
         """A stage has ended; ``stopped`` is why it ended early, if it did."""
 
+    def on_evaluation(self, evaluation: Evaluation) -> None:
+        """The trained model's test predictions are scored (its figure drawn on the chief)."""
+
     def on_run_end(self, end: RunEnd) -> None:
         """The run has ended, however it ended."""
 
@@ -295,6 +300,10 @@ class Events(Callback):
     def on_stage_end(self, stage: Stage, stopped: str | None) -> None:
         for callback in self.callbacks:
             callback.on_stage_end(stage, stopped)
+
+    def on_evaluation(self, evaluation: Evaluation) -> None:
+        for callback in self.callbacks:
+            callback.on_evaluation(evaluation)
 
     def on_run_end(self, end: RunEnd) -> None:
         for callback in self.callbacks:

@@ -54,6 +54,30 @@ class Unfrozen:
         return text
 
 
+def _layers(backbone: keras.Model) -> list[keras.layers.Layer]:
+    """The backbone's layers in order, an encoder opened up into its blocks.
+
+    KerasHub's ViT, DeiT and DINOv2 hold all their transformer blocks in one encoder
+    layer; counted as one, "the top 4 layers" would be the whole network. A layer whose
+    sublayers include two or more composite layers of one class (the blocks) is
+    replaced by its sublayers, so the count is in blocks.
+    """
+    import keras
+
+    found: list[keras.layers.Layer] = []
+    for layer in backbone.layers:
+        found += _blocks(layer) or [layer]
+    return [layer for layer in found if not isinstance(layer, keras.layers.InputLayer)]
+
+
+def _blocks(layer: keras.layers.Layer) -> list[keras.layers.Layer]:
+    """``layer``'s sublayers if two or more of them are composite layers of one class."""
+    # Keras 3 has no public list of a layer's sublayers; its own trainable setter uses this.
+    children = list(layer._flatten_layers(include_self=False, recursive=False))
+    composite = [type(c) for c in children if list(c._flatten_layers(include_self=False))]
+    return children if any(composite.count(kind) > 1 for kind in composite) else []
+
+
 @dataclass(frozen=True)
 class LayerInfo:
     """One backbone layer as ``zoo info BACKBONE --layers`` lists it.
@@ -87,7 +111,8 @@ def unfreeze_top(backbone: keras.Model, spec: str, owner: str) -> Unfrozen:
             layer after it).
         owner: The backbone component's name, for errors.
 
-    BatchNormalization layers stay frozen: in Keras 3 a BatchNormalization layer whose
+    BatchNormalization layers stay frozen, also those inside a block (KerasHub's
+    MobileNet and EfficientNet have them): in Keras 3 a BatchNormalization layer whose
     parent is unfrozen updates its moving statistics even when the graph was built with
     ``training=False`` (keras-team/keras#20285), which wrecks pretrained features when
     fine-tuning with small batches. Frozen, it runs in inference mode.
@@ -100,11 +125,13 @@ def unfreeze_top(backbone: keras.Model, spec: str, owner: str) -> Unfrozen:
     backbone.trainable = True
     unfrozen, batch_norm = [], []
     for index, layer in enumerate(layers):
-        normalises = _is_batch_norm(layer)
-        layer.trainable = index >= start and not normalises
-        if index >= start and normalises:
-            batch_norm.append(layer.name)
-        elif layer.trainable and layer.weights:
+        layer.trainable = index >= start and not _is_batch_norm(layer)
+        if index < start:
+            continue
+        for norm in _batch_norms(layer):
+            norm.trainable = False
+            batch_norm.append(norm.name)
+        if layer.trainable_weights:
             unfrozen.append(layer.name)
     top = len(layers) - start
     return Unfrozen(spec.strip(), len(layers), top, tuple(unfrozen), tuple(batch_norm))
@@ -184,16 +211,15 @@ def _build(entry: Entry[Backbone], shape: tuple[int, int, int], params: Any) -> 
     return build_backbone(entry, shape, params).model
 
 
-def _layers(backbone: keras.Model) -> list[keras.layers.Layer]:
-    import keras
-
-    return [layer for layer in backbone.layers if not isinstance(layer, keras.layers.InputLayer)]
-
-
 def _is_batch_norm(layer: keras.layers.Layer) -> bool:
     import keras
 
     return isinstance(layer, keras.layers.BatchNormalization)
+
+
+def _batch_norms(layer: keras.layers.Layer) -> list[keras.layers.Layer]:
+    """``layer`` itself if it is a BatchNormalization layer, and those inside it."""
+    return [inner for inner in layer._flatten_layers(include_self=True) if _is_batch_norm(inner)]
 
 
 def _start_index(layers: Sequence[keras.layers.Layer], spec: str, owner: str) -> int:

@@ -11,7 +11,8 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from zoo import console
+from zoo import console, console_reports
+from zoo.data_summary import summarize
 from zoo.runs import Stage
 from zoo.train.events import (
     Callback,
@@ -26,6 +27,7 @@ from zoo.train.events import (
 if TYPE_CHECKING:
     from zoo.components import Splits
     from zoo.model import LayerRow
+    from zoo.scoring import Evaluation
     from zoo.train.finetune import Unfrozen
 
 #: How the progress lines name each stage's epochs.
@@ -39,6 +41,7 @@ class ConsoleReporter(Callback):
         self.run_dir: Path | None = None
         self.training: console.TrainingProgress | None = None
         self.extracting: console.TaskProgress | None = None
+        self.evaluation: Evaluation | None = None
         self.scheduled = False
 
     def on_placement(self, devices: Sequence[str], strategy: str, precision: str) -> None:
@@ -50,8 +53,7 @@ class ConsoleReporter(Callback):
         console.model_summary(name, rows, counts)
 
     def on_data_loaded(self, dataset: str, splits: Splits) -> None:
-        if splits.skipped:
-            console.warning(f"dataset '{dataset}': skipped {splits.skipped} unreadable files")
+        console_reports.data_summary(dataset, summarize(splits))
 
     def on_run_begin(self, run: RunStart) -> None:
         self.run_dir = run.run_dir
@@ -108,6 +110,9 @@ class ConsoleReporter(Callback):
         if stopped is not None:
             console.status(stopped)
 
+    def on_evaluation(self, evaluation: Evaluation) -> None:
+        self.evaluation = evaluation
+
     def on_run_end(self, end: RunEnd) -> None:
         self._stop_progress()
         if end.status == "interrupted" and self.run_dir is not None:
@@ -140,6 +145,8 @@ class ConsoleReporter(Callback):
                 "test": dict(end.test or {}),
             },
         )
+        if self.evaluation is not None:
+            console_reports.evaluation(self.evaluation)
         if self.run_dir is not None:
             console.run_directory(self.run_dir)
 

@@ -1,0 +1,348 @@
+"""KerasHub presets as backbones: ResNet, EfficientNet, MobileNet, ViT, DeiT, DINOv2, CLIP, SigLIP.
+
+``keras_hub`` takes any KerasHub image preset, ``--set backbone.preset=NAME|DIR``: a
+preset name (``keras_hub.models.Backbone.presets``), a ``kaggle://`` or ``hf://``
+handle, or a local preset directory (``config.json``, ``model.weights.h5`` and
+``image_converter.json``, as ``save_to_preset`` writes them). The curated names of
+:data:`CURATED` are the same backbone with a preset chosen, one row each.
+
+The backbone is the preset's image model (the image encoder of CLIP and SigLIP), frozen
+by default. Its preprocessing is the preset's image converter, rebuilt from plain Keras
+layers inside the model (so a saved model needs no zoo class): ``Rescaling`` by the
+converter's scale and offset, preceded by ``Resizing`` to the preset's size when the
+model has a fixed input size (the transformers) that ``--image-size`` does not match.
+Convolutional presets take any size, as Keras Applications do.
+
+Presets come from the KerasHub cache (kagglehub's, ``$KAGGLEHUB_CACHE``, default
+``~/.cache/kagglehub``), downloaded when missing. Offline, a preset that is not there
+fails at once (exit 2) naming the cache folder to fill and the local-directory way out.
+
+Token sequences: ViT, DeiT, DINOv2 and CLIP give ``[batch, tokens, c]`` with a class
+token first, which they declare (``token_pooling="class_token"``) for heads set to
+``auto``; SigLIP's encoder pools itself and gives a vector.
+
+This plugin needs the package keras-hub (``pip install 'zoo[hub]'``); without it,
+zoo lists it as unavailable with that command, and nothing else changes.
+"""
+
+from __future__ import annotations
+
+import difflib
+import importlib.util
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import zoo
+
+from .keras_hub_presets import CURATED
+
+INSTALL = "pip install 'zoo[hub]'"
+#: The files of a preset directory zoo reads (``save_to_preset`` writes them).
+PRESET_FILES = "config.json, model.weights.h5 and image_converter.json"
+#: Families whose token sequence starts with a class token trained to sum up the image.
+_CLASS_TOKEN_MODELS = (
+    "ViTBackbone",
+    "DeiTBackbone",
+    "DINOV2Backbone",
+    "DINOV3Backbone",
+    "CLIPVisionEncoder",
+)
+#: The smallest --image-size: the convolutional presets downsample by 32 (a 1x1 map at
+#: 32x32); the transformers are resized to their own size inside the model anyway.
+MIN_IMAGE_SIZE = 32
+#: Exceptions of these packages mean a download failed (network, cache, hub API).
+_DOWNLOAD_PACKAGES = ("requests", "urllib3", "kagglehub", "kagglesdk", "huggingface_hub", "httpx")
+
+
+@dataclass(frozen=True)
+class Where:
+    """Where a preset comes from: what the user gave, and what KerasHub is asked for.
+
+    Args:
+        value: The ``preset`` parameter as given.
+        preset: A local directory, or a preset name or handle KerasHub resolves.
+        directory: The local preset directory, if ``value`` is one.
+        handle: The ``kaggle://`` or ``hf://`` handle a name or handle resolves to.
+    """
+
+    value: str
+    preset: str
+    directory: Path | None = None
+    handle: str | None = None
+
+
+def build(image_shape: tuple[int, int, int], params: Mapping[str, Any]) -> zoo.BuiltBackbone:
+    """The preset's image model, frozen unless ``trainable``, with its preprocessing."""
+    import keras_hub as hub
+
+    where = locate(params["preset"])
+    encoder = _image_model(_fetch(where, hub.models.Backbone), where)
+    converter = _fetch(where, hub.layers.ImageConverter)
+    if converter is None:  # a timm preset without its preprocessing configuration
+        raise zoo.ZooError(
+            f"the KerasHub preset '{where.value}' has no image converter, so zoo cannot "
+            "know how its images were preprocessed.",
+            expected=f"a preset with {PRESET_FILES}",
+            fix="save the ImageConverter the model was trained with into the preset "
+            "(converter.save_to_preset(DIR)) and pass --set backbone.preset=DIR",
+            got=where.value,
+        )
+    model = _on_image_tensors(encoder)
+    model.trainable = params["trainable"]
+    return zoo.BuiltBackbone(
+        model=model,
+        preprocessing=_preprocessing(converter, model, image_shape),
+        weights_file=_weights_file(where),
+        token_pooling=_token_pooling(encoder),
+        pretrained=True,  # a preset always brings its trained weights
+    )
+
+
+def locate(value: str) -> Where:
+    """Resolve ``value``: a preset directory, a handle, or a KerasHub preset name.
+
+    Raises:
+        ZooError: a path that is no preset directory, or a name KerasHub does not know.
+    """
+    import keras_hub
+
+    path = Path(value).expanduser()
+    if path.exists():
+        if not (path / "config.json").is_file():
+            raise zoo.ZooError(
+                f"{path} is not a KerasHub preset directory: it has no config.json.",
+                expected=f"a directory with {PRESET_FILES}, as save_to_preset writes them",
+                fix="check the path, or give a KerasHub preset name",
+                got=value,
+            )
+        return Where(value, str(path.resolve()), directory=path.resolve())
+    if "://" in value:
+        return Where(value, value, handle=value)
+    presets = keras_hub.models.Backbone.presets
+    if value in presets:
+        return Where(value, value, handle=presets[value]["kaggle_handle"])
+    hint = difflib.get_close_matches(value, list(presets), n=3, cutoff=0.6)
+    raise zoo.ZooError(
+        f"there is no KerasHub preset '{value}', and no preset directory at {path.resolve()}.",
+        expected="a KerasHub preset name (keras_hub.models.Backbone.presets), a kaggle:// "
+        f"or hf:// handle, or a directory with {PRESET_FILES}",
+        fix=(f"did you mean {', '.join(hint)}? " if hint else "")
+        + "`zoo list backbones` shows the curated ones (hub_*)",
+        got=value,
+    )
+
+
+def _fetch(where: Where, kind: Any) -> Any:
+    """``kind.from_preset(...)``: from the directory, the cache, or downloaded.
+
+    Raises:
+        ZooError: offline and not in the cache, or a preset directory that does not load.
+    """
+    try:
+        return kind.from_preset(where.preset)
+    except Exception as exc:
+        if where.directory is not None:
+            raise _does_not_load(where, exc) from exc
+        failure = download_failure(exc)
+        if failure is not None:
+            raise not_downloaded(where, failure) from exc
+        raise
+
+
+def download_failure(exc: BaseException) -> BaseException | None:
+    """The network or hub error behind ``exc``, if a download is what failed."""
+    seen: BaseException | None = exc
+    while seen is not None:
+        package = type(seen).__module__.partition(".")[0]
+        if isinstance(seen, ConnectionError | TimeoutError) or package in _DOWNLOAD_PACKAGES:
+            return seen
+        seen = seen.__cause__ or seen.__context__
+    return None
+
+
+@dataclass(frozen=True)
+class Cache:
+    """Where KerasHub's downloads of one preset go.
+
+    Args:
+        root: The cache folder (kagglehub's, or Hugging Face's for ``hf://``).
+        folder: The preset's folder in it.
+        variable: The environment variable that moves ``root``.
+    """
+
+    root: Path
+    folder: Path
+    variable: str
+
+
+def cache_of(handle: str) -> Cache:
+    """Where KerasHub keeps ``handle`` (a ``kaggle://`` or ``hf://`` handle) once downloaded."""
+    scheme, _, rest = handle.partition("://")
+    if scheme == "hf":
+        from huggingface_hub import constants
+
+        root = Path(constants.HF_HUB_CACHE)
+        return Cache(root, root / f"models--{rest.replace('/', '--')}", "HF_HUB_CACHE")
+    from kagglehub.config import get_cache_folder
+
+    root = Path(get_cache_folder())
+    return Cache(root, root / "models" / rest, "KAGGLEHUB_CACHE")
+
+
+def not_downloaded(where: Where, failure: BaseException) -> zoo.ZooError:
+    """Offline: the preset is not in the cache; say which folder to fill, and how."""
+    handle = where.handle or where.preset
+    cache = cache_of(handle)
+    detail = (str(failure).strip().splitlines() or [""])[0]
+    page = ""
+    if handle.startswith("kaggle://"):
+        page = f" (https://www.kaggle.com/models/{handle.removeprefix('kaggle://')})"
+    return zoo.ZooError(
+        f"the KerasHub preset '{where.value}' is not in the KerasHub cache and could not "
+        f"be downloaded: {type(failure).__name__}: {detail}",
+        expected=f"the preset's files in {cache.folder} (the KerasHub cache; "
+        f"${cache.variable} moves it), or a local preset directory",
+        fix=f"on a machine with internet, run this command (--dry-run is enough) and copy "
+        f"the cache folder it fills, {cache.root}, to the same place here (or point "
+        f"${cache.variable} at the copy); or download the preset{page}, unpack it and pass "
+        f"--set backbone.preset=DIR (a directory with {PRESET_FILES})",
+        got=where.value,
+    )
+
+
+def _does_not_load(where: Where, exc: Exception) -> zoo.ZooError:
+    detail = (str(exc).strip().splitlines() or [""])[0]
+    return zoo.ZooError(
+        f"the preset directory {where.directory} does not load: {type(exc).__name__}: {detail}",
+        expected=f"a KerasHub preset directory with {PRESET_FILES}, as "
+        "Backbone.save_to_preset and ImageConverter.save_to_preset write them",
+        fix="write it again with save_to_preset, or give a KerasHub preset name",
+        got=where.value,
+    )
+
+
+def _image_model(backbone: Any, where: Where) -> Any:
+    """The model that takes images: the backbone, or a two-encoder model's image encoder."""
+    model = backbone if _takes_images(backbone) else getattr(backbone, "vision_encoder", None)
+    if model is None or not _takes_images(model) or len(model.outputs) != 1:
+        raise zoo.ZooError(
+            f"the KerasHub preset '{where.value}' is a {type(backbone).__name__}, which "
+            "has no image model with one output.",
+            expected="an image backbone (ResNet, EfficientNet, ViT, DINOv2, ...) or a "
+            "model with a vision_encoder (CLIP, SigLIP)",
+            fix="pick an image preset; `zoo list backbones` shows the curated ones (hub_*)",
+            got=where.value,
+        )
+    return model
+
+
+def _on_image_tensors(encoder: Any) -> Any:
+    """``encoder`` as a model of an image tensor; KerasHub's CLIP and DINOv2 take a dict."""
+    import keras
+
+    if not isinstance(encoder.input, dict):
+        return encoder
+    (name,) = encoder.input
+    images = keras.Input(encoder.input[name].shape[1:], name=name)
+    return keras.Model(images, encoder({name: images}), name=f"{encoder.name}_on_images")
+
+
+def _takes_images(model: Any) -> bool:
+    inputs = getattr(model, "inputs", None) or []
+    return len(inputs) == 1 and len(inputs[0].shape) == 4 and inputs[0].shape[-1] == 3
+
+
+def _preprocessing(converter: Any, model: Any, image_shape: tuple[int, ...]) -> Any:
+    """The converter's resize (for fixed-size models), scale and offset, as Keras layers."""
+    import keras
+
+    # A named input: an automatic name would change from one build to the next, and the
+    # layer's configuration is part of the feature cache's key.
+    layers = [keras.Input(image_shape, name="raw_pixels")]
+    size = tuple(model.inputs[0].shape[1:3])
+    if None not in size and size != tuple(image_shape[:2]):
+        layers.append(
+            keras.layers.Resizing(
+                *size,
+                interpolation=converter.interpolation,
+                antialias=converter.antialias,
+                name="resize_to_preset",
+            )
+        )
+    scale = 1.0 if converter.scale is None else converter.scale
+    offset = 0.0 if converter.offset is None else converter.offset
+    layers.append(keras.layers.Rescaling(scale, offset, name="scale_to_preset"))
+    return keras.Sequential(layers, name="keras_hub_preprocessing")
+
+
+def _weights_file(where: Where) -> str | None:
+    """The preset's weights file when it is on disk (a directory, or the Kaggle cache)."""
+    if where.directory is not None:
+        folder = where.directory
+    elif where.handle is not None and where.handle.startswith("kaggle://"):
+        folder = cache_of(where.handle).folder
+    else:
+        return None
+    path = folder / "model.weights.h5"
+    return str(path) if path.is_file() else None
+
+
+def _token_pooling(model: Any) -> str | None:
+    if len(model.outputs[0].shape) != 3:
+        return None
+    has_class_token = type(model).__name__ in _CLASS_TOKEN_MODELS and getattr(
+        model, "use_class_token", True
+    )
+    return "class_token" if has_class_token else "mean"
+
+
+def installed() -> bool:
+    """Whether keras_hub can be imported, found without importing it (nor TensorFlow)."""
+    try:
+        return importlib.util.find_spec("keras_hub") is not None
+    except (ImportError, ValueError):  # ValueError: blocked, sys.modules["keras_hub"] = None
+        return False
+
+
+def _params(preset: str | None) -> tuple[zoo.Param, ...]:
+    where = (
+        "a KerasHub preset name, a kaggle:// or hf:// handle, or a local preset directory "
+        "(from the KerasHub cache, $KAGGLEHUB_CACHE or ~/.cache/kagglehub; downloaded if "
+        "missing)"
+    )
+    return (
+        zoo.Param("preset", str, preset, where, required=preset is None),
+        zoo.Param("trainable", bool, False, "train the backbone too (default: frozen)"),
+    )
+
+
+@zoo.hookimpl
+def register_backbones(register: Callable[[zoo.Backbone], None]) -> None:
+    register(
+        zoo.Backbone(
+            name="keras_hub",
+            description="Any KerasHub image preset: --set backbone.preset=NAME|DIR",
+            params=_params(None),
+            build=build,
+            min_image_size=MIN_IMAGE_SIZE,
+            source="KerasHub, any image preset",
+        )
+    )
+    for row in CURATED:
+        register(
+            zoo.Backbone(
+                name=row.name,
+                description=row.description,
+                params=_params(row.preset),
+                build=build,
+                min_image_size=MIN_IMAGE_SIZE,
+                family=row.family,
+                parameters=row.parameters,
+                native_image_size=row.image_size,
+                source=f"KerasHub preset {row.preset}",
+            )
+        )
+    if not installed():
+        raise zoo.PluginUnavailable("needs the package keras-hub", install=INSTALL)
