@@ -65,7 +65,9 @@ def test_backbones_that_can_learn_are_not_warned_about(zoo_cli, backbone, args):
     metrics, stderr = run(zoo_cli, backbone, "--image-size", "24", *args)
 
     assert codes(metrics) == []
-    assert "warning:" not in stderr
+    # The data summary may warn about the tiny splits; nothing warns about the setup.
+    assert "frozen and its weights are random" not in stderr
+    assert "BatchNormalization" not in stderr
 
 
 def test_a_keras_application_without_weights_and_frozen_is_warned_about(zoo_cli):
