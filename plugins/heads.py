@@ -4,7 +4,8 @@
 ``gap_softmax`` generalises it to any number of classes. Both pool what the backbone
 gives: a feature map by global average pooling, a token sequence (ViT, DeiT, DINOv2,
 CLIP) by its class token or its mean (the ``token_pooling`` parameter; ``auto`` takes
-what the backbone declares), and a vector passes through.
+what the backbone declares), and a vector passes through. Both declare their pooling
+(``BuiltHead.pooled``), so zoo caches a frozen backbone's features pooled.
 """
 
 from __future__ import annotations
@@ -27,17 +28,22 @@ _PARAMS = (
 )
 
 
-def _pooled(features: Any, params: Mapping[str, Any]) -> Any:
-    """A feature map or token sequence pooled to a vector (a vector passes through)."""
+def _pooled(features: Any, params: Mapping[str, Any]) -> tuple[Any, Any]:
+    """A feature map or token sequence pooled to a vector (a vector passes through).
+
+    Returns the pooled vector, as ``BuiltHead.pooled`` declares it (``None`` for a
+    vector: nothing is pooled), and what the output layer takes: the vector after
+    dropout.
+    """
     import keras
 
     rank = len(features.shape)
     if rank == 4:
-        x = keras.layers.GlobalAveragePooling2D(name="global_average_pooling2d")(features)
+        pooled = keras.layers.GlobalAveragePooling2D(name="global_average_pooling2d")(features)
     elif rank == 3:
-        x = _pooled_tokens(features, params["token_pooling"])
+        pooled = _pooled_tokens(features, params["token_pooling"])
     elif rank == 2:
-        x = features
+        pooled = None
     else:
         raise zoo.ZooError(
             f"the head needs a feature map [batch, h, w, c], a token sequence "
@@ -45,9 +51,10 @@ def _pooled(features: Any, params: Mapping[str, Any]) -> Any:
             expected="a backbone whose output has rank 2, 3 or 4",
             fix="pick another backbone or head",
         )
+    x = features if pooled is None else pooled
     if params["dropout"] > 0:
         x = keras.layers.Dropout(params["dropout"], name="dropout")(x)
-    return x
+    return pooled, x
 
 
 def _pooled_tokens(tokens: Any, how: str) -> Any:
@@ -75,20 +82,25 @@ def _pooled_tokens(tokens: Any, how: str) -> Any:
 def build_sigmoid(features: Any, num_classes: int, params: Mapping[str, Any]) -> zoo.BuiltHead:
     import keras
 
-    outputs = keras.layers.Dense(1, activation="sigmoid", dtype="float32", name="dense")(
-        _pooled(features, params)
+    pooled, x = _pooled(features, params)
+    outputs = keras.layers.Dense(1, activation="sigmoid", dtype="float32", name="dense")(x)
+    return zoo.BuiltHead(
+        outputs=outputs, loss="binary_crossentropy", metrics=["accuracy"], pooled=pooled
     )
-    return zoo.BuiltHead(outputs=outputs, loss="binary_crossentropy", metrics=["accuracy"])
 
 
 def build_softmax(features: Any, num_classes: int, params: Mapping[str, Any]) -> zoo.BuiltHead:
     import keras
 
+    pooled, x = _pooled(features, params)
     outputs = keras.layers.Dense(num_classes, activation="softmax", dtype="float32", name="dense")(
-        _pooled(features, params)
+        x
     )
     return zoo.BuiltHead(
-        outputs=outputs, loss="sparse_categorical_crossentropy", metrics=["accuracy"]
+        outputs=outputs,
+        loss="sparse_categorical_crossentropy",
+        metrics=["accuracy"],
+        pooled=pooled,
     )
 
 

@@ -100,6 +100,20 @@ def head(features, num_classes, params, width=None, loss="sparse_categorical_cro
     return zoo.BuiltHead(outputs=outputs, loss=loss)
 
 
+def pooled_head(features, num_classes, params, before=None, skip=False):
+    """A head that declares its global pooling; ``before`` and ``skip`` break the promise."""
+    import keras
+
+    x = before()(features) if before else features
+    pool = {4: keras.layers.GlobalAveragePooling2D, 3: keras.layers.GlobalAveragePooling1D}
+    pooled = pool[len(x.shape)]()(x) if len(x.shape) in pool else None
+    vector = x if pooled is None else pooled
+    if skip:  # the features reach the output past the pooling too
+        vector = keras.layers.Concatenate()([vector, keras.layers.Flatten()(features)])
+    outputs = keras.layers.Dense(num_classes, activation="softmax")(vector)
+    return zoo.BuiltHead(outputs, "sparse_categorical_crossentropy", pooled=pooled)
+
+
 def refuse(features, num_classes, params):
     raise zoo.ZooError("this head takes nothing")
 
@@ -108,6 +122,18 @@ def nan_dense():
     import keras
 
     return keras.layers.Dense(4, kernel_initializer=keras.initializers.Constant(float("nan")))
+
+
+def dense():
+    import keras
+
+    return keras.layers.Dense(8)
+
+
+def dropout():
+    import keras
+
+    return keras.layers.Dropout(0.5)
 
 
 def too_big_conv():
@@ -182,6 +208,10 @@ class Flawed:
             ("refuses_all", refuse, "h"),
             ("gap_sigmoid", head, "h"),
             ("undescribed", head, " "),
+            ("fine_pooled_head", pooled_head, "h"),
+            ("pools_after_weights", lambda f, n, p: pooled_head(f, n, p, before=dense), "h"),
+            ("pools_after_dropout", lambda f, n, p: pooled_head(f, n, p, before=dropout), "h"),
+            ("pools_but_skips", lambda f, n, p: pooled_head(f, n, p, skip=True), "h"),
         ):
             register(zoo.Head(name=name, description=description, build=build))
 
@@ -191,6 +221,9 @@ def report() -> Report:
     with pytest.raises(ContractError) as info:
         check_plugin(Flawed, params={"needs_pth": {"path": "x"}}, image_size=8)
     return info.value.report
+
+
+MAP = "features [4, 4, 8] with 2 classes"
 
 
 @pytest.mark.parametrize(
@@ -217,6 +250,9 @@ def report() -> Report:
         ("head Flawed:refuses_all", "build", "refused every feature shape tried"),
         ("head Flawed:gap_sigmoid", "name", "plugin 'heads' (zoo 0.1.0) registers the same"),
         ("head Flawed:undescribed", "description", "must be one non-empty line"),
+        ("head Flawed:pools_after_weights", f"pooled on {MAP}", "pooling before it holds weights"),
+        ("head Flawed:pools_after_dropout", f"pooled on {MAP}", "random in training"),
+        ("head Flawed:pools_but_skips", f"pooled on {MAP}", "other than through it"),
         ("needs_pth", "params", "names no component being checked"),
     ],
 )
@@ -227,10 +263,10 @@ def test_the_kit_reports_each_broken_promise(report: Report, component, check, c
 
 
 def test_the_kit_reports_everything_at_once_and_nothing_about_fine_components(report):
-    assert len(report.checked) == 24
-    assert len({p.component for p in report.problems}) == 21
+    assert len(report.checked) == 28
+    assert len({p.component for p in report.problems}) == 24
     assert not [p for p in report.problems if ":fine_" in p.component]
-    assert str(report).startswith(f"24 components checked: {len(report.problems)} problems\n")
+    assert str(report).startswith(f"28 components checked: {len(report.problems)} problems\n")
 
 
 def test_a_plugin_that_is_not_installed_is_a_problem_saying_how_to_install_it():

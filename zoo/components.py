@@ -116,11 +116,19 @@ class BuiltHead:
             mixed precision cannot saturate it.
         loss: A Keras loss (name or object) that takes integer labels.
         metrics: Keras metrics (names or objects); ``"accuracy"`` is the usual one.
+        pooled: Optional, for a head that begins with global pooling: the tensor its
+            pooling gives, ``[batch, c]``. Everything from ``features`` to it must hold
+            no weights and no randomness (dropout comes after), and ``outputs`` must
+            depend on ``features`` only through it. zoo then caches this vector of a
+            frozen backbone's features instead of the whole map (49x less for ResNet50
+            at 224x224) and trains the rest of the head on it; the saved model is the
+            whole head as built.
     """
 
     outputs: keras.KerasTensor
     loss: str | keras.losses.Loss
     metrics: Sequence[Any] = ("accuracy",)
+    pooled: keras.KerasTensor | None = None
 
 
 @dataclass(frozen=True)

@@ -286,6 +286,37 @@ def _check_head_on(
     logs = found.call(f"training step {on}", lambda: _train_step(features, built, x, y))
     if logs is not _FAILED and not np.isfinite(logs["loss"]):
         found(f"training step {on}", f"the loss is {logs['loss']}, not finite")
+    if built.pooled is not None:
+        wrong = found.call(f"pooled {on}", lambda: _pooled_problem(features, built, x))
+        if wrong not in (None, _FAILED):
+            found(f"pooled {on}", wrong)
+    return None
+
+
+def _pooled_problem(features: Any, built: BuiltHead, x: Any) -> str | None:
+    """What breaks ``BuiltHead.pooled``'s promise, or ``None``: a ``[batch, c]`` vector
+    from weightless, deterministic pooling, through which alone the outputs depend on
+    the features, so the head on the pooled vector answers as the whole head."""
+    import keras
+    import numpy as np
+
+    pooled = built.pooled
+    if not isinstance(pooled, keras.KerasTensor) or len(pooled.shape) != 2:
+        return f"is {getattr(pooled, 'shape', type(pooled).__name__)}, not a [batch, c] tensor"
+    try:
+        after = keras.Model(pooled, built.outputs)
+    except ValueError:
+        return "the outputs depend on the features other than through it"
+    pooling = keras.Model(features, pooled)
+    if pooling.weights:
+        return f"the pooling before it holds weights: {[w.path for w in pooling.weights]}"
+    vectors = keras.ops.convert_to_numpy(pooling(x, training=False))
+    if not np.allclose(keras.ops.convert_to_numpy(pooling(x, training=True)), vectors):
+        return "the pooling before it is random in training (dropout belongs after it)"
+    whole = keras.ops.convert_to_numpy(keras.Model(features, built.outputs)(x, training=False))
+    split = keras.ops.convert_to_numpy(after(vectors, training=False))
+    if not np.allclose(split, whole, rtol=1e-5, atol=1e-6):
+        return "the head on the pooled vector does not answer as the whole head"
     return None
 
 

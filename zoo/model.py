@@ -39,8 +39,27 @@ class LayerRow:
 
 
 @dataclass(frozen=True)
+class Pooled:
+    """A head that begins with global pooling (``BuiltHead.pooled``), cut in two.
+
+    Args:
+        pooling: The head's pooling: backbone features to the pooled vector (no weights).
+        features: Raw pixels to the pooled vector: preprocessing, backbone, pooling.
+        head: The rest of the head, pooled vector to outputs; it shares the head's layers.
+    """
+
+    pooling: keras.Model
+    features: keras.Model
+    head: keras.Model
+
+
+@dataclass(frozen=True)
 class Assembled:
-    """The model, its parts, and what to compile it with."""
+    """The model, its parts, and what to compile it with.
+
+    ``pooled`` is set when the head begins with global pooling: then features are
+    cached pooled.
+    """
 
     model: keras.Model
     backbone: keras.Model
@@ -51,6 +70,7 @@ class Assembled:
     metrics: list[Any]
     weights_file: str | None = None
     pretrained: bool | None = None
+    pooled: Pooled | None = None
 
     @property
     def backbone_frozen(self) -> bool:
@@ -108,11 +128,14 @@ def build_model(resolved: Resolved, num_classes: int) -> Assembled:
     head_params = with_token_pooling(resolved.backbone, built, config.head.params)
     head_out = call_builder(resolved.head, feature_input, num_classes, head_params)
     _expect(resolved.head, head_out, BuiltHead, "zoo.BuiltHead")
-    head = _wrap(
-        resolved.head,
-        lambda: keras.Model(feature_input, _float32(head_out.outputs), name="head"),
-    )
+    outputs = _wrap(resolved.head, lambda: _float32(head_out.outputs))
+    head = _wrap(resolved.head, lambda: keras.Model(feature_input, outputs, name="head"))
     model = keras.Model(inputs, head(features), name=f"{config.backbone.name}_{config.head.name}")
+    pooled = None
+    if head_out.pooled is not None:
+        pooling, rest = _split_pooling(resolved.head, feature_input, head_out.pooled, outputs)
+        pooled_features = keras.Model(inputs, pooling(features), name="pooled_features")
+        pooled = Pooled(pooling=pooling, features=pooled_features, head=rest)
     return Assembled(
         model=model,
         backbone=built.model,
@@ -123,7 +146,35 @@ def build_model(resolved: Resolved, num_classes: int) -> Assembled:
         metrics=list(head_out.metrics),
         weights_file=built.weights_file,
         pretrained=built.pretrained,
+        pooled=pooled,
     )
+
+
+def _split_pooling(
+    entry: Entry, features: Any, pooled: Any, outputs: Any
+) -> tuple[keras.Model, keras.Model]:
+    """The head cut after its pooling; a head whose declaration does not hold is refused."""
+    import keras
+
+    def refuse(why: str) -> ComponentError:
+        return ComponentError(
+            f"head '{entry.name}' from plugin {entry.plugin.provider} declares "
+            f"BuiltHead.pooled, but {why}.",
+            expected="pooled: the [batch, c] output of a weightless global pooling of the "
+            "features, through which alone the outputs depend on them",
+            fix="report it to the plugin's authors",
+        )
+
+    if not isinstance(pooled, keras.KerasTensor) or len(pooled.shape) != 2:
+        raise refuse(f"it is {getattr(pooled, 'shape', type(pooled).__name__)}, not [batch, c]")
+    try:
+        pooling = keras.Model(features, pooled, name="head_pooling")
+        rest = keras.Model(pooled, outputs, name="head_after_pooling")
+    except ValueError as exc:
+        raise refuse(f"the head cannot be cut there ({describe_error(exc)})") from exc
+    if pooling.weights:
+        raise refuse(f"its pooling holds weights ({', '.join(w.path for w in pooling.weights)})")
+    return pooling, rest
 
 
 def build_backbone(
