@@ -106,6 +106,18 @@ def run_zoo(*args: str, cwd: Path | None = None, env: dict[str, str] | None = No
     return Result(proc.returncode, proc.stdout, proc.stderr)
 
 
+def hide_openvino(folder: Path) -> dict[str, str]:
+    """The environment of a Python process in which OpenVINO is not installed.
+
+    A ``sitecustomize`` in ``folder`` marks it missing in ``sys.modules``, which is
+    what ``importlib.util.find_spec`` (it answers ``None``) and ``import openvino``
+    (it fails) see for a package that is not there.
+    """
+    write(folder / "sitecustomize.py", 'import sys\n\nsys.modules["openvino"] = None\n')
+    path = os.pathsep.join(filter(None, [str(folder), os.environ.get("PYTHONPATH")]))
+    return {"PYTHONPATH": path}
+
+
 TINY_BACKBONE_PLUGIN = """
 import zoo
 

@@ -21,7 +21,7 @@ LAYERS = (
     ("declarations", ["zoo.params", "zoo.settings", "zoo.components"]),
     ("plugin host", ["zoo.config", "zoo.registry", "zoo.hookspecs", "zoo.plugins"]),
     ("run definition", ["zoo.runconfig", "zoo.runs"]),
-    ("building", ["zoo.layers", "zoo.data", "zoo.images", "zoo.model", "zoo.data_summary", "zoo.scoring", "zoo.manifest", "zoo.keras_classes", "zoo.saving"]),  # noqa: E501
+    ("building", ["zoo.layers", "zoo.runtime", "zoo.data", "zoo.images", "zoo.model", "zoo.data_summary", "zoo.scoring", "zoo.manifest", "zoo.keras_classes", "zoo.saving"]),  # noqa: E501
     ("display", ["zoo.console", "zoo.console_reports"]),
     ("training", ["zoo.train", "zoo.train.*"]),
     ("results and kits", ["zoo.compare", "zoo.predict", "zoo.evaluate", "zoo.export", "zoo.weights", "zoo.contracts", "zoo.roundtrip", "zoo.testing"]),  # noqa: E501

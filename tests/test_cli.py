@@ -16,7 +16,7 @@ try:
     runpy.run_path({script!r}, run_name="__main__")
 except SystemExit:
     pass
-heavy = ("tensorflow", "keras", "tensorflow_datasets", "keras_hub")
+heavy = ("tensorflow", "keras", "tensorflow_datasets", "keras_hub", "openvino")
 loaded = sorted(m for m in sys.modules if m.split(".")[0] in heavy)
 print("LOADED:" + ",".join(loaded))
 """
@@ -30,6 +30,7 @@ print("LOADED:" + ",".join(loaded))
         ["list", "plugins", "--json"],
         ["info", "shapes"],
         ["info", "hub_vit_base16"],
+        ["cache", "list", "--json"],
     ],
 )
 def test_listing_and_help_never_import_tensorflow(args, isolated: Path):

@@ -28,6 +28,8 @@ GIVEN = {
     "class_weight": "balanced",
     "seed": "5",
     "feature_cache": None,  # a flag without a value
+    "runtime": "tensorflow",
+    "runtime_precision": "bfloat16",
     "keep": "last",
     "monitor": "val_accuracy",
     "early_stopping": "2",

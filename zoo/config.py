@@ -1,6 +1,6 @@
 """registry.toml files: plugin lists, run defaults, component defaults and recipes.
 
-A registry file has four optional tables::
+A registry file has five optional tables::
 
     [plugins]
     load = ["plugins/shapes.py", "my_package.zoo_plugin"]   # paths or module names
@@ -11,6 +11,9 @@ A registry file has four optional tables::
     [components.backbone.resnet50]       # metadata and parameter defaults
     description = "ResNet50, frozen"
     defaults = { weights = "imagenet" }
+
+    [cache]                              # the feature cache folder's size limit
+    max_size = "10GB"
 
     [recipes.tutorial_transfer]          # a named dataset/backbone/head triple
     dataset = "cats_vs_dogs"
@@ -29,13 +32,14 @@ import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 from zoo.components import KINDS
 from zoo.errors import ZooError, closest
+from zoo.params import parse_size
 from zoo.settings import BY_NAME
 
-_TOP_KEYS = {"registry", "plugins", "run", "components", "recipes"}
+_TOP_KEYS = {"registry", "plugins", "run", "cache", "components", "recipes"}
 _COMPONENT_KEYS = {"description", "defaults"}
 _RECIPE_KEYS = {"description", "dataset", "backbone", "head", "params", *BY_NAME}
 
@@ -73,6 +77,8 @@ class RegistryFile:
     run: Mapping[str, Any] = field(default_factory=dict)
     components: Mapping[tuple[str, str], ComponentMeta] = field(default_factory=dict)
     recipes: Mapping[str, Recipe] = field(default_factory=dict)
+    #: ``[cache] max_size``: bytes the feature cache may hold (``None``: not set here).
+    cache_max_size: int | None = None
 
 
 def read_registry_file(path: Path) -> RegistryFile:
@@ -118,6 +124,7 @@ class _Parser:
             builtin=about.get("builtin") is True,
             plugins=self._plugins(data.get("plugins", {})),
             run=self._settings(data.get("run", {}), "run", set()),
+            cache_max_size=self._cache(data.get("cache", {})),
             components=self._components(data.get("components", {})),
             recipes={
                 name: self._recipe(name, body)
@@ -131,6 +138,16 @@ class _Parser:
         if not isinstance(entries, list) or not all(isinstance(e, str) for e in entries):
             self._fail("[plugins] load must be a list of strings", "load", entries)
         return tuple(entries)
+
+    def _cache(self, table: Any) -> int | None:
+        self._keys(self._table(table, "cache"), {"max_size"}, "[cache]", "cache")
+        if "max_size" not in table:
+            return None
+        try:
+            return parse_size(table["max_size"], "[cache] max_size")
+        except ZooError as exc:
+            what = exc.what.rstrip(".")
+            self._fail(what, "cache.max_size", table["max_size"], expected=exc.expected)
 
     def _components(self, table: Any) -> dict[tuple[str, str], ComponentMeta]:
         self._keys(self._table(table, "components"), set(KINDS), "[components]", "components")
@@ -195,7 +212,7 @@ class _Parser:
                     expected=f"one of {', '.join(sorted(allowed))}",
                 )
 
-    def _fail(self, what: str, where: str, got: Any, expected: str | None = None) -> None:
+    def _fail(self, what: str, where: str, got: Any, expected: str | None = None) -> NoReturn:
         raise ZooError(
             f"{self._at(where)}: {what}.",
             expected=expected or "a registry file shaped like zoo's own registry.toml",

@@ -201,6 +201,17 @@ def backbone_layers(title: str, rows: Sequence[Mapping[str, Any]], note: str | N
         warning(note)
 
 
+def cache_entries(rows: Sequence[Sequence[str]], title: str) -> None:
+    """``zoo cache list``: one row per entry (key, dataset, backbone, split, what,
+    size, last use), least recently used first."""
+    table = _table(title)
+    for column in ("key", "dataset", "backbone", "split", "features", "size", "last use"):
+        table.add_column(column, overflow="fold")
+    for row in rows:
+        table.add_row(*map(_escape, row))
+    out.print(table)
+
+
 def run_directory(path: Any) -> None:
     out.print(f"run directory: {path}")
 

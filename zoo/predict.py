@@ -23,6 +23,7 @@ if TYPE_CHECKING:
     import keras
 
     from zoo.registry import Registry
+    from zoo.runtime import Runner
 
 
 @dataclass(frozen=True)
@@ -145,11 +146,13 @@ def predict_files(
     top_k: int,
     batch_size: int,
     on_batch: Callable[[int], None] | None = None,
+    runner: Runner | None = None,
 ) -> Predictions:
     """Predict ``files`` in batches; unreadable files become errors, the rest are ranked.
 
     Each file is decoded by :func:`zoo.images.read_image` and resized by
-    :func:`zoo.data.resize_images`, the functions training uses.
+    :func:`zoo.data.resize_images`, the functions training uses. ``runner`` runs the
+    model instead of Keras (OpenVINO, :func:`zoo.runtime.compile_model`).
     """
     import tensorflow as tf
 
@@ -162,7 +165,10 @@ def predict_files(
     )
     batches = resize_images(decoded, trained.image_size).batch(batch_size)
     for step, (images, indices) in enumerate(batches):
-        outputs = trained.model.predict_on_batch(images)
+        if runner is None:
+            outputs = trained.model.predict_on_batch(images)
+        else:
+            outputs = runner(images.numpy())
         for index, output in zip(indices.numpy(), outputs, strict=True):
             ranking = rank(output.tolist(), trained.class_names, top_k)
             result.predicted.append(_entry(files[index], ranking))

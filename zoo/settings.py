@@ -92,6 +92,18 @@ class RunSettings:
         "train the head on cached features of a frozen backbone",
         flag_help="train on images even when the backbone is frozen",
     )
+    runtime: str = setting(
+        "auto",
+        "what computes a frozen backbone's features: auto (OpenVINO when it is installed "
+        "and the run is on the CPU, else TensorFlow), tensorflow or openvino",
+        choices=("auto", "tensorflow", "openvino"),
+    )
+    runtime_precision: str = setting(
+        "float32",
+        "the precision OpenVINO extracts features in: float32, or bfloat16 (about twice "
+        "as fast on CPUs with BF16 instructions; features about 1% off)",
+        choices=("float32", "bfloat16"),
+    )
     keep: str = setting(
         "best",
         "the model saved and tested: the best epoch by --monitor (over all stages), or the last",

@@ -7,6 +7,7 @@ from typing import Any
 
 from zoo import console
 from zoo.components import Backbone, Component, Head
+from zoo.params import parse_size
 from zoo.plugins import LoadOptions, load_registry
 from zoo.registry import Entry, PluginInfo, Registry
 
@@ -31,6 +32,17 @@ def registry_from(args: argparse.Namespace, warn_failed: bool = True) -> Registr
     for warning in registry.warnings:
         console.warning(warning)
     return registry
+
+
+def cache_max_size(registry: Registry, given: str | None, flag: str) -> int:
+    """The feature cache's size limit: ``given`` (a flag's value), else the last registry
+    file's ``[cache] max_size``, else :data:`zoo.train.store.DEFAULT_MAX_SIZE`."""
+    from zoo.train.store import DEFAULT_MAX_SIZE
+
+    if given is not None:
+        return parse_size(given, flag)
+    configured = [f.cache_max_size for f in registry.files if f.cache_max_size is not None]
+    return configured[-1] if configured else DEFAULT_MAX_SIZE
 
 
 def entry_json(entry: Entry[Component]) -> dict[str, Any]:

@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 import argparse
-import re
 import sys
 from pathlib import Path
 from typing import Any
 
 from zoo import console
-from zoo.commands._common import registry_from
+from zoo.commands._common import cache_max_size, registry_from
 from zoo.errors import ZooError
+from zoo.params import parse_size
 from zoo.settings import BY_NAME, SETTINGS, Setting
 from zoo.train.distribute import PRECISIONS, STRATEGIES
 
@@ -67,6 +67,13 @@ def add(sub: Any, common: argparse.ArgumentParser) -> None:
         help="features kept in memory, e.g. 512MB; the rest is read from disk (default: 2GB)",
     )
     how.add_argument(
+        "--feature-cache-max",
+        metavar="SIZE",
+        help="the most the feature cache folder may hold; least recently used features "
+        "not in use are removed beyond it (default: [cache] max_size of a registry file, "
+        "else 10GB)",
+    )
+    how.add_argument(
         "--output",
         type=Path,
         default=Path("runs"),
@@ -102,7 +109,7 @@ def _add_flag(group: argparse._ArgumentGroup, setting: Setting) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from zoo import runs
+    from zoo import runs, runtime
     from zoo.runconfig import resolve_run, resolve_saved
     from zoo.train.engine import EngineOptions
     from zoo.train.engine import run as run_experiment
@@ -116,11 +123,13 @@ def run(args: argparse.Namespace) -> int:
         resolved = resolve_run(
             registry, args.names, recipe=args.recipe, settings=settings, sets=args.sets
         )
+    runtime.check(resolved.config.runtime, resolved.config.runtime_precision)  # before loading
     options = EngineOptions(
         strategy=args.strategy,
         precision=args.precision,
         cache_dir=args.feature_cache_dir,
         cache_memory=parse_size(args.feature_cache_memory),
+        cache_max=cache_max_size(registry, args.feature_cache_max, "--feature-cache-max"),
     )
     console.tables_to_stderr(args.json)
     result = run_experiment(
@@ -150,25 +159,3 @@ def _check_resume(args: argparse.Namespace, settings: dict[str, Any]) -> None:
             fix="drop those options, or start a new run with them",
             got=" ".join(changed),
         )
-
-
-_UNITS = {"": 1, "B": 1, "KB": 1024, "MB": 1024**2, "GB": 1024**3, "TB": 1024**4}
-
-
-def parse_size(text: str) -> int:
-    """``"512MB"`` as bytes (binary units).
-
-    Raises:
-        ZooError: not a number with an optional unit B, KB, MB, GB or TB.
-    """
-    found = re.fullmatch(r"\s*([0-9]+(?:\.[0-9]+)?)\s*([KMGT]?B?)\s*", text.upper())
-    if not found:
-        raise ZooError(
-            "--feature-cache-memory takes a size such as 512MB or 4GB.",
-            expected="a number with an optional unit: B, KB, MB, GB or TB",
-            fix="pass e.g. --feature-cache-memory 2GB",
-            got=text,
-        )
-    number, unit = found.groups()
-    unit = unit if unit.endswith("B") or not unit else unit + "B"
-    return int(float(number) * _UNITS[unit])

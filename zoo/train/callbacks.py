@@ -33,6 +33,7 @@ from zoo.train.monitor import Improvement, Monitor
 from zoo.train.record import Record
 
 if TYPE_CHECKING:
+    from zoo.runtime import RuntimeChoice
     from zoo.train.finetune import Unfrozen
 
 
@@ -165,6 +166,9 @@ class RunRecord(Callback):
         # A resumed run checks again; each problem is recorded once.
         found[:] = [w for w in found if w.get("code") != warning.code]
         found.append(warning.to_json())
+
+    def on_runtime(self, choice: RuntimeChoice) -> None:
+        self.record.update(runtime=choice.to_json())
 
     def on_features(self, split: str, key: str, source: str, count: int) -> None:
         used = self.record.data.setdefault("feature_cache", {})

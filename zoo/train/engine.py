@@ -20,12 +20,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from zoo import _tf, data, runs, saving, scoring
+from zoo import _tf, data, runs, runtime, saving, scoring
 from zoo.components import Splits
 from zoo.errors import RunFailed, ZooError
 from zoo.model import Assembled, build_model, build_splits, parameter_counts, summary_rows
 from zoo.runconfig import Resolved, check_classes
-from zoo.train import best, checkpoints, checks
+from zoo.train import best, checkpoints, checks, store
 from zoo.train import features as feature_cache
 from zoo.train.callbacks import (
     Checkpointing,
@@ -34,12 +34,13 @@ from zoo.train.callbacks import (
     TensorBoard,
     TerminateOnNaN,
 )
+from zoo.train.context import RunContext
 from zoo.train.events import Callback, Events, RunEnd, RunStart, RunWarning, StagePlan
 from zoo.train.loop import predict_batches
 from zoo.train.monitor import Monitor
 from zoo.train.record import STAGE_PHASE, Record, Timer, file_sha256
 from zoo.train.schedules import ReduceOnPlateau
-from zoo.train.stages import RunContext, Stages
+from zoo.train.stages import Stages
 from zoo.train.trainer import Trainer
 
 if TYPE_CHECKING:
@@ -55,12 +56,15 @@ class EngineOptions:
         precision: ``auto``, ``float32``, ``mixed_float16`` or ``mixed_bfloat16``.
         cache_dir: Where cached features persist (default: ``~/.cache/zoo/features``).
         cache_memory: Bytes of features kept in memory; the rest is read from disk.
+        cache_max: Bytes the cache folder may hold: least recently used entries not in
+            use are removed beyond it (``None``: no limit).
     """
 
     strategy: str = "auto"
     precision: str = "auto"
     cache_dir: Path | None = None
     cache_memory: int = feature_cache.DEFAULT_MEMORY_BUDGET
+    cache_max: int | None = store.DEFAULT_MAX_SIZE
 
 
 @dataclass
@@ -136,6 +140,7 @@ def _prepare(resolved: Resolved, options: EngineOptions, events: Events) -> _Pre
     from zoo.train.distribute import choose_precision, place
     from zoo.train.finetune import check
 
+    runtime.check(resolved.config.runtime, resolved.config.runtime_precision)
     placement = place(options.strategy)
     precision = choose_precision(options.precision, placement)
     keras.mixed_precision.set_global_policy(precision)
@@ -315,6 +320,7 @@ class _Run:
             events=events,
             cache_dir=prepared.options.cache_dir,
             cache_memory=prepared.options.cache_memory,
+            cache_max=prepared.options.cache_max,
             backbone_digest=self.backbone_digest,
         )
 

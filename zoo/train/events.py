@@ -8,7 +8,9 @@ calls its terminal reporter. Events arrive in this order::
     on_placement, on_model_built, on_data_loaded          (setting up; also a dry run)
     on_run_begin                                           (the run directory is open)
       on_warning...                                        (setups that cannot learn)
+      on_runtime                                           (before the first features)
       on_extract_begin, on_extract_step..., on_extract_end, on_features   (per split)
+      on_cache_pruned                                      (after storing, if pruned)
       on_fine_tune_unfrozen                                (before the fine-tuning stage)
       on_stage_begin
         on_epoch_begin, on_train_batch_end..., should_stop, on_epoch_end   (per epoch)
@@ -29,8 +31,10 @@ from zoo.runs import RunStatus, Stage
 if TYPE_CHECKING:
     from zoo.components import Splits
     from zoo.model import LayerRow
+    from zoo.runtime import RuntimeChoice
     from zoo.scoring import Evaluation
     from zoo.train.finetune import Unfrozen
+    from zoo.train.store import Pruned
 
 #: One epoch of metrics.json's history: ``{"epoch": 3, "stage": "head", "loss": ...}``.
 Row = dict[str, Any]
@@ -178,6 +182,10 @@ class Callback:
     def on_warning(self, warning: RunWarning) -> None:
         """The run is set up in a way that cannot learn, or not well."""
 
+    def on_runtime(self, choice: RuntimeChoice) -> None:
+        """What computes the features (:mod:`zoo.runtime`), and why; said once, before
+        the first split's features, and again only if a later conversion fails."""
+
     def on_extract_begin(self, split: str, steps: int | None) -> None:
         """A frozen backbone's features of ``split`` are about to be extracted."""
 
@@ -189,6 +197,10 @@ class Callback:
 
     def on_features(self, split: str, key: str, source: str, count: int) -> None:
         """``split``'s features are ready: ``extracted`` now, or read from the ``cache``."""
+
+    def on_cache_pruned(self, pruned: Pruned) -> None:
+        """The feature cache was pruned to its size after storing new features (told
+        when it removed something, or could not get under the size)."""
 
     def on_fine_tune_unfrozen(self, unfrozen: Unfrozen, counts: Mapping[str, int]) -> None:
         """The top of the backbone is unfrozen for fine-tuning: what was counted, and the
@@ -256,6 +268,10 @@ class Events(Callback):
         for callback in self.callbacks:
             callback.on_warning(warning)
 
+    def on_runtime(self, choice: RuntimeChoice) -> None:
+        for callback in self.callbacks:
+            callback.on_runtime(choice)
+
     def on_extract_begin(self, split: str, steps: int | None) -> None:
         for callback in self.callbacks:
             callback.on_extract_begin(split, steps)
@@ -271,6 +287,10 @@ class Events(Callback):
     def on_features(self, split: str, key: str, source: str, count: int) -> None:
         for callback in self.callbacks:
             callback.on_features(split, key, source, count)
+
+    def on_cache_pruned(self, pruned: Pruned) -> None:
+        for callback in self.callbacks:
+            callback.on_cache_pruned(pruned)
 
     def on_fine_tune_unfrozen(self, unfrozen: Unfrozen, counts: Mapping[str, int]) -> None:
         for callback in self.callbacks:

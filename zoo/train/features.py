@@ -9,8 +9,11 @@ image.
 
 Features are also kept on disk under a key that names everything they depend on (the
 dataset, its parameters, version and fingerprint, the split, the backbone, its
-parameters and a digest of its weights, the image size, the preprocessing and the
-precision), so a later run with the same key reuses them and any change misses.
+parameters and a digest of its weights, the image size, the preprocessing, the
+precision, the runtime that computed them and its precision, and the head's pooling
+when they are cached pooled), so a later run with the same key reuses them and any
+change misses. The cache folder keeps to a size, least recently used entries first,
+never removing one in use (:mod:`zoo.train.store`).
 """
 
 from __future__ import annotations
@@ -20,17 +23,18 @@ import json
 import os
 import shutil
 import tempfile
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+
+from zoo.errors import ZooError
+from zoo.train import store
 
 if TYPE_CHECKING:
     import keras
     import numpy as np
     import tensorflow as tf
-
-    from zoo.train.distribute import Placement
 
 FORMAT = 1
 DEFAULT_MEMORY_BUDGET = 2 * 1024**3
@@ -125,56 +129,113 @@ class Features:
 class FeatureCache:
     """Features by key: on disk under ``directory``, in memory up to ``memory_budget`` bytes.
 
+    The on-disk format, the locks that keep entries in use from being pruned, and
+    pruning are :mod:`zoo.train.store`'s. Entries this cache opens stay leased until
+    :meth:`close`.
+
     Args:
         directory: Where keyed features persist; ``None`` keeps nothing after the run
             (a temporary directory holds what does not fit in memory).
         memory_budget: Bytes of features kept in memory; the rest is memory-mapped.
+        max_size: Bytes the directory may hold: after writing an entry, the least
+            recently used ones not in use are removed until the rest fit
+            (``None``: no limit).
     """
 
-    def __init__(self, directory: Path | None, memory_budget: int = DEFAULT_MEMORY_BUDGET) -> None:
+    def __init__(
+        self,
+        directory: Path | None,
+        memory_budget: int = DEFAULT_MEMORY_BUDGET,
+        max_size: int | None = None,
+    ) -> None:
         self.memory_budget = memory_budget
+        self.max_size = max_size
         self.directory = directory or Path(tempfile.mkdtemp(prefix="zoo-features-"))
         self._temporary = None if directory is not None else self.directory
         self._in_memory = 0
+        self._leases: list[store.Lease] = []
 
     def close(self) -> None:
+        for lease in self._leases:
+            lease.release()
+        self._leases.clear()
         if self._temporary is not None:
             shutil.rmtree(self._temporary, ignore_errors=True)
+
+    def has(self, key: str) -> bool:
+        """Whether ``key`` is stored (it may still be pruned before :meth:`get`)."""
+        return (self.directory / key / store.META).is_file()
 
     def get(
         self,
         key: str,
-        extract: Callable[[Path], None],
-    ) -> Features:
-        """The features stored under ``key``; ``extract(folder)`` writes them on a miss."""
+        extract: Callable[[Path], Mapping[str, Any]],
+        about: Mapping[str, Any] | None = None,
+    ) -> tuple[Features, store.Pruned | None]:
+        """The features stored under ``key``; on a miss ``extract(folder)`` writes them
+        and returns their meta (count, shape, views), ``about`` is kept with them, and
+        the cache is pruned to its size: what pruning did comes second (``None`` when
+        nothing was written)."""
         folder = self.directory / key
-        source = "cache"
-        if not (folder / "meta.json").is_file():
-            self._write(folder, extract)
-            source = "extracted"
-        return self._load(folder, source)
+        held = store.lease(folder)
+        if held is not None and self._usable(folder, held):
+            self._leases.append(held)
+            return self._load(folder, "cache"), None
+        self._write(folder, extract, about or {})
+        pruned = None
+        if self.max_size is not None and self._temporary is None:
+            pruned = store.prune(self.directory, self.max_size)
+        return self._load(folder, "extracted"), pruned
 
-    def _write(self, folder: Path, extract: Callable[[Path], None]) -> None:
+    def _usable(self, folder: Path, held: store.Lease) -> bool:
+        """Whether the entry in ``folder`` is whole; a damaged one is removed (it is
+        written again), unless another process uses it."""
+        damaged = store.damage(folder)
+        if damaged is None:
+            return True
+        held.release()
+        if not store.remove(folder):
+            raise ZooError(
+                f"the cached features in {folder} are damaged ({damaged}), and another "
+                "running process uses them.",
+                expected="whole cache entries",
+                fix="run again when the other run has finished (zoo cache clear removes "
+                "them then), or pass --feature-cache-dir with another folder",
+                got=str(folder),
+            )
+        return False
+
+    def _write(
+        self, folder: Path, extract: Callable[[Path], Mapping[str, Any]], about: Mapping[str, Any]
+    ) -> None:
         self.directory.mkdir(parents=True, exist_ok=True)
         partial = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", dir=self.directory))
+        held = store.lease(partial)  # no pruner removes it while written, nor after
         try:
-            extract(partial)
-            try:
-                partial.rename(folder)
-            except OSError:  # another run stored the same key meanwhile: keep theirs
-                shutil.rmtree(partial, ignore_errors=True)
+            meta = {"format": FORMAT, **extract(partial), "about": dict(about)}
+            (partial / store.META).write_text(json.dumps(meta))
+            renamed = _rename(partial, folder)
         except BaseException:
             shutil.rmtree(partial, ignore_errors=True)
+            if held is not None:
+                held.release()
             raise
+        if not renamed:  # another run stored the same key meanwhile: keep theirs
+            shutil.rmtree(partial, ignore_errors=True)
+            if held is not None:
+                held.release()
+            held = store.lease(folder)
+        if held is not None:
+            self._leases.append(held)
 
     def _load(self, folder: Path, source: str) -> Features:
         import numpy as np
 
-        meta = json.loads((folder / "meta.json").read_text())
+        meta = json.loads((folder / store.META).read_text())
         shape = (meta["count"], *meta["shape"])
         size = int(np.prod(shape)) * 4
-        mapped = np.memmap(folder / "features.f32", dtype=np.float32, mode="r", shape=shape)
-        labels = np.fromfile(folder / "labels.i32", dtype=np.int32)
+        mapped = np.memmap(folder / store.FEATURES, dtype=np.float32, mode="r", shape=shape)
+        labels = np.fromfile(folder / store.LABELS, dtype=np.int32)
         views = meta.get("views")
         if self._in_memory + size <= self.memory_budget:
             self._in_memory += size
@@ -182,31 +243,39 @@ class FeatureCache:
         return Features(mapped, labels, source, views)
 
 
+def _rename(partial: Path, folder: Path) -> bool:
+    """Move a finished entry into place (its lease follows); ``False`` if one is there."""
+    try:
+        partial.rename(folder)
+    except OSError:
+        if not folder.is_dir():
+            raise
+        return False
+    return True
+
+
 def extract_to(
     folder: Path,
-    model: keras.Model,
-    placement: Placement,
-    dataset: tf.data.Dataset,
+    predicted: Iterable[tuple[np.ndarray, np.ndarray]],
     report: Callable[[int], None] | None = None,
     views: int | None = None,
-) -> None:
-    """Run ``model`` over ``dataset`` and write features, labels and meta to ``folder``.
+) -> dict[str, Any]:
+    """Write the ``predicted`` features and labels to ``folder``; return their meta.
 
-    Features are appended to disk batch by batch, so extraction needs little memory.
-    With ``views`` K, each image of ``dataset`` comes K times in a row (its augmented
-    copies, :meth:`zoo.data.Augmentation.copies`), and is stored as one example with K
-    features: copies made in one pass stay with their image, whatever order the
-    dataset gives its images in.
+    ``predicted`` gives ``(features, labels)`` batch by batch (a runtime running the
+    features model over a dataset, :mod:`zoo.runtime`); they are appended to disk as
+    they come, so extraction needs little memory. With ``views`` K, each image comes K
+    times in a row (its augmented copies, :meth:`zoo.data.Augmentation.copies`), and is
+    stored as one example with K features: copies made in one pass stay with their
+    image, whatever order the dataset gives its images in.
     """
-    from zoo.train.loop import predict_batches
-
     count = 0
     shape: tuple[int, ...] = ()
     with (
-        open(folder / "features.f32", "wb") as features,
-        open(folder / "labels.i32", "wb") as labels,
+        open(folder / store.FEATURES, "wb") as features,
+        open(folder / store.LABELS, "wb") as labels,
     ):
-        for step, (values, targets) in enumerate(predict_batches(model, placement, dataset)):
+        for step, (values, targets) in enumerate(predicted):
             if views is not None:
                 values = values.reshape(-1, views, *values.shape[1:])
                 targets = targets[::views]
@@ -219,5 +288,4 @@ def extract_to(
         for f in (features, labels):
             f.flush()
             os.fsync(f.fileno())
-    meta = {"format": FORMAT, "count": count, "shape": list(shape), "views": views}
-    (folder / "meta.json").write_text(json.dumps(meta))
+    return {"count": count, "shape": list(shape), "views": views}

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from zoo import console, console_reports
 from zoo.data_summary import summarize
+from zoo.params import format_size
 from zoo.runs import Stage
 from zoo.train.events import (
     Callback,
@@ -27,8 +28,10 @@ from zoo.train.events import (
 if TYPE_CHECKING:
     from zoo.components import Splits
     from zoo.model import LayerRow
+    from zoo.runtime import RuntimeChoice
     from zoo.scoring import Evaluation
     from zoo.train.finetune import Unfrozen
+    from zoo.train.store import Pruned
 
 #: How the progress lines name each stage's epochs.
 LABELS: Mapping[Stage, str] = {"head": "train", "fine_tune": "fine-tune"}
@@ -65,6 +68,9 @@ class ConsoleReporter(Callback):
     def on_warning(self, warning: RunWarning) -> None:
         console.warning(f"{warning.message} Fix: {warning.fix}.")
 
+    def on_runtime(self, choice: RuntimeChoice) -> None:
+        console.status(choice.describe())
+
     def on_extract_begin(self, split: str, steps: int | None) -> None:
         self.extracting = console.TaskProgress(f"extracting features: {split}", steps)
         self.extracting.start()
@@ -81,6 +87,9 @@ class ConsoleReporter(Callback):
     def on_features(self, split: str, key: str, source: str, count: int) -> None:
         if source == "cache":
             console.status(f"features: {split} from the cache ({count} images)")
+
+    def on_cache_pruned(self, pruned: Pruned) -> None:
+        console.status(_pruned_line(pruned))
 
     def on_fine_tune_unfrozen(self, unfrozen: Unfrozen, counts: Mapping[str, int]) -> None:
         console.status(f"fine-tuning: {unfrozen.describe()}")
@@ -163,3 +172,23 @@ def _kept_line(kept: Mapping[str, Any]) -> str:
         if best is not None and best != kept["epoch"]:
             text += f"; the best {monitor} was epoch {best} (--keep best keeps that one)"
     return text + "; the saved model and the test metrics are that epoch's"
+
+
+def _pruned_line(pruned: Pruned) -> str:
+    """``feature cache: removed 2 least recently used entries (1.2 GB) to keep under
+    10.0 GB``, and what is kept when it cannot get under."""
+    limit = format_size(pruned.max_size)
+    parts = []
+    if pruned.removed:
+        count = len(pruned.removed)
+        entries = "entry" if count == 1 else "entries"
+        parts.append(
+            f"removed {count} least recently used {entries} ({format_size(pruned.freed)}) "
+            f"to keep under {limit}"
+        )
+    if pruned.over:
+        parts.append(
+            f"{format_size(pruned.size)} is over its {limit} limit: entries in use are kept "
+            "(--feature-cache-max, or [cache] max_size in registry.toml, sets it)"
+        )
+    return "feature cache: " + "; ".join(parts)

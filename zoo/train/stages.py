@@ -1,8 +1,9 @@
 """A run's stages as plans the trainer runs: what trains, on which data, with which optimizer.
 
 ``head`` trains the head. When the backbone is frozen and the feature cache is on, it
-trains the head model alone on the backbone's features, extracted once per split and
-cached (:mod:`zoo.train.features`); otherwise the whole model on images. ``fine_tune``
+trains the head model alone on the backbone's features (pooled, when the head begins
+with global pooling), extracted once per split and cached (:mod:`zoo.train.extraction`);
+otherwise the whole model on images. ``fine_tune``
 unfreezes the top of the backbone and trains the whole model on images at its own
 learning rate. A resumed run restores its checkpoint into the first stage that runs,
 before any features are extracted.
@@ -23,51 +24,23 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable
-from dataclasses import dataclass
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from zoo import data
 from zoo.model import make_optimizer, parameter_counts
-from zoo.train import features as feature_cache
 from zoo.train import schedules
 from zoo.train.checkpoints import Resume
-from zoo.train.events import Events, StagePlan
+from zoo.train.context import RunContext
+from zoo.train.events import StagePlan
+from zoo.train.extraction import FeatureSource
 from zoo.train.finetune import unfreeze_top
-from zoo.train.record import Timer
 
 if TYPE_CHECKING:
     import keras
     import tensorflow as tf
 
-    from zoo.components import Splits
-    from zoo.model import Assembled
-    from zoo.runconfig import RunConfig
-    from zoo.train.distribute import Placement
 
 Batches = tuple[Callable[[int], Any], Callable[[], Any]]
-
-
-@dataclass(frozen=True)
-class RunContext:
-    """What planning the stages needs from a run that is set up.
-
-    Args:
-        cache_dir: Where cached features persist (``None``: the default folder).
-        cache_memory: Bytes of features kept in memory.
-        backbone_digest: The backbone's weights digest (computed once, when first asked).
-    """
-
-    config: RunConfig
-    placement: Placement
-    precision: str
-    assembled: Assembled
-    splits: Splits
-    timer: Timer
-    events: Events
-    cache_dir: Path | None
-    cache_memory: int
-    backbone_digest: Callable[[], str]
 
 
 class Stages:
@@ -76,20 +49,23 @@ class Stages:
     def __init__(self, context: RunContext, resume: Resume) -> None:
         self.context = context
         self.resume = resume
-        self.cache: feature_cache.FeatureCache | None = None
-        #: The head trains on cached features (and, without fine-tuning, is tested on them).
-        self.cached = context.config.feature_cache and context.assembled.backbone_frozen
+        cached = context.config.feature_cache and context.assembled.backbone_frozen
         self.augmentation = data.Augmentation.of(context.config)
+        #: Where the head's features come from, when it trains on cached features (and,
+        #: without fine-tuning, is tested on them).
+        self.features = FeatureSource(context, self.augmentation) if cached else None
         self.train_labels: Any = None
         self.weights: tuple[float, ...] | None = None
 
     def head(self) -> tuple[StagePlan, int]:
         """The head stage, and how many of its epochs a resumed run has done."""
         config, assembled = self.context.config, self.context.assembled
-        model = assembled.head if self.cached else assembled.model
+        model = self.features.head if self.features is not None else assembled.model
         optimizer, schedule = self._optimizer(model, config.learning_rate, config.epochs)
         start = self.resume.restore("head", optimizer)
-        train, validation = self._cached_batches() if self.cached else self._image_batches()
+        train, validation = (
+            self._cached_batches() if self.features is not None else self._image_batches()
+        )
         frozen = assembled.backbone_frozen
         plan = StagePlan(
             stage="head",
@@ -141,16 +117,16 @@ class Stages:
     def test(self) -> tuple[keras.Model, tf.data.Dataset]:
         """The trained model and the test split it is evaluated on: features of the test
         images for a head trained on features, else the images."""
-        context = self.context
-        if self.cached and not context.config.fine_tune_epochs:
+        context, features = self.context, self.features
+        if features is not None and not context.config.fine_tune_epochs:
             with context.timer.phase("extract"):
-                test = self._features("test")
-            return context.assembled.head, test.batches(context.config.batch_size)
+                test = features.get("test")
+            return features.head, test.batches(context.config.batch_size)
         return context.assembled.model, self._images("test")
 
     def close(self) -> None:
-        if self.cache is not None:
-            self.cache.close()
+        if self.features is not None:
+            self.features.close()
 
     def _optimizer(self, model: keras.Model, learning_rate: float, epochs: int) -> tuple[Any, Any]:
         """The stage's optimizer, built on ``model``, and its schedule (``None``: constant)."""
@@ -214,8 +190,13 @@ class Stages:
         return train, lambda: self._images("validation")
 
     def _cached_batches(self) -> Batches:
+        features = self.features
+        assert features is not None, "only a head trained on cached features reads them"
         with self.context.timer.phase("extract"):
-            train, validation = self._features("train"), self._features("validation")
+            # The test split too, when it is tested on features: one runtime for all.
+            tested = [] if self.context.config.fine_tune_epochs else ["test"]
+            features.settle(["train", "validation", *tested])
+            train, validation = features.get("train"), features.get("validation")
         if self.train_labels is None:
             self.train_labels = train.labels
         size = self.context.config.batch_size
@@ -223,58 +204,3 @@ class Stages:
             lambda epoch: train.batches(size, self._shuffle_seed(epoch)),
             lambda: validation.batches(size),
         )
-
-    def _features(self, split: str) -> feature_cache.Features:
-        """``split``'s features from the cache, extracted on a miss; with augmentation,
-        the training split's are those of ``--augment-views`` augmented copies."""
-        context = self.context
-        if self.cache is None:
-            directory = context.cache_dir or feature_cache.default_directory()
-            persistent = directory if context.placement.is_chief else None
-            self.cache = feature_cache.FeatureCache(persistent, context.cache_memory)
-        identity, shown = self._identity(), split
-        views: int | None = None
-        augment: Callable[[tf.data.Dataset], tf.data.Dataset] | None = None
-        if split == "train" and self.augmentation is not None:
-            views = context.config.augment_views
-            identity.update(augmentation=self.augmentation.to_json(), views=views)
-            shown = f"train ({views} augmented copies of each image)"
-            augment = functools.partial(self.augmentation.copies, count=views)
-        key = feature_cache.cache_key(identity, split)
-
-        def extract(folder: Path) -> None:
-            steps = data.steps(context.splits.sizes.get(split), context.config.batch_size)
-            context.events.on_extract_begin(shown, steps)
-            batches = self._images(split, augment=augment)
-            model = context.assembled.features
-            step = context.events.on_extract_step
-            feature_cache.extract_to(folder, model, context.placement, batches, step, views)
-            context.events.on_extract_end(shown)
-
-        found = self.cache.get(key, extract)
-        context.events.on_features(split, key, found.source, len(found))
-        return found
-
-    def _identity(self) -> dict[str, Any]:
-        """Everything the features depend on: any change is another cache key."""
-        context = self.context
-        config, splits = context.config, context.splits
-        preprocessing = context.assembled.preprocessing
-        layer_config = {k: v for k, v in preprocessing.get_config().items() if k != "name"}
-        return {
-            "dataset": {
-                "name": config.dataset.qualified_name,
-                "params": dict(config.dataset.params),
-                "version": splits.version,
-                "fingerprint": splits.fingerprint,
-                "sizes": dict(splits.sizes),
-            },
-            "backbone": {
-                "name": config.backbone.qualified_name,
-                "params": dict(config.backbone.params),
-                "weights": context.backbone_digest(),
-            },
-            "image_size": config.image_size,
-            "preprocessing": [type(preprocessing).__name__, layer_config],
-            "precision": context.precision,
-        }

@@ -1,0 +1,230 @@
+"""What computes frozen features and predictions: TensorFlow, or OpenVINO on the CPU.
+
+OpenVINO is the ``[openvino]`` extra, which CI installs; the tests that run it are
+skipped without it, and the tests of its absence hide it from a real ``zoo`` process.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+from helpers import TINY_RUN, hide_openvino, run_zoo, write
+
+import zoo
+from zoo import runtime
+from zoo.plugins import load_registry
+
+needs_openvino = pytest.mark.skipif(
+    runtime.installed() is None, reason="needs OpenVINO: pip install 'zoo[openvino]'"
+)
+FROZEN_RUN = ["run", "shapes", "small_cnn", "gap_sigmoid", *TINY_RUN]
+FROZEN_RUN += ["--set", "backbone.trainable=false", "--json"]
+
+#: A backbone whose model calls back into Python (``tf.numpy_function``), which no
+#: converter can turn into a graph of its own.
+HOST_CALLBACK_PLUGIN = """
+import functools
+
+import zoo
+
+
+@functools.cache
+def doubling():
+    import keras
+    import tensorflow as tf
+
+    @keras.saving.register_keras_serializable(package="test_host")
+    class Doubling(keras.layers.Layer):
+        def call(self, x):
+            y = tf.numpy_function(lambda a: a * 2, [x], tf.float32)
+            return tf.ensure_shape(y, x.shape)
+
+    return Doubling
+
+
+def build(image_shape, params):
+    import keras
+
+    model = keras.Sequential(
+        [keras.Input(image_shape), doubling()(), keras.layers.Conv2D(4, 3)], name="host"
+    )
+    model.trainable = False
+    return zoo.BuiltBackbone(model=model, preprocessing="unit", pretrained=True)
+
+
+@zoo.hookimpl
+def register_backbones(register):
+    register(zoo.Backbone(name="host_callback", description="Calls Python", build=build))
+"""
+
+
+def relative_difference(found: np.ndarray, expected: np.ndarray) -> float:
+    return float(np.abs(found - expected).max() / np.abs(expected).max())
+
+
+# --- Choosing -------------------------------------------------------------------------
+
+
+def test_auto_picks_openvino_on_the_cpu_when_it_is_installed(monkeypatch):
+    monkeypatch.setattr(runtime, "installed", lambda: "2026.4.1")
+
+    choice = runtime.plan("auto")
+
+    assert (choice.name, choice.precision, choice.version) == ("openvino", "float32", "2026.4.1")
+    assert choice.describe() == (
+        "runtime: openvino 2026.4.1, float32 "
+        "(auto: OpenVINO is installed and the run is on the CPU)"
+    )
+
+
+def test_auto_keeps_tensorflow_on_a_gpu_and_without_openvino(monkeypatch):
+    monkeypatch.setattr(runtime, "installed", lambda: "2026.4.1")
+    on_gpu = runtime.plan("auto", "bfloat16", gpu=True)
+    monkeypatch.setattr(runtime, "installed", lambda: None)
+    without = runtime.plan("auto")
+
+    assert (on_gpu.name, on_gpu.precision) == ("tensorflow", "float32")
+    assert "GPU" in on_gpu.reason and "bfloat16 needs OpenVINO" in on_gpu.reason
+    assert without.name == "tensorflow"
+    assert "pip install 'zoo[openvino]'" in without.reason
+
+
+def test_asking_for_what_cannot_run_is_a_clear_error(monkeypatch):
+    monkeypatch.setattr(runtime, "installed", lambda: None)
+
+    with pytest.raises(zoo.ZooError, match=r"openvino package, which is not installed"):
+        runtime.plan("openvino")
+    with pytest.raises(zoo.ZooError, match="bfloat16 needs the OpenVINO runtime"):
+        runtime.plan("tensorflow", "bfloat16")
+
+
+# --- Converting -----------------------------------------------------------------------
+
+
+def assembled(names: list[str], size: int, sets: list[str]) -> zoo.Assembled:
+    resolved = zoo.resolve_run(load_registry(), names, settings={"image_size": size}, sets=sets)
+    return zoo.build_model(resolved, 2)
+
+
+@needs_openvino
+def test_openvino_features_are_tensorflows_within_1e_3_maps_and_pooled_vectors():
+    model = assembled(["shapes", "small_cnn", "gap_sigmoid"], 32, [])
+    images = np.random.default_rng(0).uniform(0, 255, (5, 32, 32, 3)).astype("float32")
+
+    for features in (model.features, model.pooled.features):
+        converted, choice = runtime.compile_model(features, runtime.plan("openvino"))
+
+        assert choice.name == "openvino"
+        expected = features.predict_on_batch(images)
+        assert relative_difference(converted(images), expected) <= 1e-3
+        assert relative_difference(converted(images[:2]), expected[:2]) <= 1e-3
+
+
+@needs_openvino
+@pytest.mark.parametrize("pooling", ["class_token", "mean"])
+def test_a_kerashub_transformers_tokens_and_their_pooling_convert(tiny_presets, pooling):
+    sets = [f"backbone.preset={tiny_presets.vit}", f"head.token_pooling={pooling}"]
+    model = assembled(["shapes", "keras_hub", "gap_sigmoid"], tiny_presets.image_size, sets)
+    images = np.random.default_rng(1).uniform(0, 255, (3, 48, 48, 3)).astype("float32")
+    tokens = model.features.predict_on_batch(images)
+
+    converted, choice = runtime.compile_model(model.pooled.features, runtime.plan("openvino"))
+
+    assert choice.name == "openvino" and tokens.ndim == 3
+    expected = tokens[:, 0] if pooling == "class_token" else tokens.mean(axis=1)
+    assert relative_difference(converted(images), expected) <= 1e-3
+
+
+@needs_openvino
+def test_a_backbone_that_does_not_convert_runs_on_tensorflow_saying_why(zoo_cli, isolated):
+    write(isolated / "host_callback.py", HOST_CALLBACK_PLUGIN)
+    write(isolated / "registry.toml", '[plugins]\nload = ["host_callback.py"]\n')
+
+    result = zoo_cli(
+        "run", "shapes", "host_callback", "gap_sigmoid", *TINY_RUN, "--runtime", "openvino",
+        "--json",
+    )  # fmt: skip
+
+    assert result.exit_code == 0, result.stderr
+    chosen = result.json()["runtime"]
+    assert (chosen["requested"], chosen["name"]) == ("openvino", "tensorflow")
+    assert "the backbone host_callback did not convert to OpenVINO" in chosen["reason"]
+    assert "PyFunc" in chosen["reason"]
+    assert f"runtime: tensorflow, float32 (openvino: {chosen['reason']})" in result.stderr
+
+
+# --- Running --------------------------------------------------------------------------
+
+
+@needs_openvino
+def test_bfloat16_is_asked_for_by_name_and_kept_apart_in_the_cache(zoo_cli, isolated):
+    import openvino as ov
+
+    float32 = zoo_cli(*FROZEN_RUN)
+    bfloat16 = zoo_cli(*FROZEN_RUN, "--runtime-precision", "bfloat16").json()
+
+    assert float32.exit_code == 0, float32.stderr
+    assert float32.stderr.count("runtime: openvino") == 1  # one line says which and why
+    assert float32.json()["runtime"]["precision"] == "float32"
+    native = "BF16" in ov.Core().get_property("CPU", "OPTIMIZATION_CAPABILITIES")
+    assert bfloat16["runtime"]["precision"] == ("bfloat16" if native else "float32")
+    keys = {run["feature_cache"]["train"]["key"] for run in (float32.json(), bfloat16)}
+    assert len(keys) == (2 if native else 1)
+    run_dir = isolated / bfloat16["run_dir"]
+    assert json.loads((run_dir / "config.json").read_text())["runtime_precision"] == "bfloat16"
+    assert json.loads((run_dir / "metrics.json").read_text())["runtime"] == bfloat16["runtime"]
+
+
+@needs_openvino
+def test_augmented_copies_are_extracted_by_openvino_too(zoo_cli):
+    from zoo.train import store
+
+    result = zoo_cli(*FROZEN_RUN, "--augment", "--augment-views", "2", "--runtime", "openvino")
+
+    assert result.exit_code == 0, result.stderr
+    assert result.json()["runtime"]["name"] == "openvino"
+    train = result.json()["feature_cache"]["train"]["key"]
+    folder = Path(os.environ["ZOO_CACHE_DIR"]) / "features" / train
+    meta = json.loads((folder / store.META).read_text())
+    assert (meta["count"], meta["views"], meta["shape"][0]) == (32, 2, 2)
+
+
+def test_without_openvino_a_run_falls_back_to_tensorflow(isolated: Path):
+    hidden = hide_openvino(isolated / "hide")
+
+    auto = run_zoo(*FROZEN_RUN, env=hidden)
+    asked = run_zoo(*FROZEN_RUN, "--runtime", "openvino", env=hidden)
+
+    assert auto.exit_code == 0, auto.stderr
+    chosen = auto.json()["runtime"]
+    assert chosen["name"] == "tensorflow"
+    assert chosen["reason"] == "OpenVINO is not installed (pip install 'zoo[openvino]')"
+    assert asked.exit_code == 2
+    assert "pip install 'zoo[openvino]'" in asked.stderr
+
+
+@needs_openvino
+def test_predict_runs_a_saved_model_on_openvino_as_keras_does(zoo_cli, isolated: Path):
+    from PIL import Image
+
+    run = zoo_cli(*FROZEN_RUN).json()["run_dir"]
+    for i in range(3):
+        pixels = np.random.default_rng(i).integers(0, 256, (30 + i, 40, 3)).astype("uint8")
+        Image.fromarray(pixels).save(isolated / f"{i}.png")
+    files = [str(isolated / f"{i}.png") for i in range(3)]
+
+    on_openvino = run_zoo("predict", run, *files, "--runtime", "openvino", "--json")
+    on_keras = zoo_cli("predict", run, *files, "--runtime", "tensorflow", "--json")
+
+    assert on_openvino.exit_code == 0, on_openvino.stderr
+    assert on_openvino.json()["runtime"]["name"] == "openvino"
+    assert "runtime: openvino" in on_openvino.stderr
+    found, expected = (
+        np.array([p["probability"] for p in result.json()["predictions"]])
+        for result in (on_openvino, on_keras)
+    )
+    assert np.allclose(found, expected, atol=1e-4)
