@@ -7,6 +7,7 @@ import os
 import shutil
 import sys
 import tempfile
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -138,15 +139,18 @@ class Context:
         )
         return measured, folder
 
-    def worker(self, kind: str, images: int, device: str, split: str) -> dict[str, float]:
-        """Run ``python -m bench.workers KIND`` on the folder of ``images`` images."""
+    def worker(
+        self, kind: str, images: int, device: str, split: str, extra: Sequence[str] = ()
+    ) -> dict[str, Any]:
+        """Run ``python -m bench.workers KIND`` on the folder of ``images`` images, with
+        ``extra`` arguments; the result has ``folder``, where the worker ran."""
         s = self.settings
-        folder_args = [] if kind == "probe" else [str(self.dataset(images))]
+        folder_args = [] if kind in ("probe", "sizes") else [str(self.dataset(images))]
         argv = [sys.executable, "-m", "bench.workers", kind, *folder_args]
         argv += ["--image-size", str(s.image_size), "--batch-size", str(s.batch_size)]
-        argv += ["--split", split, "--json", "result.json"]
+        argv += ["--split", split, "--json", "result.json", *extra]
         _, folder = self.run(kind, argv, device)
-        return json.loads((folder / "result.json").read_text())
+        return {**json.loads((folder / "result.json").read_text()), "folder": str(folder)}
 
 
 def zoo_command() -> list[str]:

@@ -10,7 +10,7 @@ import sys
 import time
 from collections.abc import Callable
 
-from bench import report, startup, throughput, transfer
+from bench import cache_size, report, startup, throughput, transfer
 from bench.context import FULL, QUICK, REPO_ROOT, Context, Settings, temporary_workdir
 from bench.measure import BenchError
 from bench.report import Section
@@ -21,6 +21,7 @@ BENCHMARKS: dict[int, tuple[str, Callable[[Context], Section]]] = {
     3: ("input pipeline", throughput.pipeline),
     4: ("start-up", startup.startup),
     5: ("scaling", transfer.scaling),
+    7: ("feature cache size", cache_size.cache_size),
 }
 
 
@@ -62,7 +63,7 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
         help="the issue's sizes, repeated (about 15 minutes on 2 otherwise idle cores)",
     )
     parser.add_argument(
-        "--only", type=_numbers, default=[1, 2, 3, 4, 5, 6], help="benchmarks, e.g. 1,4"
+        "--only", type=_numbers, default=[1, 2, 3, 4, 5, 6, 7], help="benchmarks, e.g. 1,4"
     )
     parser.add_argument("--images", type=int, help="images in benchmark 1's folder")
     parser.add_argument("--epochs", type=int, help="epochs of benchmark 1")
@@ -81,8 +82,8 @@ def _numbers(text: str) -> list[int]:
         numbers = sorted({int(n) for n in text.split(",")})
     except ValueError:
         numbers = []
-    if not numbers or not set(numbers) <= {1, 2, 3, 4, 5, 6}:
-        raise argparse.ArgumentTypeError(f"expected numbers from 1 to 6, e.g. 1,4; got {text!r}")
+    if not numbers or not set(numbers) <= {1, 2, 3, 4, 5, 6, 7}:
+        raise argparse.ArgumentTypeError(f"expected numbers from 1 to 7, e.g. 1,4; got {text!r}")
     return numbers
 
 

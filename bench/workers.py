@@ -7,11 +7,17 @@ times one pass, and writes ``{"images": n, "seconds": s, "first": [n0, s0]}`` to
 tracing the model):
 
 - ``extract``: zoo's feature extraction (``zoo.train.features.extract_to``) over a split,
-  reading and decoding the JPEGs, as ``zoo run`` extracts them.
+  reading and decoding the JPEGs, as ``zoo run`` extracts them: the pooled features
+  ``gap_sigmoid`` trains on, computed by ``--runtime`` in ``--precision`` (OpenVINO's
+  conversion is timed apart, in ``convert``, and counted in the cold rate); after the
+  timing, the features of the validation split's first 64 images (a split in a fixed
+  order) go to ``--features-out``, for comparing runtimes.
 - ``predict``: the same features model's ``predict`` over the same images, already
-  decoded and resized in memory (the bare backbone's speed).
+  decoded and resized in memory (the bare backbone's speed, on TensorFlow).
 - ``pipeline``: the image_folder input pipeline alone, decoding and resizing a split.
 - ``probe``: the devices TensorFlow sees (``{"gpus": [...], "tensorflow": version}``).
+- ``sizes``: the shape of one image's cached features at each ``--sizes`` side, as a
+  map and pooled (``{"100": {"map": [...], "pooled": [...]}, ...}``).
 
 Each pass is timed once, cold: tracing the model is part of what a run pays, and both
 sides of a comparison pay it. The rest of the pass, after the first batch, is the
@@ -30,9 +36,14 @@ from typing import Any
 
 
 def _build(data_dir: Path, image_size: int, batch_size: int) -> tuple[Any, Any]:
-    """The resolved run and its splits, as ``zoo run`` resolves and loads them."""
+    """The resolved run and its splits, as ``zoo run`` resolves and loads them; seeded
+    as ``zoo run`` seeds, so every worker builds the same random ResNet50."""
+    import keras
+
     import zoo
     from zoo.model import build_splits
+
+    keras.utils.set_random_seed(0)
 
     registry = zoo.load_registry()
     resolved = zoo.resolve_run(
@@ -57,29 +68,49 @@ def _batches(resolved: Any, splits: Any, split: str) -> Any:
 
 
 def _features_model(resolved: Any, splits: Any) -> Any:
+    """What ``zoo run`` extracts with: preprocessing, backbone and the head's pooling."""
     import zoo
 
-    return zoo.build_model(resolved, splits.num_classes).features
+    return zoo.build_model(resolved, splits.num_classes).pooled.features
 
 
-def extract(resolved: Any, splits: Any, split: str) -> dict[str, Any]:
+def extract(resolved: Any, splits: Any, split: str, options: argparse.Namespace) -> dict[str, Any]:
+    import numpy as np
+
+    from zoo import runtime
     from zoo.train.distribute import place
     from zoo.train.features import extract_to
+    from zoo.train.loop import predict_batches
 
     model, placement = _features_model(resolved, splits), place("auto")
     batches = _batches(resolved, splits, split)
     done: list[float] = []
     with tempfile.TemporaryDirectory(prefix="bench-extract-") as folder:
         start = time.perf_counter()
-        extract_to(
-            Path(folder), model, placement, batches, lambda _: done.append(time.perf_counter())
-        )
+        choice = runtime.plan(options.runtime, options.precision)
+        runner, choice = runtime.compile_model(model, choice)
+        converted = time.perf_counter() - start
+        if runner is None:
+            predicted = predict_batches(model, placement, batches)
+        else:
+            predicted = runtime.run_batches(runner, batches)
+        extract_to(Path(folder), predicted, lambda _: done.append(time.perf_counter()))
         seconds = time.perf_counter() - start
+    if options.features_out is not None:  # of a split in a fixed order, after the timing
+        images = next(iter(_batches(resolved, splits, "validation").unbatch().batch(64)))[0]
+        found = model(images, training=False) if runner is None else runner(images.numpy())
+        np.save(options.features_out, np.asarray(found))
     first = min(resolved.config.batch_size, splits.sizes[split])
-    return {"images": splits.sizes[split], "seconds": seconds, "first": [first, done[0] - start]}
+    return {
+        "images": splits.sizes[split],
+        "seconds": seconds,
+        "first": [first, done[0] - start],
+        "convert": converted,
+        "runtime": choice.to_json(),
+    }
 
 
-def predict(resolved: Any, splits: Any, split: str) -> dict[str, Any]:
+def predict(resolved: Any, splits: Any, split: str, options: argparse.Namespace) -> dict[str, Any]:
     import numpy as np
 
     model = _features_model(resolved, splits)
@@ -94,7 +125,7 @@ def predict(resolved: Any, splits: Any, split: str) -> dict[str, Any]:
     return {"images": len(images), "seconds": seconds, "first": [min(batch, len(images)), first]}
 
 
-def pipeline(resolved: Any, splits: Any, split: str) -> dict[str, Any]:
+def pipeline(resolved: Any, splits: Any, split: str, options: argparse.Namespace) -> dict[str, Any]:
     sizes: list[int] = []
     start = time.perf_counter()
     for images, _ in _batches(resolved, splits, split):
@@ -113,7 +144,26 @@ def probe() -> dict[str, Any]:
     return {"gpus": names, "tensorflow": tf.__version__}
 
 
-KINDS: dict[str, Callable[[Any, Any, str], dict[str, Any]]] = {
+def sizes(image_sizes: list[int]) -> dict[str, Any]:
+    import zoo
+
+    shapes = {}
+    for size in image_sizes:
+        resolved = zoo.resolve_run(
+            zoo.load_registry(),
+            ("shapes", "resnet50", "gap_sigmoid"),
+            settings={"image_size": size},
+            sets=["backbone.weights=none"],
+        )
+        model = zoo.build_model(resolved, 2)
+        shapes[str(size)] = {
+            "map": list(model.features.output.shape[1:]),
+            "pooled": list(model.pooled.features.output.shape[1:]),
+        }
+    return shapes
+
+
+KINDS: dict[str, Callable[[Any, Any, str, argparse.Namespace], dict[str, Any]]] = {
     "extract": extract,
     "predict": predict,
     "pipeline": pipeline,
@@ -122,18 +172,24 @@ KINDS: dict[str, Callable[[Any, Any, str], dict[str, Any]]] = {
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m bench.workers")
-    parser.add_argument("kind", choices=[*KINDS, "probe"])
+    parser.add_argument("kind", choices=[*KINDS, "probe", "sizes"])
     parser.add_argument("data_dir", type=Path, nargs="?")
     parser.add_argument("--image-size", type=int, default=100)
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--split", default="validation")
+    parser.add_argument("--runtime", default="tensorflow")
+    parser.add_argument("--precision", default="float32")
+    parser.add_argument("--features-out", type=Path)
+    parser.add_argument("--sizes", type=lambda text: [int(n) for n in text.split(",")])
     parser.add_argument("--json", type=Path, required=True)
     args = parser.parse_args(argv)
     if args.kind == "probe":
         result = probe()
+    elif args.kind == "sizes":
+        result = sizes(args.sizes)
     else:
         resolved, splits = _build(args.data_dir, args.image_size, args.batch_size)
-        result = KINDS[args.kind](resolved, splits, args.split)
+        result = KINDS[args.kind](resolved, splits, args.split, args)
     args.json.write_text(json.dumps(result))
 
 
