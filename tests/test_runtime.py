@@ -93,6 +93,19 @@ def test_auto_keeps_tensorflow_on_a_gpu_and_without_openvino(monkeypatch):
     assert "pip install 'zoo[openvino]'" in without.reason
 
 
+def test_auto_keeps_tensorflow_for_too_few_images_to_repay_converting(monkeypatch):
+    monkeypatch.setattr(runtime, "installed", lambda: "2026.4.1")
+
+    few = runtime.plan("auto", images=runtime.WORTH_CONVERTING - 1)
+    enough = runtime.plan("auto", images=runtime.WORTH_CONVERTING)
+
+    assert (few.name, enough.name) == ("tensorflow", "openvino")
+    assert (
+        few.reason == "999 images to run; below 1,000, converting to OpenVINO costs more "
+        "time than it saves"
+    )
+
+
 def test_asking_for_what_cannot_run_is_a_clear_error(monkeypatch):
     monkeypatch.setattr(runtime, "installed", lambda: None)
 
@@ -161,14 +174,26 @@ def test_a_backbone_that_does_not_convert_runs_on_tensorflow_saying_why(zoo_cli,
 
 
 @needs_openvino
+def test_auto_converts_when_the_images_to_extract_repay_it(zoo_cli, monkeypatch):
+    few = zoo_cli(*FROZEN_RUN)  # 40 images
+    monkeypatch.setattr(runtime, "WORTH_CONVERTING", 40)
+    enough = zoo_cli(*FROZEN_RUN, "--image-size", "24")
+
+    assert few.json()["runtime"]["name"] == "tensorflow"
+    assert "runtime: tensorflow, float32 (auto: 40 images to run; below 1,000" in few.stderr
+    assert enough.json()["runtime"]["name"] == "openvino"
+    assert enough.stderr.count("runtime: ") == 1  # one line says which and why
+
+
+@needs_openvino
 def test_bfloat16_is_asked_for_by_name_and_kept_apart_in_the_cache(zoo_cli, isolated):
     import openvino as ov
 
-    float32 = zoo_cli(*FROZEN_RUN)
-    bfloat16 = zoo_cli(*FROZEN_RUN, "--runtime-precision", "bfloat16").json()
+    float32 = zoo_cli(*FROZEN_RUN, "--runtime", "openvino")
+    bfloat16 = zoo_cli(*FROZEN_RUN, "--runtime", "openvino", "--runtime-precision", "bfloat16")
+    bfloat16 = bfloat16.json()
 
     assert float32.exit_code == 0, float32.stderr
-    assert float32.stderr.count("runtime: openvino") == 1  # one line says which and why
     assert float32.json()["runtime"]["precision"] == "float32"
     native = "BF16" in ov.Core().get_property("CPU", "OPTIMIZATION_CAPABILITIES")
     assert bfloat16["runtime"]["precision"] == ("bfloat16" if native else "float32")
@@ -228,3 +253,29 @@ def test_predict_runs_a_saved_model_on_openvino_as_keras_does(zoo_cli, isolated:
         for result in (on_openvino, on_keras)
     )
     assert np.allclose(found, expected, atol=1e-4)
+
+
+@needs_openvino
+def test_a_conversion_that_fails_late_extracts_on_tensorflow_under_its_own_key(
+    zoo_cli, monkeypatch
+):
+    first = zoo_cli(*FROZEN_RUN, "--runtime", "openvino").json()
+    features = Path(os.environ["ZOO_CACHE_DIR"]) / "features"
+    # Damaged where only reading it tells: the run decides on OpenVINO without converting.
+    with open(features / first["feature_cache"]["train"]["key"] / "features.f32", "r+b") as f:
+        f.truncate(10)
+
+    def fails(*args, **kwargs):
+        raise RuntimeError("No conversion rule found")
+
+    monkeypatch.setattr(runtime, "OpenVinoModel", fails)
+    again = zoo_cli(*FROZEN_RUN, "--runtime", "openvino")
+
+    assert again.exit_code == 0, again.stderr
+    chosen = again.json()["runtime"]
+    assert chosen["name"] == "tensorflow" and "No conversion rule found" in chosen["reason"]
+    used = again.json()["feature_cache"]
+    assert {split["source"] for split in used.values()} == {"extracted"}
+    assert not {s["key"] for s in used.values()} & {
+        s["key"] for s in first["feature_cache"].values()
+    }

@@ -11,7 +11,8 @@ AVX-512 cores: about 1.4x TensorFlow's rate in float32, 2.5x in bfloat16; BENCHM
   shape (static shapes are about 10% faster than a dynamic batch), one synchronous
   request with the ``LATENCY`` hint (the ``THROUGHPUT`` hint pays only with several
   requests in flight, and was slower with one).
-- ``auto`` (the default): ``openvino`` when it is installed and nothing runs on a GPU,
+- ``auto`` (the default): ``openvino`` when it is installed, nothing runs on a GPU
+  and there are images enough to repay the conversion (:data:`WORTH_CONVERTING`),
   else ``tensorflow``.
 
 A model that fails to convert runs on TensorFlow instead, and the choice says why.
@@ -47,6 +48,11 @@ RUNTIMES: tuple[str, ...] = BY_NAME["runtime"].choices or ()
 #: What ``--runtime-precision`` accepts.
 PRECISIONS: tuple[str, ...] = BY_NAME["runtime_precision"].choices or ()
 INSTALL = "pip install 'zoo[openvino]'"
+#: ``auto`` converts to OpenVINO only for at least this many images. Converting takes
+#: 1 s (a one-layer model) to 3-5 s (ResNet50) on two cores; float32 saves about 2 ms
+#: an image on ResNet50 at 100x100 (1.3x of about 100 images/s), so it pays from about
+#: 1,500 images there, bfloat16 from about 600.
+WORTH_CONVERTING = 1000
 #: OpenVINO's name of each precision.
 _OV_PRECISION = {"float32": "f32", "bfloat16": "bf16"}
 
@@ -125,13 +131,17 @@ def check(requested: str, precision: str = "float32") -> None:
         )
 
 
-def plan(requested: str, precision: str = "float32", *, gpu: bool = False) -> RuntimeChoice:
+def plan(
+    requested: str, precision: str = "float32", *, gpu: bool = False, images: int | None = None
+) -> RuntimeChoice:
     """The runtime to use, decided without converting anything.
 
     Args:
         requested: ``auto``, ``tensorflow`` or ``openvino``.
         precision: ``float32``, or ``bfloat16`` (OpenVINO only).
         gpu: Whether the model runs on a GPU (then ``auto`` keeps TensorFlow there).
+        images: How many images the model will run on, when known: ``auto`` keeps
+            TensorFlow below :data:`WORTH_CONVERTING`.
 
     Raises:
         ZooError: as :func:`check`.
@@ -146,6 +156,12 @@ def plan(requested: str, precision: str = "float32", *, gpu: bool = False) -> Ru
         return _tensorflow(requested, precision, f"OpenVINO is not installed ({INSTALL})")
     if gpu:
         return _tensorflow(requested, precision, "the run has a GPU, where TensorFlow runs")
+    if images is not None and images < WORTH_CONVERTING:
+        reason = (
+            f"{images} images to run; below {WORTH_CONVERTING:,}, converting to OpenVINO "
+            "costs more time than it saves"
+        )
+        return _tensorflow(requested, precision, reason)
     reason = "OpenVINO is installed and the run is on the CPU"
     return RuntimeChoice(requested, "openvino", precision, reason, version)
 

@@ -94,8 +94,9 @@ class RunSettings:
     )
     runtime: str = setting(
         "auto",
-        "what computes a frozen backbone's features: auto (OpenVINO when it is installed "
-        "and the run is on the CPU, else TensorFlow), tensorflow or openvino",
+        "what computes a frozen backbone's features: auto (OpenVINO when it is installed, "
+        "the run is on the CPU and there are images enough to repay converting, else "
+        "TensorFlow), tensorflow or openvino",
         choices=("auto", "tensorflow", "openvino"),
     )
     runtime_precision: str = setting(

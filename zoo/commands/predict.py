@@ -29,8 +29,9 @@ def add(sub: Any, common: argparse.ArgumentParser) -> None:
     add_("--top-k", type=int, help="classes shown per image (default: 3, or all if fewer)")
     add_("--batch-size", type=int, help="images per batch (default: the run's)")
     helps = {
-        "runtime": "what runs the model: auto (OpenVINO when it is installed and there is "
-        "no GPU, else TensorFlow), tensorflow or openvino",
+        "runtime": "what runs the model: auto (OpenVINO when it is installed, there is no "
+        "GPU and there are files enough to repay converting, else TensorFlow), tensorflow "
+        "or openvino",
         "runtime_precision": "OpenVINO's precision: float32, or bfloat16 (faster on CPUs "
         "with BF16 instructions; probabilities about 1% off)",
     }
@@ -61,7 +62,8 @@ def run(args: argparse.Namespace) -> int:
     trained = load_trained(args.run_dir, registry_from(args))
     for warning in trained.warnings:
         console.warning(warning)
-    choice = runtime.plan(args.runtime, args.runtime_precision, gpu=runtime.gpu_visible())
+    gpu, count = runtime.gpu_visible(), len(files)
+    choice = runtime.plan(args.runtime, args.runtime_precision, gpu=gpu, images=count)
     runner, choice = runtime.compile_model(trained.model, choice)
     console.status(choice.describe())
     top_k = min(args.top_k or 3, len(trained.class_names))

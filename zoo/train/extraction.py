@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 from zoo import data, runtime
 from zoo.train import features as feature_cache
+from zoo.train import store
 from zoo.train.loop import predict_batches
 
 if TYPE_CHECKING:
@@ -39,6 +40,14 @@ class _Split:
     shown: str
     views: int | None = None
     augment: Callable[[tf.data.Dataset], tf.data.Dataset] | None = None
+
+
+class _ConversionFailed(Exception):
+    """The model did not convert while extracting under a key that named OpenVINO."""
+
+    def __init__(self, choice: runtime.RuntimeChoice) -> None:
+        super().__init__(choice.reason)
+        self.choice = choice
 
 
 class FeatureSource:
@@ -71,51 +80,60 @@ class FeatureSource:
             self.cache.close()
 
     def settle(self, splits: Sequence[str]) -> None:
-        """Decide the runtime before any of ``splits`` is read; convert only when one of
-        them must be extracted. Tells the callbacks once."""
+        """Decide the runtime before any of ``splits`` is read; convert only when some
+        must be extracted (``auto``: enough images to repay it). Tells the callbacks once."""
         if self.choice is not None:
             return
         context = self.context
         gpu = any("GPU" in device.upper() for device in context.placement.devices)
         config = context.config
         self.choice = runtime.plan(config.runtime, config.runtime_precision, gpu=gpu)
-        cache = self._cache()
-        if self.choice.name == "openvino" and not all(
-            cache.has(self._key(self._split(s))) for s in splits
-        ):
-            self.runner, self.choice = self._compile(self.choice)
+        missing = [
+            self._split(s) for s in splits if not self._cache().has(self._key(self._split(s)))
+        ]
+        if self.choice.name == "openvino" and missing:
+            counts = [self._images(asked) for asked in missing]
+            count = None if None in counts else sum(n for n in counts if n is not None)
+            self.choice = runtime.plan(
+                config.runtime, config.runtime_precision, gpu=gpu, images=count
+            )
+            if self.choice.name == "openvino":
+                self.runner, self.choice = self._compile(self.choice)
         context.events.on_runtime(self.choice)
+
+    def _images(self, asked: _Split) -> int | None:
+        """How many images extracting ``asked`` runs the model on (copies counted), if
+        the dataset says."""
+        size = self.context.splits.sizes.get(asked.split)
+        return None if size is None else size * (asked.views or 1)
 
     def get(self, split: str) -> feature_cache.Features:
         """``split``'s features from the cache, extracted on a miss; with augmentation,
         the training split's are those of ``--augment-views`` augmented copies."""
         self.settle((split,))
-        asked, cache = self._split(split), self._cache()
-        key = self._key(asked)
-        if self._unconverted() and not cache.has(key):  # the cache changed since settle
-            assert self.choice is not None
-            self.runner, choice = self._compile(self.choice)
-            if choice != self.choice:
-                self.choice = choice
-                self.context.events.on_runtime(choice)
-                key = self._key(asked)
-        extract = functools.partial(self._extract, asked)
-        found, pruned = cache.get(key, extract, self._about(split))
+        asked = self._split(split)
+        try:
+            found, pruned = self._get(asked)
+        except _ConversionFailed as failed:  # a miss settle did not foresee (pruned, damaged)
+            self.choice = failed.choice
+            self.context.events.on_runtime(failed.choice)
+            found, pruned = self._get(asked)
         events = self.context.events
         if pruned is not None and (pruned.removed or (pruned.over and not self._told_over)):
             self._told_over = self._told_over or pruned.over  # said once a run
             events.on_cache_pruned(pruned)
-        events.on_features(split, key, found.source, len(found))
+        events.on_features(split, self._key(asked), found.source, len(found))
         return found
+
+    def _get(self, asked: _Split) -> tuple[feature_cache.Features, store.Pruned | None]:
+        extract = functools.partial(self._extract, asked)
+        return self._cache().get(self._key(asked), extract, self._about(asked.split))
 
     def _compile(
         self, choice: runtime.RuntimeChoice
     ) -> tuple[runtime.Runner | None, runtime.RuntimeChoice]:
         what = f"the backbone {self.context.config.backbone.name}"
         return runtime.compile_model(self.model, choice, what)
-
-    def _unconverted(self) -> bool:
-        return self.choice is not None and self.choice.name == "openvino" and self.runner is None
 
     def _cache(self) -> feature_cache.FeatureCache:
         if self.cache is None:
@@ -137,6 +155,12 @@ class FeatureSource:
 
     def _extract(self, asked: _Split, folder: Path) -> Mapping[str, Any]:
         context = self.context
+        choice = self.choice
+        assert choice is not None, "the runtime is settled before any extraction"
+        if choice.name == "openvino" and self.runner is None:
+            self.runner, converted = self._compile(choice)
+            if converted != choice:  # the key named OpenVINO, which cannot compute them
+                raise _ConversionFailed(converted)
         size = context.config.batch_size
         events = context.events
         events.on_extract_begin(
