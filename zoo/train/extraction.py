@@ -5,8 +5,9 @@ names everything they depend on, or are extracted on a miss. When the head begin
 global pooling (``BuiltHead.pooled``), the pooled vector is what is computed and
 cached, not the backbone's whole map. The runtime that computes them
 (:mod:`zoo.runtime`: TensorFlow, or OpenVINO on the CPU) is decided once, before the
-first split: a model is converted to OpenVINO only when some split must be extracted,
-and one that does not convert is run by TensorFlow, saying why. The runtime and its
+first split: a model is converted to OpenVINO only when some split must be extracted
+(and, for ``auto``, when they hold images enough to repay converting), and one that does
+not convert is run by TensorFlow, saying why. The runtime and its
 precision are part of the key, so a run never trains on features another runtime
 computed.
 """
