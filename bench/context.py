@@ -31,6 +31,8 @@ class Settings:
         scale_images: Benchmark 5's image counts, each trained ``scale_images_epochs``.
         scale_epochs: Benchmark 5's epoch counts, each on ``scale_epochs_images`` images.
         extract_split: The split benchmark 2 extracts (several batches, so a steady rate).
+        variants: Benchmark 1's other zoo sides (:data:`bench.transfer.VARIANTS`), run
+            when OpenVINO is installed.
     """
 
     mode: str
@@ -43,6 +45,7 @@ class Settings:
     scale_epochs: tuple[int, ...]
     scale_epochs_images: int
     extract_split: str = "validation"
+    variants: tuple[str, ...] = ("--runtime tensorflow", "--runtime-precision bfloat16")
     image_size: int = 100
     batch_size: int = 32
     seed: int = 0
@@ -83,6 +86,7 @@ QUICK = Settings(
     scale_epochs=(1, 2),
     scale_epochs_images=300,
     extract_split="train",
+    variants=("--runtime tensorflow",),  # enough to see a variant run; bfloat16 is alike
 )
 FULL = Settings(
     mode="full",
@@ -94,6 +98,9 @@ FULL = Settings(
     scale_images_epochs=1,
     scale_epochs=(1, 3, 7),
     scale_epochs_images=500,
+    # 1,600 images: TensorFlow's retrace for the last, shorter batch (about a second for
+    # ResNet50, paid once a run) weighs on a 200-image split's rate, not on a run's.
+    extract_split="train",
 )
 
 

@@ -129,7 +129,7 @@ def measure_pair(
 def end_to_end(ctx: Context, device: str = "cpu") -> Section:
     """Benchmark 1."""
     s = ctx.settings
-    variants = VARIANTS if installed() is not None else {}
+    variants = {name: VARIANTS[name] for name in s.variants} if installed() is not None else {}
     pair = measure_pair(ctx, s.images, s.epochs, s.repeats, device, variants)
     ctx.memo[f"pair-{device}"] = pair
     return end_to_end_section(pair, s.image_size)
