@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import socket
 import subprocess
@@ -93,14 +94,24 @@ def zoo_executable() -> str:
     return found
 
 
-def run_zoo(*args: str, cwd: Path | None = None, env: dict[str, str] | None = None) -> Result:
+def run_zoo(
+    *args: str, cwd: Path | None = None, env: dict[str, str | None] | None = None
+) -> Result:
     """Run the real ``zoo`` entry point in a subprocess."""
+    return run_process([zoo_executable(), *args], cwd=cwd, env=env)
+
+
+def run_process(
+    command: list[str], cwd: Path | None = None, env: dict[str, str | None] | None = None
+) -> Result:
+    """Run ``command`` in this environment changed by ``env`` (``None`` unsets a name)."""
+    changed = {**os.environ, **(env or {})}
     proc = subprocess.run(
-        [zoo_executable(), *args],
+        command,
         capture_output=True,
         text=True,
         cwd=cwd,
-        env={**os.environ, **(env or {})},
+        env={name: value for name, value in changed.items() if value is not None},
         timeout=600,
     )
     return Result(proc.returncode, proc.stdout, proc.stderr)
@@ -301,3 +312,23 @@ def colour_folder(root: Path, counts: dict[str, int], size: int = 16, seed: int 
             image = Image.fromarray(np.clip(pixels, 0, 255).astype(np.uint8))
             image.save(folder / f"{i}.{FORMATS[i % len(FORMATS)]}")
     return root
+
+
+# --- What only --verbose shows.
+
+#: Lines the libraries zoo drives print on their own: TensorFlow's C++ logging (absl's
+#: format, and its note before absl is set up), Python warnings, the absl and urllib3
+#: loggers' warnings, TFDS's progress bars.
+LIBRARY_NOISE = re.compile(
+    r"^[IWEF]\d{4} \d\d:\d\d:\d\d"
+    r"|All log messages before absl::InitializeLog"
+    r"|\w+Warning: "
+    r"|^WARNING:(absl|urllib3|tensorflow)"
+    r"|Dl Completed|Dl Size|Generating splits",
+    re.MULTILINE,
+)
+
+
+def library_noise(stderr: str) -> list[str]:
+    """The lines of ``stderr`` that only ``--verbose`` should show."""
+    return [line for line in stderr.splitlines() if LIBRARY_NOISE.search(line)]

@@ -25,9 +25,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not hasattr(args, "handler"):
         parser.print_help(sys.stderr)
         return 2
-    _tf.set_verbose(args.verbose)
     try:
-        return args.handler(args)
+        with _tf.quiet(args.verbose):
+            return args.handler(args)
     except ZooError as exc:
         if args.verbose and exc.__cause__ is not None:
             traceback.print_exception(exc.__cause__)
