@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from zoo import _tf, console
 from zoo._version import __version__
 from zoo.commands import command_modules
-from zoo.errors import RunFailed, ZooError
+from zoo.errors import RunFailed, RunInterrupted, ZooError
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -35,6 +35,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return exc.exit_code
     except RunFailed as exc:
         console.error(str(exc))
+        return exc.exit_code
+    except RunInterrupted as exc:  # the run has said what is saved
         return exc.exit_code
     except KeyboardInterrupt:
         console.error("interrupted")

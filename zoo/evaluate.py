@@ -20,7 +20,9 @@ from zoo.errors import ZooError, closest, one_of
 from zoo.images import find_files
 from zoo.predict import Trained
 from zoo.registry import Registry
-from zoo.runs import METRICS, read_run
+from zoo.runs import CONFIG, METRICS, read_run
+
+_RESTORE_CONFIG = "restore config.json from a copy of the run directory"
 
 
 @dataclass
@@ -57,6 +59,11 @@ def on_test_split(
     from zoo.runconfig import resolve_saved
 
     record = read_run(trained.run_dir)
+    record.require(
+        CONFIG,
+        "rebuilding the run's test split needs",
+        fix=f"{_RESTORE_CONFIG}; or evaluate on labelled images: zoo evaluate RUN FOLDER",
+    )
     splits = build_splits(resolve_saved(registry, record.config))
     if list(splits.class_names) != trained.class_names:
         raise ZooError(

@@ -54,6 +54,8 @@ def run(args: argparse.Namespace) -> int:
     console.tables_to_stderr(args.json)
     registry = registry_from(args)  # the dataset, and the plugins' custom layers
     trained = load_trained(args.run_dir)
+    for text in trained.warnings:
+        console.warning(text)
     batch_size = args.batch_size or trained.batch_size
     output = args.output or args.run_dir
     what = f"evaluating on {args.folder}" if args.folder else "evaluating on the test split"
