@@ -332,3 +332,19 @@ LIBRARY_NOISE = re.compile(
 def library_noise(stderr: str) -> list[str]:
     """The lines of ``stderr`` that only ``--verbose`` should show."""
     return [line for line in stderr.splitlines() if LIBRARY_NOISE.search(line)]
+
+
+# --- Damage, as a crash during a copy, a full disk or a stray ``truncate`` leaves it.
+
+
+def truncate(path: Path) -> None:
+    """Cut ``path`` to half its size."""
+    path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
+
+
+def corrupt(path: Path) -> None:
+    """Flip 16 bytes in the middle of ``path``: the same size, other bytes."""
+    data = bytearray(path.read_bytes())
+    middle = len(data) // 2
+    data[middle : middle + 16] = bytes(b ^ 0xFF for b in data[middle : middle + 16])
+    path.write_bytes(bytes(data))

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from helpers import tiny_classifier
+from helpers import corrupt, tiny_classifier, truncate
 
 import zoo
 from zoo.train import checkpoints
@@ -89,18 +89,6 @@ def test_an_unreadable_pointer_falls_back_to_the_newest_folder(tmp_path: Path):
 
 def test_a_run_without_checkpoints_has_none(tmp_path: Path):
     assert checkpoints.latest(tmp_path) is None
-
-
-def truncate(path: Path) -> None:
-    path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
-
-
-def corrupt(path: Path) -> None:
-    """Flipped bits in the middle: the same size, other bytes."""
-    data = bytearray(path.read_bytes())
-    middle = len(data) // 2
-    data[middle : middle + 16] = bytes(b ^ 0xFF for b in data[middle : middle + 16])
-    path.write_bytes(bytes(data))
 
 
 #: Damage done to the newest checkpoint's folder, and how it is named.

@@ -53,6 +53,8 @@ def run(args: argparse.Namespace) -> int:
         raise ZooError("--batch-size must be 1 or more.", fix="pass 1 or more", got=args.batch_size)
     console.tables_to_stderr(args.json)
     registry = registry_from(args)  # the dataset, and the plugins' custom layers
+    if args.folder is None:
+        evaluate.test_split_record(args.run_dir)  # at once, before the model loads
     trained = load_trained(args.run_dir)
     for text in trained.warnings:
         console.warning(text)
