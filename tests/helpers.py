@@ -10,6 +10,7 @@ import json
 import os
 import re
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -104,7 +105,11 @@ def run_zoo(
 def run_process(
     command: list[str], cwd: Path | None = None, env: dict[str, str | None] | None = None
 ) -> Result:
-    """Run ``command`` in this environment changed by ``env`` (``None`` unsets a name)."""
+    """Run ``command`` in this environment changed by ``env`` (``None`` unsets a name).
+
+    Ctrl-C (SIGINT) reaches it as from a terminal, even when the tests run as a
+    background job, which starts with SIGINT ignored (and children inherit that).
+    """
     changed = {**os.environ, **(env or {})}
     proc = subprocess.run(
         command,
@@ -113,6 +118,7 @@ def run_process(
         cwd=cwd,
         env={name: value for name, value in changed.items() if value is not None},
         timeout=600,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )
     return Result(proc.returncode, proc.stdout, proc.stderr)
 

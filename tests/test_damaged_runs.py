@@ -23,7 +23,9 @@ import pytest
 from helpers import TINY_RUN, Result, corrupt, library_noise, run_zoo, truncate
 from PIL import Image
 
+from zoo.runconfig import RunConfig
 from zoo.train.interrupts import ENV
+from zoo.train.resume import reopen
 
 RUN = ["run", "shapes", "small_cnn", "gap_sigmoid", *TINY_RUN, "--epochs", "3"]
 
@@ -183,10 +185,6 @@ CASES = {
     "metrics missing x compare": Case(
         removed(METRICS), "compare", 0, ("warning:", "has no metrics.json yet"),
     ),
-    "metrics garbled x evaluate": Case(
-        truncated(METRICS), "evaluate", 0,
-        ("warning:", "metrics.json is not valid JSON", "model.keras holds the class names"),
-    ),
     "metrics garbled x resume": Case(
         truncated(METRICS), "resume", 0,
         ("warning:", "metrics.json is not valid JSON", "its history is read from epoch-0003"),
@@ -208,11 +206,6 @@ CASES = {
     "checkpoints missing x resume": Case(
         removed(file("checkpoints")), "resume", 2,
         ("cannot be resumed: it recorded 3 epochs but", "holds no checkpoint"),
-    ),
-    "latest.json garbled x resume": Case(
-        truncated(LATEST), "resume", 0,
-        ("warning:", "latest.json is not valid JSON", "resumes from epoch-0003"),
-        resumed_from(3, trains=[]),
     ),
     "checkpoint of another model x resume": Case(
         other_filters, "resume", 2, ("epoch-0003 does not fit the model built now",),
@@ -260,3 +253,25 @@ def test_damage_is_named_with_what_to_do(trained: dict[str, Path], isolated: Pat
         assert "plugin" not in message  # never the advice for a missing plugin
     if case.then is not None:
         case.then(run, result)
+
+
+@pytest.mark.parametrize(
+    ("damage", "note"),
+    [
+        (truncated(LATEST), "latest.json is not valid JSON (line "),
+        (removed(LATEST), "latest.json is missing; zoo finds checkpoints by their folders"),
+        (removed(METRICS), "metrics.json is missing. It is written anew (its history is read "
+                           "from epoch-0003); the record of earlier sessions"),
+    ],
+    ids=["latest.json garbled", "latest.json missing", "metrics.json missing"],
+)  # fmt: skip
+def test_a_resume_notes_what_it_does_without(trained, isolated: Path, damage, note: str):
+    run = isolated / "run"
+    shutil.copytree(trained["interrupted"], run)
+    damage(run)
+
+    reopened = reopen(run, RunConfig.from_dict(json.loads((run / "config.json").read_text())))
+
+    assert reopened.checkpoint is not None and reopened.checkpoint.epoch == 3
+    [warning] = reopened.warnings
+    assert note in warning.message

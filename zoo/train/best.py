@@ -96,7 +96,7 @@ def inspect(run_dir: Path) -> tuple[Best | None, str | None]:
             return None, f"{FOLDER}/{path.name}/{WEIGHTS} is missing"
         problem = files_problem(path, {k: v for k, v in files.items() if v is not None})
         best = Best(**state, path=path)
-    except (KeyError, TypeError, ValueError) as exc:
+    except (AttributeError, KeyError, TypeError, ValueError) as exc:
         return None, f"{FOLDER}/ does not hold a best epoch zoo wrote ({exc!r})"
     return (None, f"{FOLDER}/{path.name}/{problem}") if problem else (best, None)
 

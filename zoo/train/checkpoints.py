@@ -186,7 +186,7 @@ def read(path: Path) -> Checkpoint:
         state = CheckpointState.from_json(data)
         recorded = data.get("files") or {name: None for name in (WEIGHTS, OPTIMIZER)}
         problem = files_problem(path, {k: v for k, v in recorded.items() if v is not None})
-    except (KeyError, TypeError, ValueError) as exc:
+    except (AttributeError, KeyError, TypeError, ValueError) as exc:
         raise _DamagedError(f"{STATE} is not a checkpoint's state ({exc!r})") from None
     missing = [name for name, v in recorded.items() if v is None and not (path / name).is_file()]
     problem = problem or (f"{missing[0]} is missing" if missing else None)

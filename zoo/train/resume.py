@@ -104,7 +104,9 @@ def _record_lost(record: runs.RunRecord, checkpoint: Checkpoint | None) -> list[
         return []
     note = note or f"{record.path / runs.METRICS} is missing"
     history = (
-        f"its history is read from {checkpoint.path.name}" if checkpoint else "no epoch is lost"
+        f"its history is read from {checkpoint.path.name}"
+        if checkpoint
+        else "no checkpoint: the run starts from its first epoch"
     )
     return [
         RunWarning(
