@@ -56,7 +56,7 @@ def quiet(verbose: bool = False) -> Iterator[None]:
     _verbose = verbose
     try:
         if not verbose:
-            _quiet_environment()
+            undo.append(_quiet_environment())
             for name in LOGGERS:
                 logging.getLogger(name).setLevel(logging.ERROR)
             warnings.showwarning = _ShowUnlessLibrary(show)
@@ -88,9 +88,17 @@ def load() -> None:
     tf.get_logger().setLevel(logging.ERROR)
 
 
-def _quiet_environment() -> None:
-    for name, value in ENVIRONMENT.items():
-        os.environ.setdefault(name, value)
+def _quiet_environment() -> Callable[[], None]:
+    """Set what the user has not set of :data:`ENVIRONMENT`; return how to unset it."""
+    unset = [name for name in ENVIRONMENT if name not in os.environ]
+    for name in unset:
+        os.environ[name] = ENVIRONMENT[name]
+
+    def undo() -> None:
+        for name in unset:
+            os.environ.pop(name, None)
+
+    return undo
 
 
 def _logger_levels() -> dict[str, int]:

@@ -229,7 +229,8 @@ def read_run(path: Path) -> RunRecord:
     """The run at ``path``, as far as it can be read (see :attr:`RunRecord.damage`).
 
     A run without ``metrics.json`` yet (still starting, or killed before its first
-    epoch ended) has status ``unknown``.
+    epoch ended) has status ``unknown``; one that saved its model had it, so it is
+    damage.
 
     Raises:
         ZooError: ``path`` is not a run directory: not a folder, or none of
@@ -256,6 +257,8 @@ def read_run(path: Path) -> RunRecord:
             problem = "holds a history that is not a list of epochs"
         if problem:
             metrics, damage[METRICS] = None, problem
+    elif (path / MODEL).exists():  # written before the model, at the end of every epoch
+        damage[METRICS] = "is missing, though the run saved its model"
     return RunRecord(path, config or {}, metrics or {}, damage)
 
 

@@ -247,8 +247,10 @@ def _damaged(checkpoint: Checkpoint, name: str, exc: Exception) -> ZooError:
 
 
 def _mismatch(checkpoint: Checkpoint, exc: Exception) -> ZooError:
+    # Keras's message goes on to print the variable's values.
+    reason = " ".join(str(exc).split("Target variable:")[0].split())[:400].rstrip(". ")
     return ZooError(
-        f"the checkpoint {checkpoint.path} does not fit the model built now: {exc}.",
+        f"the checkpoint {checkpoint.path} does not fit the model built now: {reason}.",
         expected="the same components, parameters and plugin versions as the interrupted run",
         fix="reinstall the plugin versions the run used (metrics.json lists them), "
         "or start a new run",

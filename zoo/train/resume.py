@@ -171,7 +171,7 @@ def _best_so_far(
     problem = problem or f"{best.FOLDER}/ is missing"
     warning = RunWarning(
         "best_lost",
-        f"{run_dir}/{problem}: the best epoch so far cannot be restored. The run keeps the "
+        f"{run_dir}/{problem}. The best epoch so far cannot be restored: the run keeps the "
         f"best of epoch {state.epoch} (its checkpoint) and the epochs after it.",
         "none needed to continue; to choose from every epoch, restore best/ from a copy of "
         "the run directory before resuming",
