@@ -205,7 +205,7 @@ def test_offline_imagenet_weights_say_which_file_to_put_where(isolated: Path):
     ):
         assert text in result.stderr
     assert "Traceback" not in result.stderr
-    assert list((home / "models").iterdir()) == []  # no partial download left behind
+    assert list((home / "models").glob("*")) == []  # no partial download left behind
 
 
 @pytest.mark.parametrize("app", APPS.values(), ids=APPS)

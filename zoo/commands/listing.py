@@ -5,10 +5,11 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from zoo import console
+from zoo import console, console_downloads
 from zoo.commands._common import entry_json, plugin_json, registry_from
-from zoo.components import KINDS
-from zoo.registry import Registry
+from zoo.components import KINDS, Component
+from zoo.offline import Needs, Target, needs
+from zoo.registry import Entry, Registry
 
 POSITION = 10
 LISTABLE = ("datasets", "backbones", "heads", "plugins", "recipes")
@@ -38,8 +39,16 @@ def run(args: argparse.Namespace) -> int:
         elif what == "recipes":
             console.recipes(registry.recipes())
         else:
-            console.components(what[:-1], registry)
+            kind = what[:-1]
+            ready = {e.qualified_name: readiness(e) for e in registry.entries(kind)}
+            labels = {name: console_downloads.readiness(n) for name, n in ready.items()}
+            console.components(kind, registry, labels)
     return 0
+
+
+def readiness(entry: Entry[Component]) -> Needs:
+    """Whether ``entry``, with its defaults, works offline (``stat`` calls only)."""
+    return needs(Target(entry))
 
 
 def listing(registry: Registry, what: str) -> list[dict[str, Any]]:
@@ -59,4 +68,6 @@ def listing(registry: Registry, what: str) -> list[dict[str, Any]]:
             }
             for r in registry.recipes().values()
         ]
-    return [entry_json(e) for e in registry.entries(what[:-1])]
+    return [
+        {**entry_json(e), "offline": readiness(e).summary()} for e in registry.entries(what[:-1])
+    ]
