@@ -16,6 +16,8 @@ Convolutional presets take any size, as Keras Applications do.
 Presets come from the KerasHub cache (kagglehub's, ``$KAGGLEHUB_CACHE``, default
 ``~/.cache/kagglehub``), downloaded when missing. Offline, a preset that is not there
 fails at once (exit 2) naming the cache folder to fill and the local-directory way out.
+For ``zoo fetch`` each preset declares the three files zoo reads (:data:`READS`), laid
+out as kagglehub lays them out, with its completion markers.
 
 Token sequences: ViT, DeiT, DINOv2 and CLIP give ``[batch, tokens, c]`` with a class
 token first, which they declare (``token_pooling="class_token"``) for heads set to

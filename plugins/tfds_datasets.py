@@ -13,6 +13,11 @@ A dataset is prepared once into the TFDS data directory (``data_dir``, by defaul
 prepare it offline, put the files TFDS would download in a folder and pass it as
 ``manual_dir``: TFDS finds them there by name and checks their checksums. When neither
 works, the error says both ways out.
+
+Each dataset declares those files for ``zoo fetch`` and ``zoo list``, from TFDS's own
+checksums table (read from its package folder; TFDS is not imported): they go to the
+manual directory, by default TFDS's own, ``DATA_DIR/downloads/manual``, where TFDS
+looks for them by name before downloading, so a fetched archive needs no ``manual_dir``.
 """
 
 from __future__ import annotations
