@@ -240,6 +240,7 @@ def test_a_bundle_needs_an_empty_folder_and_a_manifest(zoo_cli, mirror: Mirror, 
 
     assert result.exit_code == 2
     assert "has no zoo-bundle.json" in result.stderr
+    assert "does not exist, or is not a folder" in zoo_cli("fetch", "--from", "nowhere").stderr
 
 
 # The built-in plugins' declarations ------------------------------------------------------
@@ -262,6 +263,8 @@ def test_the_caches_follow_the_variables_their_owners_read(
     assert caches.kagglehub_cache() == Path(kagglehub.config.get_cache_folder())
     assert caches.tfds_data_dir() == Path(constants.get_default_data_dir())
     assert caches.zoo_cache() / "features" == default_directory()
+    monkeypatch.setenv("KAGGLEHUB_CACHE", "relative")  # kagglehub takes it from the cwd
+    assert caches.kagglehub_cache() == isolated / "relative"
 
 
 def test_a_keras_hub_preset_travels_in_a_bundle_and_loads_offline(

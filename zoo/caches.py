@@ -3,7 +3,9 @@
 Each location follows the variable its owner reads (Keras, TensorFlow Datasets,
 kagglehub, zoo), computed at call time, so a changed variable applies at once and none
 of those packages is imported: declarations and ``zoo list`` use these without
-TensorFlow. ``tests/test_fetch.py`` checks them against the packages' own answers.
+TensorFlow. Paths are absolute (a relative variable is taken from the working
+directory, as its owner takes it). ``tests/test_fetch.py`` checks them against the
+packages' own answers.
 """
 
 from __future__ import annotations
@@ -17,14 +19,14 @@ def zoo_cache() -> Path:
     """zoo's cache: ``$ZOO_CACHE_DIR``, else ``$XDG_CACHE_HOME/zoo``, else ``~/.cache/zoo``."""
     given = os.environ.get("ZOO_CACHE_DIR")
     if given:
-        return Path(given).expanduser()
-    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "zoo"
+        return _absolute(given)
+    return _absolute(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "zoo"
 
 
 def keras_home() -> Path:
     """Keras's home: ``$KERAS_HOME``, else ``~/.keras`` (``/tmp/.keras`` if ``~`` is read-only)."""
     if "KERAS_HOME" in os.environ:
-        return Path(os.environ["KERAS_HOME"]).expanduser()
+        return _absolute(os.environ["KERAS_HOME"])
     base = Path.home()
     return (base if os.access(base, os.W_OK) else Path("/tmp")) / ".keras"
 
@@ -36,14 +38,17 @@ def keras_cache() -> Path:
 
 def tfds_data_dir() -> Path:
     """TensorFlow Datasets' data directory: ``$TFDS_DATA_DIR``, else ``~/tensorflow_datasets``."""
-    return Path(os.environ.get("TFDS_DATA_DIR") or Path.home() / "tensorflow_datasets")
+    return _absolute(os.environ.get("TFDS_DATA_DIR") or Path.home() / "tensorflow_datasets")
 
 
 def kagglehub_cache() -> Path:
     """kagglehub's cache, where KerasHub presets go: ``$KAGGLEHUB_CACHE``, else
     ``~/.cache/kagglehub``."""
-    given = os.environ.get("KAGGLEHUB_CACHE")
-    return Path(given) if given else Path.home() / ".cache" / "kagglehub"
+    return _absolute(os.environ.get("KAGGLEHUB_CACHE") or Path.home() / ".cache" / "kagglehub")
+
+
+def _absolute(path: str | Path) -> Path:
+    return Path(path).expanduser().absolute()
 
 
 @dataclass(frozen=True)

@@ -119,15 +119,18 @@ def read_manifest(folder: Path) -> dict[str, Any]:
         ZooError: there is none, or it is not a zoo bundle manifest this zoo reads.
     """
     path = folder / MANIFEST
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
+    data: Any = None
+    if not folder.is_dir():
+        problem = "does not exist, or is not a folder"
+    elif not path.is_file():
         problem = "has no zoo-bundle.json: it is not a bundle, or writing it did not finish"
-        data = None
-    except (OSError, ValueError) as exc:
-        problem, data = f"has a zoo-bundle.json that cannot be read ({exc})", None
     else:
-        problem = "" if _well_formed(data) else "has a zoo-bundle.json of another format"
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, ValueError) as exc:
+            problem = f"has a zoo-bundle.json that cannot be read ({exc})"
+        else:
+            problem = "" if _well_formed(data) else "has a zoo-bundle.json of another format"
     if problem:
         raise ZooError(
             f"{folder} {problem}.",
@@ -135,8 +138,7 @@ def read_manifest(folder: Path) -> dict[str, Any]:
             fix="write the bundle again with zoo fetch NAME... --to DIR and copy the whole folder",
             got=str(folder),
         )
-    assert isinstance(data, dict)
-    return data
+    return dict(data)
 
 
 def _files(wanted: Sequence[Needs]) -> list[tuple[Needs, Download, FileState]]:
@@ -207,8 +209,9 @@ def _downloaded(target: Target, d: Download, path: Path) -> fetch.Written:
         raise ZooError(
             f"could not download {d.name} for {target.label}: {exc.reason}.",
             expected=f"{d.url} ({_described(d)})",
-            fix="check the address and the network (a proxy: https_proxy), then run zoo fetch "
-            f"again; or {BUNDLE_HOWTO}; or put the file at {d.path} yourself",
+            fix="run zoo fetch again (nothing was kept); if it fails the same way, check the "
+            "network (a proxy, https_proxy, may block or alter downloads) or tell the plugin's "
+            f"authors the file changed; or {BUNDLE_HOWTO}; or put the file at {d.path} yourself",
             got=d.url,
         ) from exc
 
