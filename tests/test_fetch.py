@@ -176,6 +176,22 @@ def test_zoo_list_says_what_it_cannot_tell(zoo_cli):
     assert "needs a value for: name" in datasets["tfds"]["reason"]
 
 
+def test_zoo_list_shows_whether_a_recipe_is_ready(
+    zoo_cli, isolated: Path, monkeypatch: pytest.MonkeyPatch
+):
+    monkeypatch.setenv("KERAS_HOME", str(isolated / "keras"))
+    monkeypatch.setenv("TFDS_DATA_DIR", str(isolated / "tfds"))
+
+    recipes = {r["name"]: r["offline"] for r in zoo_cli("list", "recipes", "--json").json()}
+
+    assert recipes["shapes_scratch"]["ready"] is True
+    assert recipes["tutorial_transfer"]["missing"] == [
+        "kagglecatsanddogs_5340.zip",
+        "resnet50_weights_tf_dim_ordering_tf_kernels_notop.h5",
+    ]
+    assert recipes["tutorial_scratch"]["missing_bytes"] == 824_887_076  # TFDS's record
+
+
 # Bundles ---------------------------------------------------------------------------------
 
 

@@ -108,14 +108,23 @@ def plugins(infos: Sequence[PluginInfo]) -> None:
     out.print(table)
 
 
-def recipes(found: Mapping[str, Recipe]) -> None:
+def recipes(found: Mapping[str, Recipe], offline: Mapping[str, str] | None = None) -> None:
+    """The recipes; ``offline``: each one's readiness, by name."""
     table = _table("recipes")
-    for column in ("name", "dataset", "backbone", "head", "settings", "description"):
+    columns = ("name", "dataset", "backbone", "head", "settings", "description")
+    for column in columns + (("offline",) if offline else ()):
         table.add_column(column, overflow="fold")
     for recipe in found.values():
         settings = ", ".join(f"{k}={v}" for k, v in recipe.settings.items())
+        ready = (offline.get(recipe.name, ""),) if offline else ()
         table.add_row(
-            recipe.name, recipe.dataset, recipe.backbone, recipe.head, settings, recipe.description
+            recipe.name,
+            recipe.dataset,
+            recipe.backbone,
+            recipe.head,
+            settings,
+            recipe.description,
+            *ready,
         )
     out.print(table)
 

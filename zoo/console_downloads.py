@@ -23,7 +23,6 @@ from rich.progress import (
 
 from zoo import console
 from zoo.console import _escape, _table
-from zoo.offline import Needs
 
 #: How ``zoo fetch`` colours what became of each file.
 _COLOURS = {"fetched": "green", "installed": "green", "bundled": "green", "present": "green"}
@@ -92,9 +91,9 @@ def files(title: str, rows: Sequence[Mapping[str, Any]]) -> None:
     console.out.print(table)
 
 
-def readiness(needs: Needs) -> str:
-    """``zoo list``'s offline column: ``ready``, ``fetch 825.0 MB`` (or a count), ``?``."""
-    summary = needs.summary()
+def readiness(summary: Mapping[str, Any]) -> str:
+    """``zoo list``'s offline column, from ``Needs.summary()``: ``ready``, ``fetch 824.9
+    MB`` (or a count of files), ``?``."""
     if summary["status"] == "ready":
         return "[green]ready[/]"
     if summary["status"] == "unknown":

@@ -59,16 +59,26 @@ class Needs:
 
     def summary(self) -> dict[str, Any]:
         """Readiness as plain data: ``zoo list --json``'s ``offline`` field."""
-        missing = [(d, s) for d, s in self.states() if s not in IN_PLACE]
-        sizes = [d.size for d, _ in missing]
-        return {
-            "status": self.readiness,
-            "ready": None if self.error else not missing,
-            "files": len(self.downloads),
-            "missing": [d.name for d, _ in missing],
-            "missing_bytes": None if None in sizes else sum(s for s in sizes if s is not None),
-            "reason": self.error.what if self.error else None,
-        }
+        return summarise([self])
+
+
+def summarise(found: Sequence[Needs], error: ZooError | None = None) -> dict[str, Any]:
+    """The readiness of components together (a recipe's three), as plain data.
+
+    ``error``: why the components could not even be named (a recipe's unknown backbone).
+    """
+    errors = [error] if error else [n.error for n in found if n.error is not None]
+    missing = [d for n in found for d, s in n.states() if s not in IN_PLACE]
+    sizes = [d.size for d in missing]
+    status: Readiness = "unknown" if errors else "missing" if missing else "ready"
+    return {
+        "status": status,
+        "ready": None if errors else not missing,
+        "files": sum(len(n.downloads) for n in found),
+        "missing": [d.name for d in missing],
+        "missing_bytes": None if None in sizes else sum(s for s in sizes if s is not None),
+        "reason": errors[0].what if errors else None,
+    }
 
 
 def needs(target: Target) -> Needs:
