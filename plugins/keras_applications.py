@@ -49,7 +49,7 @@ class Application:
         constructor: The function in ``keras.applications``.
         module: The ``keras.applications`` submodule whose ``preprocess_input`` the
             network expects; ``preprocessing`` is the same computation.
-        preprocessing: A ``zoo.layers.Preprocess`` mode.
+        preprocessing: A preprocessing mode (``zoo.layers.preprocessing_layer``).
         min_size: The smallest height and width Keras accepts.
         title: The network and its paper, for descriptions.
         weights_file: The ImageNet file (without the classifier) Keras loads.
@@ -189,7 +189,12 @@ def build(
     else:
         model, weights_file = _pretrained(app, construct, source)
     model.trainable = params["trainable"]
-    return zoo.BuiltBackbone(model, app.preprocessing, str(weights_file) if weights_file else None)
+    return zoo.BuiltBackbone(
+        model,
+        app.preprocessing,
+        str(weights_file) if weights_file else None,
+        pretrained=source is not None,
+    )
 
 
 def weights_source(app: Application, value: str) -> str | Path | None:

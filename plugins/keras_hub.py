@@ -105,6 +105,7 @@ def build(image_shape: tuple[int, int, int], params: Mapping[str, Any]) -> zoo.B
         preprocessing=_preprocessing(converter, model, image_shape),
         weights_file=_weights_file(where),
         token_pooling=_token_pooling(encoder),
+        pretrained=True,  # a preset always brings its trained weights
     )
 
 

@@ -92,6 +92,7 @@ def build(image_shape: tuple[int, int, int], params: Mapping[str, Any]) -> zoo.B
         model=built.model,
         preprocessing=built.preprocessing,
         weights_file=str(path) if path is not None else None,
+        pretrained=path is not None,
     )
 
 

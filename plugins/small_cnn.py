@@ -53,7 +53,7 @@ def build(image_shape: tuple[int, int, int], params: Mapping[str, Any]) -> zoo.B
         layers.append(keras.layers.MaxPooling2D(2, name=f"pool{i}"))
     model = keras.Sequential(layers, name="small_cnn")
     model.trainable = params["trainable"]
-    return zoo.BuiltBackbone(model=model, preprocessing="unit")
+    return zoo.BuiltBackbone(model=model, preprocessing="unit", pretrained=False)
 
 
 @zoo.hookimpl

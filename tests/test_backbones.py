@@ -82,7 +82,7 @@ def test_every_registered_backbone_runs_a_forward_pass(name: str):
     assert assembled.weights_file is None
     assert assembled.backbone.count_params() == entry.component.parameters  # its card says so
     if name in APPS:  # the Keras family: its own preprocessing first, frozen by default
-        assert assembled.model.layers[1].mode == APPS[name].preprocessing
+        assert assembled.model.layers[1].name == f"preprocess_{APPS[name].preprocessing}"
         assert assembled.backbone_frozen
 
 
@@ -100,12 +100,12 @@ def test_the_family_has_the_tutorials_backbones_and_the_common_ones():
 def test_preprocessing_is_kerass_preprocess_input(app):
     import keras
 
-    from zoo.layers import Preprocess
+    from zoo.layers import preprocessing_layer
 
     pixels = np.random.default_rng(1).uniform(0, 255, (2, 5, 5, 3)).astype("float32")
     expected = getattr(keras.applications, app.module).preprocess_input(pixels.copy())
 
-    got = np.asarray(Preprocess(app.preprocessing)(pixels))
+    got = np.asarray(preprocessing_layer(app.preprocessing)(pixels))
 
     np.testing.assert_allclose(got, expected, rtol=1e-6, atol=1e-4)
 

@@ -12,14 +12,9 @@ from helpers import one_device, stage_plan, tiny_classifier
 import zoo
 from zoo.plugins import load_registry
 from zoo.runconfig import resolve_run
-from zoo.train.callbacks import (
-    Checkpointing,
-    EarlyStopping,
-    EarlyStoppingState,
-    RunRecord,
-    TerminateOnNaN,
-)
+from zoo.train.callbacks import Checkpointing, EarlyStopping, RunRecord, TerminateOnNaN
 from zoo.train.events import Callback, EpochEnd, EpochStart, Events, RunEnd, StageStart
+from zoo.train.monitor import Improvement, Monitor
 from zoo.train.record import Record
 from zoo.train.reporter import ConsoleReporter
 from zoo.train.trainer import Trainer
@@ -108,7 +103,7 @@ def test_a_resumed_stage_runs_only_its_remaining_epochs_and_counts_on():
 
 
 def test_early_stopping_counts_epochs_without_a_lower_validation_loss():
-    state = EarlyStoppingState()
+    state = Improvement()
 
     waits = [state.update(loss) for loss in (1.0, 0.8, 0.9, 0.85, 0.7, 0.7)]
 
@@ -193,3 +188,20 @@ def test_a_run_tells_extra_callbacks_and_a_silent_reporter_prints_nothing(capsys
     assert result.metrics["status"] == "completed"
     assert recorder.heard[0] == "stage head from 0"
     assert capsys.readouterr().err == ""
+
+
+def test_early_stopping_follows_the_monitor_accuracy_going_up():
+    stopping = EarlyStopping(patience=1, monitor=Monitor("val_accuracy"))
+    stopping.on_stage_begin(StageStart(stage_plan(tiny_classifier())))
+
+    answers = [stopping.should_stop("head", {"val_accuracy": a}) for a in (0.5, 0.7, 0.7)]
+
+    assert answers[:2] == [None, None]
+    assert answers[2] == "early stopping: val_accuracy did not improve for 1 epoch"
+
+
+def test_a_monitor_the_head_does_not_report_is_a_clear_error():
+    with pytest.raises(zoo.ZooError, match="the head reports no accuracy") as info:
+        Monitor("val_accuracy").value({"loss": 0.3, "val_loss": 0.4, "val_auc": 0.9})
+
+    assert "val_loss, val_auc" in info.value.expected

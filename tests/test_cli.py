@@ -59,6 +59,7 @@ def test_list_json_describes_every_component(zoo_cli):
         "tutorial_transfer",
         "demo_pretrained",
         "demo_scratch",
+        "photos",
     ]
     assert {b["name"] for b in data["backbones"]} >= {"small_cnn"}
 

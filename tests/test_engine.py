@@ -170,6 +170,7 @@ def test_tensorboard_gets_train_and_validation_scalars_per_epoch(zoo_cli, isolat
         tags = events.Tags()["tensors"]
         assert {"epoch_loss", "epoch_accuracy"} <= set(tags)
         assert [e.step for e in events.Tensors("epoch_loss")] == [0, 1]
+        assert ("epoch_learning_rate" in tags) == (split == "train")  # where Keras writes it
 
 
 def test_a_checkpoint_is_kept_for_the_last_epoch(zoo_cli, isolated):
@@ -227,12 +228,19 @@ def test_fine_tuning_unfreezes_the_top_but_keeps_batch_norm_frozen(zoo_cli, isol
     write(isolated / "registry.toml", '[plugins]\nload = ["bn_plugin.py"]\n')
     base = ["run", "shapes", "bn_cnn", "gap_sigmoid", *TINY_RUN, "--json"]
     head_only = zoo_cli(*base, "--output", "head_only").json()
-    tuned = zoo_cli(
+    result = zoo_cli(
         *base, "--fine-tune-layers", "2", "--fine-tune-epochs", "1", "--fine-tune-lr", "0.01"
-    ).json()
+    )
+    tuned = result.json()
 
     assert [row["stage"] for row in tuned["history"]] == ["head", "fine_tune"]
     assert tuned["fine_tune_layers"] == ["conv2"]
+    # The top 2 of conv1, bn1, relu1, conv2, bn2: conv2 learns, bn2 stays frozen.
+    assert (
+        "fine-tuning: --fine-tune-layers 2: the top 2 of 5 layers, 1 of which hold weights "
+        "and were unfrozen; 1 BatchNormalization kept frozen"
+    ) in result.stderr
+    assert tuned["fine_tune"]["batch_norm_kept_frozen"] == ["bn2"]
     assert tuned["fine_tune_parameters"]["trainable"] > tuned["parameters"]["trainable"]
     before = keras.models.load_model(isolated / head_only["run_dir"] / "model.keras")
     after = keras.models.load_model(isolated / tuned["run_dir"] / "model.keras")

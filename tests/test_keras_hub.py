@@ -347,8 +347,9 @@ def test_features_are_cached_and_fine_tuning_keeps_batch_norm_frozen(
     ]  # fmt: skip
     first = zoo_cli(*base, "--output", "first").json()
     tuned = zoo_cli(
-        *base, "--fine-tune-layers", "6", "--fine-tune-epochs", "1", "--fine-tune-lr", "0.01"
-    ).json()
+        *base, "--fine-tune-layers", "6", "--fine-tune-epochs", "1", "--fine-tune-lr", "0.01",
+        "--keep", "last",  # the fine-tuned weights, whichever epoch validated best
+    ).json()  # fmt: skip
 
     assert {split["source"] for split in first["feature_cache"].values()} == {"extracted"}
     assert {split["source"] for split in tuned["feature_cache"].values()} == {"cache"}

@@ -104,7 +104,7 @@ def test_the_pretrained_features_tell_apart_shapes_they_never_saw(pretrained):
     import numpy as np
     import tensorflow as tf
 
-    from zoo.layers import Preprocess
+    from zoo.layers import preprocessing_layer
 
     shapes = sys.modules["zoo_plugins.shapes"]
     rng = np.random.default_rng(1)
@@ -122,7 +122,7 @@ def test_the_pretrained_features_tell_apart_shapes_they_never_saw(pretrained):
         features = keras.Sequential(
             [
                 keras.Input((64, 64, 3)),
-                Preprocess(built.preprocessing),
+                preprocessing_layer(built.preprocessing),
                 built.model,
                 keras.layers.GlobalAveragePooling2D(),
             ]

@@ -99,6 +99,8 @@ def test_after_sigkill_even_mid_write_the_run_resumes_as_if_never_stopped(zoo_cl
     assert [row["stage"] for row in resumed["history"]] == ["head"] * 20
     assert history_numbers(resumed) == pytest.approx(history_numbers(unbroken))
     assert resumed["test"] == unbroken["test"]
+    assert resumed["kept"] == unbroken["kept"]  # the best epoch survived the kill
+    assert resumed["weights_sha256"] == unbroken["weights_sha256"]
     assert not list(folder.glob(".epoch-*"))
 
 

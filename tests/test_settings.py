@@ -21,15 +21,32 @@ GIVEN = {
     "image_size": "48",
     "learning_rate": "0.01",
     "optimizer": "sgd",
+    "lr_schedule": "cosine",
+    "warmup_epochs": "1",
+    "plateau_patience": "3",
+    "plateau_factor": "0.2",
+    "class_weight": "balanced",
     "seed": "5",
     "feature_cache": None,  # a flag without a value
+    "keep": "last",
+    "monitor": "val_accuracy",
     "early_stopping": "2",
+    "augment": None,
+    "augment_flip": "both",
+    "augment_rotation": "0.2",
+    "augment_zoom": "0.3",
+    "augment_translation": "0.05",
+    "augment_contrast": "0.4",
+    "augment_views": "2",
     "fine_tune_epochs": "1",
     "fine_tune_layers": "2",
     "fine_tune_lr": "0.0001",
 }
-#: What a setting needs besides: fine-tuning must know what to unfreeze.
-NEEDS = {"fine_tune_epochs": {"fine_tune_layers": "2"}}
+#: What a setting needs besides: fine-tuning must know what to unfreeze, and for how long.
+NEEDS = {
+    "fine_tune_epochs": {"fine_tune_layers": "2"},
+    "fine_tune_layers": {"fine_tune_epochs": 1},
+}
 
 
 def by_setting(function):
@@ -83,12 +100,12 @@ def test_every_setting_is_checked_in_a_registry_file(setting: Setting, isolated:
 @by_setting
 def test_every_setting_may_be_given_by_a_recipe(setting: Setting, isolated: Path):
     value = GIVEN[setting.name]
-    given = {setting.name: False if value is None else setting.coerce(value)}
+    given = {setting.name: not setting.default if value is None else setting.coerce(value)}
     lines = [f"{k} = {v!r}" for k, v in {**given, **NEEDS.get(setting.name, {})}.items()]
     write(
         isolated / "registry.toml",
         '[recipes.mine]\ndataset = "shapes"\nbackbone = "small_cnn"\nhead = "gap_sigmoid"\n'
-        + "\n".join(lines).replace("'", '"').replace("False", "false")
+        + "\n".join(lines).replace("'", '"').replace("False", "false").replace("True", "true")
         + "\n",
     )
 

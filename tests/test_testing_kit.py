@@ -271,3 +271,63 @@ def test_a_component_not_built_is_not_asked_for_its_required_values():
     report = check_plugin(NeedsTheNetwork, skip={"remote"})
 
     assert (report.checked, report.skipped) == (["dataset NeedsTheNetwork:remote"],) * 2
+
+
+# --- The round trip: saved here, loaded in a new process ---------------------------------
+
+ROUND_TRIP_PLUGIN = """
+import zoo
+
+
+def build(features, num_classes, params):
+    import keras
+
+    {decorator}
+    class Halving(keras.layers.Layer):  # defined inside the builder
+        def call(self, x):
+            return x * 0.5
+
+    x = keras.layers.Flatten()(Halving()(features))
+    outputs = keras.layers.Dense(num_classes, activation="softmax", dtype="float32")(x)
+    return zoo.BuiltHead(outputs=outputs, loss="sparse_categorical_crossentropy")
+
+
+@zoo.hookimpl
+def register_heads(register):
+    register(zoo.Head(name="halving", description="Halving + Flatten + Dense", build=build))
+"""
+
+
+def plugin_module(folder: Path, name: str, decorator: str) -> Any:
+    """A plugin module loaded from its file, as the guide's examples are loaded."""
+    import importlib.util
+
+    path = folder / f"{name}.py"
+    path.write_text(ROUND_TRIP_PLUGIN.replace("{decorator}", decorator))
+    spec = importlib.util.spec_from_file_location(name, path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_the_kit_loads_each_model_again_in_a_new_process(tmp_path: Path):
+    plugin = plugin_module(
+        tmp_path, "decorated", '@keras.saving.register_keras_serializable(package="kit")'
+    )
+
+    report = check_plugin(plugin)
+
+    assert report.round_trips == ["head decorated:halving"]
+
+
+def test_a_class_a_new_process_cannot_find_fails_the_round_trip(tmp_path: Path):
+    plugin = plugin_module(tmp_path, "undecorated", "# not registered, and no hook declares it")
+
+    with pytest.raises(ContractError) as info:
+        check_plugin(plugin)
+
+    [problem] = info.value.report.problems
+    assert (problem.component, problem.check) == ("head undecorated:halving", "round trip")
+    assert "loading in a new process failed" in problem.detail
+    assert "'Halving' (undecorated), of the head 'halving'" in problem.detail
+    assert info.value.report.round_trips == []

@@ -1,7 +1,8 @@
 """zoo: a plugin-based model zoo for transfer learning on TensorFlow 2 / Keras 3.
 
 The public API. Plugins need :data:`hookimpl` and the component types; scripts need
-:func:`load_registry`, :func:`resolve_run`, :func:`build_model` and :func:`run`.
+:func:`load_registry`, :func:`resolve_run`, :func:`build_model`, :func:`run` and
+:func:`load_model` (a trained model, in any process).
 Importing zoo does not import TensorFlow.
 """
 
@@ -28,6 +29,7 @@ from zoo.errors import PluginUnavailable, RunFailed, ZooError  # noqa: E402
 from zoo.model import Assembled, build_model  # noqa: E402
 from zoo.params import Param  # noqa: E402
 from zoo.plugins import LoadOptions, load_registry  # noqa: E402
+from zoo.predict import load_model  # noqa: E402
 from zoo.registry import Entry, PluginInfo, Registry  # noqa: E402
 from zoo.runconfig import Choice, Resolved, RunConfig, resolve_run  # noqa: E402
 from zoo.train.engine import EngineOptions, RunResult, run  # noqa: E402
@@ -58,6 +60,7 @@ __all__ = [
     "__version__",
     "build_model",
     "hookimpl",
+    "load_model",
     "load_registry",
     "resolve_run",
     "run",

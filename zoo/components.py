@@ -20,7 +20,7 @@ if TYPE_CHECKING:
 Kind = Literal["dataset", "backbone", "head"]
 KINDS: tuple[Kind, ...] = ("dataset", "backbone", "head")
 
-#: Preprocessing modes zoo knows by name (see ``zoo.layers.Preprocess``).
+#: Preprocessing modes zoo knows by name (see ``zoo.layers.preprocessing_layer``).
 PREPROCESSING_MODES = ("caffe", "tf", "torch", "unit", "none")
 #: How a token sequence ``[batch, tokens, dim]`` becomes one vector: its first token
 #: (the class token of ViT, DeiT, DINOv2, CLIP) or the mean over all tokens.
@@ -94,12 +94,17 @@ class BuiltBackbone:
             (one of :data:`TOKEN_POOLING`): ``"class_token"`` when the first token is a
             class token trained to summarise the image, ``"mean"`` otherwise. A head
             whose ``token_pooling`` parameter is ``"auto"`` receives this value.
+        pretrained: ``True`` when the builder loaded trained weights, ``False`` when
+            the weights are a random initialisation, ``None`` when it does not say
+            (then a ``weights_file`` counts as trained). A frozen backbone that is not
+            pretrained cannot learn anything, and zoo warns.
     """
 
     model: keras.Model
     preprocessing: keras.layers.Layer | str = "none"
     weights_file: str | None = None
     token_pooling: str | None = None
+    pretrained: bool | None = None
 
 
 @dataclass(frozen=True)

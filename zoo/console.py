@@ -200,8 +200,34 @@ def results(title: str, metrics: Mapping[str, Mapping[str, float]]) -> None:
     out.print(table)
 
 
+def backbone_layers(title: str, rows: Sequence[Mapping[str, Any]], note: str | None) -> None:
+    """Each layer of a backbone, bottom first, with the ``--fine-tune-layers`` N that
+    starts there (``zoo info BACKBONE --layers``)."""
+    table = _table(title)
+    for column in ("N", "layer", "type", "params", ""):
+        table.add_column(column, justify="right" if column in ("N", "params") else "left")
+    for row in rows:
+        frozen = "stays frozen" if row["batch_norm"] else ""
+        table.add_row(str(row["top"]), row["name"], row["type"], f"{row['params']:,}", frozen)
+    out.print(table)
+    status("--fine-tune-layers N unfreezes row N and those below it; layers with params learn")
+    if note:
+        warning(note)
+
+
 def run_directory(path: Any) -> None:
     out.print(f"run directory: {path}")
+
+
+def _live_bar(*columns: TextColumn) -> Progress | None:
+    """A started progress bar of batches on a terminal's stderr; ``None`` elsewhere."""
+    if not err.is_terminal:
+        return None
+    batches = TextColumn("{task.completed}/{task.total} batches")
+    shown = (TextColumn("{task.description}"), BarColumn(), batches, *columns)
+    bar = Progress(*shown, TimeRemainingColumn(), console=err, transient=True)
+    bar.start()
+    return bar
 
 
 class TrainingProgress:
@@ -217,17 +243,7 @@ class TrainingProgress:
         self._epoch_started = 0.0
 
     def start(self) -> None:
-        if err.is_terminal:
-            self._progress = Progress(
-                TextColumn("{task.description}"),
-                BarColumn(),
-                TextColumn("{task.completed}/{task.total} batches"),
-                TextColumn("{task.fields[metrics]}"),
-                TimeRemainingColumn(),
-                console=err,
-                transient=True,
-            )
-            self._progress.start()
+        self._progress = _live_bar(TextColumn("{task.fields[metrics]}"))
 
     def stop(self) -> None:
         if self._progress is not None:
@@ -247,9 +263,10 @@ class TrainingProgress:
         if self._progress is not None:
             self._progress.update(self._task, completed=step + 1, metrics=format_metrics(logs))
 
-    def epoch_end(self, epoch: int, logs: Mapping[str, float]) -> None:
+    def epoch_end(self, epoch: int, logs: Mapping[str, float], note: str = "") -> None:
         seconds = time.perf_counter() - self._epoch_started
-        status(f"{self.label} epoch {epoch}/{self.epochs}: {format_metrics(logs)} ({seconds:.1f}s)")
+        metrics = format_metrics(logs) + note
+        status(f"{self.label} epoch {epoch}/{self.epochs}: {metrics} ({seconds:.1f}s)")
 
 
 class TaskProgress:
@@ -264,16 +281,8 @@ class TaskProgress:
 
     def start(self) -> None:
         self._started = time.perf_counter()
-        if err.is_terminal:
-            self._progress = Progress(
-                TextColumn("{task.description}"),
-                BarColumn(),
-                TextColumn("{task.completed}/{task.total} batches"),
-                TimeRemainingColumn(),
-                console=err,
-                transient=True,
-            )
-            self._progress.start()
+        self._progress = _live_bar()
+        if self._progress is not None:
             self._task = self._progress.add_task(self.description, total=self.total)
 
     def advance(self, step: int) -> None:

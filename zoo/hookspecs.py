@@ -7,6 +7,8 @@ plugin registered it, so ``zoo list`` can say where each component comes from.
 
 Builders run only when a component is used, so keep heavy imports (``tensorflow``,
 ``keras``, ``tensorflow_datasets``) inside them: ``zoo list`` never imports TensorFlow.
+``register_keras_objects`` is optional and different: zoo calls it only when it loads a
+saved model that one of the plugin's components built.
 
 The plugin author's guide, ``docs/plugins.md``, shows each hook with its signature and
 a complete example, and states the contracts; ``tests/test_docs.py`` keeps it in step
@@ -16,6 +18,7 @@ with this module.
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 import pluggy
 
@@ -97,4 +100,31 @@ def register_heads(register: Callable[[Head], None]) -> None:
                 build=build_gmp_softmax,
                 min_classes=2,
             ))
+    """
+
+
+@hookspec
+def register_keras_objects(register: Callable[[Any], None]) -> None:
+    """Declare the Keras classes and functions your components put into models (optional).
+
+    zoo calls this hook only when it loads a saved model (``zoo predict``, ``zoo
+    export``, ``zoo.load_model``) holding a class of a component of yours that Keras
+    does not find registered; never while listing or training. So import Keras and your
+    layers inside it. Call ``register(obj)`` once per class or function; zoo hands them
+    to Keras as ``custom_objects``, so they need not be decorated with
+    ``keras.saving.register_keras_serializable``.
+
+    Without this hook zoo still finds a decorated class: it imports the module the class
+    was defined in, and failing that (a class defined inside a builder) builds the
+    component again, which runs the decorator.
+
+    :param register: Call it with a class or function that Keras serialises.
+
+    Example::
+
+        @zoo.hookimpl
+        def register_keras_objects(register):
+            from zoo_mine.layers import AttentionPooling
+
+            register(AttentionPooling)
     """

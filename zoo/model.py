@@ -50,6 +50,7 @@ class Assembled:
     loss: Any
     metrics: list[Any]
     weights_file: str | None = None
+    pretrained: bool | None = None
 
     @property
     def backbone_frozen(self) -> bool:
@@ -96,10 +97,10 @@ def build_model(resolved: Resolved, num_classes: int) -> Assembled:
     from zoo.layers import as_layer
 
     config = resolved.config
-    built = call_builder(resolved.backbone, config.image_shape, config.backbone.params)
-    _expect(resolved.backbone, built, BuiltBackbone, "zoo.BuiltBackbone")
-    _expect(resolved.backbone, built.model, keras.Model, "a keras.Model in BuiltBackbone.model")
-    preprocessing = _wrap(resolved.backbone, lambda: as_layer(built.preprocessing))
+    built = build_backbone(resolved.backbone, config.image_shape, config.backbone.params)
+    preprocessing = _wrap(
+        resolved.backbone, lambda: as_layer(built.preprocessing, config.image_shape)
+    )
 
     inputs = keras.Input(config.image_shape, name="image")
     features = _wrap(resolved.backbone, lambda: built.model(preprocessing(inputs)))
@@ -121,7 +122,20 @@ def build_model(resolved: Resolved, num_classes: int) -> Assembled:
         loss=head_out.loss,
         metrics=list(head_out.metrics),
         weights_file=built.weights_file,
+        pretrained=built.pretrained,
     )
+
+
+def build_backbone(
+    entry: Entry, image_shape: tuple[int, int, int], params: Mapping[str, Any]
+) -> BuiltBackbone:
+    """Call a backbone's builder and check what it returns."""
+    import keras
+
+    built = call_builder(entry, image_shape, params)
+    _expect(entry, built, BuiltBackbone, "zoo.BuiltBackbone")
+    _expect(entry, built.model, keras.Model, "a keras.Model in BuiltBackbone.model")
+    return built
 
 
 def with_token_pooling(

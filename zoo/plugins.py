@@ -35,7 +35,10 @@ from zoo.errors import PluginUnavailable, ZooError, closest, describe_error, one
 from zoo.registry import PluginInfo, PluginSource, Registry
 
 ENTRY_POINT_GROUP = "zoo"
+#: The hooks called once per plugin while loading.
 _HOOKS = ("register_datasets", "register_backbones", "register_heads")
+#: Every hook: ``register_keras_objects`` is called only when a saved model is loaded.
+_ALL_HOOKS = (*_HOOKS, "register_keras_objects")
 #: What a broken plugin may raise without taking zoo down: a plugin calling
 #: ``sys.exit`` at import is broken too. KeyboardInterrupt still stops zoo.
 PLUGIN_ERRORS = (Exception, SystemExit)
@@ -213,6 +216,7 @@ class _Loader:
 
     def finish(self) -> Registry:
         self.pm.check_pending()
+        self.registry.plugin_manager = self.pm
         by_name = {p.name: p for p in self.registry.plugins if p.status == "ok"}
         for name, plugin in self.objects.items():
             self._call_hooks(plugin, by_name[name])
@@ -249,8 +253,8 @@ def _misspelt(unknown: Sequence[str]) -> str:
     """``register_backbone (did you mean register_backbones?)`` for each unknown hook."""
     parts = []
     for name in unknown:
-        hint = closest(name, _HOOKS, n=1)
-        parts.append(f"{name} ({f'did you mean {hint[0]}?' if hint else one_of(_HOOKS)})")
+        hint = closest(name, _ALL_HOOKS, n=1)
+        parts.append(f"{name} ({f'did you mean {hint[0]}?' if hint else one_of(_ALL_HOOKS)})")
     return ", ".join(parts)
 
 
@@ -259,8 +263,31 @@ def _unknown_hooks(plugin: Any) -> list[str]:
     return [
         name
         for name in dir(plugin)
-        if hasattr(getattr(plugin, name, None), marker) and name not in _HOOKS
+        if hasattr(getattr(plugin, name, None), marker) and name not in _ALL_HOOKS
     ]
+
+
+def keras_objects(registry: Registry, plugin: str) -> list[Any]:
+    """The classes and functions ``plugin`` declares with ``register_keras_objects``.
+
+    zoo calls the hook only when it loads a saved model that ``plugin`` helped build.
+
+    Raises:
+        TypeError: the plugin registered something that is not a class or function.
+        Exception: whatever the plugin's hook raised.
+    """
+    pm = registry.plugin_manager
+    target = pm.get_plugin(plugin) if pm is not None else None
+    found: list[Any] = []
+    if pm is None or target is None:
+        return found
+    for impl in pm.hook.register_keras_objects.get_hookimpls():
+        if impl.plugin is target:
+            impl.function(**{arg: found.append for arg in impl.argnames})
+    for obj in found:
+        if not callable(obj) or not hasattr(obj, "__name__"):
+            raise TypeError(f"register_keras_objects got {obj!r}, not a class or function")
+    return found
 
 
 def _package_for(source: PluginSource) -> str:

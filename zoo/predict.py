@@ -8,6 +8,7 @@ image of the training data was seen.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -16,46 +17,78 @@ from typing import TYPE_CHECKING, Any
 from zoo import runs
 from zoo.errors import ZooError
 from zoo.runs import RunRecord, read_run
+from zoo.saving import Loaded, Manifest, load_saved, manifest_from_run
 
 if TYPE_CHECKING:
     import keras
 
+    from zoo.registry import Registry
+
 
 @dataclass(frozen=True)
 class Trained:
-    """A run's trained model and what predicting with it needs."""
+    """A run's trained model and what predicting with it needs.
+
+    ``warnings`` say where a plugin that built the model has another version now.
+    """
 
     run_dir: Path
     model: keras.Model
-    class_names: list[str]
-    image_size: int
+    manifest: Manifest
     batch_size: int
+    warnings: list[str] = field(default_factory=list)
+
+    @property
+    def class_names(self) -> list[str]:
+        return self.manifest.class_names
+
+    @property
+    def image_size(self) -> int:
+        return self.manifest.image_size
 
 
-def load_trained(run_dir: Path) -> Trained:
-    """Load ``run_dir``'s ``model.keras``; the plugins it was built from must be loaded.
+def load_trained(run_dir: Path, registry: Registry | None = None) -> Trained:
+    """Load ``run_dir``'s ``model.keras`` in this process, whichever plugins built it.
+
+    Args:
+        registry: The loaded plugins (loaded as ``zoo`` loads them when ``None``).
 
     Raises:
-        ZooError: not a run directory, no model saved (a failed or unfinished run), or
-            a model Keras cannot load (a plugin that defines its layers is missing).
+        ZooError: not a run directory, no model saved (a failed or unfinished run), a
+            damaged model file, or a model whose plugin is missing or changed.
     """
     record = read_run(run_dir)
-    model_file = saved_model_file(record)
-    class_names = (record.metrics.get("dataset") or {}).get("class_names")
-    if not class_names:
-        raise ZooError(
-            f"{run_dir / runs.METRICS} does not record the class names.",
-            expected="metrics.json with dataset.class_names, as `zoo run` writes it",
-            fix="train the run again with this version of zoo",
-            got=str(run_dir),
-        )
+    loaded = _load_run_model(record, registry)
     return Trained(
         run_dir=run_dir,
-        model=_load_model(model_file),
-        class_names=list(class_names),
-        image_size=int(record.config["image_size"]),
+        model=loaded.model,
+        manifest=loaded.manifest,
         batch_size=int(record.config.get("batch_size") or 32),
+        warnings=loaded.warnings,
     )
+
+
+def load_model(path: str | os.PathLike[str], registry: Registry | None = None) -> keras.Model:
+    """A trained model, from a run directory or a ``.keras`` file ``zoo export`` wrote.
+
+    Works in any process: the plugins are loaded and the model's own Keras classes
+    found as :mod:`zoo.saving` describes. The model takes raw RGB pixels (float32,
+    0..255) of the training size.
+
+    Raises:
+        ZooError: as :func:`load_trained`.
+    """
+    path = Path(path)
+    if path.is_dir():
+        return load_trained(path, registry).model
+    return load_saved(path, registry).model
+
+
+def _load_run_model(record: RunRecord, registry: Registry | None) -> Loaded:
+    def from_records(archive: Any) -> Manifest:
+        return manifest_from_run(record.config, record.metrics, archive)
+
+    return load_saved(saved_model_file(record), registry, fallback=from_records)
 
 
 def saved_model_file(record: RunRecord) -> Path:
@@ -74,26 +107,6 @@ def saved_model_file(record: RunRecord) -> Path:
             got=str(record.path),
         )
     return path
-
-
-def _load_model(path: Path) -> keras.Model:
-    from zoo import _tf
-
-    _tf.load()
-    import keras
-
-    from zoo import layers  # noqa: F401  (registers zoo's Preprocess layer with Keras)
-
-    try:
-        return keras.models.load_model(path)
-    except (TypeError, ValueError) as exc:
-        raise ZooError(
-            f"Keras cannot load {path}: {exc}",
-            expected="a model whose custom layers come from zoo or a loaded plugin",
-            fix="load the plugin the run was trained with (`zoo list plugins`); "
-            "a model saved by another Keras version may need that version",
-            got=str(path),
-        ) from None
 
 
 @dataclass

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Generic, Literal, TypeVar, overload
+from typing import TYPE_CHECKING, Any, Generic, Literal, TypeVar, overload
 
 from zoo.components import COMPONENT_TYPES, KINDS, Backbone, Component, Dataset, Head
 from zoo.config import ComponentMeta, Recipe, RegistryFile
@@ -19,6 +19,9 @@ PluginSource = Literal["built-in", "entry point", "local"]
 PluginStatus = Literal["ok", "disabled", "failed", "unavailable"]
 #: The component type an entry holds.
 C = TypeVar("C", bound=Component, covariant=True)
+
+if TYPE_CHECKING:
+    import pluggy
 
 
 @dataclass
@@ -117,6 +120,8 @@ class Registry:
     _entries: dict[str, dict[str, list[Entry[Component]]]] = field(
         default_factory=lambda: {kind: defaultdict(list) for kind in KINDS}
     )
+    #: The plugins' hooks, for the hooks called after loading (``register_keras_objects``).
+    plugin_manager: pluggy.PluginManager | None = field(default=None, repr=False)
 
     def add(self, component: Component, plugin: PluginInfo) -> None:
         """Register ``component`` for ``plugin``.

@@ -186,16 +186,38 @@ def check_compatibility(resolved: Resolved) -> None:
             fix=f"pass --image-size {backbone.min_image_size} (or larger)",
             got=config.image_size,
         )
+    _check_settings(config)
+    dataset = resolved.dataset.component
+    if dataset.class_names is not None:
+        check_classes(resolved, len(dataset.class_names(config.dataset.params)))
+
+
+def _check_settings(config: RunConfig) -> None:
+    """Settings that only make sense together, or within bounds a declaration cannot say."""
     if config.fine_tune_epochs and not config.fine_tune_layers.strip():
         raise ZooError(
             "--fine-tune-epochs needs --fine-tune-layers: which part of the backbone to unfreeze.",
             expected="a number of top layers (e.g. 20) or the name of the first layer to unfreeze",
-            fix="pass e.g. --fine-tune-layers 20",
+            fix=f"pass e.g. --fine-tune-layers 20 (`zoo info {config.backbone.name} --layers` "
+            "lists them)",
             got=config.fine_tune_layers,
         )
-    dataset = resolved.dataset.component
-    if dataset.class_names is not None:
-        check_classes(resolved, len(dataset.class_names(config.dataset.params)))
+    if config.fine_tune_layers.strip() and not config.fine_tune_epochs:
+        raise ZooError(
+            "--fine-tune-layers needs --fine-tune-epochs: how long to fine-tune; without "
+            "it there is no fine-tuning stage.",
+            expected="--fine-tune-epochs N (N >= 1) beside --fine-tune-layers",
+            fix=f"pass e.g. --fine-tune-epochs 3, or drop --fine-tune-layers "
+            f"{config.fine_tune_layers}",
+            got=config.fine_tune_layers,
+        )
+    if not 0 < config.plateau_factor < 1:
+        raise ZooError(
+            "--plateau-factor must lower the learning rate.",
+            expected="a number between 0 and 1 (exclusive), such as 0.5",
+            fix="pass --plateau-factor 0.5",
+            got=config.plateau_factor,
+        )
 
 
 def check_classes(resolved: Resolved, num_classes: int) -> None:

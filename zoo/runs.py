@@ -8,6 +8,7 @@ A run directory holds::
     model.keras     the trained model (backbone + head, preprocessing included)
     logs/           TensorBoard logs (train/ and validation/)
     checkpoints/    the last finished epoch, for ``zoo run --resume``
+    best/           the best epoch's weights so far (``--keep best``)
 
 Later commands (``zoo compare``, ``predict``, ``export``) read runs with :func:`read_run`.
 """

@@ -55,19 +55,91 @@ class RunSettings:
     image_size: int = setting(100, "resize images to SIZE x SIZE", minimum=1)
     learning_rate: float = setting(1e-3, "the optimizer's learning rate", minimum=0)
     optimizer: str = setting("adam", "adam, sgd or rmsprop", choices=("adam", "sgd", "rmsprop"))
+    lr_schedule: str = setting(
+        "constant",
+        "each stage's learning rate: constant, cosine (falling to 0 over the stage) or "
+        "plateau (times --plateau-factor after --plateau-patience epochs without a better "
+        "--monitor)",
+        choices=("constant", "cosine", "plateau"),
+    )
+    warmup_epochs: int = setting(
+        0,
+        "raise the learning rate linearly from 0 over each stage's first N epochs",
+        minimum=0,
+        metavar="N",
+    )
+    plateau_patience: int = setting(
+        2,
+        "with --lr-schedule plateau: epochs without a better --monitor before lowering",
+        minimum=1,
+        metavar="N",
+    )
+    plateau_factor: float = setting(
+        0.5,
+        "with --lr-schedule plateau: what the learning rate is multiplied by (below 1)",
+        minimum=0,
+        metavar="F",
+    )
+    class_weight: str = setting(
+        "none",
+        "weight each example's loss: none, or balanced (n / (classes x the class's "
+        "training images), as scikit-learn computes it)",
+        choices=("none", "balanced"),
+    )
     seed: int = setting(0, "seeds shuffling and initialisation", minimum=0)
     feature_cache: bool = setting(
         True,
         "train the head on cached features of a frozen backbone",
         flag_help="train on images even when the backbone is frozen",
     )
+    keep: str = setting(
+        "best",
+        "the model saved and tested: the best epoch by --monitor (over all stages), or the last",
+        choices=("best", "last"),
+    )
+    monitor: str = setting(
+        "val_loss",
+        "what 'better' means for --keep best, --early-stopping and the plateau schedule",
+        choices=("val_loss", "val_accuracy"),
+    )
     early_stopping: int = setting(
-        0, "stop a stage after N epochs without a better val_loss", minimum=0, metavar="N"
+        0, "stop a stage after N epochs without a better --monitor", minimum=0, metavar="N"
+    )
+    augment: bool = setting(
+        False, "augment training images: random flips, rotations, zooms, shifts, contrast"
+    )
+    augment_flip: str = setting(
+        "horizontal",
+        "with --augment: which random flips",
+        choices=("none", "horizontal", "vertical", "both"),
+    )
+    augment_rotation: float = setting(
+        0.05,
+        "with --augment: rotate by up to this fraction of a full turn",
+        minimum=0,
+        metavar="F",
+    )
+    augment_zoom: float = setting(
+        0.1, "with --augment: zoom in or out by up to this fraction", minimum=0, metavar="F"
+    )
+    augment_translation: float = setting(
+        0.1, "with --augment: shift by up to this fraction of the side", minimum=0, metavar="F"
+    )
+    augment_contrast: float = setting(
+        0.1, "with --augment: change contrast by up to this factor", minimum=0, metavar="F"
+    )
+    augment_views: int = setting(
+        4,
+        "with --augment and a frozen backbone: augmented copies of each training image "
+        "whose features are cached; each epoch draws one per image",
+        minimum=1,
+        metavar="K",
     )
     fine_tune_epochs: int = setting(0, "epochs of the fine-tuning stage", minimum=0, metavar="N")
     fine_tune_layers: str = setting(
         "",
-        "unfreeze the top N backbone layers (or from LAYER on) for a second stage",
+        "unfreeze the top N backbone layers (or from LAYER on) for a second stage "
+        "(`zoo info BACKBONE --layers` lists them)",
         metavar="N|LAYER",
     )
     fine_tune_lr: float = setting(

@@ -25,6 +25,12 @@ help, and with a default or marked required; only a ``str`` parameter may defaul
   ``[batch, num_classes]`` (or ``[batch, 1]`` for two classes) that train one step on
   integer labels with its loss and metrics to a finite loss. A head may refuse a
   feature shape by raising ``zoo.ZooError``; it must accept one of them.
+
+Then :func:`check_plugin` round-trips each backbone and head that passed
+(:mod:`zoo.roundtrip`): built into a model as ``zoo run`` builds it, trained one step,
+saved, then loaded and predicted in a new Python process, which must give the same
+answers. A plugin given as a class or instance, which a new process cannot import, is
+not round-tripped.
 """
 
 from __future__ import annotations
@@ -34,19 +40,25 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from zoo.contracts import Found, Problem, Settings, check_component
+from zoo.params import resolve
 from zoo.plugins import LoadOptions, load_registry
 from zoo.registry import Entry, PluginInfo, Registry
+from zoo.roundtrip import round_trip
 
 __all__ = ["ContractError", "Problem", "Report", "check_components", "check_plugin"]
 
 
 @dataclass
 class Report:
-    """What was checked, what was skipped (metadata only), and every problem found."""
+    """What was checked, what was skipped (metadata only), and every problem found.
+
+    ``round_trips`` lists the components saved and loaded again in a new process.
+    """
 
     checked: list[str] = field(default_factory=list)
     skipped: list[str] = field(default_factory=list)
     problems: list[Problem] = field(default_factory=list)
+    round_trips: list[str] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
@@ -118,6 +130,7 @@ def check_plugin(
         entries, params=params, skip=skip, image_size=image_size, max_examples=max_examples
     )
     report.problems[:0] = found + _clashes(registry, entries)
+    _round_trip(plugin, entries, report, params or {}, image_size)
     return report.raise_for_problems()
 
 
@@ -153,6 +166,39 @@ def check_components(
     for name in sorted(set(params) - known):
         report.problems.append(Problem(name, "params", "names no component being checked"))
     return report
+
+
+def _round_trip(
+    plugin: str | object,
+    entries: list[Entry],
+    report: Report,
+    params: Mapping[str, Mapping[str, Any]],
+    image_size: int,
+) -> None:
+    """Round-trip the backbones and heads that were built and broke no contract."""
+    faulty = {problem.component for problem in report.problems}
+    chosen = [
+        e
+        for e in entries
+        if e.kind in ("backbone", "head")
+        and f"{e.kind} {e.qualified_name}" not in faulty
+        and f"{e.kind} {e.qualified_name}" not in report.skipped
+    ]
+    values = {
+        e.qualified_name: resolve(
+            e.kind,
+            e.name,
+            e.params,
+            [
+                (e.meta.source or "registry.toml", e.meta.defaults),
+                ("params=", params.get(e.qualified_name, params.get(e.name, {}))),
+            ],
+        )
+        for e in chosen
+    }
+    passed, problems = round_trip(plugin, chosen, values, image_size)
+    report.round_trips += passed
+    report.problems += problems
 
 
 # --- Loading ------------------------------------------------------------------------

@@ -19,8 +19,10 @@ def add(sub: Any, common: argparse.ArgumentParser) -> None:
         "export",
         parents=[common],
         help="export a run's model as .keras or a TensorFlow SavedModel",
-        description="Export a run's trained model. Both formats take raw pixels (0..255) "
-        "of the training size; the SavedModel's 'serve' function takes uint8 images.",
+        description="Export a run's trained model, preprocessing and class names included. "
+        "The .keras file takes raw pixels (0..255) of the training size; the SavedModel's "
+        "'serve' function takes uint8 images of any size and resizes them as zoo predict "
+        "does.",
         epilog="example: zoo export runs/RUN --format savedmodel --output served/1",
     )
     add_ = parser.add_argument
@@ -32,12 +34,15 @@ def add(sub: Any, common: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from zoo.export import export
+    from zoo.export import check_output, export
+    from zoo.predict import load_trained
 
     console.tables_to_stderr(args.json)
-    if args.fmt == "savedmodel":
-        registry_from(args)  # the plugins' custom layers, for loading the model
-    path = export(args.run_dir, args.fmt, args.output)
+    check_output(args.fmt, args.output)
+    trained = load_trained(args.run_dir, registry_from(args))
+    for warning in trained.warnings:
+        console.warning(warning)
+    path = export(trained, args.fmt, args.output)
     if args.json:
         console.print_json({"run_dir": str(args.run_dir), "format": args.fmt, "output": str(path)})
     else:

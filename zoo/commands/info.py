@@ -17,14 +17,37 @@ def add(sub: Any, common: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("name", help="a component name, or PLUGIN:NAME")
     parser.add_argument("--json", action="store_true", help="print JSON")
+    parser.add_argument(
+        "--layers",
+        action="store_true",
+        help="build a backbone and list its layers: which hold weights, and the "
+        "--fine-tune-layers N that starts at each",
+    )
     parser.set_defaults(handler=run)
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.layers:
+        return layers(args)
     found = registry_from(args).find(args.name)
     if args.json:
         console.print_json([entry_json(e) for e in found])
         return 0
     for entry in found:
         console.component_info(entry)
+    return 0
+
+
+def layers(args: argparse.Namespace) -> int:
+    from zoo import _tf
+    from zoo.train.finetune import layers_json
+
+    entry = registry_from(args).get("backbone", args.name)
+    _tf.load()
+    listing = layers_json(entry)
+    if args.json:
+        console.print_json(listing)
+        return 0
+    title = f"backbone {entry.name}: {len(listing['layers'])} layers at {listing['image_size']}px"
+    console.backbone_layers(title, listing["layers"], listing["note"])
     return 0

@@ -46,8 +46,9 @@ def run(args: argparse.Namespace) -> int:
             fix="check the paths given",
             got=[str(p) for p in args.paths],
         )
-    registry_from(args)  # the plugins' custom layers, for loading the model
-    trained = load_trained(args.run_dir)
+    trained = load_trained(args.run_dir, registry_from(args))
+    for warning in trained.warnings:
+        console.warning(warning)
     top_k = min(args.top_k or 3, len(trained.class_names))
     batch_size = args.batch_size or trained.batch_size
     steps = -(-len(files) // batch_size)

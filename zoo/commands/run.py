@@ -91,11 +91,12 @@ def _add_flag(group: argparse._ArgumentGroup, setting: Setting) -> None:
             setting.flag, dest=setting.name, action=action, default=None, help=help_text
         )
         return
+    choices = "|".join(map(str, setting.choices)) if setting.choices else None
     group.add_argument(
         setting.flag,
         dest=setting.name,
         type=setting.type,
-        metavar=setting.metavar,
+        metavar=setting.metavar or choices,
         help=setting.help,
     )
 

@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import datetime as _dt
 import math
-from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Mapping
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from zoo import runs
 from zoo.data_summary import summarize
@@ -19,48 +19,42 @@ from zoo.errors import RunFailed
 from zoo.runs import Stage
 from zoo.scoring import Evaluation
 from zoo.train import checkpoints
-from zoo.train.events import Callback, EpochEnd, EpochStart, RunEnd, RunStart, StagePlan, StageStart
+from zoo.train.events import (
+    Callback,
+    EpochEnd,
+    EpochStart,
+    RunEnd,
+    RunStart,
+    RunWarning,
+    StagePlan,
+    StageStart,
+)
+from zoo.train.monitor import Improvement, Monitor
 from zoo.train.record import Record
 
-
-@dataclass
-class EarlyStoppingState:
-    """The lowest validation loss of a stage so far, and epochs since it was reached."""
-
-    best: float | None = None
-    wait: int = 0
-
-    def update(self, val_loss: float) -> int:
-        """Count one epoch's ``val_loss``; return the epochs without improvement."""
-        if self.best is None or val_loss < self.best:
-            self.best, self.wait = val_loss, 0
-        else:
-            self.wait += 1
-        return self.wait
-
-    @classmethod
-    def replay(cls, val_losses: Iterable[float]) -> EarlyStoppingState:
-        """The state after these epochs: how a resumed stage keeps its count."""
-        state = cls()
-        for val_loss in val_losses:
-            state.update(val_loss)
-        return state
+if TYPE_CHECKING:
+    from zoo.train.finetune import Unfrozen
 
 
 class EarlyStopping(Callback):
-    """Ends a stage after ``patience`` epochs without a lower ``val_loss`` (0: never)."""
+    """Ends a stage after ``patience`` epochs without a better ``monitor`` (0: never)."""
 
-    def __init__(self, patience: int) -> None:
+    def __init__(self, patience: int, monitor: Monitor | None = None) -> None:
         self.patience = patience
-        self.state = EarlyStoppingState()
+        self.monitor = monitor or Monitor()
+        self.state = Improvement(self.monitor)
 
     def on_stage_begin(self, stage: StageStart) -> None:
-        self.state = EarlyStoppingState.replay(row["val_loss"] for row in stage.previous)
+        values = (self.monitor.value(row) for row in stage.previous)
+        self.state = Improvement.replay(self.monitor, values)
 
     def should_stop(self, stage: Stage, logs: Mapping[str, float]) -> str | None:
-        if self.patience <= 0 or self.state.update(logs["val_loss"]) < self.patience:
+        if self.patience <= 0:
             return None
-        return f"early stopping: val_loss did not improve for {self.patience} epochs"
+        if self.state.update(self.monitor.value(logs)) < self.patience:
+            return None
+        epochs = f"{self.patience} epoch{'s' if self.patience != 1 else ''}"
+        return f"early stopping: {self.monitor.name} did not improve for {epochs}"
 
 
 class TerminateOnNaN(Callback):
@@ -135,6 +129,9 @@ class TensorBoard(Callback):
                     if name.startswith("val_") == bool(prefix):
                         name = f"epoch_{name.removeprefix(prefix)}"
                         tf.summary.scalar(name, value, step=epoch.epoch - 1)
+                rate = epoch.history[-1].get("learning_rate")
+                if not prefix and rate is not None:  # where Keras's callback writes it
+                    tf.summary.scalar("epoch_learning_rate", rate, step=epoch.epoch - 1)
             writer.flush()
 
     def on_run_end(self, end: RunEnd) -> None:
@@ -163,12 +160,35 @@ class RunRecord(Callback):
                 {"from_epoch": run.resumed_from, "command": list(run.command), "at": _now()}
             )
 
+    def on_warning(self, warning: RunWarning) -> None:
+        found = self.record.data.setdefault("warnings", [])
+        # A resumed run checks again; each problem is recorded once.
+        found[:] = [w for w in found if w.get("code") != warning.code]
+        found.append(warning.to_json())
+
     def on_features(self, split: str, key: str, source: str, count: int) -> None:
         used = self.record.data.setdefault("feature_cache", {})
         used[split] = {"key": key, "source": source}
 
-    def on_fine_tune_unfrozen(self, layers: Sequence[str], counts: Mapping[str, int]) -> None:
-        self.record.update(fine_tune_parameters=dict(counts), fine_tune_layers=list(layers))
+    def on_stage_begin(self, stage: StageStart) -> None:
+        weights = stage.plan.class_weights
+        if weights is not None:
+            names = self.record.data.get("dataset", {}).get("class_names") or range(len(weights))
+            self.record.update(class_weights=dict(zip(map(str, names), weights, strict=True)))
+
+    def on_fine_tune_unfrozen(self, unfrozen: Unfrozen, counts: Mapping[str, int]) -> None:
+        self.record.update(
+            fine_tune_parameters=dict(counts),
+            fine_tune_layers=list(unfrozen.layers),
+            fine_tune={
+                "asked": unfrozen.spec,
+                "layers": unfrozen.total,
+                "top": unfrozen.top,
+                "unfrozen": len(unfrozen.layers),
+                "batch_norm_kept_frozen": list(unfrozen.batch_norm),
+                "summary": unfrozen.describe(),
+            },
+        )
 
     def on_epoch_end(self, epoch: EpochEnd) -> None:
         self.record.data["history"] = list(epoch.history)
@@ -179,6 +199,8 @@ class RunRecord(Callback):
 
     def on_run_end(self, end: RunEnd) -> None:
         self.record.data["history"] = list(end.history)
+        if end.kept is not None:
+            self.record.update(kept=dict(end.kept))
         if end.status == "completed":
             self.record.update(test=dict(end.test or {}), weights_sha256=end.weights_sha256)
         self.record.write(end.status, end.error)

@@ -108,26 +108,38 @@ def save(
     """Write the checkpoint of ``state.epoch`` atomically, and point ``latest.json`` at it."""
     import numpy as np
 
-    folder = run_dir / FOLDER
-    folder.mkdir(exist_ok=True)
-    final = folder / f"epoch-{state.epoch:04d}"
-    partial = Path(tempfile.mkdtemp(prefix=f".{final.name}.", dir=folder))
-    try:
+    def write(partial: Path) -> None:
         model.save_weights(partial / WEIGHTS)
         with open(partial / OPTIMIZER, "wb") as f:
             np.savez(f, *[variable.numpy() for variable in optimizer.variables])
         runs.write_json(partial / STATE, state.to_json())
-        _fsync_tree(partial)
-        if final.exists():  # a resumed run redoing an epoch whose pointer was not written
-            shutil.rmtree(final)
-        partial.rename(final)
-        _fsync_dir(folder)
-    except BaseException:
-        shutil.rmtree(partial, ignore_errors=True)
-        raise
+
+    folder = run_dir / FOLDER
+    final = write_folder(folder, f"epoch-{state.epoch:04d}", write)
     runs.write_json(folder / LATEST, {"epoch": state.epoch, "path": final.name})
     _prune(folder, keep=final.name)
     return Checkpoint(final, state)
+
+
+def write_folder(parent: Path, name: str, write: Callable[[Path], None]) -> Path:
+    """``parent/name``, written by ``write(folder)`` under a temporary name, flushed to
+    disk and renamed into place: a process killed at any moment leaves all of it or
+    none. An existing folder of that name (a resumed run redoing an epoch) is replaced.
+    """
+    parent.mkdir(exist_ok=True)
+    final = parent / name
+    partial = Path(tempfile.mkdtemp(prefix=f".{name}.", dir=parent))
+    try:
+        write(partial)
+        _fsync_tree(partial)
+        if final.exists():
+            shutil.rmtree(final)
+        partial.rename(final)
+        _fsync_dir(parent)
+    except BaseException:
+        shutil.rmtree(partial, ignore_errors=True)
+        raise
+    return final
 
 
 def latest(run_dir: Path) -> Checkpoint | None:

@@ -3,10 +3,12 @@
 :func:`run` chooses the placement and precision, seeds, builds the model and the data,
 opens a new run directory (or reopens one to resume), plans the stages
 (:mod:`zoo.train.stages`) and runs them with the :class:`~zoo.train.trainer.Trainer`,
-then evaluates the test split and saves the model. What happens goes to callbacks as
-events (:mod:`zoo.train.events`): those of :mod:`zoo.train.callbacks` write checkpoints,
+then (with ``--keep best``) loads the best epoch's weights back (:mod:`zoo.train.best`),
+evaluates the test split and saves the model. What happens goes to callbacks as events
+(:mod:`zoo.train.events`): those of :mod:`zoo.train.callbacks` write checkpoints,
 TensorBoard logs and metrics.json after every epoch, so a run stopped by Ctrl-C or
-SIGKILL resumes with ``zoo run --resume RUN_DIR``; the console reporter prints.
+SIGKILL resumes with ``zoo run --resume RUN_DIR``; the console reporter prints, warnings
+about setups that cannot learn (:mod:`zoo.train.checks`) included.
 """
 
 from __future__ import annotations
@@ -18,12 +20,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from zoo import _tf, runs, scoring
+from zoo import _tf, data, runs, saving, scoring
 from zoo.components import Splits
 from zoo.errors import RunFailed, ZooError
 from zoo.model import Assembled, build_model, build_splits, parameter_counts, summary_rows
 from zoo.runconfig import Resolved, check_classes
-from zoo.train import checkpoints
+from zoo.train import best, checkpoints, checks
 from zoo.train import features as feature_cache
 from zoo.train.callbacks import (
     Checkpointing,
@@ -32,15 +34,15 @@ from zoo.train.callbacks import (
     TensorBoard,
     TerminateOnNaN,
 )
-from zoo.train.events import Callback, Events, RunEnd, RunStart, StagePlan
+from zoo.train.events import Callback, Events, RunEnd, RunStart, RunWarning, StagePlan
 from zoo.train.loop import predict_batches
+from zoo.train.monitor import Monitor
 from zoo.train.record import STAGE_PHASE, Record, Timer, file_sha256
+from zoo.train.schedules import ReduceOnPlateau
 from zoo.train.stages import RunContext, Stages
 from zoo.train.trainer import Trainer
 
 if TYPE_CHECKING:
-    import keras
-
     from zoo.train.distribute import Placement
 
 
@@ -152,7 +154,7 @@ def _prepare(resolved: Resolved, options: EngineOptions, events: Events) -> _Pre
     with timer.phase("build"), placement.strategy.scope():
         assembled = build_model(resolved, num_classes)
     if resolved.config.fine_tune_epochs:
-        check(assembled.backbone, resolved.config.fine_tune_layers)
+        check(assembled.backbone, resolved.config.fine_tune_layers, resolved.config.backbone.name)
     counts = parameter_counts(assembled.model)
     events.on_model_built(assembled.model.name, summary_rows(assembled.model), counts)
     return _Prepared(resolved, options, placement, precision, assembled, counts, splits, timer)
@@ -222,6 +224,12 @@ class _Run:
         record = Record(self.writable, prepared.resolved, opened.previous, prepared.timer)
         self.record = RunRecord(record)
         assembled = prepared.assembled
+        config = prepared.resolved.config
+        self.monitor = Monitor(config.monitor)
+        self.keep_best: best.KeepBest | None = None
+        if config.keep == "best":
+            previous = best.load(opened.run_dir) if opened.resumed and opened.run_dir else None
+            self.keep_best = best.KeepBest(self.monitor, assembled, self.writable, previous)
         self.backbone_digest: Callable[[], str] = functools.cache(
             lambda: feature_cache.weights_digest(assembled.backbone)
         )
@@ -235,28 +243,62 @@ class _Run:
         stages = Stages(self._context(events), resume)
         try:
             events.on_run_begin(self._start(command))
+            for warning in self._warnings():
+                events.on_warning(warning)
             self._stages(trainer, stages, resume)
+            if self.keep_best is not None:
+                self.keep_best.restore()
             test = self._test(trainer, stages, events)
             weights_sha256 = feature_cache.weights_digest(assembled.model)
-            self._save_model(assembled.model)
+            self._save_model()
         except KeyboardInterrupt:
             message = f"interrupted after epoch {trainer.epoch}"
-            events.on_run_end(RunEnd("interrupted", trainer.epoch, (*trainer.history,), message))
+            events.on_run_end(self._end("interrupted", trainer, message))
             raise
         except BaseException as exc:
             message = str(exc) if isinstance(exc, RunFailed) else f"{type(exc).__name__}: {exc}"
-            events.on_run_end(RunEnd("failed", trainer.epoch, (*trainer.history,), message))
+            events.on_run_end(self._end("failed", trainer, message))
             raise
         finally:
             stages.close()
-        end = RunEnd("completed", trainer.epoch, (*trainer.history,), None, test, weights_sha256)
-        events.on_run_end(end)
+            if self.keep_best is not None:
+                self.keep_best.close()
+        events.on_run_end(self._end("completed", trainer, None, test, weights_sha256))
         return RunResult(self.run_dir, prepared.counts, self.record.record.data)
+
+    def _end(
+        self,
+        status: runs.RunStatus,
+        trainer: Trainer,
+        error: str | None,
+        test: dict[str, float] | None = None,
+        weights_sha256: str | None = None,
+    ) -> RunEnd:
+        history = (*trainer.history,)
+        kept = best.kept(self.prepared.resolved.config.keep, self.monitor, history)
+        return RunEnd(status, trainer.epoch, history, error, test, weights_sha256, kept)
+
+    def _warnings(self) -> list[RunWarning]:
+        """Setups that cannot learn, or not well (:mod:`zoo.train.checks`)."""
+        prepared = self.prepared
+        config = prepared.resolved.config
+        steps = data.steps(self.splits.sizes.get("train"), config.batch_size)
+        return checks.warnings(prepared.resolved.backbone, prepared.assembled, config.epochs, steps)
 
     def _callbacks(self) -> list[Callback]:
         """zoo's own: stopping rules first, then what writes the run directory."""
         config = self.prepared.resolved.config
-        callbacks: list[Callback] = [EarlyStopping(config.early_stopping), TerminateOnNaN()]
+        callbacks: list[Callback] = [
+            EarlyStopping(config.early_stopping, self.monitor),
+            TerminateOnNaN(),
+        ]
+        if config.lr_schedule == "plateau":
+            plateau = ReduceOnPlateau(self.monitor, config.plateau_patience, config.plateau_factor)
+            callbacks.append(plateau)
+        # The best epoch is written before its checkpoint: a run killed between the two
+        # redoes the epoch rather than forget that it was the best.
+        if self.keep_best is not None:
+            callbacks.append(self.keep_best)
         if self.writable is not None:
             callbacks += [Checkpointing(self.writable), TensorBoard(self.writable)]
         return [*callbacks, self.record]
@@ -316,8 +358,14 @@ class _Run:
             events.on_evaluation(scored)
         return metrics
 
-    def _save_model(self, model: keras.Model) -> None:
-        """Save the trained model (backbone + head, preprocessing included): chief only."""
+    def _save_model(self) -> None:
+        """Save the trained model (backbone + head, preprocessing included, and the
+        manifest that reloads it anywhere, :mod:`zoo.saving`): chief only."""
         if self.writable is not None:
             with self.prepared.timer.phase("save"):
-                model.save(self.writable / runs.MODEL)
+                saving.save_trained(
+                    self.writable / runs.MODEL,
+                    self.prepared.assembled,
+                    self.prepared.resolved,
+                    self.splits.class_names,
+                )

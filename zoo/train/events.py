@@ -7,6 +7,7 @@ calls its terminal reporter. Events arrive in this order::
 
     on_placement, on_model_built, on_data_loaded          (setting up; also a dry run)
     on_run_begin                                           (the run directory is open)
+      on_warning...                                        (setups that cannot learn)
       on_extract_begin, on_extract_step..., on_extract_end, on_features   (per split)
       on_fine_tune_unfrozen                                (before the fine-tuning stage)
       on_stage_begin
@@ -29,6 +30,7 @@ if TYPE_CHECKING:
     from zoo.components import Splits
     from zoo.model import LayerRow
     from zoo.scoring import Evaluation
+    from zoo.train.finetune import Unfrozen
 
 #: One epoch of metrics.json's history: ``{"epoch": 3, "stage": "head", "loss": ...}``.
 Row = dict[str, Any]
@@ -51,6 +53,9 @@ class StagePlan:
         checkpointed: What a checkpoint of this stage holds: the whole model, or the head
             alone when the backbone is frozen.
         backbone_sha256: With the head alone, the frozen backbone's weights digest.
+        schedule: The learning-rate schedule the optimizer follows
+            (:class:`zoo.train.schedules.Schedule`), or ``None`` for a constant rate.
+        class_weights: Each class's weight in the training loss, or ``None`` (all 1).
     """
 
     stage: Stage
@@ -63,6 +68,8 @@ class StagePlan:
     steps: int | None
     checkpointed: Any
     backbone_sha256: str | None = None
+    schedule: Any = None
+    class_weights: tuple[float, ...] | None = None
 
 
 @dataclass(frozen=True)
@@ -117,8 +124,30 @@ class EpochEnd:
 
 
 @dataclass(frozen=True)
+class RunWarning:
+    """A setup that cannot learn, or not well: what is wrong and what to do.
+
+    Args:
+        code: A stable name for the problem, such as ``frozen_random_backbone``.
+        message: What is wrong and what it will look like.
+        fix: What to do about it.
+    """
+
+    code: str
+    message: str
+    fix: str
+
+    def to_json(self) -> dict[str, str]:
+        return {"code": self.code, "message": self.message, "fix": self.fix}
+
+
+@dataclass(frozen=True)
 class RunEnd:
-    """How the run ended, after ``epoch`` epochs; ``test`` once it completed."""
+    """How the run ended, after ``epoch`` epochs; ``test`` once it completed.
+
+    ``kept`` says which epoch the saved model and the test metrics are
+    (:meth:`zoo.train.best.KeepBest.kept`).
+    """
 
     status: RunStatus
     epoch: int
@@ -126,6 +155,7 @@ class RunEnd:
     error: str | None = None
     test: Mapping[str, float] | None = None
     weights_sha256: str | None = None
+    kept: Mapping[str, Any] | None = None
 
 
 class Callback:
@@ -145,6 +175,9 @@ class Callback:
     def on_run_begin(self, run: RunStart) -> None:
         """The run directory is created, or reopened to resume."""
 
+    def on_warning(self, warning: RunWarning) -> None:
+        """The run is set up in a way that cannot learn, or not well."""
+
     def on_extract_begin(self, split: str, steps: int | None) -> None:
         """A frozen backbone's features of ``split`` are about to be extracted."""
 
@@ -157,8 +190,9 @@ class Callback:
     def on_features(self, split: str, key: str, source: str, count: int) -> None:
         """``split``'s features are ready: ``extracted`` now, or read from the ``cache``."""
 
-    def on_fine_tune_unfrozen(self, layers: Sequence[str], counts: Mapping[str, int]) -> None:
-        """The top of the backbone is unfrozen for fine-tuning."""
+    def on_fine_tune_unfrozen(self, unfrozen: Unfrozen, counts: Mapping[str, int]) -> None:
+        """The top of the backbone is unfrozen for fine-tuning: what was counted, and the
+        model's parameter counts now."""
 
     def on_stage_begin(self, stage: StageStart) -> None:
         """A training stage begins."""
@@ -218,6 +252,10 @@ class Events(Callback):
         for callback in self.callbacks:
             callback.on_run_begin(run)
 
+    def on_warning(self, warning: RunWarning) -> None:
+        for callback in self.callbacks:
+            callback.on_warning(warning)
+
     def on_extract_begin(self, split: str, steps: int | None) -> None:
         for callback in self.callbacks:
             callback.on_extract_begin(split, steps)
@@ -234,9 +272,9 @@ class Events(Callback):
         for callback in self.callbacks:
             callback.on_features(split, key, source, count)
 
-    def on_fine_tune_unfrozen(self, layers: Sequence[str], counts: Mapping[str, int]) -> None:
+    def on_fine_tune_unfrozen(self, unfrozen: Unfrozen, counts: Mapping[str, int]) -> None:
         for callback in self.callbacks:
-            callback.on_fine_tune_unfrozen(layers, counts)
+            callback.on_fine_tune_unfrozen(unfrozen, counts)
 
     def on_stage_begin(self, stage: StageStart) -> None:
         for callback in self.callbacks:

@@ -3,6 +3,9 @@
 A frozen backbone computes the same features for an image in every epoch, so zoo
 computes them once, keeps them in memory under a budget (beyond it, reads them from
 disk), and trains the head on them: every epoch after extraction costs only the head.
+With augmentation, the training split's features are those of K augmented copies of
+each image, extracted in one pass and stored together; each epoch draws one copy per
+image.
 
 Features are also kept on disk under a key that names everything they depend on (the
 dataset, its parameters, version and fingerprint, the split, the backbone, its
@@ -64,33 +67,54 @@ def cache_key(identity: Mapping[str, Any], split: str) -> str:
 
 @dataclass
 class Features:
-    """One split's features and labels, in memory or memory-mapped from disk."""
+    """One split's features and labels, in memory or memory-mapped from disk.
+
+    ``views``: ``None`` for one feature per example; K when the features of K augmented
+    copies of each image were extracted (``features`` then has a second axis of K).
+    """
 
     features: np.ndarray
     labels: np.ndarray
     source: str  # "extracted" or "cache"
+    views: int | None = None
 
     def __len__(self) -> int:
         return len(self.labels)
 
+    @property
+    def shape(self) -> tuple[int, ...]:
+        """The shape of one example's features."""
+        return tuple(self.features.shape[1 if self.views is None else 2 :])
+
     def batches(self, batch_size: int, shuffle_seed: int | None = None) -> tf.data.Dataset:
-        """Batches in a seeded random order (``shuffle_seed``), or in order (``None``)."""
+        """Batches in a seeded random order (``shuffle_seed``), or in order (``None``).
+
+        With views, each example's view is drawn from ``shuffle_seed`` too, so every
+        epoch sees each image once, as one of its K augmented copies; in order, the
+        first copy.
+        """
         import numpy as np
         import tensorflow as tf
 
         count = len(self)
 
         def generate() -> Iterator[tuple[np.ndarray, np.ndarray]]:
-            order = np.arange(count)
+            order, view_of = np.arange(count), np.zeros(count, dtype=np.int64)
             if shuffle_seed is not None:
-                order = np.random.default_rng(shuffle_seed).permutation(count)
+                rng = np.random.default_rng(shuffle_seed)
+                order = rng.permutation(count)
+                if self.views is not None:
+                    view_of = rng.integers(self.views, size=count)
             for start in range(0, count, batch_size):
                 # Sorted indices read a memory-mapped file front to back.
                 index = np.sort(order[start : start + batch_size])
-                yield self.features[index], self.labels[index]
+                if self.views is None:
+                    yield self.features[index], self.labels[index]
+                else:
+                    yield self.features[index, view_of[index]], self.labels[index]
 
         spec = (
-            tf.TensorSpec((None, *self.features.shape[1:]), tf.float32),
+            tf.TensorSpec((None, *self.shape), tf.float32),
             tf.TensorSpec((None,), tf.int32),
         )
         dataset = tf.data.Dataset.from_generator(generate, output_signature=spec)
@@ -151,10 +175,11 @@ class FeatureCache:
         size = int(np.prod(shape)) * 4
         mapped = np.memmap(folder / "features.f32", dtype=np.float32, mode="r", shape=shape)
         labels = np.fromfile(folder / "labels.i32", dtype=np.int32)
+        views = meta.get("views")
         if self._in_memory + size <= self.memory_budget:
             self._in_memory += size
-            return Features(np.array(mapped), labels, source)
-        return Features(mapped, labels, source)
+            return Features(np.array(mapped), labels, source, views)
+        return Features(mapped, labels, source, views)
 
 
 def extract_to(
@@ -163,10 +188,15 @@ def extract_to(
     placement: Placement,
     dataset: tf.data.Dataset,
     report: Callable[[int], None] | None = None,
+    views: int | None = None,
 ) -> None:
     """Run ``model`` over ``dataset`` and write features, labels and meta to ``folder``.
 
     Features are appended to disk batch by batch, so extraction needs little memory.
+    With ``views`` K, each image of ``dataset`` comes K times in a row (its augmented
+    copies, :meth:`zoo.data.Augmentation.copies`), and is stored as one example with K
+    features: copies made in one pass stay with their image, whatever order the
+    dataset gives its images in.
     """
     from zoo.train.loop import predict_batches
 
@@ -177,6 +207,9 @@ def extract_to(
         open(folder / "labels.i32", "wb") as labels,
     ):
         for step, (values, targets) in enumerate(predict_batches(model, placement, dataset)):
+            if views is not None:
+                values = values.reshape(-1, views, *values.shape[1:])
+                targets = targets[::views]
             values.astype("float32").tofile(features)
             targets.astype("int32").tofile(labels)
             count += len(targets)
@@ -186,5 +219,5 @@ def extract_to(
         for f in (features, labels):
             f.flush()
             os.fsync(f.fileno())
-    meta = {"format": FORMAT, "count": count, "shape": list(shape)}
+    meta = {"format": FORMAT, "count": count, "shape": list(shape), "views": views}
     (folder / "meta.json").write_text(json.dumps(meta))

@@ -4,7 +4,8 @@ zoo trains with its own loop rather than ``model.fit``: under
 ``MultiWorkerMirroredStrategy`` Keras 3's ``fit`` fails (keras-team/keras#20585,
 tensorflow/tensorflow#72388), and one loop for every strategy keeps single-device,
 mirrored and multi-worker runs identical. Each step runs on every replica with
-``strategy.run``; the loss is the mean over the *global* batch (Keras's optimizer
+``strategy.run``; the loss is the sum of the (class-weighted) per-example losses over
+the *global* batch size, as Keras's ``class_weight`` weights them (Keras's optimizer
 all-reduces the gradients); metrics are updated once, in cross-replica context, from
 the gathered labels and predictions, so every worker reports the same numbers.
 
@@ -42,6 +43,9 @@ class Loop:
             categorical accuracy from the model's output width).
         placement: Where to run.
         optimizer: Built under the strategy's scope; ``None`` for evaluation only.
+        class_weights: Each class's weight in the training loss (one per class, by
+            label); the reported training ``loss`` is the weighted one. Evaluation is
+            never weighted.
     """
 
     def __init__(
@@ -51,10 +55,12 @@ class Loop:
         metrics: Sequence[Any],
         placement: Placement,
         optimizer: keras.optimizers.Optimizer | None = None,
+        class_weights: Sequence[float] | None = None,
     ) -> None:
         import keras
 
         self.model = model
+        self.class_weights = tuple(class_weights) if class_weights is not None else None
         self.strategy = placement.strategy
         self.optimizer = optimizer
         self.units = int(model.outputs[0].shape[-1])
@@ -135,6 +141,8 @@ class Loop:
         with tf.GradientTape() as tape:
             predictions = self.model(images, training=True)
             losses = self.loss(labels, predictions)
+            if self.class_weights is not None:
+                losses *= tf.gather(tf.constant(self.class_weights, losses.dtype), labels)
             loss = tf.reduce_sum(losses) / tf.maximum(count, 1.0)
             if self.model.losses:
                 loss += tf.add_n(self.model.losses) / self.strategy.num_replicas_in_sync

@@ -9,17 +9,26 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from zoo import console, console_reports
 from zoo.data_summary import summarize
 from zoo.runs import Stage
-from zoo.train.events import Callback, EpochEnd, EpochStart, RunEnd, RunStart, StageStart
+from zoo.train.events import (
+    Callback,
+    EpochEnd,
+    EpochStart,
+    RunEnd,
+    RunStart,
+    RunWarning,
+    StageStart,
+)
 
 if TYPE_CHECKING:
     from zoo.components import Splits
     from zoo.model import LayerRow
     from zoo.scoring import Evaluation
+    from zoo.train.finetune import Unfrozen
 
 #: How the progress lines name each stage's epochs.
 LABELS: Mapping[Stage, str] = {"head": "train", "fine_tune": "fine-tune"}
@@ -33,6 +42,7 @@ class ConsoleReporter(Callback):
         self.training: console.TrainingProgress | None = None
         self.extracting: console.TaskProgress | None = None
         self.evaluation: Evaluation | None = None
+        self.scheduled = False
 
     def on_placement(self, devices: Sequence[str], strategy: str, precision: str) -> None:
         console.devices(devices, strategy, precision)
@@ -52,6 +62,9 @@ class ConsoleReporter(Callback):
         if run.run_dir is not None:
             console.status(f"run directory: {run.run_dir}")
 
+    def on_warning(self, warning: RunWarning) -> None:
+        console.warning(f"{warning.message} Fix: {warning.fix}.")
+
     def on_extract_begin(self, split: str, steps: int | None) -> None:
         self.extracting = console.TaskProgress(f"extracting features: {split}", steps)
         self.extracting.start()
@@ -69,11 +82,12 @@ class ConsoleReporter(Callback):
         if source == "cache":
             console.status(f"features: {split} from the cache ({count} images)")
 
-    def on_fine_tune_unfrozen(self, layers: Sequence[str], counts: Mapping[str, int]) -> None:
-        console.status(f"fine-tuning: {len(layers)} backbone layers unfrozen")
+    def on_fine_tune_unfrozen(self, unfrozen: Unfrozen, counts: Mapping[str, int]) -> None:
+        console.status(f"fine-tuning: {unfrozen.describe()}")
 
     def on_stage_begin(self, stage: StageStart) -> None:
         plan = stage.plan
+        self.scheduled = plan.schedule is not None
         self.training = console.TrainingProgress(plan.epochs, plan.steps, LABELS[plan.stage])
         self.training.start()
 
@@ -87,7 +101,9 @@ class ConsoleReporter(Callback):
 
     def on_epoch_end(self, epoch: EpochEnd) -> None:
         if self.training is not None:
-            self.training.epoch_end(epoch.stage_epoch, epoch.logs)
+            rate = epoch.history[-1].get("learning_rate")
+            note = f"  lr {rate:.3g}" if self.scheduled and rate is not None else ""
+            self.training.epoch_end(epoch.stage_epoch, epoch.logs, note)
 
     def on_stage_end(self, stage: Stage, stopped: str | None) -> None:
         self._stop_progress()
@@ -117,10 +133,12 @@ class ConsoleReporter(Callback):
             self.extracting = None
 
     def _results(self, end: RunEnd) -> None:
-        last = end.history[-1] if end.history else {}
-        metrics = {k: v for k, v in last.items() if k not in ("epoch", "stage")}
+        kept = end.kept or {}
+        metrics = {k: v for k, v in kept.get("metrics", {}).items() if k != "learning_rate"}
+        if kept:
+            console.status(_kept_line(kept))
         console.results(
-            "results",
+            f"results (epoch {kept['epoch']})" if kept else "results",
             {
                 "train": {k: v for k, v in metrics.items() if not k.startswith("val_")},
                 "validation": {k[4:]: v for k, v in metrics.items() if k.startswith("val_")},
@@ -131,3 +149,17 @@ class ConsoleReporter(Callback):
             console_reports.evaluation(self.evaluation)
         if self.run_dir is not None:
             console.run_directory(self.run_dir)
+
+
+def _kept_line(kept: Mapping[str, Any]) -> str:
+    """``kept epoch 3 of 5: the best val_loss (0.2311); the saved model and the test
+    metrics are that epoch's``."""
+    monitor, value, best = kept["monitor"], kept["value"], kept["best_epoch"]
+    which = f"epoch {kept['epoch']} of {kept['of_epochs']}"
+    if kept["keep"] == "best":
+        text = f"kept {which}: the best {monitor} ({value:.4f})"
+    else:
+        text = f"kept the last epoch, {which}"
+        if best is not None and best != kept["epoch"]:
+            text += f"; the best {monitor} was epoch {best} (--keep best keeps that one)"
+    return text + "; the saved model and the test metrics are that epoch's"

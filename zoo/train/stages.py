@@ -6,10 +6,22 @@ cached (:mod:`zoo.train.features`); otherwise the whole model on images. ``fine_
 unfreezes the top of the backbone and trains the whole model on images at its own
 learning rate. A resumed run restores its checkpoint into the first stage that runs,
 before any features are extracted.
+
+Each stage's optimizer follows the run's learning-rate schedule over that stage's steps
+(:mod:`zoo.train.schedules`), and its loss weighs classes as ``--class-weight`` says.
+
+With ``--augment``, training images are changed at random in the input pipeline
+(:class:`zoo.data.Augmentation`), differently every epoch. A frozen backbone's features
+cannot follow every random change, so they are extracted for ``--augment-views`` K
+augmented copies of each training image, in one pass (so each copy stays with its image
+whatever order the dataset gives), and cached under a key that adds the augmentation's
+settings and K; every epoch draws one of the K for each image. The validation and test
+splits are never augmented.
 """
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,6 +30,7 @@ from typing import TYPE_CHECKING, Any
 from zoo import data
 from zoo.model import make_optimizer, parameter_counts
 from zoo.train import features as feature_cache
+from zoo.train import schedules
 from zoo.train.checkpoints import Resume
 from zoo.train.events import Events, StagePlan
 from zoo.train.finetune import unfreeze_top
@@ -66,12 +79,15 @@ class Stages:
         self.cache: feature_cache.FeatureCache | None = None
         #: The head trains on cached features (and, without fine-tuning, is tested on them).
         self.cached = context.config.feature_cache and context.assembled.backbone_frozen
+        self.augmentation = data.Augmentation.of(context.config)
+        self.train_labels: Any = None
+        self.weights: tuple[float, ...] | None = None
 
     def head(self) -> tuple[StagePlan, int]:
         """The head stage, and how many of its epochs a resumed run has done."""
         config, assembled = self.context.config, self.context.assembled
         model = assembled.head if self.cached else assembled.model
-        optimizer = self._optimizer(model, config.learning_rate)
+        optimizer, schedule = self._optimizer(model, config.learning_rate, config.epochs)
         start = self.resume.restore("head", optimizer)
         train, validation = self._cached_batches() if self.cached else self._image_batches()
         frozen = assembled.backbone_frozen
@@ -88,6 +104,8 @@ class Stages:
             # backbone is rebuilt from the configuration on resume, checked by its digest.
             checkpointed=assembled.head if frozen else assembled.model,
             backbone_sha256=self.context.backbone_digest() if frozen else None,
+            schedule=schedule,
+            class_weights=self._class_weights(),
         )
         return plan, start
 
@@ -96,9 +114,13 @@ class Stages:
         context = self.context
         config, assembled = context.config, context.assembled
         with context.placement.strategy.scope():
-            unfrozen = unfreeze_top(assembled.backbone, config.fine_tune_layers)
+            unfrozen = unfreeze_top(
+                assembled.backbone, config.fine_tune_layers, config.backbone.name
+            )
         context.events.on_fine_tune_unfrozen(unfrozen, parameter_counts(assembled.model))
-        optimizer = self._optimizer(assembled.model, config.fine_tune_lr)
+        optimizer, schedule = self._optimizer(
+            assembled.model, config.fine_tune_lr, config.fine_tune_epochs
+        )
         start = self.resume.restore("fine_tune", optimizer)
         train, validation = self._image_batches()
         plan = StagePlan(
@@ -111,6 +133,8 @@ class Stages:
             val_batches=validation,
             steps=self._steps(),
             checkpointed=assembled.model,
+            schedule=schedule,
+            class_weights=self._class_weights(),
         )
         return plan, start
 
@@ -128,12 +152,29 @@ class Stages:
         if self.cache is not None:
             self.cache.close()
 
-    def _optimizer(self, model: keras.Model, learning_rate: float) -> Any:
+    def _optimizer(self, model: keras.Model, learning_rate: float, epochs: int) -> tuple[Any, Any]:
+        """The stage's optimizer, built on ``model``, and its schedule (``None``: constant)."""
         context = self.context
+        shape = schedules.shape_of(context.config, epochs, self._steps())
         with context.placement.strategy.scope():
-            optimizer = make_optimizer(context.config.optimizer, learning_rate, context.precision)
+            schedule = schedules.schedule(learning_rate, shape) if shape else None
+            rate = learning_rate if schedule is None else schedule
+            optimizer = make_optimizer(context.config.optimizer, rate, context.precision)
             optimizer.build(model.trainable_variables)
-        return optimizer
+        return optimizer, schedule
+
+    def _class_weights(self) -> tuple[float, ...] | None:
+        """``balanced`` weights from the training labels, or ``None``. The labels are
+        counted once: those of the cached features when the head trains on them, else
+        by one pass over the training split (which reads its images once)."""
+        context = self.context
+        if context.config.class_weight == "none":
+            return None
+        if self.weights is None:
+            if self.train_labels is None:
+                self.train_labels = data.labels_of(context.splits.train)
+            self.weights = data.balanced_weights(self.train_labels, context.splits.num_classes)
+        return self.weights
 
     def _steps(self) -> int | None:
         return data.steps(self.context.splits.sizes.get("train"), self.context.config.batch_size)
@@ -142,8 +183,14 @@ class Stages:
         """The shuffle seed of ``epoch``: a resumed run shuffles exactly as an unbroken one."""
         return self.context.config.seed * 100_003 + epoch
 
-    def _images(self, split: str, seed: int | None = None) -> tf.data.Dataset:
-        """``split``'s images resized and batched; shuffled from ``seed`` when given."""
+    def _images(
+        self,
+        split: str,
+        seed: int | None = None,
+        augment: Callable[[tf.data.Dataset], tf.data.Dataset] | None = None,
+    ) -> tf.data.Dataset:
+        """``split``'s images resized and batched; shuffled from ``seed`` when given, and
+        changed by ``augment`` when given (the training split only)."""
         context = self.context
         return data.batches(
             getattr(context.splits, split),
@@ -152,17 +199,25 @@ class Stages:
             shuffle=seed is not None,
             seed=seed or 0,
             size=context.splits.sizes.get(split),
+            augment=augment,
         )
 
     def _image_batches(self) -> Batches:
-        return (
-            lambda epoch: self._images("train", self._shuffle_seed(epoch)),
-            lambda: self._images("validation"),
-        )
+        augmentation = self.augmentation
+
+        def train(epoch: int) -> tf.data.Dataset:
+            seed = self._shuffle_seed(epoch)
+            if augmentation is None:
+                return self._images("train", seed)
+            return self._images("train", seed, functools.partial(augmentation.apply, seed=seed))
+
+        return train, lambda: self._images("validation")
 
     def _cached_batches(self) -> Batches:
         with self.context.timer.phase("extract"):
             train, validation = self._features("train"), self._features("validation")
+        if self.train_labels is None:
+            self.train_labels = train.labels
         size = self.context.config.batch_size
         return (
             lambda epoch: train.batches(size, self._shuffle_seed(epoch)),
@@ -170,21 +225,31 @@ class Stages:
         )
 
     def _features(self, split: str) -> feature_cache.Features:
+        """``split``'s features from the cache, extracted on a miss; with augmentation,
+        the training split's are those of ``--augment-views`` augmented copies."""
         context = self.context
         if self.cache is None:
             directory = context.cache_dir or feature_cache.default_directory()
             persistent = directory if context.placement.is_chief else None
             self.cache = feature_cache.FeatureCache(persistent, context.cache_memory)
-        key = feature_cache.cache_key(self._identity(), split)
+        identity, shown = self._identity(), split
+        views: int | None = None
+        augment: Callable[[tf.data.Dataset], tf.data.Dataset] | None = None
+        if split == "train" and self.augmentation is not None:
+            views = context.config.augment_views
+            identity.update(augmentation=self.augmentation.to_json(), views=views)
+            shown = f"train ({views} augmented copies of each image)"
+            augment = functools.partial(self.augmentation.copies, count=views)
+        key = feature_cache.cache_key(identity, split)
 
         def extract(folder: Path) -> None:
             steps = data.steps(context.splits.sizes.get(split), context.config.batch_size)
-            context.events.on_extract_begin(split, steps)
-            batches = self._images(split)
+            context.events.on_extract_begin(shown, steps)
+            batches = self._images(split, augment=augment)
             model = context.assembled.features
             step = context.events.on_extract_step
-            feature_cache.extract_to(folder, model, context.placement, batches, step)
-            context.events.on_extract_end(split)
+            feature_cache.extract_to(folder, model, context.placement, batches, step, views)
+            context.events.on_extract_end(shown)
 
         found = self.cache.get(key, extract)
         context.events.on_features(split, key, found.source, len(found))

@@ -53,16 +53,20 @@ class Trainer:
 
     def fit(self, plan: StagePlan, start: int = 0) -> None:
         """Run ``plan``'s epochs from ``start`` (the stage's epochs already finished)."""
-        loop = Loop(plan.model, self.loss, self.metrics, self.placement, plan.optimizer)
+        loop = Loop(
+            plan.model, self.loss, self.metrics, self.placement, plan.optimizer, plan.class_weights
+        )
         previous = tuple(row for row in self.history if row.get("stage", "head") == plan.stage)
         self.events.on_stage_begin(StageStart(plan, start, previous))
         stopped = None
         for stage_epoch in range(start + 1, plan.epochs + 1):
             self.events.on_epoch_begin(EpochStart(plan.stage, stage_epoch, self.epoch + 1))
+            rate = _learning_rate(plan.optimizer)
             logs = loop.train_epoch(plan.train_batches(self.epoch), self.events.on_train_batch_end)
             logs.update({f"val_{k}": v for k, v in loop.evaluate(plan.val_batches()).items()})
             stopped = self.events.should_stop(plan.stage, logs)
-            self.history.append({"epoch": self.epoch + 1, "stage": plan.stage, **logs})
+            row = {"epoch": self.epoch + 1, "stage": plan.stage, **logs, "learning_rate": rate}
+            self.history.append(row)
             done = stopped is not None or stage_epoch == plan.epochs
             end = EpochEnd(plan.stage, stage_epoch, self.epoch, logs, done, tuple(self.history))
             self.events.on_epoch_end(end)
@@ -73,3 +77,12 @@ class Trainer:
     def evaluate(self, model: keras.Model, batches: tf.data.Dataset) -> dict[str, float]:
         """Loss and metrics of ``model`` over ``batches``, in inference mode."""
         return Loop(model, self.loss, self.metrics, self.placement).evaluate(batches)
+
+
+def _learning_rate(optimizer: keras.optimizers.Optimizer) -> float:
+    """The rate the next step will use (a schedule moves it every step), to float32's
+    precision: about 7 significant digits, so 1e-3 reads as 0.001."""
+    import keras
+
+    rate = float(keras.ops.convert_to_numpy(optimizer.learning_rate))
+    return float(f"{rate:.7g}")

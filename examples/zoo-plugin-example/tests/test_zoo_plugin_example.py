@@ -78,18 +78,17 @@ def test_attention_pool_refuses_feature_vectors_with_a_clear_error():
         builders.build_attention_pool(keras.Input((8,)), 2, {"dropout": 0.0})
 
 
-def test_a_saved_model_with_attention_pooling_loads_back(tmp_path):
-    import keras
+def test_attention_pooling_averages_until_it_learns_where_to_look():
+    from zoo_plugin_example.layers import AttentionPooling
 
-    features = keras.Input((3, 3, 4))
-    model = keras.Model(
-        features, builders.build_attention_pool(features, 3, {"dropout": 0.0}).outputs
-    )
-    scores = model.get_layer("attention_pooling").score
-    scores.assign(np.linspace(-1, 1, 4).reshape(4, 1).astype("float32"))
-    x = np.random.default_rng(0).normal(size=(2, 3, 3, 4)).astype("float32")
-    model.save(tmp_path / "model.keras")
+    features = np.random.default_rng(0).normal(size=(2, 3, 3, 4)).astype("float32")
+    features[:, 1, 2, 0] = 50.0  # one position stands out in the first channel
+    pooling = AttentionPooling()
+    pooling.build(features.shape)
 
-    loaded = keras.models.load_model(tmp_path / "model.keras")
+    untrained = np.asarray(pooling(features))  # zero scores: every position weighs the same
+    pooling.score.assign(np.array([[1.0], [0.0], [0.0], [0.0]], "float32"))
+    looking = np.asarray(pooling(features))  # a score on channel 0 picks that position
 
-    np.testing.assert_allclose(loaded.predict(x, verbose=0), model.predict(x, verbose=0), atol=1e-6)
+    np.testing.assert_allclose(untrained, features.mean(axis=(1, 2)), atol=1e-5)
+    np.testing.assert_allclose(looking, features[:, 1, 2, :], atol=1e-4)

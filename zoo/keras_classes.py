@@ -1,0 +1,216 @@
+"""Finding the Keras classes a saved model needs, plugin by plugin, before Keras loads it.
+
+Keras finds a class when it loads a model only if the class is registered in this
+process, or lives in ``keras`` or ``keras_hub``. For each object of the manifest not
+registered yet, :class:`ClassFinder` in turn imports the recorded module, asks the
+plugin's ``register_keras_objects`` hook, and builds the component again, cheaply; what
+is still missing is an error naming the plugin, package and version that trained it.
+"""
+
+from __future__ import annotations
+
+import importlib
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from zoo.errors import ZooError
+from zoo.manifest import Component, KerasObject, Manifest
+
+if TYPE_CHECKING:
+    from zoo.registry import PluginInfo, Registry
+
+
+class ClassFinder:
+    """Makes the manifest's Keras objects findable by Keras, plugin by plugin."""
+
+    def __init__(self, manifest: Manifest, registry: Registry | None) -> None:
+        self.manifest = manifest
+        self._registry = registry
+        self.custom: dict[str, Any] = {}
+        self.warnings: list[str] = []
+        self.failures: dict[str, str] = {}  # by component: why its classes stay missing
+
+    @property
+    def registry(self) -> Registry:
+        if self._registry is None:
+            from zoo.plugins import load_registry
+
+            self._registry = load_registry()
+        return self._registry
+
+    def missing(self) -> list[KerasObject]:
+        import keras
+
+        return [
+            o
+            for o in self.manifest.keras_objects
+            if keras.saving.get_registered_object(o.name, custom_objects=self.custom) is None
+        ]
+
+    def custom_objects(self) -> dict[str, Any]:
+        """Register what is missing; return the objects plugins declared through the hook."""
+        missing = self.missing()
+        kinds = list(dict.fromkeys(o.component for o in missing))
+        for obj in missing:
+            self._import(obj)
+        for kind in kinds:
+            self._declared(kind)
+        for kind in dict.fromkeys(o.component for o in self.missing()):
+            self._rebuild(kind)
+        still = self.missing()
+        if still:
+            raise self._unavailable(still)
+        for kind in kinds:
+            if self._version_changed(kind):
+                component = self.manifest.components[kind]
+                self.warnings.append(
+                    f"the {kind} '{component.name}' was built by {component.provider}; "
+                    f"the plugin {self._difference(kind)}"
+                )
+        return self.custom
+
+    def _plugin(self, kind: str) -> PluginInfo | None:
+        name = self.manifest.components[kind].plugin
+        return next((p for p in self.registry.plugins if p.name == name), None)
+
+    def _version_changed(self, kind: str) -> bool:
+        component, plugin = self.manifest.components[kind], self._plugin(kind)
+        return plugin is not None and (plugin.package, plugin.version) != (
+            component.package,
+            component.version,
+        )
+
+    def _difference(self, kind: str) -> str | None:
+        """How the plugin loaded now differs from the one that built ``kind``."""
+        plugin = self._plugin(kind)
+        if plugin is None:
+            return "is not installed"
+        if plugin.status == "disabled":
+            return "is disabled (--disable-plugin or ZOO_DISABLE_PLUGINS)"
+        if plugin.status != "ok":
+            return f"failed to load: {plugin.error}"
+        if self._version_changed(kind):
+            return f"is {plugin.origin} now"
+        return self.failures.get(kind)
+
+    def _loaded(self, kind: str) -> PluginInfo | None:
+        """The plugin that built ``kind``, if it is loaded: zoo runs no code of others."""
+        plugin = self._plugin(kind)
+        return plugin if plugin is not None and plugin.status == "ok" else None
+
+    def _import(self, obj: KerasObject) -> None:
+        from zoo.errors import describe_error
+        from zoo.plugins import PLUGIN_ERRORS
+
+        # Once plugins are loaded, a local plugin's package (zoo_local_plugins) exists.
+        if not obj.module or obj.module == "__main__" or not self._loaded(obj.component):
+            return
+        try:
+            importlib.import_module(obj.module)
+        except PLUGIN_ERRORS as exc:
+            self.failures[obj.component] = f"failed to import {obj.module}: {describe_error(exc)}"
+
+    def _declared(self, kind: str) -> None:
+        import keras
+
+        from zoo.errors import describe_error
+        from zoo.model import ComponentError
+        from zoo.plugins import PLUGIN_ERRORS, keras_objects
+
+        plugin = self._loaded(kind)
+        if plugin is None:
+            return
+        try:
+            declared = keras_objects(self.registry, plugin.name)
+        except PLUGIN_ERRORS as exc:
+            raise ComponentError(
+                f"plugin {plugin.provider} failed in register_keras_objects: "
+                f"{describe_error(exc)}.",
+                expected="the hook to register classes or functions",
+                fix="report it to the plugin's authors (run with --verbose for the traceback)",
+            ) from exc
+        for obj in declared:
+            self.custom[keras.saving.get_registered_name(obj)] = obj
+
+    def _rebuild(self, kind: str) -> None:
+        """Build ``kind`` again, for the registrations its builder runs; discard it."""
+        import keras
+
+        from zoo.model import call_builder
+
+        component = self.manifest.components[kind]
+        try:
+            entry = self.registry.get(kind, f"{component.plugin}:{component.name}")
+        except ZooError:
+            return  # the plugin is missing or failed: _difference says so
+        params = dict(component.params)
+        try:
+            if kind == "head":
+                features = keras.Input(tuple(self.manifest.feature_shape[1:]))
+                call_builder(entry, features, len(self.manifest.class_names), params)
+            else:
+                size = self.manifest.image_size
+                call_builder(entry, (size, size, 3), params)
+        except ZooError as exc:
+            self.failures[kind] = f"could not build it again to register them: {exc.what}"
+
+    def _unavailable(self, missing: list[KerasObject]) -> ZooError:
+        kinds = list(dict.fromkeys(o.component for o in missing))
+        parts = []
+        for kind in kinds:
+            component = self.manifest.components[kind]
+            names = ", ".join(_describe(o) for o in missing if o.component == kind)
+            why = self._difference(kind) or "does not register them any more"
+            parts.append(
+                f"{names}, of the {kind} '{component.name}' that {component.provider} "
+                f"built; that plugin {why}"
+            )
+        return ZooError(
+            "the model needs Keras classes that no loaded plugin provides: "
+            + "; ".join(parts)
+            + ".",
+            expected="the plugins that trained the model, loaded: "
+            + ", ".join(self.manifest.components[k].provider for k in kinds),
+            fix=" ".join(_install_hint(self.manifest.components[k]) for k in kinds),
+        )
+
+    def cannot_load(self, path: Path, exc: Exception) -> ZooError:
+        detail = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        kinds = list(dict.fromkeys(o.component for o in self.manifest.keras_objects))
+        if not kinds:
+            keras_version = self.manifest.written_by.get("keras", "?")
+            return ZooError(
+                f"Keras cannot load {path}: {detail}",
+                expected=f"a model Keras {keras_version} saved, with Keras's own layers only",
+                fix=f"load it with Keras {keras_version}, or train the run again",
+                got=str(path),
+            )
+        built = "; ".join(
+            f"the {k} '{self.manifest.components[k].name}' by "
+            f"{self.manifest.components[k].provider}"
+            + (f" (the plugin {d})" if (d := self._difference(k)) else "")
+            for k in kinds
+        )
+        return ZooError(
+            f"Keras cannot load {path}: {detail}",
+            expected=f"the plugins' Keras classes as they were when the model was saved: {built}",
+            fix=" ".join(_install_hint(self.manifest.components[k]) for k in kinds),
+            got=str(path),
+        )
+
+
+def _describe(obj: KerasObject) -> str:
+    where = f"{obj.module}.{obj.qualname}" if obj.module and obj.qualname else obj.module
+    return f"'{obj.name}'" + (f" ({where})" if where else "")
+
+
+def _install_hint(component: Component) -> str:
+    if component.package == "local":
+        return (
+            f"Load the local plugin '{component.plugin}' as when it trained: run zoo from "
+            "the folder whose registry.toml lists it, or pass --registry PATH."
+        )
+    if component.package in ("zoo", "?"):
+        return f"Install zoo {component.version}, which trained it."
+    pinned = f"{component.package}=={component.version}"
+    return f"Install the version that trained it: pip install '{pinned}'."
