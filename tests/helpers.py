@@ -6,6 +6,7 @@ imported as ``from helpers import ...`` (pytest puts ``tests/`` on ``sys.path``)
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -15,7 +16,10 @@ import socket
 import subprocess
 import sys
 import textwrap
+import threading
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -354,3 +358,92 @@ def corrupt(path: Path) -> None:
     middle = len(data) // 2
     data[middle : middle + 16] = bytes(b ^ 0xFF for b in data[middle : middle + 16])
     path.write_bytes(bytes(data))
+
+
+# --- Downloads: a local HTTP server, and a plugin that declares what it serves.
+
+
+@dataclass(frozen=True)
+class Served:
+    """A file the local server sends: its bytes, and the length it announces (default:
+    theirs; more than it sends, and the server closes the connection early)."""
+
+    body: bytes
+    announced: int | None = None
+
+
+@contextlib.contextmanager
+def http_server(files: Mapping[str, Served]) -> Iterator[str]:
+    """Serve ``files`` by name on 127.0.0.1 (404 for any other); yield the base URL."""
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            served = files.get(self.path.lstrip("/"))
+            if served is None:
+                self.send_error(404, "Not Found")
+                return
+            self.send_response(200)
+            length = served.announced if served.announced is not None else len(served.body)
+            self.send_header("Content-Length", str(length))
+            self.end_headers()
+            self.wfile.write(served.body)
+            self.close_connection = True
+
+        def log_message(self, *args: Any) -> None:  # keep pytest's output clean
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+MIRROR_PLUGIN = """
+import os
+from pathlib import Path
+
+import zoo
+
+BASE = {base!r}
+#: What each file should be, as a publisher would declare it: (size, sha256).
+PUBLISHED = {published!r}
+
+
+def cache():
+    return Path(os.environ["MIRROR_CACHE"])
+
+
+def declare(name):
+    size, sha256 = PUBLISHED[name]
+    return zoo.Download(name, f"{{BASE}}/{{name}}", cache() / name, size, sha256,
+                        marker=cache() / ".done" / name)
+
+
+def build(image_shape, params):
+    raise zoo.ZooError("the mirror's backbones are for fetching only")
+
+
+@zoo.hookimpl
+def register_backbones(register):
+    register(zoo.Backbone(
+        name="mirrored", description="One served file, as the file parameter names",
+        params=[zoo.Param("file", str, "good.bin", "which served file it downloads")],
+        build=build, downloads=lambda params: [declare(params["file"])],
+    ))
+    register(zoo.Backbone(
+        name="pair", description="Two served files, one without published checks",
+        build=build, downloads=lambda params: [declare("good.bin"), declare("plain.bin")],
+    ))
+"""
+
+
+def mirror_plugin(base: str, published: Mapping[str, tuple[int | None, str | None]]) -> str:
+    """Source of a plugin whose backbones declare files of the server at ``base``.
+
+    Each file lands in ``$MIRROR_CACHE`` with a completion marker, as kagglehub's do.
+    """
+    return MIRROR_PLUGIN.format(base=base, published=dict(published))

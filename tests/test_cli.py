@@ -30,6 +30,7 @@ print("LOADED:" + ",".join(loaded))
         ["list", "plugins", "--json"],
         ["info", "shapes"],
         ["info", "hub_vit_base16"],
+        ["fetch", "tutorial_transfer", "hub_vit_base16", "--dry-run"],
     ],
 )
 def test_listing_and_help_never_import_tensorflow(args, isolated: Path):
