@@ -20,9 +20,7 @@ from zoo.errors import ZooError, closest, one_of
 from zoo.images import find_files
 from zoo.predict import Trained
 from zoo.registry import Registry
-from zoo.runs import CONFIG, METRICS, RunRecord, read_run
-
-_RESTORE_CONFIG = "restore config.json from a copy of the run directory"
+from zoo.runs import CONFIG, METRICS, RESTORE, RunRecord, read_run
 
 
 @dataclass
@@ -103,7 +101,7 @@ def test_split_record(run_dir: Path) -> RunRecord:
     record.require(
         CONFIG,
         "rebuilding the run's test split needs",
-        fix=f"{_RESTORE_CONFIG}; or evaluate on labelled images: zoo evaluate RUN FOLDER",
+        fix=f"{RESTORE[CONFIG]}; or evaluate on labelled images: zoo evaluate RUN FOLDER",
     )
     return record
 
