@@ -12,7 +12,9 @@ file (``.h5``, ``.weights.h5`` or ``.keras``). For ``imagenet`` and a path alike
 model is built exactly as Keras builds it for ImageNet weights (EfficientNet adds a
 rescaling layer then), and Keras's request for its weights file is answered by zoo
 (:func:`zoo.weights.fetch`): from the Keras cache when the file is there, whatever its
-hash, else downloaded; offline, an error says which file to put where.
+hash, else downloaded; offline, an error says which file to put where. Each backbone
+declares that file, its URL and Keras's MD5 (:func:`downloads`) for ``zoo fetch`` and
+``zoo list``.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 import zoo
+from zoo import weights
 
 #: What each preprocessing mode does, for descriptions.
 _PREPROCESSING = {
@@ -53,6 +56,8 @@ class Application:
         family: The network family, for tables.
         parameters: Keras's count for the network without the classifier.
         native_size: The image side its ImageNet weights were trained at.
+        weights_at: The folder URL Keras downloads ``weights_file`` from.
+        weights_md5: The MD5 Keras publishes for it (``None``: Keras publishes none).
     """
 
     name: str
@@ -65,10 +70,23 @@ class Application:
     family: str
     parameters: int
     native_size: int
+    weights_at: str
+    weights_md5: str | None
 
     @property
     def description(self) -> str:
         return f"{self.title}; ImageNet weights; {_PREPROCESSING[self.preprocessing]}"
+
+    @property
+    def weights_url(self) -> str:
+        return self.weights_at + self.weights_file
+
+
+#: Where Keras publishes application weights; EfficientNet's are in another bucket.
+#: The MD5s of the table are Keras's own (``keras/src/applications/*.py``; a test
+#: checks each row against the request Keras makes).
+_KERAS = "https://storage.googleapis.com/tensorflow/keras-applications/"
+_EFFICIENTNET = "https://storage.googleapis.com/keras-applications/"
 
 
 APPLICATIONS: tuple[Application, ...] = (
@@ -77,67 +95,79 @@ APPLICATIONS: tuple[Application, ...] = (
         "ResNet-50 (He et al. 2015), the tutorial's",
         "resnet50_weights_tf_dim_ordering_tf_kernels_notop.h5",
         family="ResNet", parameters=23_587_712, native_size=224,
+        weights_at=_KERAS + "resnet/", weights_md5="4d473c1dd8becc155b73f8504c6f6626",
     ),
     Application(
         "resnet101", "ResNet101", "resnet", "caffe", 32,
         "ResNet-101 (He et al. 2015)",
         "resnet101_weights_tf_dim_ordering_tf_kernels_notop.h5",
         family="ResNet", parameters=42_658_176, native_size=224,
+        weights_at=_KERAS + "resnet/", weights_md5="88cf7a10940856eca736dc7b7e228a21",
     ),
     Application(
         "resnet50_v2", "ResNet50V2", "resnet_v2", "tf", 32,
         "ResNet-50 v2, pre-activation (He et al. 2016)",
         "resnet50v2_weights_tf_dim_ordering_tf_kernels_notop.h5",
         family="ResNet", parameters=23_564_800, native_size=224,
+        weights_at=_KERAS + "resnet/", weights_md5="fac2f116257151a9d068a22e544a4917",
     ),
     Application(
         "densenet121", "DenseNet121", "densenet", "torch", 32,
         "DenseNet-121 (Huang et al. 2017)",
         "densenet121_weights_tf_dim_ordering_tf_kernels_notop.h5",
         family="DenseNet", parameters=7_037_504, native_size=224,
+        weights_at=_KERAS + "densenet/", weights_md5="30ee3e1110167f948a6b9946edeeb738",
     ),
     Application(
         "inception_v3", "InceptionV3", "inception_v3", "tf", 75,
         "Inception v3 (Szegedy et al. 2016)",
         "inception_v3_weights_tf_dim_ordering_tf_kernels_notop.h5",
         family="Inception", parameters=21_802_784, native_size=299,
+        weights_at=_KERAS + "inception_v3/", weights_md5="bcbd6486424b2319ff4ef7d526e38f63",
     ),
     Application(
         "xception", "Xception", "xception", "tf", 71,
         "Xception (Chollet 2017)",
         "xception_weights_tf_dim_ordering_tf_kernels_notop.h5",
         family="Xception", parameters=20_861_480, native_size=299,
+        weights_at=_KERAS + "xception/", weights_md5="b0042744bf5b25fce3cb969f33bebb97",
     ),
     Application(
-        # Keras picks the file trained at the image size if it is 96, 128, 160 or 192.
+        # Keras picks the file trained at the image size if it is 96, 128, 160 or 192;
+        # zoo declares the 224 one, which every other size loads.
         "mobilenet_v2", "MobileNetV2", "mobilenet_v2", "tf", 32,
         "MobileNet v2, width 1.0 (Sandler et al. 2018)",
         "mobilenet_v2_weights_tf_dim_ordering_tf_kernels_1.0_224_no_top.h5",
         family="MobileNet", parameters=2_257_984, native_size=224,
+        weights_at=_KERAS + "mobilenet_v2/", weights_md5=None,
     ),
     Application(
         "mobilenet_v3_large", "MobileNetV3Large", "mobilenet_v3", "none", 32,
         "MobileNet v3 Large (Howard et al. 2019)",
         "weights_mobilenet_v3_large_224_1.0_float_no_top_v2.h5",
         family="MobileNet", parameters=2_996_352, native_size=224,
+        weights_at=_KERAS + "mobilenet_v3/", weights_md5="07fb09a5933dd0c8eaafa16978110389",
     ),
     Application(
         "efficientnet_b0", "EfficientNetB0", "efficientnet", "none", 32,
         "EfficientNet-B0 (Tan and Le 2019)",
         "efficientnetb0_notop.h5",
         family="EfficientNet", parameters=4_049_571, native_size=224,
+        weights_at=_EFFICIENTNET, weights_md5="50bc09e76180e00e4465e1a485ddc09d",
     ),
     Application(
         "vgg16", "VGG16", "vgg16", "caffe", 32,
         "VGG-16 (Simonyan and Zisserman 2014)",
         "vgg16_weights_tf_dim_ordering_tf_kernels_notop.h5",
         family="VGG", parameters=14_714_688, native_size=224,
+        weights_at=_KERAS + "vgg16/", weights_md5="6d6bbae143d832006294945121d1f1fc",
     ),
     Application(
         "vgg19", "VGG19", "vgg19", "caffe", 32,
         "VGG-19 (Simonyan and Zisserman 2014)",
         "vgg19_weights_tf_dim_ordering_tf_kernels_notop.h5",
         family="VGG", parameters=20_024_384, native_size=224,
+        weights_at=_KERAS + "vgg19/", weights_md5="253f8cb515780f3b799900260a226db6",
     ),
 )  # fmt: skip
 
@@ -197,8 +227,6 @@ def _pretrained(
     app: Application, construct: Callable[..., Any], source: str | Path
 ) -> tuple[Any, Path]:
     """Build the ImageNet model, its weights file answered by zoo; return both."""
-    from zoo import weights
-
     purpose = f"the ImageNet weights of backbone '{app.name}'"
     asked: list[Path] = []
 
@@ -259,6 +287,13 @@ def _does_not_fit(app: Application, path: Path, exc: Exception) -> zoo.ZooError:
     )
 
 
+def downloads(app: Application, params: Mapping[str, Any]) -> list[zoo.Download]:
+    """The ImageNet file, into the Keras cache, when ``weights`` is ``imagenet``."""
+    if params["weights"].strip().lower() != "imagenet":
+        return []  # random weights, or a file of the user's
+    return [weights.keras_download(app.weights_file, app.weights_url, app.weights_md5)]
+
+
 def _params(app: Application) -> tuple[zoo.Param, ...]:
     return (
         zoo.Param(
@@ -281,6 +316,7 @@ def register_backbones(register: Callable[[zoo.Backbone], None]) -> None:
                 description=app.description,
                 params=_params(app),
                 build=functools.partial(build, app),
+                downloads=functools.partial(downloads, app),
                 min_image_size=app.min_size,
                 family=app.family,
                 parameters=app.parameters,

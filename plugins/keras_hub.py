@@ -16,6 +16,8 @@ Convolutional presets take any size, as Keras Applications do.
 Presets come from the KerasHub cache (kagglehub's, ``$KAGGLEHUB_CACHE``, default
 ``~/.cache/kagglehub``), downloaded when missing. Offline, a preset that is not there
 fails at once (exit 2) naming the cache folder to fill and the local-directory way out.
+For ``zoo fetch`` each preset declares the three files zoo reads (:data:`READS`), laid
+out as kagglehub lays them out, with its completion markers.
 
 Token sequences: ViT, DeiT, DINOv2 and CLIP give ``[batch, tokens, c]`` with a class
 token first, which they declare (``token_pooling="class_token"``) for heads set to
@@ -35,12 +37,19 @@ from pathlib import Path
 from typing import Any
 
 import zoo
+from zoo import caches
 
 from .keras_hub_presets import CURATED
 
 INSTALL = "pip install 'zoo[hub]'"
-#: The files of a preset directory zoo reads (``save_to_preset`` writes them).
-PRESET_FILES = "config.json, model.weights.h5 and image_converter.json"
+#: The files of a preset zoo reads (``save_to_preset`` writes them; a test traces the
+#: files KerasHub asks kagglehub for when zoo builds a preset).
+READS = ("config.json", "model.weights.h5", "image_converter.json")
+PRESET_FILES = f"{READS[0]}, {READS[1]} and {READS[2]}"
+#: Kaggle's public REST API, which serves each file of a model version by its path.
+KAGGLE_API = "https://www.kaggle.com/api/v1/models"
+#: KerasHub's handles of the curated presets, so declarations need no KerasHub import.
+HANDLES = {row.preset: row.handle for row in CURATED}
 #: Families whose token sequence starts with a class token trained to sum up the image.
 _CLASS_TOKEN_MODELS = (
     "ViTBackbone",
@@ -185,9 +194,7 @@ def cache_of(handle: str) -> Cache:
 
         root = Path(constants.HF_HUB_CACHE)
         return Cache(root, root / f"models--{rest.replace('/', '--')}", "HF_HUB_CACHE")
-    from kagglehub.config import get_cache_folder
-
-    root = Path(get_cache_folder())
+    root = caches.kagglehub_cache()
     return Cache(root, root / "models" / rest, "KAGGLEHUB_CACHE")
 
 
@@ -204,11 +211,58 @@ def not_downloaded(where: Where, failure: BaseException) -> zoo.ZooError:
         f"be downloaded: {type(failure).__name__}: {detail}",
         expected=f"the preset's files in {cache.folder} (the KerasHub cache; "
         f"${cache.variable} moves it), or a local preset directory",
-        fix=f"on a machine with internet, run this command (--dry-run is enough) and copy "
-        f"the cache folder it fills, {cache.root}, to the same place here (or point "
+        fix=f"on a machine with internet, write a bundle with zoo fetch keras_hub --set "
+        f"backbone.preset={handle} --to DIR, bring DIR here and install it with zoo fetch "
+        f"--from DIR (or copy the cache folder, {cache.root}, to the same place here, or point "
         f"${cache.variable} at the copy); or download the preset{page}, unpack it and pass "
         f"--set backbone.preset=DIR (a directory with {PRESET_FILES})",
         got=where.value,
+    )
+
+
+def downloads(params: Mapping[str, Any]) -> list[zoo.Download]:
+    """The preset's files zoo reads, into kagglehub's cache as kagglehub lays them out.
+
+    Kaggle publishes no sizes or hashes for preset files: a download is checked against
+    the length the server announces, and a bundle records the SHA-256 of each file.
+    Each file gets kagglehub's completion marker, without which kagglehub downloads it
+    again. A local preset directory needs nothing.
+
+    Raises:
+        ZooError: a preset zoo cannot declare files for without KerasHub: a name outside
+            the curated table, a Hugging Face handle, or a Kaggle handle without version.
+    """
+    value = params["preset"]
+    if Path(value).expanduser().exists():
+        return []
+    handle = HANDLES.get(value, value)
+    parts = handle.removeprefix("kaggle://").split("/")
+    if not handle.startswith("kaggle://") or len(parts) != 5:
+        raise _undeclared(value)
+    owner, model, framework, variation, version = parts
+    folder = caches.kagglehub_cache() / "models" / owner / model / framework / variation
+    url = f"{KAGGLE_API}/{owner}/{model}/{framework}/{variation}/{version}/download"
+    return [
+        zoo.Download(
+            name,
+            f"{url}/{name}",
+            folder / version / name,
+            marker=folder / ".complete" / version / f"{name}.complete",
+        )
+        for name in READS
+    ]
+
+
+def _undeclared(value: str) -> zoo.ZooError:
+    return zoo.ZooError(
+        f"zoo cannot tell which files the KerasHub preset '{value}' needs without importing "
+        "KerasHub.",
+        expected="a curated preset (zoo list backbones shows the hub_* ones), a local preset "
+        "directory, or a versioned Kaggle handle, kaggle://OWNER/MODEL/keras/VARIATION/VERSION",
+        fix="pass the preset's Kaggle handle, --set backbone.preset=kaggle://...; "
+        "keras_hub.models.Backbone.presets[NAME]['kaggle_handle'] holds it (a Hugging Face "
+        "preset: download it with huggingface_hub and pass its folder)",
+        got=value,
     )
 
 
@@ -326,6 +380,7 @@ def register_backbones(register: Callable[[zoo.Backbone], None]) -> None:
             description="Any KerasHub image preset: --set backbone.preset=NAME|DIR",
             params=_params(None),
             build=build,
+            downloads=downloads,
             min_image_size=MIN_IMAGE_SIZE,
             source="KerasHub, any image preset",
         )
@@ -337,6 +392,7 @@ def register_backbones(register: Callable[[zoo.Backbone], None]) -> None:
                 description=row.description,
                 params=_params(row.preset),
                 build=build,
+                downloads=downloads,
                 min_image_size=MIN_IMAGE_SIZE,
                 family=row.family,
                 parameters=row.parameters,

@@ -6,14 +6,20 @@ imported as ``from helpers import ...`` (pytest puts ``tests/`` on ``sys.path``)
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import re
 import shutil
+import signal
 import socket
 import subprocess
 import sys
 import textwrap
+import threading
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -93,15 +99,30 @@ def zoo_executable() -> str:
     return found
 
 
-def run_zoo(*args: str, cwd: Path | None = None, env: dict[str, str] | None = None) -> Result:
+def run_zoo(
+    *args: str, cwd: Path | None = None, env: dict[str, str | None] | None = None
+) -> Result:
     """Run the real ``zoo`` entry point in a subprocess."""
+    return run_process([zoo_executable(), *args], cwd=cwd, env=env)
+
+
+def run_process(
+    command: list[str], cwd: Path | None = None, env: dict[str, str | None] | None = None
+) -> Result:
+    """Run ``command`` in this environment changed by ``env`` (``None`` unsets a name).
+
+    Ctrl-C (SIGINT) reaches it as from a terminal, even when the tests run as a
+    background job, which starts with SIGINT ignored (and children inherit that).
+    """
+    changed = {**os.environ, **(env or {})}
     proc = subprocess.run(
-        [zoo_executable(), *args],
+        command,
         capture_output=True,
         text=True,
         cwd=cwd,
-        env={**os.environ, **(env or {})},
+        env={name: value for name, value in changed.items() if value is not None},
         timeout=600,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )
     return Result(proc.returncode, proc.stdout, proc.stderr)
 
@@ -313,3 +334,128 @@ def colour_folder(root: Path, counts: dict[str, int], size: int = 16, seed: int 
             image = Image.fromarray(np.clip(pixels, 0, 255).astype(np.uint8))
             image.save(folder / f"{i}.{FORMATS[i % len(FORMATS)]}")
     return root
+
+
+# --- What only --verbose shows.
+
+#: Lines the libraries zoo drives print on their own: TensorFlow's C++ logging (absl's
+#: format, and its note before absl is set up), Python warnings, the absl and urllib3
+#: loggers' warnings, TFDS's progress bars.
+LIBRARY_NOISE = re.compile(
+    r"^[IWEF]\d{4} \d\d:\d\d:\d\d"
+    r"|All log messages before absl::InitializeLog"
+    r"|\w+Warning: "
+    r"|^WARNING:(absl|urllib3|tensorflow)"
+    r"|Dl Completed|Dl Size|Generating splits",
+    re.MULTILINE,
+)
+
+
+def library_noise(stderr: str) -> list[str]:
+    """The lines of ``stderr`` that only ``--verbose`` should show."""
+    return [line for line in stderr.splitlines() if LIBRARY_NOISE.search(line)]
+
+
+# --- Damage, as a crash during a copy, a full disk or a stray ``truncate`` leaves it.
+
+
+def truncate(path: Path) -> None:
+    """Cut ``path`` to half its size."""
+    path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
+
+
+def corrupt(path: Path) -> None:
+    """Flip 16 bytes in the middle of ``path``: the same size, other bytes."""
+    data = bytearray(path.read_bytes())
+    middle = len(data) // 2
+    data[middle : middle + 16] = bytes(b ^ 0xFF for b in data[middle : middle + 16])
+    path.write_bytes(bytes(data))
+
+
+# --- Downloads: a local HTTP server, and a plugin that declares what it serves.
+
+
+@dataclass(frozen=True)
+class Served:
+    """A file the local server sends: its bytes, and the length it announces (default:
+    theirs; more than it sends, and the server closes the connection early)."""
+
+    body: bytes
+    announced: int | None = None
+
+
+@contextlib.contextmanager
+def http_server(files: Mapping[str, Served]) -> Iterator[str]:
+    """Serve ``files`` by name on 127.0.0.1 (404 for any other); yield the base URL."""
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            served = files.get(self.path.lstrip("/"))
+            if served is None:
+                self.send_error(404, "Not Found")
+                return
+            self.send_response(200)
+            length = served.announced if served.announced is not None else len(served.body)
+            self.send_header("Content-Length", str(length))
+            self.end_headers()
+            self.wfile.write(served.body)
+            self.close_connection = True
+
+        def log_message(self, *args: Any) -> None:  # keep pytest's output clean
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+MIRROR_PLUGIN = """
+import os
+from pathlib import Path
+
+import zoo
+
+BASE = {base!r}
+#: What each file should be, as a publisher would declare it: (size, sha256).
+PUBLISHED = {published!r}
+
+
+def cache():
+    return Path(os.environ["MIRROR_CACHE"])
+
+
+def declare(name):
+    size, sha256 = PUBLISHED[name]
+    return zoo.Download(name, f"{{BASE}}/{{name}}", cache() / name, size, sha256,
+                        marker=cache() / ".done" / name)
+
+
+def build(image_shape, params):
+    raise zoo.ZooError("the mirror's backbones are for fetching only")
+
+
+@zoo.hookimpl
+def register_backbones(register):
+    register(zoo.Backbone(
+        name="mirrored", description="One served file, as the file parameter names",
+        params=[zoo.Param("file", str, "good.bin", "which served file it downloads")],
+        build=build, downloads=lambda params: [declare(params["file"])],
+    ))
+    register(zoo.Backbone(
+        name="pair", description="Two served files, one without published checks",
+        build=build, downloads=lambda params: [declare("good.bin"), declare("plain.bin")],
+    ))
+"""
+
+
+def mirror_plugin(base: str, published: Mapping[str, tuple[int | None, str | None]]) -> str:
+    """Source of a plugin whose backbones declare files of the server at ``base``.
+
+    Each file lands in ``$MIRROR_CACHE`` with a completion marker, as kagglehub's do.
+    """
+    return MIRROR_PLUGIN.format(base=base, published=dict(published))

@@ -18,13 +18,13 @@ PACKAGE = Path(__file__).resolve().parents[1] / "zoo"
 #: zoo's layers, lowest first; a module may import its own layer and those below it.
 LAYERS = (
     ("foundation", ["zoo._version", "zoo._tf", "zoo.errors"]),
-    ("declarations", ["zoo.params", "zoo.settings", "zoo.components"]),
+    ("declarations", ["zoo.params", "zoo.settings", "zoo.caches", "zoo.downloads", "zoo.components"]),  # noqa: E501
     ("plugin host", ["zoo.config", "zoo.registry", "zoo.hookspecs", "zoo.plugins"]),
-    ("run definition", ["zoo.runconfig", "zoo.runs"]),
+    ("run definition", ["zoo.runconfig", "zoo.runs", "zoo.offline"]),
     ("building", ["zoo.layers", "zoo.runtime", "zoo.data", "zoo.images", "zoo.model", "zoo.data_summary", "zoo.scoring", "zoo.manifest", "zoo.keras_classes", "zoo.saving"]),  # noqa: E501
-    ("display", ["zoo.console", "zoo.console_reports"]),
+    ("display", ["zoo.console", "zoo.console_reports", "zoo.console_downloads", "zoo.console_doctor"]),  # noqa: E501
     ("training", ["zoo.train", "zoo.train.*"]),
-    ("results and kits", ["zoo.compare", "zoo.predict", "zoo.evaluate", "zoo.export", "zoo.weights", "zoo.contracts", "zoo.roundtrip", "zoo.testing"]),  # noqa: E501
+    ("results and kits", ["zoo.compare", "zoo.predict", "zoo.evaluate", "zoo.export", "zoo.fetch", "zoo.provision", "zoo.weights", "zoo.doctor", "zoo.contracts", "zoo.roundtrip", "zoo.testing"]),  # noqa: E501
     ("interface", ["zoo", "zoo.__main__", "zoo.cli", "zoo.commands", "zoo.commands.*"]),
 )  # fmt: skip
 
@@ -98,7 +98,7 @@ def test_every_module_imports_only_its_own_layer_and_those_below(name: str):
     assert not upward, f"{name} ({LAYERS[layer_of(name)][0]}) imports upward: {upward}"
 
 
-DISPLAY = {"zoo.console", "zoo.console_reports"}
+DISPLAY = {"zoo.console", "zoo.console_reports", "zoo.console_downloads", "zoo.console_doctor"}
 
 
 def test_only_the_reporter_prints_during_training():

@@ -205,17 +205,32 @@ def test_offline_imagenet_weights_say_which_file_to_put_where(isolated: Path):
     ):
         assert text in result.stderr
     assert "Traceback" not in result.stderr
-    assert list((home / "models").iterdir()) == []  # no partial download left behind
+    assert list((home / "models").glob("*")) == []  # no partial download left behind
 
 
 @pytest.mark.parametrize("app", APPS.values(), ids=APPS)
-def test_every_family_member_asks_zoo_for_its_imagenet_file(app, offline: Path):
+def test_every_family_member_asks_zoo_for_its_imagenet_file(
+    app, offline: Path, monkeypatch: pytest.MonkeyPatch
+):
+    """What Keras asks for (name, URL, MD5) is what the backbone declares for zoo fetch."""
+    entry = REGISTRY.get("backbone", app.name)
+    declared = entry.component.downloads(entry.defaults)
+    asked = []
+    keras_download = weights.keras_download
+
+    def record(*request: str | None) -> zoo.Download:
+        asked.append(keras_download(*request))
+        return asked[-1]
+
+    monkeypatch.setattr(weights, "keras_download", record)
+
     with pytest.raises(zoo.ZooError) as error:
         build(app.name, app.min_size)
 
     assert f"({app.weights_file}): " in error.value.what
     assert "Connection refused" in error.value.what  # the proxy answered, not the internet
     assert str(offline) in error.value.expected
+    assert asked == declared
 
 
 def test_a_cached_file_with_another_hash_is_used_and_never_deleted(offline: Path, capsys):

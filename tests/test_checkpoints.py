@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from helpers import tiny_classifier
+from helpers import corrupt, tiny_classifier, truncate
 
 import zoo
 from zoo.train import checkpoints
@@ -51,13 +51,13 @@ def test_a_saved_checkpoint_is_the_latest_and_restores_model_and_optimizer(tmp_p
         np.testing.assert_array_equal(a, b)
 
 
-def test_only_the_newest_checkpoint_is_kept(tmp_path: Path):
+def test_the_two_newest_checkpoints_are_kept(tmp_path: Path):
     model, optimizer = trained()
     for epoch in (1, 2, 3):
         checkpoints.save(tmp_path, state(epoch), model, optimizer)
 
     folder = tmp_path / "checkpoints"
-    assert sorted(p.name for p in folder.iterdir()) == ["epoch-0003", "latest.json"]
+    assert sorted(p.name for p in folder.iterdir()) == ["epoch-0002", "epoch-0003", "latest.json"]
     assert json.loads((folder / "latest.json").read_text()) == {"epoch": 3, "path": "epoch-0003"}
 
 
@@ -89,6 +89,73 @@ def test_an_unreadable_pointer_falls_back_to_the_newest_folder(tmp_path: Path):
 
 def test_a_run_without_checkpoints_has_none(tmp_path: Path):
     assert checkpoints.latest(tmp_path) is None
+
+
+#: Damage done to the newest checkpoint's folder, and how it is named.
+DAMAGE = {
+    "weights truncated": (
+        lambda f: truncate(f / "model.weights.h5"),
+        "model.weights.h5 is truncated (",
+    ),
+    "weights corrupted": (
+        lambda f: corrupt(f / "model.weights.h5"),
+        "model.weights.h5 is corrupted (its SHA-256 differs",
+    ),
+    "optimizer longer": (
+        lambda f: (f / "optimizer.npz").write_bytes((f / "optimizer.npz").read_bytes() * 2),
+        "optimizer.npz is longer than when it was written",
+    ),
+    "optimizer missing": (lambda f: (f / "optimizer.npz").unlink(), "optimizer.npz is missing"),
+    "state garbled": (lambda f: truncate(f / "state.json"), "state.json is not valid JSON"),
+    "state missing": (lambda f: (f / "state.json").unlink(), "state.json is missing"),
+    "state of nothing": (
+        lambda f: (f / "state.json").write_text("{}"),
+        "state.json is not a checkpoint's state",
+    ),
+}
+
+
+@pytest.mark.parametrize("damage", DAMAGE)
+def test_a_damaged_checkpoint_is_named_and_the_one_before_it_found(tmp_path: Path, damage: str):
+    model, optimizer = trained()
+    for epoch in (2, 3):
+        checkpoints.save(tmp_path, state(epoch), model, optimizer)
+    do, named = DAMAGE[damage]
+    do(tmp_path / "checkpoints" / "epoch-0003")
+
+    found, damaged = checkpoints.find(tmp_path)
+
+    assert found is not None and found.epoch == 2
+    [newest] = damaged
+    assert newest.path.name == "epoch-0003" and newest.problem.startswith(named)
+
+
+def test_when_every_checkpoint_is_damaged_none_is_found(tmp_path: Path):
+    model, optimizer = trained()
+    for epoch in (2, 3):
+        checkpoints.save(tmp_path, state(epoch), model, optimizer)
+        truncate(tmp_path / "checkpoints" / f"epoch-{epoch:04d}" / "optimizer.npz")
+
+    found, damaged = checkpoints.find(tmp_path)
+
+    assert found is None and [d.path.name for d in damaged] == ["epoch-0003", "epoch-0002"]
+
+
+def test_a_checkpoint_without_digests_that_cannot_be_read_is_damaged_not_a_mismatch(
+    tmp_path: Path,
+):
+    """Checkpoints written before digests were recorded fail when read, and say why."""
+    model, optimizer = trained()
+    folder = checkpoints.save(tmp_path, state(1), model, optimizer).path
+    written = json.loads((folder / "state.json").read_text())
+    del written["files"]
+    (folder / "state.json").write_text(json.dumps(written))
+    truncate(folder / "model.weights.h5")
+    found = checkpoints.latest(tmp_path)
+    assert found is not None
+
+    with pytest.raises(zoo.ZooError, match=r"is damaged: its model\.weights\.h5 cannot be read"):
+        checkpoints.restore(found, *trained(seed=2))
 
 
 def test_a_checkpoint_that_does_not_fit_the_model_is_a_clear_error(tmp_path: Path):

@@ -31,6 +31,7 @@ print("LOADED:" + ",".join(loaded))
         ["info", "shapes"],
         ["info", "hub_vit_base16"],
         ["cache", "list", "--json"],
+        ["fetch", "tutorial_transfer", "hub_vit_base16", "--dry-run"],
     ],
 )
 def test_listing_and_help_never_import_tensorflow(args, isolated: Path):

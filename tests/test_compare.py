@@ -167,7 +167,7 @@ def test_runs_on_different_data_are_compared_with_a_warning(zoo_cli, isolated: P
     ("args", "complaint"),
     [
         (["nowhere"], "is not a directory"),
-        (["empty"], "config.json does not exist"),
+        (["empty"], "empty holds no run"),
         (["ok", "--target", "1.5"], "between 0 and 1"),
     ],
 )

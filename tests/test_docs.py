@@ -81,7 +81,16 @@ def test_the_guide_shows_check_plugins_exact_signature():
 
 @pytest.mark.parametrize(
     "cls",
-    [zoo.Dataset, zoo.Backbone, zoo.Head, zoo.Splits, zoo.BuiltBackbone, zoo.BuiltHead, zoo.Param],
+    [
+        zoo.Dataset,
+        zoo.Backbone,
+        zoo.Head,
+        zoo.Splits,
+        zoo.BuiltBackbone,
+        zoo.BuiltHead,
+        zoo.Param,
+        zoo.Download,
+    ],
     ids=lambda cls: cls.__name__,
 )
 def test_every_constructor_in_the_guide_lists_the_real_fields_in_order(cls):

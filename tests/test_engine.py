@@ -173,13 +173,14 @@ def test_tensorboard_gets_train_and_validation_scalars_per_epoch(zoo_cli, isolat
         assert ("epoch_learning_rate" in tags) == (split == "train")  # where Keras writes it
 
 
-def test_a_checkpoint_is_kept_for_the_last_epoch(zoo_cli, isolated):
-    metrics = run_json(zoo_cli, "--epochs", "2")
+def test_checkpoints_are_kept_for_the_last_two_epochs(zoo_cli, isolated):
+    metrics = run_json(zoo_cli, "--epochs", "3")
 
     folder = isolated / metrics["run_dir"] / "checkpoints"
-    assert sorted(p.name for p in folder.iterdir()) == ["epoch-0002", "latest.json"]
-    state = json.loads((folder / "epoch-0002" / "state.json").read_text())
-    assert state["epoch"] == 2 and len(state["history"]) == 2
+    names = ["epoch-0002", "epoch-0003", "latest.json"]
+    assert sorted(p.name for p in folder.iterdir()) == names
+    state = json.loads((folder / "epoch-0003" / "state.json").read_text())
+    assert state["epoch"] == 3 and len(state["history"]) == 3
 
 
 def test_early_stopping_ends_a_stage_without_improvement(zoo_cli):

@@ -230,13 +230,13 @@ def test_changed_data_is_pointed_out(zoo_cli, trained: Trained, isolated: Path):
 def test_a_damaged_run_is_a_clear_error(trained: Trained, isolated: Path):
     run_dir = isolated / "damaged"
     shutil.copytree(trained.run_dir, run_dir)
-    metrics = run_dir / "metrics.json"
-    metrics.write_text(metrics.read_text()[:100])
+    config = run_dir / "config.json"
+    config.write_text(config.read_text()[:100])
 
     result = run_zoo("evaluate", str(run_dir), cwd=isolated)
 
     assert result.exit_code == 2, result.stderr
-    assert "metrics.json is not valid JSON" in one_line(result.stderr)
+    assert "config.json is not valid JSON" in one_line(result.stderr)
     assert "Traceback" not in result.stderr
 
 
@@ -247,4 +247,5 @@ def test_a_run_without_its_model_is_a_clear_error(zoo_cli, trained: Trained, iso
 
     result = zoo_cli("evaluate", str(run_dir))
 
-    assert result.exit_code == 2 and "has no trained model" in one_line(result.stderr)
+    assert result.exit_code == 2
+    assert "completed, but its model.keras is missing" in one_line(result.stderr)

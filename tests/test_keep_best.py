@@ -3,12 +3,22 @@
 from __future__ import annotations
 
 import json
+import shutil
 from collections.abc import Mapping
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 import pytest
-from helpers import TINY_RUN, one_device, stage_plan, tiny_classifier, write
+from helpers import (
+    TINY_RUN,
+    corrupt,
+    one_device,
+    stage_plan,
+    tiny_classifier,
+    truncate,
+    write,
+)
 
 import zoo
 from zoo.plugins import load_registry
@@ -47,6 +57,74 @@ def test_the_kept_epoch_is_the_first_best_by_the_monitor(monitor, values, best_v
         2,
         4,
     )
+
+
+def test_epochs_before_since_are_never_kept():
+    """Their weights were lost (a resume found best/ damaged)."""
+    history = rows(0.2, 0.9, 0.5, 0.7)
+
+    chosen = kept("best", Monitor(), history, since=2)
+
+    assert chosen is not None
+    assert (chosen["epoch"], chosen["best_epoch"], chosen["since"]) == (3, 3, 2)
+    assert "since" not in (kept("best", Monitor(), history) or {})
+
+
+def kept_one_epoch(run_dir: Path) -> KeepBest:
+    model = tiny_classifier()
+    keep = KeepBest(Monitor(), assembled=_Parts(model), directory=run_dir)
+    keep.on_stage_begin(StageStart(stage_plan(model)))
+    keep.on_epoch_end(EpochEnd("head", 1, 1, {"val_loss": 0.5}, False, ()))
+    return keep
+
+
+#: Damage done to best/, and how it is named.
+BEST_DAMAGE = {
+    "pointer garbled": (lambda f: truncate(f / "best.json"), "best/best.json is not valid JSON"),
+    "weights truncated": (
+        lambda f: truncate(f / "epoch-0001" / "model.weights.h5"),
+        "best/epoch-0001/model.weights.h5 is truncated",
+    ),
+    "weights corrupted": (
+        lambda f: corrupt(f / "epoch-0001" / "model.weights.h5"),
+        "best/epoch-0001/model.weights.h5 is corrupted",
+    ),
+    "weights missing": (
+        lambda f: (f / "epoch-0001" / "model.weights.h5").unlink(),
+        "best/epoch-0001/model.weights.h5 is missing",
+    ),
+    "state garbled": (
+        lambda f: truncate(f / "epoch-0001" / "state.json"),
+        "best/epoch-0001/state.json is not valid JSON",
+    ),
+}
+
+
+@pytest.mark.parametrize("damage", BEST_DAMAGE)
+def test_a_damaged_best_epoch_is_named(tmp_path: Path, damage: str):
+    kept_one_epoch(tmp_path)
+    do, named = BEST_DAMAGE[damage]
+    do(tmp_path / "best")
+
+    found, problem = best.inspect(tmp_path)
+
+    assert found is None and problem is not None and problem.startswith(named)
+
+
+def test_a_best_kept_elsewhere_is_copied_into_best_when_the_run_begins(tmp_path: Path):
+    """After a resume found best/ damaged, the checkpoint's epoch is the best so far."""
+    model = tiny_classifier()
+    checkpoint = tmp_path / "checkpoints" / "epoch-0003"
+    checkpoint.mkdir(parents=True)
+    model.save_weights(checkpoint / "model.weights.h5")
+    seed = best.Best(3, "head", "val_loss", 0.4, "model", checkpoint, since=3)
+    keep = KeepBest(Monitor(), assembled=_Parts(model), directory=tmp_path, previous=seed)
+
+    keep.on_run_begin(None)  # the run's facts are not needed
+    shutil.rmtree(checkpoint)  # pruned later
+
+    assert best.load(tmp_path) == replace(seed, path=tmp_path / "best" / "epoch-0003")
+    keep.restore()
 
 
 class Snapshots(Callback):

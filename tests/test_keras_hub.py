@@ -75,6 +75,7 @@ def test_the_curated_presets_cover_the_families_with_kerashubs_counts():
     assert {"CLIP", "SigLIP"} <= families
     for row in PLUGIN.CURATED:
         assert row.preset in presets, row
+        assert row.handle == presets[row.preset]["kaggle_handle"], row.name
         if row.name not in OWN_COUNTS:
             assert row.parameters == presets[row.preset]["metadata"]["params"], row.name
 
@@ -207,6 +208,30 @@ def test_a_preset_name_loads_from_the_cache_without_the_network(
     assert assembled.weights_file == str(folder / "model.weights.h5")
     for loaded, written in zip(assembled.backbone.weights, tiny.weights, strict=True):
         np.testing.assert_array_equal(loaded.numpy(), written.numpy())
+
+
+def test_zoo_declares_the_files_kerashub_reads_where_kagglehub_keeps_them(
+    tiny_presets: TinyPresets, offline: Path, monkeypatch: pytest.MonkeyPatch
+):
+    """What zoo fetch would download is exactly what building the preset reads."""
+    import kagglehub
+
+    folder = fill_kerashub_cache("resnet_50_imagenet", tiny_presets.resnet)
+    read = set()
+    download = kagglehub.model_download
+
+    def recorded(handle: str, path: str | None = None, **kwargs: object) -> str:
+        read.add(path)
+        return download(handle, path, **kwargs)
+
+    monkeypatch.setattr(kagglehub, "model_download", recorded)
+    entry = REGISTRY.get("backbone", "hub_resnet50")
+
+    build("hub_resnet50", 32)
+
+    declared = entry.component.downloads(entry.defaults)
+    assert {d.name for d in declared} == read
+    assert {d.path for d in declared} == {folder / name for name in read}
 
 
 def test_a_preset_not_in_the_cache_fails_at_once_naming_both_ways_out(isolated: Path):

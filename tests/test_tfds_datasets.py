@@ -130,6 +130,51 @@ def test_a_wrong_archive_in_the_manual_dir_reaches_tfdss_checksum_check(
     assert "could not download" not in result.stderr  # TFDS took the file, not the network
 
 
+def test_the_declared_archive_is_the_one_tfds_records(isolated: Path):
+    import tensorflow_datasets as tfds
+
+    builder = tfds.builder("cats_vs_dogs", data_dir=str(isolated / "tfds"))
+    ((url, info),) = builder.url_infos.items()
+
+    (archive,) = TFDS_PLUGIN.cats_vs_dogs_downloads(params(data_dir=str(isolated / "tfds")))
+
+    assert (archive.url, archive.size, archive.sha256) == (url, info.size, info.checksum)
+    assert archive.path == isolated / "tfds" / "downloads" / "manual" / info.filename
+    assert archive.prepared == Path(builder.data_dir) / "dataset_info.json"
+
+
+def test_an_archive_where_zoo_fetch_puts_it_reaches_tfdss_checksum_check(
+    zoo_cli, offline, isolated: Path
+):
+    """No manual_dir given: TFDS looks in its default one, where the declaration points."""
+    (archive,) = TFDS_PLUGIN.cats_vs_dogs_downloads(params(data_dir=str(isolated / "tfds")))
+    archive.path.parent.mkdir(parents=True)
+    archive.path.write_bytes(b"PK\x03\x04 not the real archive")
+
+    result = zoo_cli(
+        "run", "cats_vs_dogs", "small_cnn", "gap_sigmoid", *TINY_RUN,
+        "--set", f"dataset.data_dir={isolated / 'tfds'}",
+    )  # fmt: skip
+
+    assert result.exit_code == 2
+    assert "is not the one TFDS expects (wrong checksum)" in result.stderr
+    assert "could not download" not in result.stderr  # TFDS took the file, not the network
+
+
+def test_a_prepared_dataset_is_ready_offline_without_its_archive(
+    zoo_cli, isolated: Path, monkeypatch: pytest.MonkeyPatch
+):
+    monkeypatch.setenv("TFDS_DATA_DIR", str(isolated / "tfds"))
+    ready = {d["name"]: d["offline"]["ready"] for d in zoo_cli("list", "--json").json()["datasets"]}
+    assert ready["cats_vs_dogs"] is False
+    (isolated / "tfds" / "cats_vs_dogs" / "4.0.1").mkdir(parents=True)
+    (isolated / "tfds" / "cats_vs_dogs" / "4.0.1" / "dataset_info.json").write_text("{}")
+
+    result = zoo_cli("fetch", "cats_vs_dogs", "--json")
+
+    assert result.exit_code == 0 and result.json()[0]["status"] == "prepared"
+
+
 def test_a_missing_manual_dir_is_a_clear_error(zoo_cli, isolated: Path):
     result = zoo_cli(
         "run", "cats_vs_dogs", "small_cnn", "gap_sigmoid", *TINY_RUN,

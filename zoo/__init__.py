@@ -24,6 +24,7 @@ from zoo.components import (  # noqa: E402
     Head,
     Splits,
 )
+from zoo.downloads import Download  # noqa: E402
 from zoo.errors import PluginUnavailable, RunFailed, ZooError  # noqa: E402
 from zoo.model import Assembled, build_model  # noqa: E402
 from zoo.params import Param  # noqa: E402
@@ -41,6 +42,7 @@ __all__ = [
     "BuiltHead",
     "Choice",
     "Dataset",
+    "Download",
     "EngineOptions",
     "Entry",
     "Head",

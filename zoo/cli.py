@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from zoo import _tf, console
 from zoo._version import __version__
 from zoo.commands import command_modules
-from zoo.errors import RunFailed, ZooError
+from zoo.errors import RunFailed, RunInterrupted, ZooError
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -25,9 +25,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not hasattr(args, "handler"):
         parser.print_help(sys.stderr)
         return 2
-    _tf.set_verbose(args.verbose)
     try:
-        return args.handler(args)
+        with _tf.quiet(args.verbose):
+            return args.handler(args)
     except ZooError as exc:
         if args.verbose and exc.__cause__ is not None:
             traceback.print_exception(exc.__cause__)
@@ -35,6 +35,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return exc.exit_code
     except RunFailed as exc:
         console.error(str(exc))
+        return exc.exit_code
+    except RunInterrupted as exc:  # the run has said what is saved
         return exc.exit_code
     except KeyboardInterrupt:
         console.error("interrupted")

@@ -9,6 +9,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 
+from zoo.downloads import Download
 from zoo.params import Param
 
 if TYPE_CHECKING:
@@ -140,12 +141,20 @@ class Component:
         description: One line for ``zoo list``.
         build: The builder; its signature depends on the kind.
         params: The parameters the builder accepts, with types and defaults.
+        downloads: Keyword only: ``downloads(params) -> list[zoo.Download]``, the files
+            the builder fetches from the network for these resolved parameters (none
+            when the component is left without it). It runs without TensorFlow and
+            without the network, for ``zoo list`` and ``zoo fetch``; when it cannot
+            tell (a value it needs is missing), it raises ``zoo.ZooError``.
     """
 
     name: str
     description: str
     build: Callable[..., Any]
     params: Sequence[Param] = ()
+    downloads: Callable[[Mapping[str, Any]], Sequence[Download]] | None = field(
+        default=None, kw_only=True
+    )
 
     kind = "component"
 

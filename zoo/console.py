@@ -79,12 +79,17 @@ def _defaults(entry: Entry, limit: int = 4) -> str:
     return ", ".join(items[:limit]) + more
 
 
-def components(kind: str, registry: Registry) -> None:
+def components(kind: str, registry: Registry, offline: Mapping[str, str] | None = None) -> None:
+    """A kind's components; ``offline``: each one's readiness, by qualified name."""
     table = _table(f"{kind}s")
-    for column in ("name", "description", "defaults", "plugin"):
+    columns = ("name", "description", "defaults", "plugin") + (("offline",) if offline else ())
+    for column in columns:
         table.add_column(column, overflow="fold")
     for entry in registry.entries(kind):
-        table.add_row(entry.name, entry.description, _defaults(entry), entry.plugin.provider)
+        ready = (offline.get(entry.qualified_name, ""),) if offline else ()
+        table.add_row(
+            entry.name, entry.description, _defaults(entry), entry.plugin.provider, *ready
+        )
     for name, info in registry.unavailable(kind):  # last, dimmed, with the fix
         table.add_row(f"[dim]{name}[/]", f"[dim]{_escape(info.state)}[/]", "", info.provider)
     out.print(table)
@@ -103,14 +108,23 @@ def plugins(infos: Sequence[PluginInfo]) -> None:
     out.print(table)
 
 
-def recipes(found: Mapping[str, Recipe]) -> None:
+def recipes(found: Mapping[str, Recipe], offline: Mapping[str, str] | None = None) -> None:
+    """The recipes; ``offline``: each one's readiness, by name."""
     table = _table("recipes")
-    for column in ("name", "dataset", "backbone", "head", "settings", "description"):
+    columns = ("name", "dataset", "backbone", "head", "settings", "description")
+    for column in columns + (("offline",) if offline else ()):
         table.add_column(column, overflow="fold")
     for recipe in found.values():
         settings = ", ".join(f"{k}={v}" for k, v in recipe.settings.items())
+        ready = (offline.get(recipe.name, ""),) if offline else ()
         table.add_row(
-            recipe.name, recipe.dataset, recipe.backbone, recipe.head, settings, recipe.description
+            recipe.name,
+            recipe.dataset,
+            recipe.backbone,
+            recipe.head,
+            settings,
+            recipe.description,
+            *ready,
         )
     out.print(table)
 

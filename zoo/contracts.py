@@ -7,12 +7,15 @@ imported inside the checks that build.
 
 from __future__ import annotations
 
+import contextlib
 import itertools
-from collections.abc import Callable, Mapping
+import socket
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from zoo.components import TOKEN_POOLING, BuiltBackbone, BuiltHead, Splits
+from zoo.downloads import problems as download_problems
 from zoo.errors import ZooError, describe_error
 from zoo.params import resolve
 from zoo.registry import Entry
@@ -74,6 +77,7 @@ def check_component(
     needs the network, say) need not be given its required values.
     """
     check_declaration(entry, found)
+    check_downloads(entry, overrides, found)
     if not build:
         return
     values = _resolve(entry, overrides, found)
@@ -101,6 +105,48 @@ def check_declaration(entry: Entry, found: Found) -> None:
             )
         if not param.help:
             found("params", f"'{param.name}' has no help text (zoo info shows it)")
+
+
+def check_downloads(entry: Entry, overrides: Mapping[str, Any], found: Found) -> None:
+    """The downloads declaration, if any, returns valid ``zoo.Download`` entries offline.
+
+    It is called with the values the component is checked with (not at all when a
+    required one is missing), with sockets refused; raising ``zoo.ZooError`` is its way
+    of saying it cannot tell, and is no problem.
+    """
+    declare = entry.component.downloads
+    if declare is None:
+        return
+    layers = [(entry.meta.source or "registry.toml", entry.meta.defaults), ("params=", overrides)]
+    try:
+        values = resolve(entry.kind, entry.name, entry.params, layers)
+    except ZooError:
+        return  # the parameters check names what is missing
+    try:
+        with _no_network():
+            declared = declare(values)
+    except ZooError:
+        return
+    except Exception as exc:
+        found("downloads", f"raised {describe_error(exc)}")
+        return
+    for problem in download_problems(declared):
+        found("downloads", problem)
+
+
+@contextlib.contextmanager
+def _no_network() -> Iterator[None]:
+    """Refuse connections and name lookups: a declaration must not use the network."""
+    from unittest import mock
+
+    def refuse(*args: Any, **kwargs: Any) -> Any:
+        raise OSError("a downloads declaration must not use the network (zoo.testing)")
+
+    with (
+        mock.patch.object(socket.socket, "connect", refuse),
+        mock.patch.object(socket, "getaddrinfo", refuse),
+    ):
+        yield
 
 
 def _resolve(entry: Entry, overrides: Mapping[str, Any], found: Found) -> dict[str, Any] | None:

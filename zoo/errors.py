@@ -81,6 +81,13 @@ class RunFailed(Exception):
     exit_code = 1
 
 
+class RunInterrupted(KeyboardInterrupt):
+    """Ctrl-C stopped a run, which has said what is saved; exit code 130, nothing more
+    to print."""
+
+    exit_code = 130
+
+
 def closest(name: str, candidates: Iterable[str], n: int = 3) -> list[str]:
     """The candidates that look most like ``name``, best first."""
     candidates = list(candidates)

@@ -20,7 +20,7 @@ from zoo.errors import ZooError, closest, one_of
 from zoo.images import find_files
 from zoo.predict import Trained
 from zoo.registry import Registry
-from zoo.runs import METRICS, read_run
+from zoo.runs import CONFIG, METRICS, RESTORE, RunRecord, read_run
 
 
 @dataclass
@@ -56,7 +56,7 @@ def on_test_split(
     from zoo.model import build_splits
     from zoo.runconfig import resolve_saved
 
-    record = read_run(trained.run_dir)
+    record = test_split_record(trained.run_dir)
     splits = build_splits(resolve_saved(registry, record.config))
     if list(splits.class_names) != trained.class_names:
         raise ZooError(
@@ -89,6 +89,21 @@ def on_test_split(
     figure = figure_path(output, "test")
     evaluation = scoring.evaluate("test", predictions(), trained.class_names, files, figure)
     return Report(evaluation, warnings=warnings)
+
+
+def test_split_record(run_dir: Path) -> RunRecord:
+    """The run's records, checked for rebuilding its test split (before a model loads).
+
+    Raises:
+        ZooError: config.json is missing or damaged.
+    """
+    record = read_run(run_dir)
+    record.require(
+        CONFIG,
+        "rebuilding the run's test split needs",
+        fix=f"{RESTORE[CONFIG]}; or evaluate on labelled images: zoo evaluate RUN FOLDER",
+    )
+    return record
 
 
 def labelled_files(folder: Path, class_names: Sequence[str]) -> tuple[list[Path], list[int]]:

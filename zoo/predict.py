@@ -51,6 +51,9 @@ class Trained:
 def load_trained(run_dir: Path, registry: Registry | None = None) -> Trained:
     """Load ``run_dir``'s ``model.keras`` in this process, whichever plugins built it.
 
+    Only the model file is needed: a damaged ``config.json`` or ``metrics.json`` is a
+    warning (``Trained.warnings``), unless the model predates manifests and needs them.
+
     Args:
         registry: The loaded plugins (loaded as ``zoo`` loads them when ``None``).
 
@@ -60,13 +63,27 @@ def load_trained(run_dir: Path, registry: Registry | None = None) -> Trained:
     """
     record = read_run(run_dir)
     loaded = _load_run_model(record, registry)
+    batch_size = record.config.get("batch_size")
     return Trained(
         run_dir=run_dir,
         model=loaded.model,
         manifest=loaded.manifest,
-        batch_size=int(record.config.get("batch_size") or 32),
-        warnings=loaded.warnings,
+        batch_size=batch_size if isinstance(batch_size, int) and batch_size > 0 else 32,
+        warnings=[*_damage_warnings(record), *loaded.warnings],
     )
+
+
+def _damage_warnings(record: RunRecord) -> list[str]:
+    """A damaged config.json or metrics.json, which the model file does without."""
+    consequences = {
+        runs.CONFIG: "batches hold 32 images (the run's own batch size is recorded there)",
+        runs.METRICS: "model.keras holds the class names and everything else needed here",
+    }
+    return [
+        f"{note}; {consequences[name]}. To repair the run directory, {runs.RESTORE[name]}"
+        for name in consequences
+        if (note := record.damage_note(name))
+    ]
 
 
 def load_model(path: str | os.PathLike[str], registry: Registry | None = None) -> keras.Model:
@@ -87,6 +104,9 @@ def load_model(path: str | os.PathLike[str], registry: Registry | None = None) -
 
 def _load_run_model(record: RunRecord, registry: Registry | None) -> Loaded:
     def from_records(archive: Any) -> Manifest:
+        needed_for = "a model saved before zoo put a manifest in model.keras needs"
+        record.require(runs.CONFIG, needed_for)
+        record.require(runs.METRICS, needed_for)
         return manifest_from_run(record.config, record.metrics, archive)
 
     return load_saved(saved_model_file(record), registry, fallback=from_records)
@@ -96,18 +116,33 @@ def saved_model_file(record: RunRecord) -> Path:
     """The run's ``model.keras``.
 
     Raises:
-        ZooError: the run saved no model (it failed, or has not finished).
+        ZooError: the run saved no model (it failed, or has not finished), or its
+            model file is gone although it completed.
     """
     path = record.path / runs.MODEL
-    if not path.is_file():
-        raise ZooError(
-            f"run {record.path} has no trained model ({runs.MODEL}); its status is "
-            f"'{record.status}'.",
-            expected="a run that completed training",
-            fix="pick a completed run (`zoo compare` shows each run's status), or finish it",
-            got=str(record.path),
+    if path.is_file():
+        return path
+    status = record.status
+    if status == "completed":
+        what = f"run {record.path} completed, but its {runs.MODEL} is missing: deleted or moved."
+        fix = (
+            f"restore {runs.MODEL} from a copy of the run directory, or train the run again "
+            "(config.json holds the command)"
         )
-    return path
+    else:
+        what = f"run {record.path} has no trained model ({runs.MODEL}); its status is '{status}'."
+        fix = _FINISH.get(status, _FINISH["unknown"]).format(run=record.path)
+    raise ZooError(what, expected="a run that completed training", fix=fix, got=str(record.path))
+
+
+#: How to get a model from a run that has none yet, by its status.
+_FINISH = {
+    "interrupted": "finish it: zoo run --resume {run}",
+    "running": "wait for it to finish; if it was killed, finish it: zoo run --resume {run}",
+    "failed": "see its metrics.json for why it failed, and train it again",
+    "unknown": "pick a completed run (`zoo compare` shows each run's status), or finish this "
+    "one: zoo run --resume {run}",
+}
 
 
 @dataclass

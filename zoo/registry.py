@@ -374,6 +374,10 @@ def _problems(component: Any) -> Iterator[tuple[bool, str]]:
     params = component.params
     yield not isinstance(component.description, str), "has a description that is not a string"
     yield not callable(component.build), "has no callable builder"
+    yield (
+        component.downloads is not None and not callable(component.downloads),
+        "has a downloads that is neither None nor callable",
+    )
     names = [getattr(p, "name", None) for p in params] if isinstance(params, list | tuple) else []
     yield (
         not isinstance(params, list | tuple)

@@ -23,6 +23,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from zoo import _tf
 from zoo.components import Backbone, Dataset, Head
 from zoo.contracts import Problem
 from zoo.errors import ZooError
@@ -243,15 +244,17 @@ def main(argv: Sequence[str]) -> int:
     from zoo.saving import load_saved
 
     spec = json.loads(Path(argv[0]).read_text())
-    registry = _load_plugin(spec["plugin"])
     errors: dict[str, str | None] = {}
-    for saved in (Saved(**s) for s in spec["models"]):
-        try:
-            model = load_saved(Path(saved.model), registry).model
-            np.save(saved.loaded, np.asarray(model.predict_on_batch(np.load(saved.images))))
-            errors[saved.label] = None
-        except Exception as exc:
-            errors[saved.label] = _one_line(exc)
+    # Quiet, so that the last lines of stderr, shown if this process fails, say why.
+    with _tf.quiet():
+        registry = _load_plugin(spec["plugin"])
+        for saved in (Saved(**s) for s in spec["models"]):
+            try:
+                model = load_saved(Path(saved.model), registry).model
+                np.save(saved.loaded, np.asarray(model.predict_on_batch(np.load(saved.images))))
+                errors[saved.label] = None
+            except Exception as exc:
+                errors[saved.label] = _one_line(exc)
     Path(spec["results"]).write_text(json.dumps(errors))
     return 0
 

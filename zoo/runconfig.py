@@ -147,7 +147,14 @@ def resolve_saved(registry: Registry, saved: Mapping[str, Any]) -> Resolved:
     Raises:
         ZooError: a component is no longer registered, or its parameters changed.
     """
-    config = RunConfig.from_dict(saved)
+    try:
+        config = RunConfig.from_dict(saved)
+    except (KeyError, TypeError, ValueError) as exc:
+        raise ZooError(
+            f"config.json does not hold a run configuration zoo can read ({exc!r}).",
+            expected="config.json as `zoo run` wrote it",
+            fix="restore it from a copy of the run directory",
+        ) from None
     entries = _lookup(registry, (config.dataset, config.backbone, config.head))
     for choice, entry in zip(config.choices, entries, strict=True):
         resolve(choice.kind, entry.name, entry.params, [("config.json", choice.params)])

@@ -7,7 +7,7 @@ A run directory holds::
                     library versions, seed, dataset facts, status
     model.keras     the trained model (backbone + head, preprocessing included)
     logs/           TensorBoard logs (train/ and validation/)
-    checkpoints/    the last finished epoch, for ``zoo run --resume``
+    checkpoints/    the two last finished epochs, for ``zoo run --resume``
     best/           the best epoch's weights so far (``--keep best``)
 
 Later commands (``zoo compare``, ``predict``, ``export``) read runs with :func:`read_run`.
@@ -24,7 +24,7 @@ import platform
 import re
 import tempfile
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
@@ -82,6 +82,11 @@ def write_json(path: Path, data: Any) -> None:
 
 
 def read_json(path: Path) -> Any:
+    """The JSON in ``path``.
+
+    Raises:
+        ZooError: the file is missing, or is not valid JSON.
+    """
     try:
         return json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
@@ -91,8 +96,30 @@ def read_json(path: Path) -> Any:
             fix="pass the directory `zoo run` printed at its end",
             got=str(path.parent),
         ) from None
-    except json.JSONDecodeError as exc:
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise ZooError(f"{path} is not valid JSON: {exc}.", got=str(path)) from None
+
+
+def json_problem(path: Path, kind: type = dict) -> tuple[Any, str | None]:
+    """The JSON in ``path`` and ``None``, or ``None`` and what is wrong with the file:
+    ``is missing``, ``is not valid JSON (...)``, ``holds no JSON object``."""
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        return None, "is missing"
+    except IsADirectoryError:
+        return None, "is a folder, not a file"
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        return None, f"is not valid JSON ({_where(exc)}): it was cut short or overwritten"
+    if not isinstance(data, kind):
+        return None, f"holds no JSON {'object' if kind is dict else kind.__name__}"
+    return data, None
+
+
+def _where(exc: ValueError) -> str:
+    if isinstance(exc, json.JSONDecodeError):
+        return f"line {exc.lineno}, column {exc.colno}: {exc.msg}"
+    return str(exc)
 
 
 def _jsonable(value: Any) -> Any:
@@ -124,13 +151,32 @@ def history_rows(history: Mapping[str, list[float]]) -> list[dict[str, float]]:
     ]
 
 
+#: What each file of a run directory is for, as messages name it.
+_PURPOSE = {
+    CONFIG: "the run's configuration (components, parameters, settings)",
+    METRICS: "the run's record (history, test metrics, status)",
+}
+#: How to get each file back.
+RESTORE = {
+    CONFIG: "restore config.json from a copy of the run directory: no other file of the "
+    "run holds its configuration",
+    METRICS: "restore metrics.json from a copy of the run directory; for a run that did "
+    "not complete, `zoo run --resume RUN` writes it again from its checkpoint",
+}
+
+
 @dataclass(frozen=True)
 class RunRecord:
-    """One run directory as recorded: its configuration and its metrics."""
+    """One run directory as recorded: its configuration and its metrics.
+
+    A damaged ``config.json`` or ``metrics.json`` reads as empty, and ``damage`` says
+    what is wrong with it; commands that need the file call :meth:`require`.
+    """
 
     path: Path
     config: Mapping[str, Any]
     metrics: Mapping[str, Any]
+    damage: Mapping[str, str] = field(default_factory=dict)
 
     @property
     def status(self) -> RunStatus | Literal["unknown"]:
@@ -156,24 +202,73 @@ class RunRecord:
                 starts.setdefault(row["stage"], row["epoch"])
         return starts
 
+    def damage_note(self, name: str) -> str | None:
+        """``runs/x/metrics.json is not valid JSON (...)``, if that file is damaged."""
+        problem = self.damage.get(name)
+        return f"{self.path / name} {problem}" if problem else None
+
+    def require(self, name: str, needed_for: str, fix: str | None = None) -> None:
+        """Check that ``name`` (``config.json`` or ``metrics.json``) is intact.
+
+        Raises:
+            ZooError: it is damaged or missing, naming the file, what it holds and
+                ``needed_for``, and how to get it back.
+        """
+        note = self.damage_note(name)
+        if note is None:
+            return
+        raise ZooError(
+            f"the run directory {self.path} is damaged: {note}.",
+            expected=f"{name} as `zoo run` wrote it: {_PURPOSE[name]}, which {needed_for}",
+            fix=fix or RESTORE[name],
+            got=str(self.path / name),
+        )
+
 
 def read_run(path: Path) -> RunRecord:
-    """The run at ``path``; a run without ``metrics.json`` yet has status ``unknown``.
+    """The run at ``path``, as far as it can be read (see :attr:`RunRecord.damage`).
+
+    A run without ``metrics.json`` yet (still starting, or killed before its first
+    epoch ended) has status ``unknown``; one that saved its model had it, so it is
+    damage.
 
     Raises:
-        ZooError: ``path`` is not a run directory (no readable ``config.json``).
+        ZooError: ``path`` is not a run directory: not a folder, or none of
+            ``config.json``, ``metrics.json`` and ``model.keras`` is there.
     """
-    if not path.is_dir():
+    if not path.is_dir() or not any((path / name).exists() for name in (CONFIG, METRICS, MODEL)):
+        what = "is not a directory" if not path.is_dir() else "holds no run"
         raise ZooError(
-            f"{path} is not a directory.",
-            expected="a run directory written by `zoo run`",
+            f"{path} {what}.",
+            expected="a run directory written by `zoo run` (config.json, metrics.json, "
+            "model.keras)",
             fix="pass the directory `zoo run` printed at its end (ls runs/)",
             got=str(path),
         )
-    config = read_json(path / CONFIG)
-    metrics_file = path / METRICS
-    metrics = read_json(metrics_file) if metrics_file.exists() else {}
-    return RunRecord(path=path, config=config, metrics=metrics)
+    damage: dict[str, str] = {}
+    config, problem = json_problem(path / CONFIG)
+    problem = problem or (config_problem(config) if config is not None else None)
+    if problem:
+        config, damage[CONFIG] = None, problem
+    metrics = None
+    if (path / METRICS).exists():
+        metrics, problem = json_problem(path / METRICS)
+        if metrics is not None and not isinstance(metrics.get("history", []), list):
+            problem = "holds a history that is not a list of epochs"
+        if problem:
+            metrics, damage[METRICS] = None, problem
+    elif (path / MODEL).exists():  # written before the model, at the end of every epoch
+        damage[METRICS] = "is missing, though the run saved its model"
+    return RunRecord(path, config or {}, metrics or {}, damage)
+
+
+def config_problem(config: Mapping[str, Any]) -> str | None:
+    """What is wrong with a ``config.json`` that is valid JSON, if anything."""
+    for kind in ("dataset", "backbone", "head"):
+        choice = config.get(kind)
+        if not isinstance(choice, dict) or not isinstance(choice.get("name"), str):
+            return f"names no {kind} (the file was edited or overwritten)"
+    return None
 
 
 def finite_number(value: Any) -> bool:

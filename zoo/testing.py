@@ -39,6 +39,7 @@ from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from zoo import _tf
 from zoo.contracts import Found, Problem, Settings, check_component
 from zoo.params import resolve
 from zoo.plugins import LoadOptions, load_registry
@@ -97,6 +98,7 @@ def check_plugin(
     skip: Collection[str] = (),
     image_size: int = 32,
     max_examples: int = 32,
+    verbose: bool = False,
 ) -> Report:
     """Load ``plugin`` as zoo does and check every component it registers.
 
@@ -112,6 +114,8 @@ def check_plugin(
         image_size: The image side a backbone is built at, besides its minimum
             (``min_image_size``); ``1`` builds at the minimum only.
         max_examples: How many examples of each split are read and checked.
+        verbose: Show what TensorFlow, Keras and TFDS say on their own (C++ log lines,
+            their warnings, progress bars), as ``zoo --verbose`` does.
 
     Returns:
         The report, when there is no problem.
@@ -121,17 +125,23 @@ def check_plugin(
             clashes with another plugin's names, or a component breaks its contract;
             the message lists every problem.
     """
-    registry, info = _load(plugin)
-    found = _found_plugin(registry, info, plugin)
-    if info is None or info.status != "ok":
-        return Report(problems=found).raise_for_problems()
-    entries = [e for e in registry if e.plugin is info]
-    report = check_components(
-        entries, params=params, skip=skip, image_size=image_size, max_examples=max_examples
-    )
-    report.problems[:0] = found + _clashes(registry, entries)
-    _round_trip(plugin, entries, report, params or {}, image_size)
-    return report.raise_for_problems()
+    with _tf.quiet(verbose):
+        registry, info = _load(plugin)
+        found = _found_plugin(registry, info, plugin)
+        if info is None or info.status != "ok":
+            return Report(problems=found).raise_for_problems()
+        entries = [e for e in registry if e.plugin is info]
+        report = check_components(
+            entries,
+            params=params,
+            skip=skip,
+            image_size=image_size,
+            max_examples=max_examples,
+            verbose=verbose,
+        )
+        report.problems[:0] = found + _clashes(registry, entries)
+        _round_trip(plugin, entries, report, params or {}, image_size)
+        return report.raise_for_problems()
 
 
 def check_components(
@@ -141,6 +151,7 @@ def check_components(
     skip: Collection[str] = (),
     image_size: int = 32,
     max_examples: int = 32,
+    verbose: bool = False,
 ) -> Report:
     """Check registry entries against their contracts; never raises for a problem.
 
@@ -154,14 +165,16 @@ def check_components(
     report = Report()
     settings = Settings(image_size, max_examples)
     params = dict(params or {})
-    for entry in entries:
-        label = f"{entry.kind} {entry.qualified_name}"
-        overrides = params.get(entry.qualified_name, params.get(entry.name, {}))
-        skipped = entry.name in skip or entry.qualified_name in skip
-        check_component(entry, overrides, Found(report.problems, label), settings, not skipped)
-        report.checked.append(label)
-        if skipped:
-            report.skipped.append(label)
+    with _tf.quiet(verbose):
+        _tf.load()
+        for entry in entries:
+            label = f"{entry.kind} {entry.qualified_name}"
+            overrides = params.get(entry.qualified_name, params.get(entry.name, {}))
+            skipped = entry.name in skip or entry.qualified_name in skip
+            check_component(entry, overrides, Found(report.problems, label), settings, not skipped)
+            report.checked.append(label)
+            if skipped:
+                report.skipped.append(label)
     known = {e.name for e in entries} | {e.qualified_name for e in entries}
     for name in sorted(set(params) - known):
         report.problems.append(Problem(name, "params", "names no component being checked"))

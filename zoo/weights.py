@@ -1,31 +1,29 @@
 """Weights files: hashes, the Keras cache, and fetching pretrained weights safely.
 
-For plugin authors whose backbones load weights files. Cheap to import: Keras is
-imported only when a file has to be downloaded.
+For plugin authors whose backbones load weights files. Cheap to import: nothing here
+imports Keras.
 
 :func:`fetch` differs from ``keras.utils.get_file`` in three ways that matter offline:
 a file already in the cache is always used and never deleted (Keras deletes a cached
 file whose hash does not match when the re-download fails, so a user's copy is lost);
 a download lands under a temporary name and is moved into place only when complete and
-verified; and a failure is a :class:`zoo.ZooError` that says which file to put where.
+verified (:mod:`zoo.fetch`, the code ``zoo fetch`` uses); and a failure is a
+:class:`zoo.ZooError` that says which file to put where.
 """
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import os
-import socket
-import sys
-import tempfile
-from collections.abc import Iterator
 from pathlib import Path
 
 from zoo import console
+from zoo.caches import keras_cache, keras_home
+from zoo.downloads import Download
 from zoo.errors import ZooError
+from zoo.fetch import Failed, download
 
-#: Seconds a download may wait for data before it fails, instead of hanging forever.
-DOWNLOAD_TIMEOUT_S = 60.0
+__all__ = ["fetch", "keras_cache", "keras_download", "keras_home", "matches_hash", "sha256"]
 
 
 def sha256(path: str | os.PathLike[str]) -> str:
@@ -40,22 +38,6 @@ def matches_hash(path: str | os.PathLike[str], expected: str) -> bool:
     """
     algorithm = "sha256" if len(expected) == 64 else "md5"
     return _digest(path, algorithm) == expected.lower()
-
-
-def keras_home() -> Path:
-    """Keras's home: ``$KERAS_HOME``, else ``~/.keras`` (``/tmp/.keras`` if ``~`` is read-only).
-
-    Read when called, not when Keras is imported, so a changed ``KERAS_HOME`` applies.
-    """
-    if "KERAS_HOME" in os.environ:
-        return Path(os.environ["KERAS_HOME"]).expanduser()
-    base = Path.home()
-    return (base if os.access(base, os.W_OK) else Path("/tmp")) / ".keras"
-
-
-def keras_cache() -> Path:
-    """Where Keras keeps downloaded model weights: ``keras_home() / "models"``."""
-    return keras_home() / "models"
 
 
 def fetch(
@@ -89,46 +71,32 @@ def fetch(
             )
         return target
     try:
-        _download(target, origin, file_hash)
-    except Exception as exc:
-        raise _not_fetched(target, origin, purpose, exc) from exc
+        download(keras_download(file_name, origin, file_hash))
+    except Failed as exc:
+        raise _not_fetched(target, origin, purpose, exc.reason) from exc
     return target
 
 
-def _download(target: Path, origin: str, file_hash: str | None) -> None:
-    import keras
+def keras_download(file_name: str, origin: str, file_hash: str | None = None) -> Download:
+    """The declaration of a file Keras keeps in its cache: ``keras_cache() / file_name``.
 
-    target.parent.mkdir(parents=True, exist_ok=True)
-    # A temporary folder beside the target: a failed or interrupted download never
-    # leaves a partial file under the real name, and the final rename is atomic.
-    with (
-        tempfile.TemporaryDirectory(dir=target.parent, prefix=".download-") as partial,
-        _stdout_to_stderr(),
-        _socket_timeout(DOWNLOAD_TIMEOUT_S),
-    ):
-        got = keras.utils.get_file(target.name, origin, file_hash=file_hash, cache_subdir=partial)
-        os.replace(got, target)
+    ``file_hash`` is read as Keras reads it: SHA-256 if it has 64 hex digits, else MD5.
+    """
+    digest = file_hash.lower() if file_hash else None
+    sha, md5 = (digest, None) if digest and len(digest) == 64 else (None, digest)
+    return Download(file_name, origin, keras_cache() / file_name, sha256=sha, md5=md5)
 
 
-def _not_fetched(target: Path, origin: str, purpose: str, exc: Exception) -> ZooError:
+def _not_fetched(target: Path, origin: str, purpose: str, reason: str) -> ZooError:
     return ZooError(
-        f"Could not download {purpose} ({target.name}): {_reason(exc)}.",
+        f"Could not download {purpose} ({target.name}): {reason}.",
         expected=f"{target.name} in the Keras cache, {target.parent}",
         fix=f"on a machine with internet access, download {origin} and copy it into "
-        f"{target.parent}/ (or point KERAS_HOME at a folder whose models/ holds it); or pass "
+        f"{target.parent}/ (or point KERAS_HOME at a folder whose models/ holds it; "
+        "zoo fetch NAME --to DIR and zoo fetch --from DIR carry it for you); or pass "
         "a local copy with --set backbone.weights=PATH; or start from random weights with "
         "--set backbone.weights=none",
     )
-
-
-def _reason(exc: BaseException) -> str:
-    """Why a download failed, without the URL Keras repeats in its message."""
-    import urllib.error
-
-    cause = exc.__cause__ or exc.__context__
-    if isinstance(cause, urllib.error.URLError):
-        return str(cause.reason)
-    return f"{type(exc).__name__}: {exc}".rstrip(".")
 
 
 def _digest(path: str | os.PathLike[str], algorithm: str) -> str:
@@ -137,21 +105,3 @@ def _digest(path: str | os.PathLike[str], algorithm: str) -> str:
         for block in iter(lambda: f.read(1 << 20), b""):
             hasher.update(block)
     return hasher.hexdigest()
-
-
-@contextlib.contextmanager
-def _stdout_to_stderr() -> Iterator[None]:
-    """Keras prints download progress to stdout; zoo keeps stdout for data (``--json``)."""
-    with contextlib.redirect_stdout(sys.stderr):
-        yield
-
-
-@contextlib.contextmanager
-def _socket_timeout(seconds: float) -> Iterator[None]:
-    """urllib, under ``get_file``, waits forever on a silent network without one."""
-    previous = socket.getdefaulttimeout()
-    socket.setdefaulttimeout(seconds)
-    try:
-        yield
-    finally:
-        socket.setdefaulttimeout(previous)

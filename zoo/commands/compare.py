@@ -91,9 +91,13 @@ def show(
 ) -> dict[str, Any]:
     """Compare ``run_dirs``, draw the figure, print the table (or JSON); return the data."""
     from zoo.compare import compare, plot
-    from zoo.runs import read_run
+    from zoo.runs import CONFIG, METRICS, RESTORE, read_run
 
     records = [read_run(path) for path in run_dirs]
+    for record in records:
+        for name in (CONFIG, METRICS):
+            leave_out = f"{RESTORE[name]}; or leave {record.path} out of the comparison"
+            record.require(name, "comparing runs needs", fix=leave_out)
     data = compare(records, target, labels or [])
     data["figure"] = str(plot(records, data, figure))
     if as_json:

@@ -53,7 +53,11 @@ def run(args: argparse.Namespace) -> int:
         raise ZooError("--batch-size must be 1 or more.", fix="pass 1 or more", got=args.batch_size)
     console.tables_to_stderr(args.json)
     registry = registry_from(args)  # the dataset, and the plugins' custom layers
+    if args.folder is None:
+        evaluate.test_split_record(args.run_dir)  # at once, before the model loads
     trained = load_trained(args.run_dir)
+    for text in trained.warnings:
+        console.warning(text)
     batch_size = args.batch_size or trained.batch_size
     output = args.output or args.run_dir
     what = f"evaluating on {args.folder}" if args.folder else "evaluating on the test split"

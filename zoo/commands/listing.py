@@ -5,10 +5,12 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from zoo import console
+from zoo import console, console_downloads
 from zoo.commands._common import entry_json, plugin_json, registry_from
-from zoo.components import KINDS
-from zoo.registry import Registry
+from zoo.components import KINDS, Component
+from zoo.errors import ZooError
+from zoo.offline import Target, needs, summarise, targets
+from zoo.registry import Entry, Registry
 
 POSITION = 10
 LISTABLE = ("datasets", "backbones", "heads", "plugins", "recipes")
@@ -36,10 +38,28 @@ def run(args: argparse.Namespace) -> int:
         if what == "plugins":
             console.plugins(registry.plugins)
         elif what == "recipes":
-            console.recipes(registry.recipes())
+            found = registry.recipes()
+            labels = {n: console_downloads.readiness(recipe_readiness(registry, n)) for n in found}
+            console.recipes(found, labels)
         else:
-            console.components(what[:-1], registry)
+            kind = what[:-1]
+            entries = registry.entries(kind)
+            labels = {e.qualified_name: console_downloads.readiness(readiness(e)) for e in entries}
+            console.components(kind, registry, labels)
     return 0
+
+
+def readiness(entry: Entry[Component]) -> dict[str, Any]:
+    """Whether ``entry``, with its defaults, works offline (``stat`` calls only)."""
+    return needs(Target(entry)).summary()
+
+
+def recipe_readiness(registry: Registry, name: str) -> dict[str, Any]:
+    """Whether the recipe's three components, with its values, work offline."""
+    try:
+        return summarise([needs(t) for t in targets(registry, [name])])
+    except ZooError as exc:  # the recipe names a component that is not registered
+        return summarise([], exc)
 
 
 def listing(registry: Registry, what: str) -> list[dict[str, Any]]:
@@ -56,7 +76,8 @@ def listing(registry: Registry, what: str) -> list[dict[str, Any]]:
                 "settings": dict(r.settings),
                 "params": {k: dict(v) for k, v in r.params.items()},
                 "source": r.source,
+                "offline": recipe_readiness(registry, r.name),
             }
             for r in registry.recipes().values()
         ]
-    return [entry_json(e) for e in registry.entries(what[:-1])]
+    return [{**entry_json(e), "offline": readiness(e)} for e in registry.entries(what[:-1])]

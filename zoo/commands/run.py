@@ -118,7 +118,9 @@ def run(args: argparse.Namespace) -> int:
     settings = {s.name: getattr(args, s.name) for s in SETTINGS}
     if args.resume is not None:
         _check_resume(args, settings)
-        resolved = resolve_saved(registry, runs.read_json(args.resume / runs.CONFIG))
+        record = runs.read_run(args.resume)
+        record.require(runs.CONFIG, "--resume needs")
+        resolved = resolve_saved(registry, record.config)
     else:
         resolved = resolve_run(
             registry, args.names, recipe=args.recipe, settings=settings, sets=args.sets

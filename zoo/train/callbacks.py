@@ -18,7 +18,7 @@ from zoo.data_summary import summarize
 from zoo.errors import RunFailed
 from zoo.runs import Stage
 from zoo.scoring import Evaluation
-from zoo.train import checkpoints
+from zoo.train import checkpoints, interrupts
 from zoo.train.events import (
     Callback,
     EpochEnd,
@@ -196,6 +196,7 @@ class RunRecord(Callback):
 
     def on_epoch_end(self, epoch: EpochEnd) -> None:
         self.record.data["history"] = list(epoch.history)
+        interrupts.point("metrics.write", epoch.epoch)
         self.record.write("running")
 
     def on_evaluation(self, evaluation: Evaluation) -> None:

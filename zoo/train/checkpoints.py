@@ -1,19 +1,25 @@
 """Per-epoch checkpoints that survive Ctrl-C and SIGKILL, even in the middle of a write.
 
 A checkpoint is a folder ``checkpoints/epoch-0003/`` holding the model's weights, the
-optimizer's variables and ``state.json`` (the history so far and what the loop needs
-to continue). It is written under a temporary name, flushed to disk, and renamed into
-place; only then does ``checkpoints/latest.json`` point at it. A process killed at any
-moment leaves either the previous checkpoint or the new one, never half of one.
+optimizer's variables and ``state.json`` (the history so far, what the loop needs to
+continue, and each file's size and SHA-256). It is written under a temporary name,
+flushed to disk, and renamed into place (:func:`zoo.train.folders.write_folder`); then
+``checkpoints/latest.json`` points at it, for people and tools (zoo finds the newest
+checkpoint by its folder name). A process killed at any moment leaves either the
+previous checkpoint or the new one, never half of one.
+
+The two newest checkpoints are kept: when the newest is found damaged later (a
+truncated copy, a full disk), a resume falls back to the one before and runs one more
+epoch again (:func:`find`). Damage is told apart from a model that changed: files that
+do not match their record are damaged; intact files that do not fit the model built
+now are a mismatch (:func:`restore`).
 """
 
 from __future__ import annotations
 
-import contextlib
-import json
-import os
+import re
 import shutil
-import tempfile
+import zipfile
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,6 +28,8 @@ from typing import TYPE_CHECKING, Any, Literal
 from zoo import runs
 from zoo.errors import ZooError
 from zoo.runs import Stage
+from zoo.train import interrupts
+from zoo.train.folders import describe_files, files_problem, write_folder
 
 if TYPE_CHECKING:
     import keras
@@ -33,6 +41,9 @@ LATEST = "latest.json"
 WEIGHTS = "model.weights.h5"
 OPTIMIZER = "optimizer.npz"
 STATE = "state.json"
+#: Checkpoints kept: the newest, and the one before it in case the newest is damaged.
+KEEP = 2
+_FOLDER_NAME = re.compile(r"epoch-(\d+)")
 
 
 Weights = Literal["model", "head"]
@@ -99,6 +110,11 @@ class Checkpoint:
         return self.state.epoch
 
 
+def folder_name(epoch: int) -> str:
+    """``epoch-0003``: the folder of a checkpoint (or best epoch) of ``epoch``."""
+    return f"epoch-{epoch:04d}"
+
+
 def save(
     run_dir: Path,
     state: CheckpointState,
@@ -110,55 +126,77 @@ def save(
 
     def write(partial: Path) -> None:
         model.save_weights(partial / WEIGHTS)
+        interrupts.point("checkpoint.weights", state.epoch)
         with open(partial / OPTIMIZER, "wb") as f:
             np.savez(f, *[variable.numpy() for variable in optimizer.variables])
-        runs.write_json(partial / STATE, state.to_json())
+        files = describe_files(partial, (WEIGHTS, OPTIMIZER))
+        runs.write_json(partial / STATE, {**state.to_json(), "files": files})
+        interrupts.point("checkpoint.files", state.epoch)
 
     folder = run_dir / FOLDER
-    final = write_folder(folder, f"epoch-{state.epoch:04d}", write)
+    final = write_folder(folder, folder_name(state.epoch), write)
+    interrupts.point("checkpoint.latest", state.epoch)
     runs.write_json(folder / LATEST, {"epoch": state.epoch, "path": final.name})
-    _prune(folder, keep=final.name)
+    _prune(folder)
     return Checkpoint(final, state)
 
 
-def write_folder(parent: Path, name: str, write: Callable[[Path], None]) -> Path:
-    """``parent/name``, written by ``write(folder)`` under a temporary name, flushed to
-    disk and renamed into place: a process killed at any moment leaves all of it or
-    none. An existing folder of that name (a resumed run redoing an epoch) is replaced.
-    """
-    parent.mkdir(exist_ok=True)
-    final = parent / name
-    partial = Path(tempfile.mkdtemp(prefix=f".{name}.", dir=parent))
-    try:
-        write(partial)
-        _fsync_tree(partial)
-        if final.exists():
-            shutil.rmtree(final)
-        partial.rename(final)
-        _fsync_dir(parent)
-    except BaseException:
-        shutil.rmtree(partial, ignore_errors=True)
-        raise
-    return final
+@dataclass(frozen=True)
+class Damaged:
+    """A checkpoint folder that cannot be used, and why."""
+
+    path: Path
+    problem: str
+
+
+def find(run_dir: Path) -> tuple[Checkpoint | None, list[Damaged]]:
+    """The newest intact checkpoint of ``run_dir`` (or ``None``), and the newer ones
+    found damaged (newest first). Files are checked against their recorded sizes and
+    SHA-256; the folders half-written when a process was killed do not count."""
+    damaged: list[Damaged] = []
+    for path in epoch_folders(run_dir / FOLDER):
+        try:
+            return read(path), damaged
+        except _DamagedError as exc:
+            damaged.append(Damaged(path, str(exc)))
+    return None, damaged
 
 
 def latest(run_dir: Path) -> Checkpoint | None:
-    """The newest complete checkpoint of ``run_dir``, or ``None``."""
-    folder = run_dir / FOLDER
-    candidates = []
-    pointer = folder / LATEST
-    if pointer.is_file():
-        # A pointer that cannot be read falls back to scanning the folder.
-        with contextlib.suppress(ValueError, KeyError):
-            candidates.append(folder / json.loads(pointer.read_text())["path"])
-    if folder.is_dir():
-        candidates += sorted(folder.glob("epoch-*"), reverse=True)
-    for candidate in candidates:
-        if (candidate / STATE).is_file() and (candidate / WEIGHTS).is_file():
-            return Checkpoint(
-                candidate, CheckpointState.from_json(runs.read_json(candidate / STATE))
-            )
-    return None
+    """The newest intact checkpoint of ``run_dir``, or ``None``."""
+    return find(run_dir)[0]
+
+
+def epoch_folders(folder: Path) -> list[Path]:
+    """The finished ``epoch-NNNN`` folders in ``folder``, newest first."""
+    found = [p for p in folder.glob("epoch-*") if _FOLDER_NAME.fullmatch(p.name) and p.is_dir()]
+    return sorted(found, key=lambda p: int(p.name.removeprefix("epoch-")), reverse=True)
+
+
+def read(path: Path) -> Checkpoint:
+    """The checkpoint in ``path``, its files checked.
+
+    Raises:
+        _DamagedError: what is wrong with it.
+    """
+    data, problem = runs.json_problem(path / STATE)
+    if problem:
+        raise _DamagedError(f"{STATE} {problem}")
+    try:
+        state = CheckpointState.from_json(data)
+        recorded = data.get("files") or {name: None for name in (WEIGHTS, OPTIMIZER)}
+        problem = files_problem(path, {k: v for k, v in recorded.items() if v is not None})
+    except (AttributeError, KeyError, TypeError, ValueError) as exc:
+        raise _DamagedError(f"{STATE} is not a checkpoint's state ({exc!r})") from None
+    missing = [name for name, v in recorded.items() if v is None and not (path / name).is_file()]
+    problem = problem or (f"{missing[0]} is missing" if missing else None)
+    if problem:
+        raise _DamagedError(problem)
+    return Checkpoint(path, state)
+
+
+class _DamagedError(Exception):
+    pass
 
 
 def restore(
@@ -167,31 +205,56 @@ def restore(
     """Load ``checkpoint`` into ``model`` and ``optimizer`` (built on the same variables).
 
     Raises:
-        ZooError: the checkpoint does not fit (the model changed since it was written).
+        ZooError: a file cannot be read (damaged, for checkpoints that recorded no
+            digests), or the checkpoint does not fit the model built now.
     """
     import numpy as np
 
     try:
-        model.load_weights(checkpoint.path / WEIGHTS)
         with np.load(checkpoint.path / OPTIMIZER) as stored:
             values = [stored[f"arr_{i}"] for i in range(len(stored.files))]
-        variables = optimizer.variables
-        if [v.shape for v in values] != [tuple(v.shape) for v in variables]:
-            raise ValueError("the optimizer's variables do not match")
-    except (ValueError, OSError) as exc:
-        raise ZooError(
-            f"the checkpoint {checkpoint.path} does not fit the model built now: {exc}.",
-            expected="the same components, parameters and plugin versions as the interrupted run",
-            fix="reinstall the plugin versions the run used (metrics.json lists them), "
-            "or start a new run",
-        ) from exc
+    except (OSError, ValueError, KeyError, zipfile.BadZipFile) as exc:
+        raise _damaged(checkpoint, OPTIMIZER, exc) from exc
+    load_weights(checkpoint, model)
+    variables = optimizer.variables
+    if [v.shape for v in values] != [tuple(v.shape) for v in variables]:
+        raise _mismatch(checkpoint, ValueError("the optimizer's variables do not match"))
     for variable, value in zip(variables, values, strict=True):
         variable.assign(value)
 
 
 def load_weights(checkpoint: Checkpoint, model: keras.Model) -> None:
-    """Load only the model's weights of ``checkpoint`` (its stage has ended)."""
-    model.load_weights(checkpoint.path / WEIGHTS)
+    """Load only the model's weights of ``checkpoint`` (its stage has ended).
+
+    Raises:
+        ZooError: as :func:`restore`.
+    """
+    try:
+        model.load_weights(checkpoint.path / WEIGHTS)
+    except OSError as exc:  # h5py cannot read the file
+        raise _damaged(checkpoint, WEIGHTS, exc) from exc
+    except ValueError as exc:
+        raise _mismatch(checkpoint, exc) from exc
+
+
+def _damaged(checkpoint: Checkpoint, name: str, exc: Exception) -> ZooError:
+    return ZooError(
+        f"the checkpoint {checkpoint.path} is damaged: its {name} cannot be read ({exc}).",
+        expected="a checkpoint as zoo wrote it",
+        fix=f"remove {checkpoint.path} to resume from an older checkpoint, if there is one; "
+        "or restore the run directory from a copy",
+    )
+
+
+def _mismatch(checkpoint: Checkpoint, exc: Exception) -> ZooError:
+    # Keras's message goes on to print the variable's values.
+    reason = " ".join(str(exc).split("Target variable:")[0].split())[:400].rstrip(". ")
+    return ZooError(
+        f"the checkpoint {checkpoint.path} does not fit the model built now: {reason}.",
+        expected="the same components, parameters and plugin versions as the interrupted run",
+        fix="reinstall the plugin versions the run used (metrics.json lists them), "
+        "or start a new run",
+    )
 
 
 class Resume:
@@ -259,23 +322,10 @@ class Resume:
         return self.assembled.head
 
 
-def _prune(folder: Path, keep: str) -> None:
-    """Remove older checkpoints and leftovers of interrupted writes."""
-    for path in folder.iterdir():
-        if path.is_dir() and path.name != keep and (path.name.startswith(("epoch-", ".epoch-"))):
-            shutil.rmtree(path, ignore_errors=True)
-
-
-def _fsync_tree(folder: Path) -> None:
-    for path in folder.iterdir():
-        with open(path, "rb") as f:
-            os.fsync(f.fileno())
-    _fsync_dir(folder)
-
-
-def _fsync_dir(folder: Path) -> None:
-    fd = os.open(folder, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
+def _prune(folder: Path) -> None:
+    """Remove all but the :data:`KEEP` newest checkpoints, and leftovers of
+    interrupted writes."""
+    for path in epoch_folders(folder)[KEEP:]:
+        shutil.rmtree(path, ignore_errors=True)
+    for path in folder.glob(".epoch-*"):
+        shutil.rmtree(path, ignore_errors=True)

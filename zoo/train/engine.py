@@ -22,10 +22,10 @@ from typing import TYPE_CHECKING, Any
 
 from zoo import _tf, data, runs, runtime, saving, scoring
 from zoo.components import Splits
-from zoo.errors import RunFailed, ZooError
+from zoo.errors import RunFailed, RunInterrupted
 from zoo.model import Assembled, build_model, build_splits, parameter_counts, summary_rows
 from zoo.runconfig import Resolved, check_classes
-from zoo.train import best, checkpoints, checks, store
+from zoo.train import best, checkpoints, checks, interrupts, store
 from zoo.train import features as feature_cache
 from zoo.train.callbacks import (
     Checkpointing,
@@ -39,6 +39,7 @@ from zoo.train.events import Callback, Events, RunEnd, RunStart, RunWarning, Sta
 from zoo.train.loop import predict_batches
 from zoo.train.monitor import Monitor
 from zoo.train.record import STAGE_PHASE, Record, Timer, file_sha256
+from zoo.train.resume import Reopened, reopen
 from zoo.train.schedules import ReduceOnPlateau
 from zoo.train.stages import Stages
 from zoo.train.trainer import Trainer
@@ -96,10 +97,12 @@ def run(
             (:class:`zoo.train.reporter.ConsoleReporter`).
 
     Raises:
-        ZooError: a user error (data missing, bad combination) before training starts.
+        ZooError: a user error (data missing, bad combination, a run directory that
+            cannot resume) before training starts.
         RunFailed: training stopped on a NaN loss; the run directory says so.
-        KeyboardInterrupt: Ctrl-C; finished epochs are saved and the run is resumable.
+        RunInterrupted: Ctrl-C; what is saved was reported, and the run is resumable.
     """
+    reopened = reopen(resume, resolved.config) if resume is not None else None
     _tf.load()
     import keras
 
@@ -113,7 +116,7 @@ def run(
             return RunResult(None, prepared.counts)
         splits = prepared.splits or _load_data(resolved, prepared.timer, shown)
         command = list(command or sys.argv)
-        opened = _open(prepared, output, resume, command)
+        opened = _open(prepared, output, reopened, command)
         return _Run(prepared, splits, opened).execute(command, [*callbacks, *shown.callbacks])
     finally:
         keras.mixed_precision.set_global_policy(previous_policy)
@@ -183,30 +186,21 @@ def _load_data(resolved: Resolved, timer: Timer, events: Events) -> Splits:
 
 @dataclass(frozen=True)
 class _Opened:
-    """The run directory (new, or reopened to resume), its checkpoint and record so far.
+    """The run directory: new, or reopened to resume (:mod:`zoo.train.resume`).
 
     Only the chief creates a directory; on the other workers ``run_dir`` is ``None``
     unless they resume.
     """
 
     run_dir: Path | None
-    resumed: bool = False
-    checkpoint: checkpoints.Checkpoint | None = None
-    previous: dict[str, Any] = field(default_factory=dict)
+    reopened: Reopened | None = None
 
 
-def _open(prepared: _Prepared, output: Path, resume: Path | None, command: list[str]) -> _Opened:
-    if resume is not None:
-        metrics = resume / runs.METRICS
-        previous = runs.read_json(metrics) if metrics.is_file() else {}
-        if previous.get("status") == "completed":
-            raise ZooError(
-                f"the run {resume} is already completed; there is nothing to resume.",
-                expected="a run that was interrupted or killed",
-                fix="start a new run with the same settings: zoo run --recipe ... or names",
-                got=str(resume),
-            )
-        return _Opened(resume, True, checkpoints.latest(resume), previous)
+def _open(
+    prepared: _Prepared, output: Path, reopened: Reopened | None, command: list[str]
+) -> _Opened:
+    if reopened is not None:
+        return _Opened(reopened.run_dir, reopened)
     if not prepared.placement.is_chief:
         return _Opened(None)
     config = prepared.resolved.config
@@ -223,18 +217,20 @@ class _Run:
         self.splits = splits
         self.opened = opened
         self.run_dir = opened.run_dir
-        self.checkpoint = opened.checkpoint
+        reopened = opened.reopened
+        self.checkpoint = reopened.checkpoint if reopened is not None else None
         #: Where files go: the run directory, on the chief only.
         self.writable = opened.run_dir if prepared.placement.is_chief else None
-        record = Record(self.writable, prepared.resolved, opened.previous, prepared.timer)
+        previous = reopened.previous if reopened is not None else {}
+        record = Record(self.writable, prepared.resolved, previous, prepared.timer)
         self.record = RunRecord(record)
         assembled = prepared.assembled
         config = prepared.resolved.config
         self.monitor = Monitor(config.monitor)
         self.keep_best: best.KeepBest | None = None
         if config.keep == "best":
-            previous = best.load(opened.run_dir) if opened.resumed and opened.run_dir else None
-            self.keep_best = best.KeepBest(self.monitor, assembled, self.writable, previous)
+            so_far = reopened.best if reopened is not None else None
+            self.keep_best = best.KeepBest(self.monitor, assembled, self.writable, so_far)
         self.backbone_digest: Callable[[], str] = functools.cache(
             lambda: feature_cache.weights_digest(assembled.backbone)
         )
@@ -253,42 +249,60 @@ class _Run:
             self._stages(trainer, stages, resume)
             if self.keep_best is not None:
                 self.keep_best.restore()
+            interrupts.point("test", trainer.epoch)
             test = self._test(trainer, stages, events)
             weights_sha256 = feature_cache.weights_digest(assembled.model)
+            interrupts.point("save", trainer.epoch)
             self._save_model()
         except KeyboardInterrupt:
-            message = f"interrupted after epoch {trainer.epoch}"
-            events.on_run_end(self._end("interrupted", trainer, message))
-            raise
+            end = self._interrupted(trainer)
+            events.on_run_end(end)
+            raise RunInterrupted(end.error or "interrupted") from None
         except BaseException as exc:
             message = str(exc) if isinstance(exc, RunFailed) else f"{type(exc).__name__}: {exc}"
-            events.on_run_end(self._end("failed", trainer, message))
+            events.on_run_end(self._end("failed", trainer.history, message))
             raise
         finally:
             stages.close()
             if self.keep_best is not None:
                 self.keep_best.close()
-        events.on_run_end(self._end("completed", trainer, None, test, weights_sha256))
+        events.on_run_end(self._end("completed", trainer.history, None, test, weights_sha256))
         return RunResult(self.run_dir, prepared.counts, self.record.record.data)
 
     def _end(
         self,
         status: runs.RunStatus,
-        trainer: Trainer,
-        error: str | None,
+        history: Sequence[dict[str, Any]],
+        error: str | None = None,
         test: dict[str, float] | None = None,
         weights_sha256: str | None = None,
+        lost: int | None = None,
     ) -> RunEnd:
-        history = (*trainer.history,)
-        kept = best.kept(self.prepared.resolved.config.keep, self.monitor, history)
-        return RunEnd(status, trainer.epoch, history, error, test, weights_sha256, kept)
+        since = self.keep_best.since if self.keep_best is not None else 1
+        kept = best.kept(self.prepared.resolved.config.keep, self.monitor, history, since)
+        return RunEnd(status, len(history), tuple(history), error, test, weights_sha256, kept, lost)
+
+    def _interrupted(self, trainer: Trainer) -> RunEnd:
+        """What Ctrl-C leaves: the epochs saved on disk (the checkpoint a resume takes),
+        and the one lost, if any."""
+        saved = trainer.epoch
+        if self.writable is not None:
+            newest = checkpoints.latest(self.writable)
+            saved = newest.epoch if newest is not None else 0
+        lost = trainer.in_progress if trainer.in_progress and trainer.in_progress > saved else None
+        history = [row for row in trainer.history if row["epoch"] <= saved]
+        where = f"{checkpoints.FOLDER}/{checkpoints.folder_name(saved)}"
+        return self._end("interrupted", history, interrupts.describe(saved, lost, where), lost=lost)
 
     def _warnings(self) -> list[RunWarning]:
-        """Setups that cannot learn, or not well (:mod:`zoo.train.checks`)."""
+        """What a resume found damaged (:mod:`zoo.train.resume`), then setups that cannot
+        learn, or not well (:mod:`zoo.train.checks`)."""
         prepared = self.prepared
         config = prepared.resolved.config
         steps = data.steps(self.splits.sizes.get("train"), config.batch_size)
-        return checks.warnings(prepared.resolved.backbone, prepared.assembled, config.epochs, steps)
+        found = self.opened.reopened.warnings if self.opened.reopened is not None else ()
+        backbone, assembled = prepared.resolved.backbone, prepared.assembled
+        return [*found, *checks.warnings(backbone, assembled, config.epochs, steps)]
 
     def _callbacks(self) -> list[Callback]:
         """zoo's own: stopping rules first, then what writes the run directory."""
@@ -337,7 +351,7 @@ class _Run:
             precision=prepared.precision,
             weights_file={"path": weights, "sha256": file_sha256(weights)} if weights else None,
             resumed_from=(self.checkpoint.epoch if self.checkpoint else 0)
-            if self.opened.resumed
+            if self.opened.reopened is not None
             else None,
             history=self.checkpoint.state.history if self.checkpoint else (),
         )

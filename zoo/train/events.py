@@ -150,7 +150,9 @@ class RunEnd:
     """How the run ended, after ``epoch`` epochs; ``test`` once it completed.
 
     ``kept`` says which epoch the saved model and the test metrics are
-    (:meth:`zoo.train.best.KeepBest.kept`).
+    (:meth:`zoo.train.best.KeepBest.kept`). An interrupted run's ``epoch`` and
+    ``history`` are what is saved; ``lost`` is the epoch that was training, if any, and
+    ``error`` says both (:func:`zoo.train.interrupts.describe`).
     """
 
     status: RunStatus
@@ -160,6 +162,7 @@ class RunEnd:
     test: Mapping[str, float] | None = None
     weights_sha256: str | None = None
     kept: Mapping[str, Any] | None = None
+    lost: int | None = None
 
 
 class Callback:

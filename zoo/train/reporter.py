@@ -125,10 +125,7 @@ class ConsoleReporter(Callback):
     def on_run_end(self, end: RunEnd) -> None:
         self._stop_progress()
         if end.status == "interrupted" and self.run_dir is not None:
-            console.warning(
-                f"interrupted; epochs 1-{end.epoch} are saved. Resume with: "
-                f"zoo run --resume {self.run_dir}"
-            )
+            console.warning(f"{end.error}. Resume with: zoo run --resume {self.run_dir}")
         if end.status == "completed":
             self._results(end)
 
@@ -165,7 +162,12 @@ def _kept_line(kept: Mapping[str, Any]) -> str:
     metrics are that epoch's``."""
     monitor, value, best = kept["monitor"], kept["value"], kept["best_epoch"]
     which = f"epoch {kept['epoch']} of {kept['of_epochs']}"
-    if kept["keep"] == "best":
+    since = kept.get("since", 1)
+    if kept["keep"] == "best" and since > 1:  # the earlier best epoch's weights were lost
+        text = (
+            f"kept {which}: the best {monitor} of epochs {since}-{kept['of_epochs']} ({value:.4f})"
+        )
+    elif kept["keep"] == "best":
         text = f"kept {which}: the best {monitor} ({value:.4f})"
     else:
         text = f"kept the last epoch, {which}"

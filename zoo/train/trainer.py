@@ -2,7 +2,8 @@
 
 It knows nothing of files, screens or stopping rules: each epoch it trains, evaluates,
 asks the callbacks whether the stage should stop, adds the epoch to the history and
-announces it (:mod:`zoo.train.events`). Checkpoints, metrics.json, TensorBoard, early
+announces it (:mod:`zoo.train.events`), holding a Ctrl-C until the callbacks have saved
+it (:mod:`zoo.train.interrupts`). Checkpoints, metrics.json, TensorBoard, early
 stopping, the NaN stop and the progress display are callbacks.
 """
 
@@ -11,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
+from zoo.train import interrupts
 from zoo.train.events import EpochEnd, EpochStart, Events, Row, StagePlan, StageStart
 from zoo.train.loop import Loop
 
@@ -45,6 +47,8 @@ class Trainer:
         self.placement = placement
         self.events = events
         self.history: list[Row] = list(history)
+        #: The epoch training now, until it is saved (over all stages).
+        self.in_progress: int | None = None
 
     @property
     def epoch(self) -> int:
@@ -60,16 +64,23 @@ class Trainer:
         self.events.on_stage_begin(StageStart(plan, start, previous))
         stopped = None
         for stage_epoch in range(start + 1, plan.epochs + 1):
-            self.events.on_epoch_begin(EpochStart(plan.stage, stage_epoch, self.epoch + 1))
+            epoch = self.in_progress = self.epoch + 1
+            self.events.on_epoch_begin(EpochStart(plan.stage, stage_epoch, epoch))
+            interrupts.point("epoch.begin", epoch)
             rate = _learning_rate(plan.optimizer)
             logs = loop.train_epoch(plan.train_batches(self.epoch), self.events.on_train_batch_end)
+            interrupts.point("epoch.validate", epoch)
             logs.update({f"val_{k}": v for k, v in loop.evaluate(plan.val_batches()).items()})
             stopped = self.events.should_stop(plan.stage, logs)
-            row = {"epoch": self.epoch + 1, "stage": plan.stage, **logs, "learning_rate": rate}
-            self.history.append(row)
+            interrupts.point("epoch.end", epoch)
             done = stopped is not None or stage_epoch == plan.epochs
-            end = EpochEnd(plan.stage, stage_epoch, self.epoch, logs, done, tuple(self.history))
-            self.events.on_epoch_end(end)
+            # Saved whole: a Ctrl-C while the callbacks save the epoch waits for them.
+            with interrupts.deferred():
+                row = {"epoch": epoch, "stage": plan.stage, **logs, "learning_rate": rate}
+                self.history.append(row)
+                end = EpochEnd(plan.stage, stage_epoch, epoch, logs, done, tuple(self.history))
+                self.events.on_epoch_end(end)
+                self.in_progress = None
             if stopped is not None:
                 break
         self.events.on_stage_end(plan.stage, stopped)

@@ -1,0 +1,157 @@
+"""What components need before they work offline: their declared downloads, resolved.
+
+``zoo list`` asks :func:`needs` of every component with its defaults; ``zoo fetch``
+asks it of the components a command line names (datasets, backbones, heads, or the
+three of a recipe) with the recipe's and ``--set`` values. Nothing here imports
+TensorFlow or touches the network: declarations are called, files are ``stat``-ed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from zoo.components import KINDS, Component
+from zoo.downloads import IN_PLACE, Download, FileState, problems, state
+from zoo.errors import ZooError, closest, describe_error, one_of
+from zoo.params import resolve
+from zoo.registry import Entry, Registry
+from zoo.runconfig import parse_assignment
+
+#: A component's readiness offline: everything it declares is in place (or it
+#: declares nothing), something is missing, or its declaration cannot tell.
+Readiness = Literal["ready", "missing", "unknown"]
+
+
+@dataclass(frozen=True)
+class Target:
+    """A component to make ready, with the values a recipe or ``--set`` gives it.
+
+    ``overrides`` are recorded in bundles, so the machine installing one resolves the
+    same parameters on top of its own defaults.
+    """
+
+    entry: Entry[Component]
+    overrides: Mapping[str, Any] = field(default_factory=dict)
+
+    @property
+    def label(self) -> str:
+        return f"{self.entry.kind} {self.entry.qualified_name}"
+
+
+@dataclass(frozen=True)
+class Needs:
+    """What ``target`` downloads, or why its declaration cannot say."""
+
+    target: Target
+    downloads: tuple[Download, ...] = ()
+    error: ZooError | None = None
+
+    def states(self) -> list[tuple[Download, FileState]]:
+        return [(d, state(d)) for d in self.downloads]
+
+    @property
+    def readiness(self) -> Readiness:
+        if self.error is not None:
+            return "unknown"
+        return "ready" if all(s in IN_PLACE for _, s in self.states()) else "missing"
+
+    def summary(self) -> dict[str, Any]:
+        """Readiness as plain data: ``zoo list --json``'s ``offline`` field."""
+        return summarise([self])
+
+
+def summarise(found: Sequence[Needs], error: ZooError | None = None) -> dict[str, Any]:
+    """The readiness of components together (a recipe's three), as plain data.
+
+    ``error``: why the components could not even be named (a recipe's unknown backbone).
+    """
+    errors = [error] if error else [n.error for n in found if n.error is not None]
+    missing = [d for n in found for d, s in n.states() if s not in IN_PLACE]
+    sizes = [d.size for d in missing]
+    status: Readiness = "unknown" if errors else "missing" if missing else "ready"
+    return {
+        "status": status,
+        "ready": None if errors else not missing,
+        "files": sum(len(n.downloads) for n in found),
+        "missing": [d.name for d in missing],
+        "missing_bytes": None if None in sizes else sum(s for s in sizes if s is not None),
+        "reason": errors[0].what if errors else None,
+    }
+
+
+def needs(target: Target) -> Needs:
+    """Call ``target``'s declaration with its resolved parameters; never raises."""
+    entry = target.entry
+    declare = entry.component.downloads
+    if declare is None:
+        return Needs(target)
+    layers = [(entry.meta.source or "registry.toml", entry.meta.defaults)]
+    layers.append(("the recipe or --set", target.overrides))
+    try:
+        declared = declare(resolve(entry.kind, entry.name, entry.params, layers))
+    except ZooError as exc:
+        return Needs(target, error=exc)
+    except Exception as exc:
+        return Needs(target, error=_broken(target, f"raised {describe_error(exc)}"))
+    wrong = problems(declared)
+    if wrong:
+        return Needs(target, error=_broken(target, "; ".join(wrong)))
+    return Needs(target, tuple(declared))
+
+
+def targets(registry: Registry, names: Sequence[str], sets: Sequence[str] = ()) -> list[Target]:
+    """The components ``names`` stand for: component names, or recipes (their three).
+
+    Raises:
+        ZooError: a name is neither a component nor a recipe, is ambiguous, or a
+            ``--set`` is malformed.
+    """
+    overrides: dict[str, dict[str, Any]] = {kind: {} for kind in KINDS}
+    for text in sets:
+        kind, param, value = parse_assignment(text)
+        overrides[kind][param] = value
+    found: list[Target] = []
+    for name in names:
+        for kind, entry, given in _named(registry, name):
+            target = Target(entry, {**given, **overrides[kind]})
+            if target not in found:
+                found.append(target)
+    return found
+
+
+def _named(registry: Registry, name: str) -> list[tuple[str, Entry[Component], Mapping[str, Any]]]:
+    recipes = registry.recipes()
+    plugin, _, short = name.rpartition(":")
+    kinds = [
+        kind
+        for kind in KINDS
+        if any(e.name == short and plugin in ("", e.plugin.name) for e in registry.entries(kind))
+    ]
+    if kinds:
+        return [(kind, registry.get(kind, name), {}) for kind in kinds]
+    if name in recipes:
+        recipe = recipes[name]
+        chosen = {"dataset": recipe.dataset, "backbone": recipe.backbone, "head": recipe.head}
+        return [
+            (kind, registry.get(kind, chosen[kind]), recipe.params.get(kind, {})) for kind in KINDS
+        ]
+    everything = {e.name for e in registry} | set(recipes)
+    hint = closest(short, everything)
+    raise ZooError(
+        f"there is no dataset, backbone, head or recipe named '{name}'.",
+        expected="names from `zoo list` (PLUGIN:NAME for a component works too)",
+        fix=(f"did you mean {one_of(hint)}? " if hint else "") + "`zoo list` shows them all.",
+        got=name,
+    )
+
+
+def _broken(target: Target, detail: str) -> ZooError:
+    plugin = target.entry.plugin
+    return ZooError(
+        f"{target.label}: its downloads declaration breaks zoo's contract: {detail}",
+        expected="a list of zoo.Download (docs/plugins.md, Downloads)",
+        fix=f"report it to the plugin's authors ({plugin.provider}); zoo.testing.check_plugin "
+        "finds it",
+    )

@@ -1,0 +1,179 @@
+"""Reopening a run directory to resume it: what is intact, what is damaged, what happens.
+
+``zoo run --resume RUN`` checks the directory before TensorFlow loads, so a run that
+cannot continue says so at once, and one that can says what it found (warnings, shown
+and kept in metrics.json). ``config.json`` is read first, by the command.
+
+- ``metrics.json`` says ``completed``: nothing to resume. Damaged, or missing although
+  a checkpoint exists: the history comes from the checkpoint; the record of earlier
+  sessions (timings, resumes, warnings) is lost.
+- ``checkpoints/``: the newest intact checkpoint is the one resumed from. Newer ones
+  found damaged are named with what is wrong, and their epochs run again. None intact
+  although epochs were recorded: the run cannot resume, and the message names each
+  damaged checkpoint, or the missing folder. ``latest.json`` missing or damaged: a
+  note; zoo finds checkpoints by their folder names.
+- ``best/`` (``--keep best``): damaged or missing although a checkpoint exists: the best
+  epoch so far is lost, and the checkpoint's epoch counts as the best so far
+  (:mod:`zoo.train.best`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from zoo import runs
+from zoo.errors import ZooError
+from zoo.runconfig import RunConfig
+from zoo.train import best, checkpoints
+from zoo.train.checkpoints import Checkpoint, Damaged
+from zoo.train.events import RunWarning
+
+
+@dataclass(frozen=True)
+class Reopened:
+    """A run directory to resume: where it continues from, and what was found damaged.
+
+    Args:
+        run_dir: The run directory.
+        checkpoint: The newest intact checkpoint; ``None`` before the first epoch ended.
+        best: The best epoch so far (``--keep best``).
+        previous: metrics.json as the interrupted run left it (empty if unreadable).
+        warnings: What was damaged, and what the resume does about it.
+    """
+
+    run_dir: Path
+    checkpoint: Checkpoint | None
+    best: best.Best | None
+    previous: dict[str, Any]
+    warnings: tuple[RunWarning, ...] = ()
+
+
+def reopen(run_dir: Path, config: RunConfig) -> Reopened:
+    """Check ``run_dir`` for resuming with ``config`` (its own, from config.json).
+
+    Raises:
+        ZooError: the run completed, or it recorded epochs but has no intact checkpoint.
+    """
+    record = runs.read_run(run_dir)
+    if record.status == "completed":
+        raise ZooError(
+            f"the run {run_dir} is already completed; there is nothing to resume.",
+            expected="a run that was interrupted or killed",
+            fix="start a new run with the same settings: zoo run --recipe ... or names",
+            got=str(run_dir),
+        )
+    checkpoint, damaged = checkpoints.find(run_dir)
+    if checkpoint is None and (damaged or record.history):
+        raise _cannot_resume(record, damaged)
+    warnings = [
+        *_record_lost(record, checkpoint),
+        *_fell_back(run_dir, damaged, checkpoint),
+        *_pointer(run_dir, checkpoint),
+    ]
+    kept = None
+    if config.keep == "best" and checkpoint is not None:
+        kept, lost = _best_so_far(run_dir, checkpoint, config.monitor)
+        warnings += lost
+    return Reopened(run_dir, checkpoint, kept, dict(record.metrics), tuple(warnings))
+
+
+def _cannot_resume(record: runs.RunRecord, damaged: list[Damaged]) -> ZooError:
+    folder = record.path / checkpoints.FOLDER
+    if damaged:
+        found = "; ".join(f"{d.path.name}: {d.problem}" for d in damaged)
+        what = f"every checkpoint in {folder} is damaged ({found})"
+        restore = f"restore {folder} from a copy of the run directory"
+    else:
+        epochs = len(record.history)
+        what = f"it recorded {epochs} epoch{'s' * (epochs != 1)} but {folder} holds no checkpoint"
+        restore = f"put {folder} back (was it moved?)"
+    command = " ".join(record.config.get("command") or ["zoo", "run", "..."])
+    return ZooError(
+        f"the run {record.path} cannot be resumed: {what}.",
+        expected=f"an intact checkpoint in {folder}",
+        fix=f"{restore}; or train it again from the first epoch: {command}",
+        got=str(record.path),
+    )
+
+
+def _record_lost(record: runs.RunRecord, checkpoint: Checkpoint | None) -> list[RunWarning]:
+    note = record.damage_note(runs.METRICS)
+    if note is None and (checkpoint is None or (record.path / runs.METRICS).exists()):
+        return []
+    note = note or f"{record.path / runs.METRICS} is missing"
+    history = (
+        f"its history is read from {checkpoint.path.name}"
+        if checkpoint
+        else "no checkpoint: the run starts from its first epoch"
+    )
+    return [
+        RunWarning(
+            "metrics_lost",
+            f"{note}. It is written anew ({history}); the record of earlier sessions "
+            "(timings, resumes, warnings) is lost.",
+            "none needed to continue; to keep that record, restore metrics.json from a copy "
+            "of the run directory before resuming",
+        )
+    ]
+
+
+def _fell_back(
+    run_dir: Path, damaged: list[Damaged], checkpoint: Checkpoint | None
+) -> list[RunWarning]:
+    if not damaged or checkpoint is None:
+        return []
+    newest = int(damaged[0].path.name.removeprefix("epoch-"))
+    again = checkpoint.epoch + 1
+    epochs = f"epoch {again} runs" if newest == again else f"epochs {again}-{newest} run"
+    found = "; ".join(f"{d.path} is damaged: {d.problem}" for d in damaged)
+    return [
+        RunWarning(
+            "checkpoint_damaged",
+            f"{found}. Resuming from the older {checkpoint.path.name} instead, so {epochs} again.",
+            "none needed: a damaged checkpoint is replaced when its epoch is saved again",
+        )
+    ]
+
+
+def _pointer(run_dir: Path, checkpoint: Checkpoint | None) -> list[RunWarning]:
+    if checkpoint is None:
+        return []
+    _, problem = runs.json_problem(run_dir / checkpoints.FOLDER / checkpoints.LATEST)
+    if problem is None:
+        return []
+    return [
+        RunWarning(
+            "checkpoint_pointer",
+            f"{run_dir / checkpoints.FOLDER / checkpoints.LATEST} {problem}; zoo finds "
+            f"checkpoints by their folders and resumes from {checkpoint.path.name}.",
+            "none needed: it is written again after the next epoch",
+        )
+    ]
+
+
+def _best_so_far(
+    run_dir: Path, checkpoint: Checkpoint, monitor: str
+) -> tuple[best.Best | None, list[RunWarning]]:
+    """The best epoch kept so far; if ``best/`` is damaged, the checkpoint's epoch."""
+    found, problem = best.inspect(run_dir)
+    if found is not None:
+        return found, []
+    state = checkpoint.state
+    row = next((r for r in state.history if r.get("epoch") == state.epoch), {})
+    value = row.get(monitor)
+    seed = None
+    if isinstance(value, int | float):
+        seed = best.Best(
+            state.epoch, state.stage, monitor, value, state.weights, checkpoint.path, state.epoch
+        )
+    problem = problem or f"{best.FOLDER}/ is missing"
+    warning = RunWarning(
+        "best_lost",
+        f"{run_dir}/{problem}. The best epoch so far cannot be restored: the run keeps the "
+        f"best of epoch {state.epoch} (its checkpoint) and the epochs after it.",
+        "none needed to continue; to choose from every epoch, restore best/ from a copy of "
+        "the run directory before resuming",
+    )
+    return seed, [warning]
