@@ -7,7 +7,7 @@ What a later process finds may still be damaged (a truncated copy, a full disk, 
 (:func:`describe_files`), and :func:`files_problem` checks them before anything is
 loaded: hashing costs about a second per GB, next to the minutes an epoch of a model
 that large takes. The feature cache records a CRC-32 instead (``{"bytes", "crc32"}``,
-computed as its files are written, checked at about 2 GB/s), because its entries are
+computed as its files are written, checked at about 2.7 GB/s), because its entries are
 read again by every run that uses them.
 """
 
