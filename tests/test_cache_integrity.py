@@ -110,32 +110,36 @@ def run_dirs(root: Path) -> list[Path]:
     return sorted(p for p in (root / "runs").iterdir() if p.is_dir())
 
 
-@pytest.mark.parametrize(
-    ("point", "what"),
-    [
+def test_a_full_disk_names_the_path_and_the_space_and_the_run_resumes(
+    zoo_cli, isolated: Path, monkeypatch: pytest.MonkeyPatch
+):
+    """The disk fills while extracting; then, resumed, at the checkpoint; then at the model.
+    Each time: exit 2 naming the path and the space, nothing partial; the last resume, a
+    new process, completes the run."""
+    cache = Path(os.environ["ZOO_CACHE_DIR"]) / "features"
+    run_dir: Path | None = None
+    for point, what in [
         ("features", "writing the cached features to /"),
         ("checkpoint", "writing the checkpoint of epoch 1 to runs/"),
         ("model", "writing the model to runs/"),
-    ],
-)
-def test_a_full_disk_names_the_path_and_the_space_and_the_run_resumes(
-    zoo_cli, isolated: Path, monkeypatch: pytest.MonkeyPatch, point: str, what: str
-):
-    monkeypatch.setenv("ZOO_TEST_ENOSPC", point)
+    ]:
+        monkeypatch.setenv("ZOO_TEST_ENOSPC", point)
+        resume = ["run", "--resume", str(run_dir), "--json"] if run_dir else FROZEN_RUN
+        full = zoo_cli(*resume)
+        (absolute,) = run_dirs(isolated)
+        run_dir = absolute.relative_to(isolated)
 
-    full = zoo_cli(*FROZEN_RUN)
+        message = " ".join(full.stderr.split())  # rich wraps long lines
+        assert full.exit_code == 2, full.stderr
+        assert f"the disk is full: {what}" in message
+        assert "nothing partial was kept" in message and " free for it; " in message
+        assert f"then resume the run: zoo run --resume {run_dir}" in message
+        assert not [p for p in cache.iterdir() if p.name.startswith(".")]  # no half entry
+        assert not list(run_dir.glob("checkpoints/.*"))  # nor half a checkpoint
     monkeypatch.delenv("ZOO_TEST_ENOSPC")
-    (run_dir,) = run_dirs(isolated)
+
     resumed = run_zoo("run", "--resume", str(run_dir), "--json")
 
-    message = " ".join(full.stderr.split())  # rich wraps long lines
-    assert full.exit_code == 2, full.stderr
-    assert f"the disk is full: {what}" in message
-    assert "nothing partial was kept" in message and " free for it; " in message
-    assert f"then resume the run: zoo run --resume {run_dir.relative_to(isolated)}" in message
-    cache = Path(os.environ["ZOO_CACHE_DIR"]) / "features"
-    assert not [p for p in cache.iterdir() if p.name.startswith(".")]  # no half entry
-    assert not list(run_dir.glob("checkpoints/.*"))  # nor half a checkpoint
     assert resumed.exit_code == 0, resumed.stderr
     assert resumed.json()["status"] == "completed"
     assert (run_dir / "model.keras").is_file()
