@@ -56,7 +56,7 @@ def into_caches(wanted: Sequence[Needs], dry_run: bool = False) -> list[dict[str
     """
     rows = []
     for needs_one, d, found in _files(wanted):
-        if dry_run:
+        if dry_run or found == "prepared":  # prepared: what it is made into is there
             rows.append(_row(needs_one.target, d, found, d.path, None))
             continue
         damaged = _set_aside_if_damaged(needs_one.target, d, found)
