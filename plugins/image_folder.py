@@ -15,7 +15,8 @@ take a minute or less), so unreadable ones (empty, truncated, not what their nam
 are skipped and named before the first epoch, and the split sizes are exact. The
 verdicts are cached per folder in ``$ZOO_CACHE_DIR`` (default ``~/.cache/zoo``), keyed
 by each file's size and modification time; the next run decodes only new or changed
-files.
+files. The cache carries the SHA-256 of its verdicts: a damaged one is said in one line
+and every image is checked again.
 
 The splits tell zoo their per-class counts and, for validation and test (which keep
 their order), the file of each example, so a run's evaluation names the misclassified
@@ -246,7 +247,9 @@ def _key(root: Path, path: Path) -> str:
     return path.relative_to(root).as_posix()
 
 
-# The cache of decoding verdicts: {"decoder": ..., "files": {key: [size, mtime_ns, reason]}}
+# The cache of decoding verdicts: {"decoder": ..., "root": ..., "files": {key: [size,
+# mtime_ns, reason]}, "sha256": of the files' JSON}. A cache that does not read or whose
+# SHA-256 differs is damaged: said in one line, and every image is checked again.
 
 
 def _unreadable(root: Path, paths: Sequence[Path], decoder: str) -> dict[Path, str]:
@@ -294,11 +297,27 @@ def _stamp(path: Path) -> list[int] | None:
 def _read_cache(path: Path, decoder: str) -> dict[str, list[Any]]:
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
+    except FileNotFoundError:
         return {}
+    except (OSError, ValueError) as exc:
+        return _damaged(path, f"it does not read: {exc}")
     if not isinstance(data, dict) or data.get("decoder") != decoder:
-        return {}
-    return data.get("files") or {}
+        return {}  # another decoder's verdicts: outdated, not damaged
+    files = data.get("files")
+    if not isinstance(files, dict) or data.get("sha256") != _digest(files):
+        return _damaged(path, "its SHA-256 differs from when it was written")
+    return files
+
+
+def _damaged(path: Path, problem: str) -> dict[str, list[Any]]:
+    from zoo import console
+
+    console.warning(f"the image checks cached in {path} were damaged ({problem}): checked again.")
+    return {}
+
+
+def _digest(files: Mapping[str, Any]) -> str:
+    return hashlib.sha256(json.dumps(files, sort_keys=True).encode()).hexdigest()
 
 
 def _write_cache(path: Path, data: dict[str, Any]) -> None:
@@ -306,6 +325,7 @@ def _write_cache(path: Path, data: dict[str, Any]) -> None:
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         temporary = path.with_suffix(f".{os.getpid()}.tmp")
+        data = {**data, "sha256": _digest(data["files"])}
         temporary.write_text(json.dumps(data), encoding="utf-8")
         os.replace(temporary, path)
     except OSError:

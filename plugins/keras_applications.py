@@ -11,8 +11,9 @@ The ``weights`` parameter is ``imagenet``, ``none`` (random) or the path of a we
 file (``.h5``, ``.weights.h5`` or ``.keras``). For ``imagenet`` and a path alike, the
 model is built exactly as Keras builds it for ImageNet weights (EfficientNet adds a
 rescaling layer then), and Keras's request for its weights file is answered by zoo
-(:func:`zoo.weights.fetch`): from the Keras cache when the file is there, whatever its
-hash, else downloaded; offline, an error says which file to put where. Each backbone
+(:func:`zoo.weights.fetch`): from the Keras cache when the file is there and intact,
+else downloaded (a damaged copy moved aside to ``NAME.damaged`` first); offline, an
+error says which file to put where. Each backbone
 declares that file, its URL and Keras's MD5 (:func:`downloads`) for ``zoo fetch`` and
 ``zoo list``.
 """

@@ -17,7 +17,10 @@ Presets come from the KerasHub cache (kagglehub's, ``$KAGGLEHUB_CACHE``, default
 ``~/.cache/kagglehub``), downloaded when missing. Offline, a preset that is not there
 fails at once (exit 2) naming the cache folder to fill and the local-directory way out.
 For ``zoo fetch`` each preset declares the three files zoo reads (:data:`READS`), laid
-out as kagglehub lays them out, with its completion markers.
+out as kagglehub lays them out, with its completion markers. Before KerasHub reads them
+from the cache, zoo checks them (:func:`zoo.weights.set_aside_if_damaged`: the size and
+SHA-256 zoo recorded when it stored or first met each file, since Kaggle publishes
+none); a damaged file is moved aside with a warning, and KerasHub downloads it again.
 
 Token sequences: ViT, DeiT, DINOv2 and CLIP give ``[batch, tokens, c]`` with a class
 token first, which they declare (``token_pooling="class_token"``) for heads set to
@@ -31,13 +34,13 @@ from __future__ import annotations
 
 import difflib
 import importlib.util
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import zoo
-from zoo import caches
+from zoo import caches, weights
 
 from .keras_hub_presets import CURATED
 
@@ -87,8 +90,11 @@ def build(image_shape: tuple[int, int, int], params: Mapping[str, Any]) -> zoo.B
     import keras_hub as hub
 
     where = locate(params["preset"])
-    encoder = _image_model(_fetch(where, hub.models.Backbone), where)
-    converter = _fetch(where, hub.layers.ImageConverter)
+    cached = _cached(where)
+    damaged = _check(cached, where)
+    encoder = _image_model(_fetch(where, hub.models.Backbone, damaged), where)
+    converter = _fetch(where, hub.layers.ImageConverter, damaged)
+    _check(cached, where)  # records what KerasHub just downloaded, so later damage shows
     if converter is None:  # a timm preset without its preprocessing configuration
         raise zoo.ZooError(
             f"the KerasHub preset '{where.value}' has no image converter, so zoo cannot "
@@ -143,7 +149,24 @@ def locate(value: str) -> Where:
     )
 
 
-def _fetch(where: Where, kind: Any) -> Any:
+def _cached(where: Where) -> list[zoo.Download]:
+    """The files of ``where`` in kagglehub's cache that zoo can name without KerasHub."""
+    if where.handle is None:
+        return []  # a local directory: the user's own files
+    try:
+        return downloads({"preset": where.handle})
+    except zoo.ZooError:
+        return []  # a Hugging Face or unversioned handle: left to its library's cache
+
+
+def _check(cached: Sequence[zoo.Download], where: Where) -> list[weights.SetAside]:
+    """Check the cached files before KerasHub reads them; move damaged ones aside."""
+    purpose = f"a file of the KerasHub preset '{where.value}'"
+    moved = [weights.set_aside_if_damaged(d, purpose) for d in cached]
+    return [m for m in moved if m is not None]
+
+
+def _fetch(where: Where, kind: Any, damaged: Sequence[weights.SetAside] = ()) -> Any:
     """``kind.from_preset(...)``: from the directory, the cache, or downloaded.
 
     Raises:
@@ -156,7 +179,7 @@ def _fetch(where: Where, kind: Any) -> Any:
             raise _does_not_load(where, exc) from exc
         failure = download_failure(exc)
         if failure is not None:
-            raise not_downloaded(where, failure) from exc
+            raise not_downloaded(where, failure, damaged) from exc
         raise
 
 
@@ -198,17 +221,20 @@ def cache_of(handle: str) -> Cache:
     return Cache(root, root / "models" / rest, "KAGGLEHUB_CACHE")
 
 
-def not_downloaded(where: Where, failure: BaseException) -> zoo.ZooError:
-    """Offline: the preset is not in the cache; say which folder to fill, and how."""
+def not_downloaded(
+    where: Where, failure: BaseException, damaged: Sequence[weights.SetAside] = ()
+) -> zoo.ZooError:
+    """Offline: the preset is not in the cache (or was damaged); say what to fill, and how."""
     handle = where.handle or where.preset
     cache = cache_of(handle)
     detail = (str(failure).strip().splitlines() or [""])[0]
     page = ""
     if handle.startswith("kaggle://"):
         page = f" (https://www.kaggle.com/models/{handle.removeprefix('kaggle://')})"
+    before = "".join(f"; before that, {moved}" for moved in damaged)
     return zoo.ZooError(
         f"the KerasHub preset '{where.value}' is not in the KerasHub cache and could not "
-        f"be downloaded: {type(failure).__name__}: {detail}",
+        f"be downloaded: {type(failure).__name__}: {detail}{before}",
         expected=f"the preset's files in {cache.folder} (the KerasHub cache; "
         f"${cache.variable} moves it), or a local preset directory",
         fix=f"on a machine with internet, write a bundle with zoo fetch keras_hub --set "

@@ -459,3 +459,54 @@ def mirror_plugin(base: str, published: Mapping[str, tuple[int | None, str | Non
     Each file lands in ``$MIRROR_CACHE`` with a completion marker, as kagglehub's do.
     """
     return MIRROR_PLUGIN.format(base=base, published=dict(published))
+
+
+def bn_cnn_plugin(trainable: bool) -> str:
+    """Source of a plugin with ``bn_cnn``: conv1, bn1 (momentum 0.9), relu1, conv2, bn2
+    (momentum 0.99), trainable by default when ``trainable``."""
+    return f"""
+import zoo
+
+def build(image_shape, params):
+    import keras
+    layers = keras.layers
+    model = keras.Sequential(
+        [
+            keras.Input(image_shape),
+            layers.Conv2D(4, 3, name="conv1"),
+            layers.BatchNormalization(momentum=0.9, name="bn1"),
+            layers.ReLU(name="relu1"),
+            layers.Conv2D(4, 3, name="conv2"),
+            layers.BatchNormalization(name="bn2"),
+        ],
+        name="bn_cnn",
+    )
+    model.trainable = params["trainable"]
+    return zoo.BuiltBackbone(model=model, preprocessing="unit")
+
+@zoo.hookimpl
+def register_backbones(register):
+    register(zoo.Backbone(
+        name="bn_cnn",
+        description="Two convolutions with batch normalization",
+        params=[zoo.Param("trainable", bool, {trainable})],
+        build=build,
+        min_image_size=8,
+    ))
+"""
+
+
+def interrupt_after_epoch(monkeypatch: Any, epoch: int) -> None:
+    """Stop a run in this process as if Ctrl-C came right after the checkpoint of ``epoch``
+    (``monkeypatch``: pytest's fixture, or one of its contexts)."""
+    from zoo.train import checkpoints
+
+    save = checkpoints.save
+
+    def save_then_interrupt(run_dir: Path, state: Any, *args: Any, **kwargs: Any) -> Any:
+        written = save(run_dir, state, *args, **kwargs)
+        if state.epoch == epoch:
+            raise KeyboardInterrupt
+        return written
+
+    monkeypatch.setattr(checkpoints, "save", save_then_interrupt)

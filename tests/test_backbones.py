@@ -16,10 +16,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from helpers import offline_env, run_zoo, unreachable_proxy
+from helpers import corrupt, offline_env, run_zoo, truncate, unreachable_proxy
 
 import zoo
-from zoo import weights
+from zoo import stored, weights
 
 REGISTRY = zoo.load_registry(zoo.LoadOptions(builtins_only=True))
 APPS = {
@@ -233,8 +233,11 @@ def test_every_family_member_asks_zoo_for_its_imagenet_file(
     assert asked == declared
 
 
-def test_a_cached_file_with_another_hash_is_used_and_never_deleted(offline: Path, capsys):
-    """Keras would re-download it and, offline, delete it; zoo loads it and warns."""
+def test_a_cached_file_with_another_hash_is_set_aside_never_deleted(
+    offline: Path, isolated: Path, capsys
+):
+    """Keras would re-download it and, offline, delete it; zoo moves it aside, says where,
+    and the user can still load it as a path."""
     import h5py
     import keras
     from keras.src.legacy.saving.legacy_h5_format import save_weights_to_hdf5_group
@@ -250,16 +253,24 @@ def test_a_cached_file_with_another_hash_is_used_and_never_deleted(offline: Path
         save_weights_to_hdf5_group(f, mine)
     digest = weights.sha256(cached)
 
-    assembled = build(app.name, 32)
+    with pytest.raises(zoo.ZooError) as error:
+        build(app.name, 32)
 
-    assert assembled.weights_file == str(cached)
-    assert weights.sha256(cached) == digest
-    for expected, loaded in zip(written, assembled.backbone.weights, strict=True):
-        np.testing.assert_array_equal(loaded.numpy(), expected)
-    assert "does not have the hash Keras publishes" in capsys.readouterr().err
+    aside = offline / f"{app.weights_file}.damaged"
+    assert f"Before that, the cached {cached} was damaged (its MD5 is " in error.value.what
+    assert f"and moved to {aside}." in error.value.what
+    assert f"rename it to {app.weights_file} in another folder" in error.value.fix
+    assert weights.sha256(aside) == digest and not cached.exists()
+    (warning,) = [line for line in capsys.readouterr().err.splitlines() if "warning" in line]
+    assert warning.endswith("; downloading it again")
+    (isolated / "mine").mkdir()
+    kept = aside.rename(isolated / "mine" / app.weights_file)
+    loaded = build(app.name, 32, weights=str(kept)).backbone
+    for expected, got in zip(written, loaded.weights, strict=True):
+        np.testing.assert_array_equal(got.numpy(), expected)
 
 
-def test_a_damaged_cached_file_is_a_clear_error_and_is_kept(zoo_cli, offline: Path):
+def test_a_damaged_cached_file_is_set_aside_and_offline_exit_2_says_so(zoo_cli, offline: Path):
     cached = offline / APPS["vgg16"].weights_file
     cached.parent.mkdir(parents=True)
     cached.write_bytes(b"half a download")
@@ -267,9 +278,10 @@ def test_a_damaged_cached_file_is_a_clear_error_and_is_kept(zoo_cli, offline: Pa
     result = zoo_cli("run", "shapes", "vgg16", "gap_sigmoid", "--dry-run", "--image-size", "32")
 
     assert result.exit_code == 2
-    assert f"vgg16: the weights in {cached} do not load into VGG16" in result.stderr
-    assert "delete a damaged file from the Keras cache" in result.stderr
-    assert cached.read_bytes() == b"half a download"
+    said = " ".join(result.stderr.split())
+    assert "Could not download the ImageNet weights of backbone 'vgg16'" in said
+    assert f"moved to {cached}.damaged" in said and "zoo fetch --from DIR" in said
+    assert Path(f"{cached}.damaged").read_bytes() == b"half a download"
 
 
 def test_weights_from_a_path_load_exactly(isolated: Path):
@@ -338,15 +350,22 @@ def test_the_keras_cache_follows_keras_home(monkeypatch: pytest.MonkeyPatch, iso
     assert weights.keras_cache().parent.name == ".keras"
 
 
-def test_fetch_uses_a_cached_file_without_downloading(offline: Path, capsys):
+def test_fetch_uses_a_cached_file_and_hashes_it_once(
+    offline: Path, capsys, monkeypatch: pytest.MonkeyPatch
+):
+    """The first use hashes the file and records it; later uses compare ``stat`` alone."""
     cached = offline / "w.h5"
     cached.parent.mkdir(parents=True)
     cached.write_bytes(b"weights")
+    md5 = hashlib.md5(b"weights").hexdigest()
 
-    got = weights.fetch("w.h5", "https://example.invalid/w.h5", hashlib.md5(b"weights").hexdigest())
+    got = weights.fetch("w.h5", "https://example.invalid/w.h5", md5)
+    monkeypatch.setattr(stored, "_hashes", None)  # a second hash would fail
+    again = weights.fetch("w.h5", "https://example.invalid/w.h5", md5)
 
-    assert got == cached
+    assert got == again == cached
     assert capsys.readouterr().err == ""
+    assert stored.recorded(cached).sha256 == hashlib.sha256(b"weights").hexdigest()
 
 
 def test_fetch_downloads_into_the_cache_under_a_temporary_name(offline: Path, isolated: Path):
@@ -359,7 +378,43 @@ def test_fetch_downloads_into_the_cache_under_a_temporary_name(offline: Path, is
     )
 
     assert got == offline / "w.h5" and got.read_bytes() == b"weights"
-    assert sorted(p.name for p in offline.iterdir()) == ["w.h5"]
+    assert sorted(p.name for p in offline.iterdir()) == [".w.h5.zoo.json", "w.h5"]
+
+
+DAMAGE = {
+    "truncated": truncate,
+    "garbled": corrupt,
+    "missing": Path.unlink,
+    "record garbled": lambda path: stored.sidecar(path).write_text("{"),
+    "record missing": lambda path: stored.sidecar(path).unlink(),
+}
+
+
+@pytest.mark.parametrize("published", [True, False], ids=["md5", "no-hash"])
+@pytest.mark.parametrize("damage", DAMAGE)
+def test_fetch_heals_a_damaged_cached_file(
+    offline: Path, isolated: Path, capsys, damage: str, published: bool
+):
+    """Damage to the file is set aside and downloaded again; damage to zoo's record only
+    costs a hash. Without a published hash, the SHA-256 recorded at download tells."""
+    origin = isolated / "published.bin"
+    origin.write_bytes(b"the weights, as published" * 40)
+    md5 = hashlib.md5(origin.read_bytes()).hexdigest() if published else None
+    cached = weights.fetch("w.h5", origin.as_uri(), md5)
+    DAMAGE[damage](cached)
+    capsys.readouterr()
+
+    assert weights.fetch("w.h5", origin.as_uri(), md5) == cached
+
+    assert cached.read_bytes() == origin.read_bytes()
+    warnings = [line for line in capsys.readouterr().err.splitlines() if "warning" in line]
+    if damage in ("truncated", "garbled"):
+        (warning,) = warnings
+        assert f"warning: the cached {cached} was damaged (" in warning
+        assert Path(f"{cached}.damaged").exists()
+    else:
+        assert warnings == [] and not Path(f"{cached}.damaged").exists()
+    assert stored.recorded(cached).sha256 == hashlib.sha256(origin.read_bytes()).hexdigest()
 
 
 def test_fetch_keeps_nothing_when_the_download_has_the_wrong_hash(offline: Path, isolated: Path):

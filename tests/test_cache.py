@@ -15,7 +15,7 @@ import pytest
 from helpers import TINY_RUN, run_zoo, write
 
 from zoo import runtime
-from zoo.train import store
+from zoo.train import features, store
 
 FROZEN_RUN = ["run", "shapes", "small_cnn", "gap_sigmoid", *TINY_RUN]
 FROZEN_RUN += ["--set", "backbone.trainable=false", "--runtime", "tensorflow", "--json"]
@@ -42,10 +42,10 @@ def entry(folder: Path, key: str, count: int, hours_ago: float, split: str = "tr
     """A cache entry of ``count`` 4-float features, last used ``hours_ago``."""
     path = folder / key
     path.mkdir(parents=True)
-    np.zeros((count, 4), "float32").tofile(path / store.FEATURES)
-    np.zeros(count, "int32").tofile(path / store.LABELS)
+    batch = (np.zeros((count, 4), "float32"), np.zeros(count, "int32"))
+    meta = features.extract_to(path, [batch])
     about = {"dataset": "shapes", "backbone": "small_cnn", "split": split, "image_size": 32}
-    meta = {"format": 1, "count": count, "shape": [4], "views": None, "about": about}
+    meta |= {"format": features.FORMAT, "about": about}
     (path / store.META).write_text(json.dumps(meta))
     used = time.time() - hours_ago * 3600
     (path / store.LOCK).touch()
@@ -161,14 +161,14 @@ def test_a_damaged_entry_is_listed_as_such_and_extracted_again(zoo_cli, folder):
     auto = [*FROZEN_RUN, "--runtime", "openvino" if runtime.installed() else "tensorflow"]
     metrics = zoo_cli(*auto).json()
     train = folder / metrics["feature_cache"]["train"]["key"]
-    with open(train / store.FEATURES, "r+b") as features:
-        features.truncate(10)
+    with open(train / store.FEATURES, "r+b") as f:
+        f.truncate(10)
 
     listed = run_zoo("cache", "list", "--json").json()["entries"]
     again = zoo_cli(*auto).json()
 
     damaged = {e["key"]: e.get("damaged") for e in listed}
-    assert "features.f32 holds 10 bytes" in damaged[train.name]
+    assert damaged[train.name] == "features.f32 is truncated (10 of 8,192 bytes)"
     assert again["feature_cache"]["train"] == {"key": train.name, "source": "extracted"}
     assert again["runtime"] == metrics["runtime"]
     assert again["history"] == metrics["history"]

@@ -3,35 +3,11 @@
 from __future__ import annotations
 
 import pytest
-from helpers import TINY_RUN, write
+from helpers import TINY_RUN, bn_cnn_plugin, write
 
 from zoo.train import checks
 
-#: Two convolutions with BatchNormalization, trainable unless told otherwise.
-BN_PLUGIN = """
-import zoo
-
-def build(image_shape, params):
-    import keras
-    layers = keras.layers
-    model = keras.Sequential(
-        [keras.Input(image_shape), layers.Conv2D(4, 3), layers.BatchNormalization(momentum=0.9),
-         layers.ReLU(), layers.Conv2D(4, 3), layers.BatchNormalization()],
-        name="bn_cnn",
-    )
-    model.trainable = params["trainable"]
-    return zoo.BuiltBackbone(model=model, preprocessing="unit")
-
-@zoo.hookimpl
-def register_backbones(register):
-    register(zoo.Backbone(
-        name="bn_cnn",
-        description="Two convolutions with batch normalization",
-        params=[zoo.Param("trainable", bool, True)],
-        build=build,
-        min_image_size=8,
-    ))
-"""
+BN_PLUGIN = bn_cnn_plugin(trainable=True)
 
 
 def run(zoo_cli, backbone: str, *args: str) -> tuple[dict, str]:

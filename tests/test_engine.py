@@ -7,7 +7,7 @@ import os
 from pathlib import Path
 
 import pytest
-from helpers import TINY_RUN, write
+from helpers import TINY_RUN, bn_cnn_plugin, write
 
 import zoo
 from zoo.plugins import load_registry
@@ -15,36 +15,7 @@ from zoo.plugins import load_registry
 RUN = ["run", "shapes", "small_cnn", "gap_sigmoid", *TINY_RUN, "--json"]
 FROZEN = ["--set", "backbone.trainable=false"]
 
-BN_PLUGIN = """
-import zoo
-
-def build(image_shape, params):
-    import keras
-    layers = keras.layers
-    model = keras.Sequential(
-        [
-            keras.Input(image_shape),
-            layers.Conv2D(4, 3, name="conv1"),
-            layers.BatchNormalization(name="bn1"),
-            layers.ReLU(name="relu1"),
-            layers.Conv2D(4, 3, name="conv2"),
-            layers.BatchNormalization(name="bn2"),
-        ],
-        name="bn_cnn",
-    )
-    model.trainable = params["trainable"]
-    return zoo.BuiltBackbone(model=model, preprocessing="unit")
-
-@zoo.hookimpl
-def register_backbones(register):
-    register(zoo.Backbone(
-        name="bn_cnn",
-        description="Two convolutions with batch normalization",
-        params=[zoo.Param("trainable", bool, False)],
-        build=build,
-        min_image_size=8,
-    ))
-"""
+BN_PLUGIN = bn_cnn_plugin(trainable=False)
 
 
 @pytest.fixture

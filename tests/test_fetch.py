@@ -15,7 +15,17 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from helpers import Served, http_server, mirror_plugin, offline_env, run_zoo, write
+from helpers import (
+    Served,
+    closed_port,
+    corrupt,
+    http_server,
+    mirror_plugin,
+    offline_env,
+    run_zoo,
+    truncate,
+    write,
+)
 
 import zoo
 import zoo.testing
@@ -72,7 +82,8 @@ def test_a_download_lands_in_its_cache_checked_and_marked(zoo_cli, mirror: Mirro
     (row,) = result.json()
     assert row["status"] == "fetched" and row["sha256"] == SHA and row["bytes"] == len(GOOD)
     assert (mirror.cache / "good.bin").read_bytes() == GOOD
-    assert mirror.files() == [".done/good.bin", "good.bin"]  # no .part file left
+    # zoo's record of what it stored, and no .part file left
+    assert mirror.files() == [".done/good.bin", ".good.bin.zoo.json", "good.bin"]
     assert "downloading good.bin: 3.1 kB" in result.stderr
 
 
@@ -122,19 +133,100 @@ def test_dry_run_lists_what_is_missing_and_what_is_present(zoo_cli, mirror: Mirr
     assert mirror.files() == [".done/good.bin", "good.bin"]
 
 
-def test_a_cached_file_that_does_not_match_is_reported_and_kept(zoo_cli, mirror: Mirror):
-    damaged = GOOD[:-1] + b"!"  # the right size: only its hash tells
-    write(mirror.cache / ".done" / "good.bin", "")
-    (mirror.cache / "good.bin").write_bytes(damaged)
+DAMAGE = {"truncated": truncate, "garbled": corrupt}
 
-    result = zoo_cli("fetch", "mirrored")
+
+@pytest.mark.parametrize("damage", DAMAGE)
+@pytest.mark.parametrize(
+    ("file", "found"),
+    [
+        ("good.bin", "its SHA-256 is {sha}; the one published is " + SHA),
+        (
+            "plain.bin",
+            "its SHA-256 is {sha}; zoo stored one with " + hashlib.sha256(PLAIN).hexdigest(),
+        ),
+    ],
+    ids=["published", "recorded"],
+)
+def test_a_damaged_cached_file_is_set_aside_and_fetched_again(
+    zoo_cli, mirror: Mirror, file: str, found: str, damage: str
+):
+    """Checked against the published size and hash, or else the SHA-256 zoo recorded."""
+    assert zoo_cli("fetch", "mirrored", "--set", f"backbone.file={file}").exit_code == 0
+    cached = mirror.cache / file
+    good = cached.read_bytes()
+    DAMAGE[damage](cached)
+    damaged = cached.read_bytes()
+
+    result = zoo_cli("fetch", "mirrored", "--set", f"backbone.file={file}", "--json")
+
+    assert result.exit_code == 0, result.stderr
+    assert result.json()[0]["status"] == "fetched"
+    assert cached.read_bytes() == good
+    assert (mirror.cache / f"{file}.damaged").read_bytes() == damaged  # kept, never deleted
+    (warning,) = [line for line in result.stderr.splitlines() if "warning" in line]
+    reason = (
+        f"it has {len(damaged):,} bytes; "
+        + (f"good.bin has {len(good):,}" if file == "good.bin" else f"zoo stored {len(good):,}")
+        if damage == "truncated"
+        else found.format(sha=hashlib.sha256(damaged).hexdigest())
+    )
+    assert f"warning: the cached {cached} was damaged ({reason}) and moved to {cached}.damaged" in (
+        warning
+    )
+
+
+@pytest.mark.parametrize("lost", ["the file", "zoo's record", "the marker"])
+def test_a_missing_file_or_record_is_fetched_or_checked_again_without_a_warning(
+    zoo_cli, mirror: Mirror, lost: str
+):
+    assert zoo_cli("fetch", "mirrored").exit_code == 0
+    path = {
+        "the file": "good.bin",
+        "zoo's record": ".good.bin.zoo.json",
+        "the marker": ".done/good.bin",
+    }[lost]
+    (mirror.cache / path).unlink()
+
+    result = zoo_cli("fetch", "mirrored", "--json")
+
+    assert result.exit_code == 0, result.stderr
+    assert "warning" not in result.stderr
+    assert result.json()[0]["status"] == ("fetched" if lost == "the file" else "present")
+    assert (mirror.cache / "good.bin").read_bytes() == GOOD
+    assert mirror.files() == [".done/good.bin", ".good.bin.zoo.json", "good.bin"]
+
+
+def test_offline_a_damaged_cached_file_is_exit_2_naming_where_it_went(
+    zoo_cli, mirror: Mirror, isolated: Path
+):
+    """Written by one process, damaged, then checked by the real zoo with the server gone."""
+    assert (
+        run_zoo(
+            "fetch", "mirrored", cwd=isolated, env={"MIRROR_CACHE": str(mirror.cache)}
+        ).exit_code
+        == 0
+    )
+    cached = mirror.cache / "good.bin"
+    truncate(cached)
+    write(isolated / "mirror.py", mirror_plugin(f"http://127.0.0.1:{closed_port()}", PUBLISHED))
+
+    result = run_zoo("fetch", "mirrored", cwd=isolated, env={"MIRROR_CACHE": str(mirror.cache)})
 
     assert result.exit_code == 2
-    assert f"{mirror.cache / 'good.bin'} is not the file backbone mirror:mirrored needs" in (
-        result.stderr
+    said = " ".join(result.stderr.split())
+    assert (
+        "error: could not download good.bin for backbone mirror:mirrored: Connection refused."
+        in said
     )
-    assert "zoo never deletes or replaces a file" in result.stderr
-    assert (mirror.cache / "good.bin").read_bytes() == damaged
+    damage = "it has 1,536 bytes; good.bin has 3,072"
+    assert (
+        f"Before that, the cached {cached} was damaged ({damage}) and moved to {cached}.damaged"
+        in (said)
+    )
+    assert "zoo fetch --from DIR" in said and f"put the file at {cached} yourself" in said
+    assert "Traceback" not in result.stderr
+    assert not cached.exists() and (mirror.cache / "good.bin.damaged").stat().st_size == 1536
 
 
 def test_unknown_names_suggest_components_and_recipes(zoo_cli, mirror: Mirror):
@@ -302,6 +394,11 @@ def test_a_keras_hub_preset_travels_in_a_bundle_and_loads_offline(
     monkeypatch.setenv("KAGGLEHUB_CACHE", str(isolated / "b"))
 
     assert zoo_cli("fetch", "--from", "bundle").exit_code == 0
+    weights = Path(next(r["path"] for r in dry if r["file"] == "model.weights.h5"))
+    corrupt(Path(str(weights).replace(str(isolated / "a"), str(isolated / "b"))))
+    healed = zoo_cli("fetch", "--from", "bundle", "--json")  # sets it aside, installs again
+    assert [r["status"] for r in healed.json()].count("installed") == 1, healed.stderr
+    assert "installing it from the bundle" in healed.stderr
 
     for row in dry:
         assert Cache().load_from_cache(handle, row["file"]) is not None  # kagglehub agrees
@@ -315,18 +412,22 @@ def test_a_keras_hub_preset_travels_in_a_bundle_and_loads_offline(
 def test_a_keras_weights_file_is_ready_by_stat_and_checked_by_fetch(
     zoo_cli, isolated: Path, monkeypatch: pytest.MonkeyPatch
 ):
-    """zoo list does not hash; zoo fetch compares Keras's MD5, and keeps the file."""
+    """zoo list does not hash; zoo fetch compares Keras's MD5 and sets a mismatch aside."""
     monkeypatch.setenv("KERAS_HOME", str(isolated / "keras"))
+    for name, value in offline_env().items():
+        monkeypatch.setenv(name, value)
     (row,) = zoo_cli("fetch", "resnet50", "--dry-run", "--json").json()
     assert row["checksum"] == "md5:4d473c1dd8becc155b73f8504c6f6626"
-    write(Path(row["path"]), "not the weights")
+    cached = Path(row["path"])
+    write(cached, "not the weights")
 
     listed = zoo_cli("list", "backbones", "--json")
     fetched = zoo_cli("fetch", "resnet50")
 
     assert offline_status(listed, "resnet50")["ready"] is True
     assert fetched.exit_code == 2 and "its MD5 is" in fetched.stderr
-    assert Path(row["path"]).read_text() == "not the weights"
+    assert Path(f"{cached}.damaged").read_text() == "not the weights"
+    assert not cached.exists()
 
 
 # The contract ----------------------------------------------------------------------------

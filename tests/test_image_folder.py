@@ -12,6 +12,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from helpers import run_zoo
 from PIL import Image
 from test_images import BAD, GOOD, write_images
 
@@ -205,3 +206,74 @@ def test_a_class_only_in_the_test_folder_is_a_clear_error(zoo_cli, isolated: Pat
     photos(isolated / "test" / "bird", 2, (0, 0, 255))
 
     assert "has class folders that" in error(zoo_cli, isolated)
+
+
+# The cache of verdicts heals --------------------------------------------------------------
+
+
+def change_a_verdict(path: Path) -> None:
+    """Mark a good file unreadable: valid JSON, which only the checksum tells from the truth."""
+    data = json.loads(path.read_text())
+    data["files"][sorted(data["files"])[0]][2] = "made up"
+    path.write_text(json.dumps(data))
+
+
+def cut_in_half(path: Path) -> None:
+    path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
+
+
+@pytest.mark.parametrize(
+    ("damage", "said"),
+    [
+        (cut_in_half, "it does not read: "),
+        (change_a_verdict, "its SHA-256 differs from when it was written"),
+        (Path.unlink, None),  # no cache is no damage: only a first run
+    ],
+)
+def test_a_damaged_verdict_cache_is_said_once_and_every_file_checked_again(
+    isolated: Path, monkeypatch: pytest.MonkeyPatch, capsys, damage, said
+):
+    photos(isolated / "data" / "a", 5, (255, 0, 0))
+    photos(isolated / "data" / "b", 5, (0, 0, 255))
+    (isolated / "data" / "b" / "empty.jpg").write_bytes(b"")
+    first = build(isolated / "data")
+    (cache,) = (isolated / ".zoo-cache" / "image_folder").iterdir()
+    damage(cache)
+    decoded: list[Path] = []
+    find_unreadable = images.find_unreadable
+    monkeypatch.setattr(
+        images, "find_unreadable", lambda p: decoded.extend(p) or find_unreadable(p)
+    )
+    capsys.readouterr()
+
+    again = build(isolated / "data")
+
+    warned = [line for line in capsys.readouterr().err.splitlines() if "image checks" in line]
+    assert len(decoded) == 11
+    assert again.skipped == first.skipped == 1
+    assert again.unreadable == first.unreadable
+    if said is None:
+        assert warned == []
+    else:
+        (line,) = warned
+        assert line.startswith(f"warning: the image checks cached in {cache} were damaged ({said}")
+
+
+def test_a_run_checks_again_what_a_previous_process_cached_and_another_damaged(
+    zoo_cli, isolated: Path
+):
+    photos(isolated / "data" / "a", 10, (255, 0, 0))
+    photos(isolated / "data" / "b", 10, (0, 0, 255))
+    (isolated / "data" / "b" / "empty.jpg").write_bytes(b"")
+    run = ["run", "image_folder", "small_cnn", "gap_sigmoid", *TINY_RUN]
+    run += ["--set", f"dataset.path={isolated / 'data'}"]
+    first = zoo_cli(*run).json()
+    (cache,) = (isolated / ".zoo-cache" / "image_folder").iterdir()
+    change_a_verdict(cache)
+
+    again = run_zoo(*run)
+
+    assert again.exit_code == 0, again.stderr
+    (line,) = [line for line in again.stderr.splitlines() if "image checks" in line]
+    assert line.startswith("warning: the image checks cached in")
+    assert again.json()["history"] == first["history"]

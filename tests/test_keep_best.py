@@ -13,6 +13,7 @@ import pytest
 from helpers import (
     TINY_RUN,
     corrupt,
+    interrupt_after_epoch,
     one_device,
     stage_plan,
     tiny_classifier,
@@ -253,21 +254,6 @@ def test_the_end_of_a_run_says_which_epoch_was_kept(zoo_cli):
         "the saved model and the test metrics are that epoch's"
     ) in result.stderr
     assert f"results (epoch {chosen['epoch']})" in result.stderr
-
-
-def interrupt_after_epoch(monkeypatch: pytest.MonkeyPatch, epoch: int) -> None:
-    """Stop the run as if Ctrl-C came right after the checkpoint of ``epoch``."""
-    from zoo.train import checkpoints
-
-    save = checkpoints.save
-
-    def save_then_interrupt(run_dir, state, *args, **kwargs):
-        written = save(run_dir, state, *args, **kwargs)
-        if state.epoch == epoch:
-            raise KeyboardInterrupt
-        return written
-
-    monkeypatch.setattr(checkpoints, "save", save_then_interrupt)
 
 
 #: A frozen backbone whose best epoch is in the head stage, then fine-tuned: the best

@@ -22,9 +22,11 @@ from helpers import (
     TINY_RUN,
     TWO_DEVICES,
     TinyPresets,
+    corrupt,
     fill_kerashub_cache,
     offline_env,
     run_zoo,
+    truncate,
 )
 
 import zoo
@@ -232,6 +234,29 @@ def test_zoo_declares_the_files_kerashub_reads_where_kagglehub_keeps_them(
     declared = entry.component.downloads(entry.defaults)
     assert {d.name for d in declared} == read
     assert {d.path for d in declared} == {folder / name for name in read}
+
+
+@pytest.mark.parametrize(
+    ("file", "damage"), [("model.weights.h5", corrupt), ("config.json", truncate)]
+)
+def test_a_damaged_cached_preset_file_is_set_aside_and_offline_named(
+    tiny_presets: TinyPresets, offline: Path, capsys, file: str, damage
+):
+    """Kaggle publishes no hashes: zoo records each file when it first meets it intact."""
+    folder = fill_kerashub_cache("resnet_50_imagenet", tiny_presets.resnet)
+    build("hub_resnet50", 32)  # the files' first use: recorded
+    damage(folder / file)
+    damaged = (folder / file).read_bytes()
+
+    with pytest.raises(zoo.ZooError) as error:
+        build("hub_resnet50", 32)
+
+    assert f"before that, the cached {folder / file} was damaged (" in error.value.what
+    assert f"moved to {folder / file}.damaged" in error.value.what
+    assert "zoo fetch --from DIR" in error.value.fix
+    assert (folder / f"{file}.damaged").read_bytes() == damaged
+    (warning,) = [line for line in capsys.readouterr().err.splitlines() if "warning" in line]
+    assert "a file of the KerasHub preset 'resnet_50_imagenet'); downloading it again" in warning
 
 
 def test_a_preset_not_in_the_cache_fails_at_once_naming_both_ways_out(isolated: Path):

@@ -9,7 +9,7 @@ import time
 from pathlib import Path
 
 import pytest
-from helpers import TINY_RUN, history_numbers, zoo_executable
+from helpers import TINY_RUN, history_numbers, interrupt_after_epoch, zoo_executable
 
 #: Long enough to be stopped part-way: 20 epochs of 40 small steps.
 SLOW_RUN = [
@@ -124,21 +124,6 @@ FROZEN_RUN = [
     "run", "shapes", "small_cnn", "gap_sigmoid", *TINY_RUN_3_EPOCHS,
     "--set", "backbone.trainable=false", "--json",
 ]  # fmt: skip
-
-
-def interrupt_after_epoch(monkeypatch: pytest.MonkeyPatch, epoch: int) -> None:
-    """Make the run stop as if Ctrl-C came right after the checkpoint of ``epoch``."""
-    from zoo.train import checkpoints
-
-    save = checkpoints.save
-
-    def save_then_interrupt(run_dir, state, *args, **kwargs):
-        written = save(run_dir, state, *args, **kwargs)
-        if state.epoch == epoch:
-            raise KeyboardInterrupt
-        return written
-
-    monkeypatch.setattr(checkpoints, "save", save_then_interrupt)
 
 
 def test_a_frozen_backbone_checkpoints_only_its_head_and_resumes_exactly(

@@ -8,6 +8,7 @@ warnings and status lines to stderr.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
@@ -83,7 +84,14 @@ def evaluation(report: Evaluation) -> None:
     if report.mistakes:
         console.out.print(_mistakes(report))
     if report.figure:
-        console.out.print(f"confusion matrix: {_escape(report.figure)}")
+        console.out.print(f"confusion matrix: {_escape(_shown(report.figure))}")
+
+
+def _shown(path: str) -> str:
+    """``path`` as short as it reads: relative to the working directory when under it
+    (a long absolute path would fold across the table's lines)."""
+    relative = os.path.relpath(path)
+    return path if relative.startswith("..") else relative
 
 
 def _confusion(report: Evaluation) -> Table:
@@ -116,7 +124,7 @@ def _mistakes(report: Evaluation) -> Table:
     for column in ("true class", "predicted", "probability", "p(true class)"):
         table.add_column(column, justify="right" if column.startswith("p") else "left")
     for m in shown:
-        example = m.file if m.file is not None else f"#{m.index}"
+        example = _shown(m.file) if m.file is not None else f"#{m.index}"
         probabilities = (f"{m.probability:.4f}", f"{m.true_probability:.4f}")
         table.add_row(_escape(example), _escape(m.true), _escape(m.predicted), *probabilities)
     return table

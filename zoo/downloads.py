@@ -23,7 +23,7 @@ from typing import Literal
 
 #: Where a declared file stands: ``present`` (in its cache), ``prepared`` (not needed:
 #: what it is made into is there, such as a dataset TFDS has prepared from it),
-#: ``missing``, ``wrong size`` (a partial or damaged copy; zoo never deletes it) or
+#: ``missing``, ``wrong size`` (a partial or damaged copy; zoo moves it aside, never deletes it) or
 #: ``incomplete`` (the file without its completion marker: its cache's owner, such as
 #: kagglehub, treats it as an unfinished download).
 FileState = Literal["present", "prepared", "missing", "wrong size", "incomplete"]

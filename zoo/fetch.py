@@ -4,8 +4,10 @@ Every file is written the same way, whether it comes from a URL or a bundle: to 
 temporary file beside its target (``.NAME.XXXX.part``), hashed while it is written,
 checked (the length the server announced, the declared size and hashes, a bundle's
 SHA-256), fsynced, and only then renamed to its name, so an interrupted or refused
-transfer leaves nothing a cache could take for the file. zoo never replaces or deletes
-a file that is already there: a copy that does not match is reported, and kept.
+transfer leaves nothing a cache could take for the file. A file written into its cache
+gets zoo's record of its size and SHA-256 beside it (:mod:`zoo.stored`), which later
+uses check it against. zoo never replaces or deletes a file that is already there: a
+damaged one is moved aside first (:func:`zoo.weights.set_aside_if_damaged`).
 
 A failed transfer raises :class:`Failed` with the reason in a phrase; callers turn it
 into a :class:`zoo.ZooError` that says what was being fetched and how to fix it.
@@ -25,7 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from zoo import console_downloads
+from zoo import console_downloads, stored
 from zoo._version import __version__
 from zoo.downloads import Download
 
@@ -82,21 +84,6 @@ def copy(d: Download, source: Path, target: Path, sha256: str | None = None) -> 
         return _write(target, _chunks(source), d, sha256, advance)
 
 
-def verify(d: Download, path: Path, sha256: str | None = None) -> Written:
-    """Hash the file at ``path`` and check it against ``d`` and ``sha256``.
-
-    Raises:
-        Failed: it is not the file declared.
-    """
-    hashes = _Hashes(d)
-    with console_downloads.transfer(f"checking {d.name}", path.stat().st_size) as advance:
-        for chunk in _chunks(path):
-            hashes.update(chunk)
-            advance(len(chunk))
-    hashes.check(d, sha256)
-    return Written(path, hashes.size, hashes.sha256.hexdigest())
-
-
 def _write(
     target: Path,
     chunks: Iterable[bytes],
@@ -126,6 +113,7 @@ def _write(
         raise
     _fsync_folder(target.parent)
     if target == d.path:
+        stored.record(target, hashes.sha256.hexdigest())
         mark(d)
     return Written(target, hashes.size, hashes.sha256.hexdigest())
 

@@ -9,7 +9,10 @@ into that machine's caches (its own declarations say where), verifying every fil
 Each function returns one row per file (plain data: ``--json`` prints it, the table
 shows it) and stops at the first failure with a :class:`zoo.ZooError` that says what,
 what was expected, and how to fix it. Files are moved by :mod:`zoo.fetch`, so nothing
-half-written is ever left under a file's name, and no existing file is replaced.
+half-written is ever left under a file's name, and no existing file is replaced: a
+cached file is checked in full (its size, the published hashes, and the SHA-256 zoo
+recorded when it stored it, :mod:`zoo.stored`), and a damaged one is moved aside to
+``NAME.damaged`` with a warning, then fetched again.
 """
 
 from __future__ import annotations
@@ -19,13 +22,14 @@ import os
 import shutil
 import tempfile
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from zoo import fetch
+from zoo import fetch, stored, weights
 from zoo._version import __version__
-from zoo.downloads import Download, FileState, state
+from zoo.downloads import Download, FileState
 from zoo.errors import ZooError
 from zoo.offline import Needs, Target, needs
 from zoo.registry import Registry
@@ -43,19 +47,23 @@ BUNDLE_HOWTO = (
 def into_caches(wanted: Sequence[Needs], dry_run: bool = False) -> list[dict[str, Any]]:
     """Download what is missing into the caches; check what is there. ``dry_run``: only look.
 
+    A cached file that is damaged (another size, no completion marker, other hashes than
+    published or than zoo recorded when it stored it) is moved aside, with a warning,
+    and downloaded again.
+
     Raises:
-        ZooError: a download failed, or a cached file is not the one declared (kept).
+        ZooError: a download failed (naming a damaged file that was moved aside).
     """
     rows = []
     for needs_one, d, found in _files(wanted):
-        status: str = found
-        written = None
-        if found in ("wrong size", "incomplete") and not dry_run:
-            raise _not_the_file(needs_one.target, d, d.path, f"it is {found}")
-        if found == "present" and not dry_run and (d.sha256 or d.md5):
-            written = _checked(needs_one.target, d, d.path, fetch.verify, d, d.path)
-        if found == "missing" and not dry_run:
-            written = _downloaded(needs_one.target, d, d.path)
+        if dry_run or found == "prepared":  # prepared: what it is made into is there
+            rows.append(_row(needs_one.target, d, found, d.path, None))
+            continue
+        damaged = _set_aside_if_damaged(needs_one.target, d, found)
+        written = _recorded(d)
+        status = "present"
+        if written is None:
+            written = _downloaded(needs_one.target, d, d.path, damaged)
             status = "fetched"
         rows.append(_row(needs_one.target, d, status, d.path, written))
     return rows
@@ -163,8 +171,8 @@ def _bundled(
     if earlier is not None:
         name = earlier["bundle_file"]
         written = fetch.Written(folder / name, earlier["bytes"], earlier["sha256"])
-    elif found == "present":
-        written = _checked(target, d, d.path, fetch.copy, d, d.path, folder / name)
+    elif found == "present" and _set_aside_if_damaged(target, d, found, "downloading it") is None:
+        written = _copied(target, d, folder / name)
     else:
         written = _downloaded(target, d, folder / name)
     rows.append({**_row(target, d, "bundled", written.path, written), "bundle_file": name})
@@ -178,36 +186,69 @@ def _bundled(
 
 
 def _installed(target: Target, d: Download, source: Path, record: dict[str, Any]) -> dict[str, Any]:
-    found = state(d)
-    if found == "wrong size":
-        raise _not_the_file(target, d, d.path, "it has another size than declared")
-    if found in ("present", "incomplete"):  # the same file, already here: keep it, mark it
-        written = _checked(target, d, d.path, fetch.verify, d, d.path, record["sha256"])
+    # A file declared without hashes is checked against the bundle's SHA-256.
+    expected = replace(d, sha256=d.sha256 or record["sha256"])
+    then = "installing it from the bundle"
+    damaged = weights.set_aside_if_damaged(expected, _purpose(target, d), thorough=True, then=then)
+    written = _recorded(d)
+    if written is not None:  # the same file, already here: keep it, mark it
         fetch.mark(d)
         return _row(target, d, "present", d.path, written)
     try:
         written = fetch.copy(d, source, d.path, record["sha256"])
     except fetch.Failed as exc:
-        raise _damaged(target, d, source, record, exc.reason) from exc
+        raise _damaged(target, d, source, record, exc.reason, damaged) from exc
     return _row(target, d, "installed", d.path, written)
 
 
-def _checked(
-    target: Target, d: Download, path: Path, action: Callable[..., fetch.Written], *args: Any
-) -> fetch.Written:
-    """``action(*args)``, a check of the file at ``path``; its failure named as such."""
+def _set_aside_if_damaged(
+    target: Target, d: Download, found: FileState, then: str = "downloading it again"
+) -> weights.SetAside | None:
+    """A cached file checked in full; a damaged one moved aside, with a warning.
+
+    A file without its completion marker is an unfinished download unless a hash says it
+    is whole; then only the marker is written.
+    """
+    purpose = _purpose(target, d)
+    if found == "incomplete" and not (d.sha256 or d.md5 or stored.recorded(d.path)):
+        return weights.set_aside(d, purpose, "it has no completion marker", then)
+    moved = weights.set_aside_if_damaged(d, purpose, thorough=True, then=then)
+    if moved is None and found == "incomplete":
+        fetch.mark(d)
+    return moved
+
+
+def _purpose(target: Target, d: Download) -> str:
+    return f"{d.name} for {target.label}"
+
+
+def _recorded(d: Download) -> fetch.Written | None:
+    """The intact file in place, as zoo recorded it; None when it is not there."""
+    known = stored.recorded(d.path) if d.path.is_file() else None
+    return fetch.Written(d.path, known.size, known.sha256) if known else None
+
+
+def _copied(target: Target, d: Download, path: Path) -> fetch.Written:
     try:
-        return action(*args)
+        return fetch.copy(d, d.path, path)
     except fetch.Failed as exc:
-        raise _not_the_file(target, d, path, exc.reason) from exc
+        raise ZooError(
+            f"could not copy {d.path} into the bundle for {target.label}: {exc.reason}.",
+            expected=f"{d.name} ({_described(d)}) and room for it in {path.parent}",
+            fix="free space there or name another folder with --to, then run zoo fetch again",
+            got=str(d.path),
+        ) from exc
 
 
-def _downloaded(target: Target, d: Download, path: Path) -> fetch.Written:
+def _downloaded(
+    target: Target, d: Download, path: Path, damaged: weights.SetAside | None = None
+) -> fetch.Written:
     try:
         return fetch.download(d, path)
     except fetch.Failed as exc:
+        before = f" Before that, {damaged}." if damaged else ""
         raise ZooError(
-            f"could not download {d.name} for {target.label}: {exc.reason}.",
+            f"could not download {d.name} for {target.label}: {exc.reason}.{before}",
             expected=f"{d.url} ({_described(d)})",
             fix="run zoo fetch again (nothing was kept); if it fails the same way, check the "
             "network (a proxy, https_proxy, may block or alter downloads) or tell the plugin's "
@@ -216,21 +257,18 @@ def _downloaded(target: Target, d: Download, path: Path) -> fetch.Written:
         ) from exc
 
 
-def _not_the_file(target: Target, d: Download, path: Path, reason: str) -> ZooError:
-    return ZooError(
-        f"{path} is not the file {target.label} needs: {reason}.",
-        expected=f"{d.name} as published ({_described(d)})",
-        fix="zoo never deletes or replaces a file: move it aside or delete it yourself, then "
-        "run zoo fetch again",
-        got=str(path),
-    )
-
-
 def _damaged(
-    target: Target, d: Download, source: Path, record: dict[str, Any], reason: str
+    target: Target,
+    d: Download,
+    source: Path,
+    record: dict[str, Any],
+    reason: str,
+    damaged: weights.SetAside | None,
 ) -> ZooError:
+    before = f" Before that, {damaged}." if damaged else ""
     return ZooError(
-        f"the bundle's copy of {d.name} for {target.label} is damaged or incomplete: {reason}.",
+        f"the bundle's copy of {d.name} for {target.label} is damaged or incomplete: "
+        f"{reason}.{before}",
         expected=f"{source} with {record['bytes']:,} bytes and SHA-256 {record['sha256']}",
         fix="copy the bundle folder again (a copy stopped part-way?), or write it again with "
         "zoo fetch NAME... --to DIR; nothing was installed for this file",

@@ -33,6 +33,7 @@ works the same without it.
 
 from __future__ import annotations
 
+import functools
 import importlib.util
 import warnings
 from collections.abc import Callable, Iterator
@@ -230,7 +231,7 @@ class OpenVinoModel:
             # Keras warns that the traced input is not named as the model's input.
             warnings.simplefilter("ignore")
             self._model = ov.convert_model(model, example_input=example)
-        self._core = ov.Core()
+        self._core = _core()
         native = "BF16" in self._core.get_property("CPU", "OPTIMIZATION_CAPABILITIES")
         #: The precision it runs in: bfloat16 only where the CPU computes it natively.
         self.precision = precision if precision == "float32" or native else "float32"
@@ -256,6 +257,21 @@ class OpenVinoModel:
             compiled = self._core.compile_model(shaped, "CPU", self._config)
             self._requests[size] = compiled.create_infer_request()
         return self._requests[size]
+
+
+@functools.cache
+def _core() -> Any:
+    """The process's one OpenVINO ``Core``, kept until the process ends.
+
+    OpenVINO's CPU plugin gives the thread that creates a ``Core`` its own signal stack
+    and puts the previous one back when that ``Core`` is destroyed. Two ``Core`` objects
+    destroyed in the order they were made leave the thread on a freed stack, and the
+    next signal it takes (a Ctrl-C) kills the process with a segmentation fault instead
+    of stopping the run cleanly. One ``Core``, never destroyed, cannot do that.
+    """
+    import openvino as ov
+
+    return ov.Core()
 
 
 def run_batches(runner: Runner, dataset: tf.data.Dataset) -> Iterator[tuple[Any, Any]]:

@@ -4,26 +4,52 @@ For plugin authors whose backbones load weights files. Cheap to import: nothing 
 imports Keras.
 
 :func:`fetch` differs from ``keras.utils.get_file`` in three ways that matter offline:
-a file already in the cache is always used and never deleted (Keras deletes a cached
-file whose hash does not match when the re-download fails, so a user's copy is lost);
-a download lands under a temporary name and is moved into place only when complete and
-verified (:mod:`zoo.fetch`, the code ``zoo fetch`` uses); and a failure is a
-:class:`zoo.ZooError` that says which file to put where.
+a cached file is checked before use (:mod:`zoo.stored`: its size, and a hash only when
+it changed since zoo recorded it) and a damaged one is moved aside to ``NAME.damaged``,
+never deleted (Keras deletes a cached file whose hash does not match when the
+re-download fails, so a user's copy is lost); a download lands under a temporary name
+and is moved into place only when complete and verified (:mod:`zoo.fetch`, the code
+``zoo fetch`` uses); and a failure is a :class:`zoo.ZooError` that says which file to
+put where. :func:`set_aside_if_damaged` is the check, for plugins whose library reads
+its own cache (KerasHub's presets).
 """
 
 from __future__ import annotations
 
 import hashlib
 import os
+from dataclasses import dataclass
 from pathlib import Path
 
-from zoo import console
+from zoo import console, stored
 from zoo.caches import keras_cache, keras_home
 from zoo.downloads import Download
 from zoo.errors import ZooError
 from zoo.fetch import Failed, download
 
-__all__ = ["fetch", "keras_cache", "keras_download", "keras_home", "matches_hash", "sha256"]
+__all__ = [
+    "SetAside",
+    "fetch",
+    "keras_cache",
+    "keras_download",
+    "keras_home",
+    "matches_hash",
+    "set_aside",
+    "set_aside_if_damaged",
+    "sha256",
+]
+
+
+@dataclass(frozen=True)
+class SetAside:
+    """A damaged cached file zoo moved aside: where it was, where it is, what was wrong."""
+
+    path: Path
+    aside: Path
+    problem: str
+
+    def __str__(self) -> str:
+        return f"the cached {self.path} was damaged ({self.problem}) and moved to {self.aside}"
 
 
 def sha256(path: str | os.PathLike[str]) -> str:
@@ -54,27 +80,53 @@ def fetch(
             ``resnet50_weights_tf_dim_ordering_tf_kernels_notop.h5``.
         origin: The URL it is downloaded from.
         file_hash: The MD5 or SHA-256 it should have, if known. A cached file that does
-            not match is still used (with a warning) and never deleted or replaced.
+            not match is moved aside to ``NAME.damaged`` (with a warning, never deleted)
+            and downloaded again.
         purpose: What the file is, for messages, e.g. "the ImageNet weights of
             backbone 'resnet50'".
 
     Raises:
-        ZooError: the file is not cached and cannot be downloaded (offline, a bad
-            hash, no space); the message names the file, the folder and the URL.
+        ZooError: the file is not cached (or was damaged) and cannot be downloaded
+            (offline, a bad hash, no space); the message names the file, the folder,
+            the URL and, when one was moved aside, where it went.
     """
-    target = keras_cache() / file_name
-    if target.is_file():
-        if file_hash and not matches_hash(target, file_hash):
-            console.warning(
-                f"{target} does not have the hash Keras publishes ({file_hash}); zoo uses "
-                "it as it is and never deletes it. Delete it to download a fresh copy."
-            )
-        return target
+    d = keras_download(file_name, origin, file_hash)
+    damaged = set_aside_if_damaged(d, purpose)
+    if d.path.is_file():
+        return d.path
     try:
-        download(keras_download(file_name, origin, file_hash))
+        download(d)
     except Failed as exc:
-        raise _not_fetched(target, origin, purpose, exc.reason) from exc
-    return target
+        raise _not_fetched(d.path, origin, purpose, exc.reason, damaged) from exc
+    return d.path
+
+
+def set_aside_if_damaged(
+    d: Download, purpose: str, *, thorough: bool = False, then: str = "downloading it again"
+) -> SetAside | None:
+    """Check ``d``'s cached file before use; move a damaged one aside, with one warning.
+
+    Intact is the declared size and hashes, or what zoo recorded when it stored the
+    file (:mod:`zoo.stored`); a missing file is no damage.
+
+    Args:
+        d: The declared file.
+        purpose: What it is, for the warning ("the ImageNet weights of backbone 'vgg16'").
+        thorough: Hash the file even when ``stat`` agrees with zoo's record.
+        then: What happens next, for the warning.
+
+    Returns:
+        What was moved aside, or None when the file is intact or missing.
+    """
+    problem = stored.damage(d, thorough=thorough)
+    return None if problem is None else set_aside(d, purpose, problem, then)
+
+
+def set_aside(d: Download, purpose: str, problem: str, then: str) -> SetAside:
+    """Move ``d``'s cached file aside as damaged by ``problem``, with one warning line."""
+    moved = SetAside(d.path, stored.set_aside(d), problem)
+    console.warning(f"{moved} ({purpose}); {then}")
+    return moved
 
 
 def keras_download(file_name: str, origin: str, file_hash: str | None = None) -> Download:
@@ -87,15 +139,24 @@ def keras_download(file_name: str, origin: str, file_hash: str | None = None) ->
     return Download(file_name, origin, keras_cache() / file_name, sha256=sha, md5=md5)
 
 
-def _not_fetched(target: Path, origin: str, purpose: str, reason: str) -> ZooError:
+def _not_fetched(
+    target: Path, origin: str, purpose: str, reason: str, damaged: SetAside | None
+) -> ZooError:
+    before = f" Before that, {damaged}." if damaged else ""
+    yours = (
+        f" (to use {damaged.aside} anyway, rename it to {target.name} in another folder "
+        "and pass that)"
+        if damaged
+        else ""
+    )
     return ZooError(
-        f"Could not download {purpose} ({target.name}): {reason}.",
+        f"Could not download {purpose} ({target.name}): {reason}.{before}",
         expected=f"{target.name} in the Keras cache, {target.parent}",
         fix=f"on a machine with internet access, download {origin} and copy it into "
         f"{target.parent}/ (or point KERAS_HOME at a folder whose models/ holds it; "
         "zoo fetch NAME --to DIR and zoo fetch --from DIR carry it for you); or pass "
-        "a local copy with --set backbone.weights=PATH; or start from random weights with "
-        "--set backbone.weights=none",
+        f"a local copy with --set backbone.weights=PATH{yours}; or start from random "
+        "weights with --set backbone.weights=none",
     )
 
 

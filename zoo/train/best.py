@@ -30,7 +30,7 @@ from typing import TYPE_CHECKING, Any
 from zoo import runs
 from zoo.runs import Stage
 from zoo.train import interrupts
-from zoo.train.checkpoints import WEIGHTS, Weights, folder_name
+from zoo.train.checkpoints import WEIGHTS, Weights, folder_name, variable_bytes
 from zoo.train.events import Callback, EpochEnd, Row, RunStart, StagePlan, StageStart
 from zoo.train.folders import describe_files, files_problem, write_folder
 from zoo.train.monitor import Monitor
@@ -180,7 +180,9 @@ class KeepBest(Callback):
             files = describe_files(partial, [WEIGHTS])
             runs.write_json(partial / STATE, {**best.to_json(), "files": files})
 
-        path = write_folder(self.folder, folder_name(best.epoch), write)
+        what = f"the best epoch's weights (epoch {best.epoch})"
+        needed = variable_bytes(self._model(best))
+        path = write_folder(self.folder, folder_name(best.epoch), write, what, needed)
         runs.write_json(self.folder / POINTER, {"epoch": best.epoch, "path": path.name})
         for old in self.folder.iterdir():
             if old.is_dir() and old != path:

@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING, Any, Literal
 from zoo import runs
 from zoo.errors import ZooError
 from zoo.runs import Stage
-from zoo.train import interrupts
+from zoo.train import interrupts, space
 from zoo.train.folders import describe_files, files_problem, write_folder
 
 if TYPE_CHECKING:
@@ -127,6 +127,7 @@ def save(
     def write(partial: Path) -> None:
         model.save_weights(partial / WEIGHTS)
         interrupts.point("checkpoint.weights", state.epoch)
+        space.point("checkpoint", partial / OPTIMIZER)
         with open(partial / OPTIMIZER, "wb") as f:
             np.savez(f, *[variable.numpy() for variable in optimizer.variables])
         files = describe_files(partial, (WEIGHTS, OPTIMIZER))
@@ -134,11 +135,19 @@ def save(
         interrupts.point("checkpoint.files", state.epoch)
 
     folder = run_dir / FOLDER
-    final = write_folder(folder, folder_name(state.epoch), write)
+    what = f"the checkpoint of epoch {state.epoch}"
+    needed = variable_bytes(model, optimizer)
+    final = write_folder(folder, folder_name(state.epoch), write, what, needed)
     interrupts.point("checkpoint.latest", state.epoch)
     runs.write_json(folder / LATEST, {"epoch": state.epoch, "path": final.name})
     _prune(folder)
     return Checkpoint(final, state)
+
+
+def variable_bytes(*holders: Any) -> Callable[[], int]:
+    """The bytes of the variables of ``holders`` (models, optimizers), and 64 KB for the
+    files' own structure: about what a checkpoint of them takes on disk."""
+    return lambda: sum(v.numpy().nbytes for h in holders for v in h.variables) + 65536
 
 
 @dataclass(frozen=True)

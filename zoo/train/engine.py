@@ -25,7 +25,7 @@ from zoo.components import Splits
 from zoo.errors import RunFailed, RunInterrupted
 from zoo.model import Assembled, build_model, build_splits, parameter_counts, summary_rows
 from zoo.runconfig import Resolved, check_classes
-from zoo.train import best, checkpoints, checks, interrupts, store
+from zoo.train import best, checkpoints, checks, interrupts, space, store
 from zoo.train import features as feature_cache
 from zoo.train.callbacks import (
     Checkpointing,
@@ -259,8 +259,12 @@ class _Run:
             events.on_run_end(end)
             raise RunInterrupted(end.error or "interrupted") from None
         except BaseException as exc:
+            rows: Sequence[dict[str, Any]] = trainer.history
+            if isinstance(exc, space.DiskFull) and self.run_dir is not None:
+                exc.resumable(self.run_dir)
+                rows = self._saved(trainer)[1]  # what a resume finds, as after Ctrl-C
             message = str(exc) if isinstance(exc, RunFailed) else f"{type(exc).__name__}: {exc}"
-            events.on_run_end(self._end("failed", trainer.history, message))
+            events.on_run_end(self._end("failed", rows, message))
             raise
         finally:
             stages.close()
@@ -285,14 +289,18 @@ class _Run:
     def _interrupted(self, trainer: Trainer) -> RunEnd:
         """What Ctrl-C leaves: the epochs saved on disk (the checkpoint a resume takes),
         and the one lost, if any."""
+        saved, history = self._saved(trainer)
+        lost = trainer.in_progress if trainer.in_progress and trainer.in_progress > saved else None
+        where = f"{checkpoints.FOLDER}/{checkpoints.folder_name(saved)}"
+        return self._end("interrupted", history, interrupts.describe(saved, lost, where), lost=lost)
+
+    def _saved(self, trainer: Trainer) -> tuple[int, list[dict[str, Any]]]:
+        """The epochs saved on disk (the checkpoint a resume takes), and their history."""
         saved = trainer.epoch
         if self.writable is not None:
             newest = checkpoints.latest(self.writable)
             saved = newest.epoch if newest is not None else 0
-        lost = trainer.in_progress if trainer.in_progress and trainer.in_progress > saved else None
-        history = [row for row in trainer.history if row["epoch"] <= saved]
-        where = f"{checkpoints.FOLDER}/{checkpoints.folder_name(saved)}"
-        return self._end("interrupted", history, interrupts.describe(saved, lost, where), lost=lost)
+        return saved, [row for row in trainer.history if row["epoch"] <= saved]
 
     def _warnings(self) -> list[RunWarning]:
         """What a resume found damaged (:mod:`zoo.train.resume`), then setups that cannot
@@ -382,10 +390,10 @@ class _Run:
         """Save the trained model (backbone + head, preprocessing included, and the
         manifest that reloads it anywhere, :mod:`zoo.saving`): chief only."""
         if self.writable is not None:
-            with self.prepared.timer.phase("save"):
+            path, assembled = self.writable / runs.MODEL, self.prepared.assembled
+            needed = checkpoints.variable_bytes(assembled.model)
+            with self.prepared.timer.phase("save"), space.writing("the model", path, needed):
+                space.point("model", path)
                 saving.save_trained(
-                    self.writable / runs.MODEL,
-                    self.prepared.assembled,
-                    self.prepared.resolved,
-                    self.splits.class_names,
+                    path, assembled, self.prepared.resolved, self.splits.class_names
                 )

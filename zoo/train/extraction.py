@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 from zoo import data, runtime
 from zoo.train import features as feature_cache
 from zoo.train import store
+from zoo.train.events import RunWarning
 from zoo.train.loop import predict_batches
 
 if TYPE_CHECKING:
@@ -143,9 +144,15 @@ class FeatureSource:
             # Only the chief keeps features; the other workers' go when the run ends.
             persistent = directory if context.placement.is_chief else None
             self.cache = feature_cache.FeatureCache(
-                persistent, context.cache_memory, context.cache_max
+                persistent, context.cache_memory, context.cache_max, self._damaged
             )
         return self.cache
+
+    def _damaged(self, folder: Path, problem: str) -> None:
+        """Say, in one line, that a damaged entry was removed and is extracted again."""
+        message = f"cached features {folder} were damaged ({problem}): removed, extracted again."
+        fix = "nothing to do; if it recurs, check the disk that holds the cache"
+        self.context.events.on_warning(RunWarning("damaged_cache", message, fix))
 
     def _split(self, split: str) -> _Split:
         if split != "train" or self.augmentation is None:
@@ -178,7 +185,10 @@ class FeatureSource:
             predicted = predict_batches(self.model, context.placement, images)
         else:
             predicted = runtime.run_batches(self.runner, images)
-        meta = feature_cache.extract_to(folder, predicted, events.on_extract_step, asked.views)
+        total = context.splits.sizes.get(asked.split)
+        meta = feature_cache.extract_to(
+            folder, predicted, events.on_extract_step, asked.views, total
+        )
         events.on_extract_end(asked.shown)
         return meta
 

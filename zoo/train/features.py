@@ -23,20 +23,21 @@ import json
 import os
 import shutil
 import tempfile
+import zlib
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, BinaryIO
 
-from zoo.errors import ZooError
-from zoo.train import store
+from zoo.train import space, store
 
 if TYPE_CHECKING:
     import keras
     import numpy as np
     import tensorflow as tf
 
-FORMAT = 1
+#: Part of every key: 2 added the files' sizes and CRC-32s to meta.json.
+FORMAT = 2
 DEFAULT_MEMORY_BUDGET = 2 * 1024**3
 
 
@@ -140,6 +141,8 @@ class FeatureCache:
         max_size: Bytes the directory may hold: after writing an entry, the least
             recently used ones not in use are removed until the rest fit
             (``None``: no limit).
+        warn: Told ``(folder, problem)`` of a damaged entry it removed before
+            extracting it again.
     """
 
     def __init__(
@@ -147,18 +150,23 @@ class FeatureCache:
         directory: Path | None,
         memory_budget: int = DEFAULT_MEMORY_BUDGET,
         max_size: int | None = None,
+        warn: Callable[[Path, str], None] | None = None,
     ) -> None:
         self.memory_budget = memory_budget
         self.max_size = max_size
         self.directory = directory or Path(tempfile.mkdtemp(prefix="zoo-features-"))
         self._temporary = None if directory is not None else self.directory
+        self.warn = warn
         self._in_memory = 0
         self._leases: list[store.Lease] = []
+        self._private: list[Path] = []
 
     def close(self) -> None:
         for lease in self._leases:
             lease.release()
         self._leases.clear()
+        for folder in self._private:
+            shutil.rmtree(folder, ignore_errors=True)
         if self._temporary is not None:
             shutil.rmtree(self._temporary, ignore_errors=True)
 
@@ -173,60 +181,69 @@ class FeatureCache:
         about: Mapping[str, Any] | None = None,
     ) -> tuple[Features, store.Pruned | None]:
         """The features stored under ``key``; on a miss ``extract(folder)`` writes them
-        and returns their meta (count, shape, views), ``about`` is kept with them, and
-        the cache is pruned to its size: what pruning did comes second (``None`` when
-        nothing was written)."""
+        and returns their meta (count, shape, views, files), ``about`` is kept with them,
+        and the cache is pruned to its size: what pruning did comes second (``None`` when
+        nothing was written). A damaged entry is removed, said (``warn``), and extracted
+        again."""
         folder = self.directory / key
-        held = store.lease(folder)
-        if held is not None and self._usable(folder, held):
-            self._leases.append(held)
+        if self._intact(folder, store.lease(folder)):
             return self._load(folder, "cache"), None
-        self._write(folder, extract, about or {})
+        used = self._write(folder, extract, about or {})
         pruned = None
         if self.max_size is not None and self._temporary is None:
             pruned = store.prune(self.directory, self.max_size)
-        return self._load(folder, "extracted"), pruned
+        return self._load(used, "extracted"), pruned
 
-    def _usable(self, folder: Path, held: store.Lease) -> bool:
-        """Whether the entry in ``folder`` is whole; a damaged one is removed (it is
-        written again), unless another process uses it."""
-        damaged = store.damage(folder)
-        if damaged is None:
-            return True
-        held.release()
-        if not store.remove(folder):
-            raise ZooError(
-                f"the cached features in {folder} are damaged ({damaged}), and another "
-                "running process uses them.",
-                expected="whole cache entries",
-                fix="run again when the other run has finished (zoo cache clear removes "
-                "them then), or pass --feature-cache-dir with another folder",
-                got=str(folder),
-            )
+    def _intact(self, folder: Path, held: store.Lease | None) -> bool:
+        """Whether the leased entry in ``folder`` is whole (then it stays leased); a
+        damaged one is released, said, and removed unless another process uses it (that
+        process finds the damage too)."""
+        if held is None:  # no entry, unless a folder lost its meta.json
+            if not folder.is_dir():
+                return False
+            damaged = "meta.json is missing"
+        else:
+            found = store.damage(folder, checksums=True)
+            if found is None:
+                self._leases.append(held)
+                return True
+            held.release()
+            damaged = found
+        store.remove(folder)
+        if self.warn is not None:
+            self.warn(folder, damaged)
         return False
 
     def _write(
         self, folder: Path, extract: Callable[[Path], Mapping[str, Any]], about: Mapping[str, Any]
-    ) -> None:
+    ) -> Path:
+        """Extract into a folder of our own and rename it to ``folder``; return where
+        the features are: ``folder``, or ours, kept for this run alone, when ``folder``
+        is taken by a damaged entry another process still uses."""
         self.directory.mkdir(parents=True, exist_ok=True)
         partial = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", dir=self.directory))
         held = store.lease(partial)  # no pruner removes it while written, nor after
+        assert held is not None, "a folder just made has no pruner yet"
         try:
             meta = {"format": FORMAT, **extract(partial), "about": dict(about)}
-            (partial / store.META).write_text(json.dumps(meta))
+            with space.writing("the cached features' meta.json", partial, lambda: 4096):
+                (partial / store.META).write_text(json.dumps(meta))
             renamed = _rename(partial, folder)
         except BaseException:
             shutil.rmtree(partial, ignore_errors=True)
-            if held is not None:
-                held.release()
+            held.release()
             raise
-        if not renamed:  # another run stored the same key meanwhile: keep theirs
+        if renamed:
+            self._leases.append(held)  # the lease follows the folder
+            return folder
+        # Another run stored the same key meanwhile: its entry is used when intact.
+        if self._intact(folder, store.lease(folder)):
             shutil.rmtree(partial, ignore_errors=True)
-            if held is not None:
-                held.release()
-            held = store.lease(folder)
-        if held is not None:
-            self._leases.append(held)
+            held.release()
+            return folder
+        self._leases.append(held)
+        self._private.append(partial)
+        return partial
 
     def _load(self, folder: Path, source: str) -> Features:
         import numpy as np
@@ -259,19 +276,28 @@ def extract_to(
     predicted: Iterable[tuple[np.ndarray, np.ndarray]],
     report: Callable[[int], None] | None = None,
     views: int | None = None,
+    total: int | None = None,
 ) -> dict[str, Any]:
     """Write the ``predicted`` features and labels to ``folder``; return their meta.
 
     ``predicted`` gives ``(features, labels)`` batch by batch (a runtime running the
     features model over a dataset, :mod:`zoo.runtime`); they are appended to disk as
-    they come, so extraction needs little memory. With ``views`` K, each image comes K
-    times in a row (its augmented copies, :meth:`zoo.data.Augmentation.copies`), and is
-    stored as one example with K features: copies made in one pass stay with their
-    image, whatever order the dataset gives its images in.
+    they come, so extraction needs little memory, and their CRC-32s are computed on
+    the way (meta.json's ``files``). With ``views`` K, each image comes K times in a
+    row (its augmented copies, :meth:`zoo.data.Augmentation.copies`), and is stored as
+    one example with K features: copies made in one pass stay with their image,
+    whatever order the dataset gives its images in. ``total``, the number of examples
+    expected, sizes the message of a full disk (:class:`zoo.train.space.DiskFull`).
     """
-    count = 0
-    shape: tuple[int, ...] = ()
+    written = {store.FEATURES: _Written(), store.LABELS: _Written()}
+    count, shape = 0, ()
+
+    def needed() -> int:
+        per_example = written[store.FEATURES].bytes / max(count, 1) + 4
+        return int(per_example * max(total or 0, count + 1))
+
     with (
+        space.writing("the cached features", folder, needed),
         open(folder / store.FEATURES, "wb") as features,
         open(folder / store.LABELS, "wb") as labels,
     ):
@@ -279,13 +305,34 @@ def extract_to(
             if views is not None:
                 values = values.reshape(-1, views, *values.shape[1:])
                 targets = targets[::views]
-            values.astype("float32").tofile(features)
-            targets.astype("int32").tofile(labels)
+            written[store.FEATURES].add(features, values.astype("float32"))
+            written[store.LABELS].add(labels, targets.astype("int32"))
             count += len(targets)
             shape = tuple(values.shape[1:])
+            space.point("features", folder / store.FEATURES)
             if report is not None:
                 report(step)
         for f in (features, labels):
             f.flush()
             os.fsync(f.fileno())
-    return {"count": count, "shape": list(shape), "views": views}
+    files = {name: w.to_json() for name, w in written.items()}
+    return {"count": count, "shape": list(shape), "views": views, "files": files}
+
+
+class _Written:
+    """The size and CRC-32 of a file written array by array."""
+
+    def __init__(self) -> None:
+        self.bytes = 0
+        self.crc32 = 0
+
+    def add(self, f: BinaryIO, array: np.ndarray) -> None:
+        import numpy as np
+
+        block = np.ascontiguousarray(array).data.cast("B")
+        f.write(block)
+        self.bytes += block.nbytes
+        self.crc32 = zlib.crc32(block, self.crc32)
+
+    def to_json(self) -> dict[str, int]:
+        return {"bytes": self.bytes, "crc32": self.crc32}

@@ -1,0 +1,128 @@
+"""Checking a downloaded file before use: its size, and a SHA-256 zoo recorded beside it.
+
+Published checks do not cover every cached file: Kaggle publishes no size or hash for
+KerasHub preset files, and a file with a published hash would have to be hashed on
+every use to be checked against it (ResNet50's 95 MB: 160 ms for SHA-256 and MD5 from
+the page cache, measured on 2 cores; more from a cold disk). So when
+zoo stores a file (downloaded, copied from a bundle) or first finds one intact, it
+writes a record beside it, ``.NAME.zoo.json``: the file's size, SHA-256 and
+modification time. A use compares the size and modification time from ``stat`` with
+the record, and hashes the file only when they differ (a rewrite, a copy, damage) or
+when asked to be thorough (``zoo fetch``). A same-size rewrite that also restores the
+modification time is not noticed on use; ``zoo fetch`` notices it.
+
+A file that is neither its published size and hashes nor the one zoo recorded is
+damaged. :func:`set_aside` moves it to ``NAME.damaged`` (never deleting it: a file a
+user placed may be the only copy), so the caller can download it again.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import os
+import tempfile
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from zoo.downloads import Download
+
+#: What a damaged file is renamed to: ``NAME.damaged``, ``NAME.damaged-2``...
+DAMAGED = ".damaged"
+
+
+@dataclass(frozen=True)
+class Record:
+    """What zoo recorded about a file it stored: size, SHA-256, modification time."""
+
+    size: int
+    sha256: str
+    mtime_ns: int
+
+
+def sidecar(path: Path) -> Path:
+    """Where the record of the file at ``path`` is kept: ``.NAME.zoo.json`` beside it."""
+    return path.with_name(f".{path.name}.zoo.json")
+
+
+def record(path: Path, sha256: str) -> None:
+    """Record the file at ``path`` as it is now; a cache zoo cannot write goes unrecorded."""
+    stat = path.stat()
+    data = json.dumps(asdict(Record(stat.st_size, sha256, stat.st_mtime_ns)))
+    with contextlib.suppress(OSError):  # a read-only cache: checked by hashing instead
+        fd, name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".part")
+        try:
+            with os.fdopen(fd, "w", encoding="utf-8") as out:
+                out.write(data)
+            os.replace(name, sidecar(path))
+        except BaseException:
+            Path(name).unlink(missing_ok=True)
+            raise
+
+
+def recorded(path: Path) -> Record | None:
+    """The record of the file at ``path``; None when there is none or it does not read."""
+    try:
+        data = json.loads(sidecar(path).read_text(encoding="utf-8"))
+        return Record(int(data["size"]), str(data["sha256"]), int(data["mtime_ns"]))
+    except (OSError, ValueError, TypeError, KeyError):
+        return None  # a damaged record is no record: the file is hashed again
+
+
+def damage(d: Download, *, thorough: bool = False) -> str | None:
+    """Why the file at ``d.path`` is not ``d``, in a phrase; None when intact or missing.
+
+    Hashes only when the record does not match ``stat`` (or there is none), or when
+    ``thorough``; an intact file hashed is recorded, so the next use is ``stat`` alone.
+    """
+    try:
+        stat = d.path.stat()
+    except FileNotFoundError:
+        return None
+    if d.size is not None and stat.st_size != d.size:
+        return f"it has {stat.st_size:,} bytes; {d.name} has {d.size:,}"
+    known = recorded(d.path)
+    if known is not None and known.size != stat.st_size:
+        return f"it has {stat.st_size:,} bytes; zoo stored {known.size:,}"
+    if known is not None and known.mtime_ns == stat.st_mtime_ns and not thorough:
+        return None
+    sha256, md5 = _hashes(d.path, md5=d.md5 is not None)
+    for expected, got, what in (
+        (d.sha256, sha256, "SHA-256 is {got}; the one published is {expected}"),
+        (d.md5, md5, "MD5 is {got}; the one published is {expected}"),
+        (known and known.sha256, sha256, "SHA-256 is {got}; zoo stored one with {expected}"),
+    ):
+        if expected and got != expected:
+            return "its " + what.format(got=got, expected=expected)
+    record(d.path, sha256)
+    return None
+
+
+def set_aside(d: Download) -> Path:
+    """Move the file at ``d.path`` to a free ``NAME.damaged`` name; its record and marker go.
+
+    Returns:
+        Where the file is now.
+    """
+    aside = d.path.with_name(d.path.name + DAMAGED)
+    number = 1
+    while aside.exists():
+        number += 1
+        aside = d.path.with_name(f"{d.path.name}{DAMAGED}-{number}")
+    os.replace(d.path, aside)
+    sidecar(d.path).unlink(missing_ok=True)
+    if d.marker is not None:
+        d.marker.unlink(missing_ok=True)  # kagglehub would take the next file as finished
+    return aside
+
+
+def _hashes(path: Path, *, md5: bool) -> tuple[str, str | None]:
+    sha = hashlib.sha256()
+    other = hashlib.md5(usedforsecurity=False) if md5 else None
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            sha.update(block)
+            if other is not None:
+                other.update(block)
+    return sha.hexdigest(), other.hexdigest() if other is not None else None
