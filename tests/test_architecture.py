@@ -18,13 +18,13 @@ PACKAGE = Path(__file__).resolve().parents[1] / "zoo"
 #: zoo's layers, lowest first; a module may import its own layer and those below it.
 LAYERS = (
     ("foundation", ["zoo._version", "zoo._tf", "zoo.errors"]),
-    ("declarations", ["zoo.params", "zoo.settings", "zoo.caches", "zoo.downloads", "zoo.stored", "zoo.components"]),  # noqa: E501
+    ("declarations", ["zoo.params", "zoo.settings", "zoo.caches", "zoo.downloads", "zoo.components"]),  # noqa: E501
     ("plugin host", ["zoo.config", "zoo.registry", "zoo.hookspecs", "zoo.plugins"]),
     ("run definition", ["zoo.runconfig", "zoo.runs", "zoo.offline"]),
     ("building", ["zoo.layers", "zoo.runtime", "zoo.data", "zoo.images", "zoo.model", "zoo.data_summary", "zoo.scoring", "zoo.manifest", "zoo.keras_classes", "zoo.saving"]),  # noqa: E501
     ("display", ["zoo.console", "zoo.console_reports", "zoo.console_downloads", "zoo.console_doctor"]),  # noqa: E501
     ("training", ["zoo.train", "zoo.train.*"]),
-    ("results and kits", ["zoo.compare", "zoo.predict", "zoo.evaluate", "zoo.export", "zoo.fetch", "zoo.provision", "zoo.weights", "zoo.doctor", "zoo.contracts", "zoo.roundtrip", "zoo.testing"]),  # noqa: E501
+    ("results and kits", ["zoo.compare", "zoo.predict", "zoo.evaluate", "zoo.export", "zoo.stored", "zoo.fetch", "zoo.provision", "zoo.weights", "zoo.doctor", "zoo.contracts", "zoo.roundtrip", "zoo.testing"]),  # noqa: E501
     ("interface", ["zoo", "zoo.__main__", "zoo.cli", "zoo.commands", "zoo.commands.*"]),
 )  # fmt: skip
 

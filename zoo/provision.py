@@ -18,16 +18,14 @@ recorded when it stored it, :mod:`zoo.stored`), and a damaged one is moved aside
 from __future__ import annotations
 
 import json
-import os
 import shutil
-import tempfile
 import time
 from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from zoo import fetch, stored, weights
+from zoo import fetch, runs, stored, weights
 from zoo._version import __version__
 from zoo.downloads import Download, FileState
 from zoo.errors import ZooError
@@ -378,14 +376,4 @@ def _well_formed(data: Any) -> bool:
 def _write_json(path: Path, data: Any) -> None:
     """Write ``data`` as JSON atomically: the manifest appears only once complete."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".part")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as out:
-            json.dump(data, out, indent=2)
-            out.write("\n")
-            out.flush()
-            os.fsync(out.fileno())
-        os.replace(name, path)
-    except BaseException:
-        Path(name).unlink(missing_ok=True)
-        raise
+    runs.write_json(path, data)

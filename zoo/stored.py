@@ -22,11 +22,11 @@ import contextlib
 import hashlib
 import json
 import os
-import tempfile
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from zoo.downloads import Download
+from zoo.runs import write_json
 
 #: What a damaged file is renamed to: ``NAME.damaged``, ``NAME.damaged-2``...
 DAMAGED = ".damaged"
@@ -49,16 +49,8 @@ def sidecar(path: Path) -> Path:
 def record(path: Path, sha256: str) -> None:
     """Record the file at ``path`` as it is now; a cache zoo cannot write goes unrecorded."""
     stat = path.stat()
-    data = json.dumps(asdict(Record(stat.st_size, sha256, stat.st_mtime_ns)))
     with contextlib.suppress(OSError):  # a read-only cache: checked by hashing instead
-        fd, name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".part")
-        try:
-            with os.fdopen(fd, "w", encoding="utf-8") as out:
-                out.write(data)
-            os.replace(name, sidecar(path))
-        except BaseException:
-            Path(name).unlink(missing_ok=True)
-            raise
+        write_json(sidecar(path), asdict(Record(stat.st_size, sha256, stat.st_mtime_ns)))
 
 
 def recorded(path: Path) -> Record | None:
