@@ -360,7 +360,7 @@ def test_fetch_uses_a_cached_file_and_hashes_it_once(
     md5 = hashlib.md5(b"weights").hexdigest()
 
     got = weights.fetch("w.h5", "https://example.invalid/w.h5", md5)
-    monkeypatch.setattr(stored, "_hashes", None)  # a second hash would fail
+    monkeypatch.setattr(stored, "hashes", None)  # a second hash would fail
     again = weights.fetch("w.h5", "https://example.invalid/w.h5", md5)
 
     assert got == again == cached

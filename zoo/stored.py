@@ -79,7 +79,8 @@ def damage(d: Download, *, thorough: bool = False) -> str | None:
         return f"it has {stat.st_size:,} bytes; zoo stored {known.size:,}"
     if known is not None and known.mtime_ns == stat.st_mtime_ns and not thorough:
         return None
-    sha256, md5 = _hashes(d.path, md5=d.md5 is not None)
+    digests = hashes(d.path, "sha256", *(["md5"] if d.md5 else []))
+    sha256, md5 = digests["sha256"], digests.get("md5")
     for expected, got, what in (
         (d.sha256, sha256, "SHA-256 is {got}; the one published is {expected}"),
         (d.md5, md5, "MD5 is {got}; the one published is {expected}"),
@@ -109,12 +110,11 @@ def set_aside(d: Download) -> Path:
     return aside
 
 
-def _hashes(path: Path, *, md5: bool) -> tuple[str, str | None]:
-    sha = hashlib.sha256()
-    other = hashlib.md5(usedforsecurity=False) if md5 else None
+def hashes(path: str | os.PathLike[str], *algorithms: str) -> dict[str, str]:
+    """The hex digest of the file at ``path`` by each of ``algorithms``, in one read."""
+    hashers = {name: hashlib.new(name, usedforsecurity=False) for name in algorithms}
     with open(path, "rb") as f:
         for block in iter(lambda: f.read(1 << 20), b""):
-            sha.update(block)
-            if other is not None:
-                other.update(block)
-    return sha.hexdigest(), other.hexdigest() if other is not None else None
+            for hasher in hashers.values():
+                hasher.update(block)
+    return {name: hasher.hexdigest() for name, hasher in hashers.items()}

@@ -16,7 +16,6 @@ its own cache (KerasHub's presets).
 
 from __future__ import annotations
 
-import hashlib
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -161,8 +160,4 @@ def _not_fetched(
 
 
 def _digest(path: str | os.PathLike[str], algorithm: str) -> str:
-    hasher = hashlib.new(algorithm)
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            hasher.update(block)
-    return hasher.hexdigest()
+    return stored.hashes(path, algorithm)[algorithm]
