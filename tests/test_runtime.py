@@ -176,6 +176,56 @@ def test_a_ctrl_c_after_models_were_converted_stops_cleanly(isolated: Path):
     assert "stopped cleanly" in proc.stdout
 
 
+#: A conversion in a new process, after ``{first}``: how often the process forked
+#: (OpenVINO's telemetry posts each event from a forked copy of it), the events the
+#: converter asked OpenVINO's telemetry to send, which telemetry module it holds, and
+#: whether OpenVINO's telemetry package was imported at all.
+TELEMETRY_CHECK = """
+import json, os, sys
+import numpy as np
+import keras
+
+sent = []
+{first}
+forks = []
+os.register_at_fork(before=lambda: forks.append(1))
+from zoo import runtime
+
+converted = runtime.OpenVinoModel(keras.Sequential([keras.Input((4,)), keras.layers.Dense(2)]))
+converted(np.zeros((3, 4), "float32"))
+from openvino.tools.ovc import convert_impl
+loaded = "openvino_telemetry" in sys.modules
+print(json.dumps({{"forks": len(forks), "sent": sent, "converter": convert_impl.tm.__name__,
+                  "telemetry imported": loaded}}))
+"""
+#: The user's code loaded OpenVINO, telemetry and all, before zoo converted anything.
+USER_LOADED_OPENVINO = """
+import openvino_telemetry.main
+openvino_telemetry.main.Telemetry.send_event = lambda self, *event, **_: sent.append(event)
+import openvino
+sent.clear()  # its import sent one
+"""
+
+
+@needs_openvino
+@pytest.mark.parametrize("first", ["", USER_LOADED_OPENVINO], ids=["zoo-first", "user-first"])
+def test_converting_sends_no_telemetry_and_forks_nothing(first: str, isolated: Path):
+    # OpenVINO reports conversions to Google Analytics unless one opts out or runs in CI.
+    env = {k: v for k, v in os.environ.items() if k not in ("CI", "TF_BUILD", "JENKINS_URL")}
+    proc = subprocess.run(
+        [sys.executable, "-c", TELEMETRY_CHECK.format(first=first)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env=env,
+    )
+
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    found = json.loads(proc.stdout.splitlines()[-1])
+    stub = "openvino.tools.ovc.telemetry_stub"
+    assert found == {"forks": 0, "sent": [], "converter": stub, "telemetry imported": bool(first)}
+
+
 @needs_openvino
 @pytest.mark.parametrize("pooling", ["class_token", "mean"])
 def test_a_kerashub_transformers_tokens_and_their_pooling_convert(tiny_presets, pooling):

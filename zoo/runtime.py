@@ -223,8 +223,8 @@ class OpenVinoModel:
 
     def __init__(self, model: keras.Model, precision: str = "float32") -> None:
         import numpy as np
-        import openvino as ov
 
+        ov = _openvino()
         self._shape = tuple(model.inputs[0].shape[1:])
         example = np.zeros((1, *self._shape), dtype="float32")
         with warnings.catch_warnings():
@@ -269,9 +269,54 @@ def _core() -> Any:
     next signal it takes (a Ctrl-C) kills the process with a segmentation fault instead
     of stopping the run cleanly. One ``Core``, never destroyed, cannot do that.
     """
-    import openvino as ov
+    return _openvino().Core()
 
-    return ov.Core()
+
+#: The converter's modules that send OpenVINO's usage telemetry, each through its ``tm``.
+_TELEMETRY_USERS = (
+    "openvino.tools.ovc.convert_impl",
+    "openvino.tools.ovc.telemetry_utils",
+    "openvino.tools.ovc.utils",
+)
+
+
+@functools.cache
+def _openvino() -> Any:
+    """``openvino``, imported with its usage telemetry off.
+
+    OpenVINO's converter reports each conversion to Google Analytics unless the user
+    opted out (``opt_in_out --opt_out``), and posts every event from a forked copy of
+    the process that lives up to 3 s. zoo is made for offline and air-gapped machines
+    and does not report what its users run. The forks cost time as well: each copies the
+    page tables of a process holding TensorFlow and a model, and makes the parent's
+    writes copy-on-write while the child lives. Converting ResNet50 took 2.2 s with
+    them and 1.4 s without (two cores).
+
+    The converter uses its own no-op stand-in when the ``openvino_telemetry`` package
+    does not import. zoo makes that import fail while OpenVINO loads, and points the
+    converter at the stand-in when the user's code loaded OpenVINO first.
+    """
+    import importlib
+    import sys
+
+    modules: dict[str, Any] = sys.modules
+    blocked = "openvino_telemetry" not in modules
+    if blocked:
+        modules["openvino_telemetry"] = None  # an import of it raises ImportError
+    try:
+        import openvino
+    finally:
+        if blocked and modules.get("openvino_telemetry", False) is None:
+            del modules["openvino_telemetry"]  # code that imports it later gets it
+    try:
+        stub = importlib.import_module("openvino.tools.ovc.telemetry_stub")
+    except ImportError:  # a later OpenVINO without the stand-in: nothing to point at
+        return openvino
+    for name in _TELEMETRY_USERS:
+        module = modules.get(name)
+        if module is not None and hasattr(module, "tm"):
+            module.tm = stub
+    return openvino
 
 
 def run_batches(runner: Runner, dataset: tf.data.Dataset) -> Iterator[tuple[Any, Any]]:
