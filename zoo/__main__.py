@@ -1,7 +1,5 @@
 """``python -m zoo`` is the ``zoo`` command."""
 
-import sys
+from zoo.cli import script
 
-from zoo.cli import main
-
-sys.exit(main())
+script()

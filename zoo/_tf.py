@@ -32,6 +32,8 @@ from collections.abc import Callable, Iterator, Sequence
 from types import FrameType, ModuleType
 from typing import Any
 
+from zoo import _process
+
 #: Where warnings come from that only ``--verbose`` shows.
 LIBRARIES = ("tensorflow", "keras", "keras_hub", "tensorflow_datasets", "tf_keras", "absl")
 #: Loggers that only ``--verbose`` shows below ERROR.
@@ -78,14 +80,14 @@ def load() -> None:
     if _verbose:
         import keras
         import tensorflow  # noqa: F401
-
-        return
-    _quiet_environment()
-    with _fd2_silenced():
-        import keras  # noqa: F401
-        import tensorflow as tf
-    # TensorFlow sets up its logger as it loads.
-    tf.get_logger().setLevel(logging.ERROR)
+    else:
+        _quiet_environment()
+        with _fd2_silenced():
+            import keras  # noqa: F401
+            import tensorflow as tf
+        # TensorFlow sets up its logger as it loads.
+        tf.get_logger().setLevel(logging.ERROR)
+    _process.loaded()
 
 
 def _quiet_environment() -> Callable[[], None]:

@@ -11,11 +11,21 @@ import argparse
 import sys
 import traceback
 from collections.abc import Sequence
+from typing import NoReturn
 
-from zoo import _tf, console
+from zoo import _process, _tf, console
 from zoo._version import __version__
 from zoo.commands import command_modules
 from zoo.errors import RunFailed, RunInterrupted, ZooError
+
+
+def script() -> NoReturn:
+    """The ``zoo`` console script and ``python -m zoo``: :func:`main` in a process of its
+    own, which tunes Python's garbage collector for it (:mod:`zoo._process`)."""
+    _process.own()
+    code = main()
+    _process.exiting()
+    sys.exit(code)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
