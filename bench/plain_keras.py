@@ -17,6 +17,27 @@ import argparse
 import json
 import time
 from pathlib import Path
+from typing import Any
+
+
+def epoch_timer() -> Any:
+    """A Keras callback that keeps each epoch's wall time (validation included) in
+    ``seconds``: the epochs show whether the run paused somewhere."""
+    import keras
+
+    class EpochTimer(keras.callbacks.Callback):
+        def __init__(self) -> None:
+            super().__init__()
+            self.seconds: list[float] = []
+            self.started = 0.0
+
+        def on_epoch_begin(self, epoch: int, logs: Any = None) -> None:
+            self.started = time.perf_counter()
+
+        def on_epoch_end(self, epoch: int, logs: Any = None) -> None:
+            self.seconds.append(time.perf_counter() - self.started)
+
+    return EpochTimer()
 
 
 def main() -> None:
@@ -68,8 +89,9 @@ def main() -> None:
         metrics=["accuracy"],
     )
     model.summary()
+    epochs = epoch_timer()
     fit_started = time.perf_counter()
-    history = model.fit(train_ds, validation_data=val_ds, epochs=args.epochs)
+    history = model.fit(train_ds, validation_data=val_ds, epochs=args.epochs, callbacks=[epochs])
     evaluate_started = time.perf_counter()
     _, test_accuracy = model.evaluate(test_ds)
     finished = time.perf_counter()
@@ -82,6 +104,7 @@ def main() -> None:
             "fit": round(evaluate_started - fit_started, 3),
             "evaluate": round(finished - evaluate_started, 3),
         },
+        "epoch_seconds": [round(t, 3) for t in epochs.seconds],
     }
     print(json.dumps(results))
     if args.json:
