@@ -28,7 +28,7 @@ BF16 instructions, with features about 1% off; OpenVINO runs float32 where the C
 has none, and the choice says so.
 
 OpenVINO is an extra (``pip install 'zoo[openvino]'``): it only helps CPUs, and zoo
-works the same without it.
+works the same without it. zoo loads it with its usage telemetry off (:func:`_openvino`).
 """
 
 from __future__ import annotations
