@@ -13,7 +13,7 @@ AVX-512 cores: about 1.4x TensorFlow's rate in float32, 2.5x in bfloat16; BENCHM
   requests in flight, and was slower with one). Its batches come from tf.data with
   tf.data's autotuning off: on, the iterator's end took 3.5 s in about half the
   passes over a split while OpenVINO ran in the process (measured on two cores; never
-  with TensorFlow alone), so a pass of 1,600 images ran at 157 images/s where its
+  in zoo's TensorFlow extraction), so a pass of 1,600 images ran at 157 images/s where its
   batches ran at 240, as fast as the same batches in memory (245). Off, no pass
   stalled; the pipeline's parallelism stays what AUTOTUNE starts with, plenty for
   decoding, which is 2% of the work.
