@@ -80,17 +80,20 @@ class Pair:
 PAUSE = 1.5
 
 
-def paused(epochs: Sequence[float]) -> float:
-    """The seconds a run's epochs spent paused: each epoch after the first (which also
-    traces the model) that took at least :data:`PAUSE` times the fastest of them
-    counts its excess over that fastest one. The plain script's epochs take either
-    about 10 s or about 20 s on two cores, with the same time per step: TensorFlow
-    pauses between its steps and the epoch's end."""
+def pauses(epochs: Sequence[float]) -> list[float]:
+    """How long each paused epoch of a run paused: each epoch after the first (which
+    also traces the model) that took at least :data:`PAUSE` times the fastest of them,
+    by its excess over that fastest one. The plain script's epochs take either about
+    10 s or about 20 s on two cores, with the same time per step: TensorFlow pauses
+    between its steps and the epoch's end."""
     later = list(epochs[1:])
-    if not later:
-        return 0.0
-    fastest = min(later)
-    return sum(e - fastest for e in later if e >= PAUSE * fastest)
+    fastest = min(later, default=0.0)
+    return [e - fastest for e in later if e >= PAUSE * fastest]
+
+
+def paused(epochs: Sequence[float]) -> float:
+    """The seconds a run's epochs spent paused (:func:`pauses`)."""
+    return sum(pauses(epochs))
 
 
 def run_zoo(
@@ -234,7 +237,7 @@ def _pauses(pair: Pair) -> list[str]:
     later = [e for epochs in runs for e in epochs[1:]]
     if not later:  # one epoch a run: nothing to compare the first with
         return []
-    count = sum(1 for epochs in runs for e in epochs[1:] if e >= PAUSE * min(epochs[1:]))
+    count = sum(len(pauses(epochs)) for epochs in runs)
     lost = [paused(epochs) for epochs in runs]
     return [
         f"The plain script's epochs after the first took {min(later):.1f}–{max(later):.1f} s; "
