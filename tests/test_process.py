@@ -15,7 +15,7 @@ if sys.argv[1] == "zoo":
 before = gc.get_freeze_count()
 _tf.load()
 after = gc.get_freeze_count()
-_process.exiting()
+_process.freeze()
 print(json.dumps([before, after, gc.get_freeze_count()]))
 """
 

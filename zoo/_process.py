@@ -5,12 +5,11 @@ collector tracks and that live as long as the process. Each full collection walk
 them all (about 0.2 s on two cores; a frozen-backbone run of ResNet50 made two), and the
 interpreter runs one more as it exits (0.75 s after ``import tensorflow`` alone).
 
-In the ``zoo`` command's own process (:func:`zoo.cli.script`), :func:`loaded` freezes
-what exists once TensorFlow is loaded out of the collector's passes
-(``gc.freeze``), and :func:`exiting` freezes everything once the command has
-returned, every file written and closed, so the exit skips that last walk. A program
-that calls zoo's API keeps its collector as it is: freezing would keep its garbage of
-that moment for good.
+In the ``zoo`` command's own process (:func:`zoo.cli.script`), :func:`freeze` takes
+what exists out of the collector's passes (``gc.freeze``) twice: once TensorFlow is
+loaded, and once the command has returned, every file written and closed, so the exit
+skips that last walk. A program that calls zoo's API keeps its collector as it is:
+freezing would keep its garbage of that moment for good.
 """
 
 from __future__ import annotations
@@ -26,13 +25,7 @@ def own() -> None:
     _own = True
 
 
-def loaded() -> None:
-    """TensorFlow and Keras are loaded: in zoo's own process, freeze their objects."""
-    if _own:
-        gc.freeze()
-
-
-def exiting() -> None:
-    """The command has returned: in zoo's own process, leave the exit nothing to walk."""
+def freeze() -> None:
+    """In zoo's own process, take every object there is now out of the collector's passes."""
     if _own:
         gc.freeze()

@@ -87,7 +87,7 @@ def load() -> None:
             import tensorflow as tf
         # TensorFlow sets up its logger as it loads.
         tf.get_logger().setLevel(logging.ERROR)
-    _process.loaded()
+    _process.freeze()  # TensorFlow's and Keras's objects live as long as the process
 
 
 def _quiet_environment() -> Callable[[], None]:

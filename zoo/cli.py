@@ -24,7 +24,7 @@ def script() -> NoReturn:
     own, which tunes Python's garbage collector for it (:mod:`zoo._process`)."""
     _process.own()
     code = main()
-    _process.exiting()
+    _process.freeze()  # the exit then has nothing to walk
     sys.exit(code)
 
 
