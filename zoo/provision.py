@@ -244,7 +244,7 @@ def _downloaded(
     try:
         return fetch.download(d, path)
     except fetch.Failed as exc:
-        before = f" Before that, {damaged}." if damaged else ""
+        before = weights.SetAside.before(damaged)
         raise ZooError(
             f"could not download {d.name} for {target.label}: {exc.reason}.{before}",
             expected=f"{d.url} ({_described(d)})",
@@ -263,7 +263,7 @@ def _damaged(
     reason: str,
     damaged: weights.SetAside | None,
 ) -> ZooError:
-    before = f" Before that, {damaged}." if damaged else ""
+    before = weights.SetAside.before(damaged)
     return ZooError(
         f"the bundle's copy of {d.name} for {target.label} is damaged or incomplete: "
         f"{reason}.{before}",

@@ -50,6 +50,11 @@ class SetAside:
     def __str__(self) -> str:
         return f"the cached {self.path} was damaged ({self.problem}) and moved to {self.aside}"
 
+    @staticmethod
+    def before(moved: SetAside | None) -> str:
+        """`` Before that, <moved>.`` to end an error's first sentence; '' when none was."""
+        return f" Before that, {moved}." if moved else ""
+
 
 def sha256(path: str | os.PathLike[str]) -> str:
     """The SHA-256 of the file at ``path``, in hex (what run records store)."""
@@ -141,7 +146,7 @@ def keras_download(file_name: str, origin: str, file_hash: str | None = None) ->
 def _not_fetched(
     target: Path, origin: str, purpose: str, reason: str, damaged: SetAside | None
 ) -> ZooError:
-    before = f" Before that, {damaged}." if damaged else ""
+    before = SetAside.before(damaged)
     yours = (
         f" (to use {damaged.aside} anyway, rename it to {target.name} in another folder "
         "and pass that)"
