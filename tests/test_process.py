@@ -43,7 +43,6 @@ def test_a_program_using_zoos_api_keeps_its_garbage_collector_as_it_was():
     assert frozen_counts("library") == [0, 0, 0]
 
 
-
 def test_the_installed_zoo_command_runs_in_a_process_of_its_own():
     from importlib.metadata import entry_points
 
