@@ -6,6 +6,7 @@ skipped without it, and the tests of its absence hide it from a real ``zoo`` pro
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import subprocess
@@ -137,6 +138,30 @@ def test_openvino_features_are_tensorflows_within_1e_3_maps_and_pooled_vectors()
         expected = features.predict_on_batch(images)
         assert relative_difference(converted(images), expected) <= 1e-3
         assert relative_difference(converted(images[:2]), expected[:2]) <= 1e-3
+
+
+@needs_openvino
+def test_converting_finds_variables_by_index_with_features_bit_identical(monkeypatch):
+    from openvino.frontend.tensorflow.node_decoder import TFGraphNodeDecoder
+
+    features = assembled(["shapes", "small_cnn", "gap_sigmoid"], 32, []).features
+    images = np.random.default_rng(0).uniform(0, 255, (4, 32, 32, 3)).astype("float32")
+    walk = TFGraphNodeDecoder.__dict__["get_variable"].__func__
+    walks: list[object] = []
+
+    def counted_walk(operation: object) -> object:
+        walks.append(operation)
+        return walk(operation)
+
+    monkeypatch.setattr(TFGraphNodeDecoder, "get_variable", staticmethod(counted_walk))
+    indexed = runtime.OpenVinoModel(features)(images)
+    assert walks == []  # the index answered the converter
+    assert TFGraphNodeDecoder.__dict__["get_variable"].__func__ is counted_walk  # put back
+
+    monkeypatch.setattr(runtime, "_variables_indexed", contextlib.nullcontext)
+    walked = runtime.OpenVinoModel(features)(images)
+    assert walks  # the converter asks for variables: without the index, it walks
+    np.testing.assert_array_equal(indexed, walked)
 
 
 #: Two converted models, dropped in the order they were made, then a Ctrl-C.
