@@ -56,10 +56,10 @@ RUNTIMES: tuple[str, ...] = BY_NAME["runtime"].choices or ()
 #: What ``--runtime-precision`` accepts.
 PRECISIONS: tuple[str, ...] = BY_NAME["runtime_precision"].choices or ()
 INSTALL = "pip install 'zoo[openvino]'"
-#: ``auto`` converts to OpenVINO only for at least this many images. Converting takes
-#: 1 s (a one-layer model) to 3-5 s (ResNet50) on two cores; float32 saves about 2 ms
-#: an image on ResNet50 at 100x100 (1.3x of about 100 images/s), so it pays from about
-#: 1,500 images there, bfloat16 from about 600.
+#: ``auto`` converts to OpenVINO only for at least this many images. Converting and
+#: compiling ResNet50 at 100x100 takes about 1.2 s on two cores; float32 saves about
+#: 1.3 ms an image there (4 ms against TensorFlow's 5.3), so it pays from about 900
+#: images, bfloat16 from about 400.
 WORTH_CONVERTING = 1000
 #: OpenVINO's name of each precision.
 _OV_PRECISION = {"float32": "f32", "bfloat16": "bf16"}
@@ -218,8 +218,9 @@ class OpenVinoModel:
     """A Keras model converted to OpenVINO; called on a batch, it returns the first output.
 
     It is compiled for a static batch shape, the first batch's: a smaller batch (the
-    last one) is padded to it rather than compiled again (a ResNet50 compiles in
-    0.3-0.5 s, more than computing the padding), a larger one is compiled for.
+    last one) is padded to it rather than compiled again (a ResNet50 compiles in about
+    0.1 s, as long as the padding of a 200-image split takes), a larger one is compiled
+    for.
     """
 
     def __init__(self, model: keras.Model, precision: str = "float32") -> None:
