@@ -22,37 +22,37 @@ PACKAGE = {
 
 
 @pytest.fixture
-def slowpkg(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[list[str]]:
+def ran(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[list[str]]:
     """``slowpkg`` importable from ``tmp_path``; returns the list of modules that ran."""
     (tmp_path / "slowpkg").mkdir()
     for name, source in PACKAGE.items():
         (tmp_path / "slowpkg" / name).write_text(source)
     monkeypatch.syspath_prepend(str(tmp_path))
-    ran: list[str] = []
-    monkeypatch.setattr(sys, "ran", ran, raising=False)
-    yield ran
+    modules: list[str] = []
+    monkeypatch.setattr(sys, "ran", modules, raising=False)
+    yield modules
     for name in ("slowpkg", "slowpkg.sub"):
         sys.modules.pop(name, None)
 
 
-def test_a_library_imports_stand_ins_that_run_the_real_module_on_first_use(slowpkg):
+def test_a_library_imports_stand_ins_that_run_the_real_module_on_first_use(ran):
     with deferred(("slowpkg",)):
         import slowpkg.sub as sub  # as a library does as it loads
         from slowpkg import sub as same
 
-    assert slowpkg == []  # nothing of slowpkg ran
+    assert ran == []  # nothing of slowpkg ran
     assert isinstance(sub, Deferred) and sub.__name__ == "slowpkg.sub"
     assert "slowpkg" not in sys.modules and "slowpkg.sub" not in sys.modules
 
     assert sub.answer() == 42  # the first use imports the real module
     assert same.answer() == 42
-    assert slowpkg == ["slowpkg", "slowpkg.sub"]
+    assert ran == ["slowpkg", "slowpkg.sub"]
     import slowpkg.sub as real
 
     assert not isinstance(real, Deferred) and real.answer is sub.answer
 
 
-def test_a_package_already_imported_is_left_alone(slowpkg):
+def test_a_package_already_imported_is_left_alone(ran):
     import slowpkg as loaded
 
     with deferred(("slowpkg",)):
@@ -96,3 +96,26 @@ def test_loading_tensorflow_leaves_matplotlib_until_keras_draws(tmp_path: Path):
     assert loaded == []  # not imported while TensorFlow and Keras loaded
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"  # Keras's gallery still draws
     assert pyplot_type == "module"  # a later import gets the real pyplot
+
+
+def test_code_that_uses_the_package_within_the_block_gets_the_real_one(ran):
+    with deferred(("slowpkg",)):
+        import slowpkg as package
+
+        assert package.value == 1  # a use, not an import: slowpkg runs now
+        import slowpkg.sub  # noqa: F401
+
+    assert ran == ["slowpkg", "slowpkg.sub"]
+    assert not isinstance(sys.modules["slowpkg.sub"], Deferred)
+
+
+def test_an_error_within_the_block_leaves_no_stand_in_behind(ran):
+    finders = list(sys.meta_path)
+
+    with pytest.raises(RuntimeError), deferred(("slowpkg",)):
+        import slowpkg.sub  # noqa: F401
+
+        raise RuntimeError("the library failed to load")
+
+    assert "slowpkg" not in sys.modules and "slowpkg.sub" not in sys.modules
+    assert sys.meta_path == finders
