@@ -11,6 +11,7 @@ import json
 import os
 import subprocess
 import sys
+import threading
 from pathlib import Path
 
 import numpy as np
@@ -162,6 +163,28 @@ def test_converting_finds_variables_by_index_with_features_bit_identical(monkeyp
     walked = runtime.OpenVinoModel(features)(images)
     assert walks  # the converter asks for variables: without the index, it walks
     np.testing.assert_array_equal(indexed, walked)
+
+
+@needs_openvino
+def test_conversions_in_two_threads_put_openvinos_own_lookup_back():
+    from openvino.frontend.tensorflow.node_decoder import TFGraphNodeDecoder
+
+    walked = TFGraphNodeDecoder.__dict__["get_variable"]
+    second_entered = threading.Event()
+
+    def second() -> None:
+        with runtime._variables_indexed():
+            second_entered.set()
+
+    with runtime._variables_indexed():
+        thread = threading.Thread(target=second)
+        thread.start()
+        # Without waiting its turn, the second would enter now and keep the first's index.
+        assert not second_entered.wait(0.2)
+    thread.join(timeout=30)
+
+    assert second_entered.is_set()
+    assert TFGraphNodeDecoder.__dict__["get_variable"] is walked
 
 
 #: Two converted models, dropped in the order they were made, then a Ctrl-C.

@@ -36,6 +36,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import importlib.util
+import threading
 import warnings
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, replace
@@ -321,50 +322,71 @@ def _openvino() -> Any:
     return openvino
 
 
+#: One indexed conversion at a time: each puts back the lookup it found.
+_INDEXING = threading.RLock()
+
+
 @contextlib.contextmanager
 def _variables_indexed() -> Iterator[None]:
     """Within the block, OpenVINO's TensorFlow reader finds each variable by index.
 
-    Its ``TFGraphNodeDecoder.get_variable(operation)`` finds the variable an operation
+    Its ``TFGraphNodeDecoder.get_variable(operation)`` finds the variable a placeholder
     reads by walking all the graph's captures, comparing names, then all its variables;
-    it is called several times for each operation, so a model with hundreds of
+    it is called up to four times for each placeholder, so a model with hundreds of
     variables pays for hundreds squared: 0.3 s of ResNet50's 1.2 s conversion (two
-    cores). The stand-in answers the same from two dictionaries built once per graph
-    (the first capture, and the first variable, of a name or handle, as the walk finds
-    them); features are bit-identical (tested). An OpenVINO without that method is left
-    as it is.
+    cores). The stand-in answers the same from dictionaries built once per graph (the
+    first capture of a name, and the first variable of a handle, as the walk finds
+    them; the variables are read, as the walk reads them, only once a resource capture
+    matches); features are bit-identical (tested). Conversions in other threads wait
+    for the block to end. An OpenVINO without that method is left as it is.
     """
     try:
         from openvino.frontend.tensorflow.node_decoder import TFGraphNodeDecoder
     except ImportError:
         yield
         return
-    walked = TFGraphNodeDecoder.__dict__.get("get_variable")
-    if not isinstance(walked, staticmethod):
-        yield
-        return
-    indexes: dict[int, tuple[Any, dict[str, Any], dict[int, Any]]] = {}
+    with _INDEXING:
+        walked = TFGraphNodeDecoder.__dict__.get("get_variable")
+        if not isinstance(walked, staticmethod):
+            yield
+            return
+        TFGraphNodeDecoder.get_variable = staticmethod(_GraphIndexes().get_variable)
+        try:
+            yield
+        finally:
+            TFGraphNodeDecoder.get_variable = walked
 
-    def get_variable(operation: Any) -> Any:
+
+class _GraphIndexes:
+    """What ``TFGraphNodeDecoder.get_variable`` answers, looked up by name and handle."""
+
+    def __init__(self) -> None:
+        self._captured: dict[int, tuple[Any, dict[str, Any]]] = {}
+        self._handles: dict[int, tuple[Any, dict[int, Any]]] = {}
+
+    def get_variable(self, operation: Any) -> Any:
         graph = operation.graph
         if not hasattr(graph, "captures"):
             return None
-        index = indexes.get(id(graph))
-        if index is None or index[0] is not graph:
-            captured = {inner.name: outer for outer, inner in reversed(list(graph.captures))}
-            handles = {id(v.handle): v for v in reversed(list(graph.variables))}
-            index = indexes[id(graph)] = (graph, captured, handles)
-        outer = index[1].get(operation.outputs[0].name)
+        outer = self._by_name(graph).get(operation.outputs[0].name)
         if outer is None or outer.dtype.name != "resource":
             return outer
-        variable = index[2].get(id(outer))
+        variable = self._by_handle(graph).get(id(outer))
         return None if variable is None else variable.read_value_no_copy()
 
-    TFGraphNodeDecoder.get_variable = staticmethod(get_variable)
-    try:
-        yield
-    finally:
-        TFGraphNodeDecoder.get_variable = walked
+    def _by_name(self, graph: Any) -> dict[str, Any]:
+        found = self._captured.get(id(graph))
+        if found is None or found[0] is not graph:
+            names = {inner.name: outer for outer, inner in reversed(list(graph.captures))}
+            found = self._captured[id(graph)] = (graph, names)
+        return found[1]
+
+    def _by_handle(self, graph: Any) -> dict[int, Any]:
+        found = self._handles.get(id(graph))
+        if found is None or found[0] is not graph:
+            handles = {id(v.handle): v for v in reversed(list(graph.variables))}
+            found = self._handles[id(graph)] = (graph, handles)
+        return found[1]
 
 
 def run_batches(runner: Runner, dataset: tf.data.Dataset) -> Iterator[tuple[Any, Any]]:
