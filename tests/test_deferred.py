@@ -53,17 +53,32 @@ def test_a_library_imports_stand_ins_that_run_the_real_module_on_first_use(ran):
 
 
 def test_a_package_already_imported_is_left_alone(ran):
-    import slowpkg as loaded
+    import slowpkg  # noqa: F401
 
     with deferred(("slowpkg",)):
-        import slowpkg
+        import slowpkg.sub as sub
 
-    assert slowpkg is loaded and slowpkg.value == 1
+    assert not isinstance(sub, Deferred) and ran == ["slowpkg", "slowpkg.sub"]
+
+
+def test_a_stand_in_answers_for_the_real_module_after_the_block(ran):
+    with deferred(("slowpkg",)):
+        import slowpkg
+        import slowpkg.sub
+
+    assert slowpkg.__file__.endswith("__init__.py")  # from the real module
+    assert "answer" in dir(slowpkg.sub)
+    assert not hasattr(slowpkg.sub, "__path__")  # a module, not a package, as on disk
 
 
 def test_a_package_not_installed_stays_missing():
     with deferred(("zoo_no_such_package",)), pytest.raises(ImportError):
         import zoo_no_such_package  # noqa: F401
+
+
+def test_a_submodule_that_does_not_exist_fails_to_import_as_always(ran):
+    with deferred(("slowpkg",)), pytest.raises(ImportError):
+        import slowpkg.no_such_module  # noqa: F401
 
 
 #: Loads TensorFlow as every command does, then draws with Keras's gallery.
@@ -107,6 +122,15 @@ def test_code_that_uses_the_package_within_the_block_gets_the_real_one(ran):
 
     assert ran == ["slowpkg", "slowpkg.sub"]
     assert not isinstance(sys.modules["slowpkg.sub"], Deferred)
+
+
+def test_listing_the_package_within_the_block_lists_the_real_one(ran):
+    with deferred(("slowpkg",)):
+        import slowpkg
+
+        assert "value" in dir(slowpkg)
+
+    assert ran == ["slowpkg"]
 
 
 def test_an_error_within_the_block_leaves_no_stand_in_behind(ran):

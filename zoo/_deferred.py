@@ -8,12 +8,20 @@ confusion matrix).
 
 Within :func:`deferred`, importing such a package or its submodules gives stand-ins
 (``plt = <deferred matplotlib.pyplot>``), and the stand-ins leave ``sys.modules`` when
-the block ends, so any later import gets the real module. The first attribute read
-from a stand-in imports its real module and answers from it: Keras's galleries work as
-before, once matplotlib has loaded. Code that uses the package while the block is still
-open (not just imports it) ends the deferral of that package there and then. A package
-that is not installed gets no stand-in, so a library that checks for it still finds it
-missing.
+the block ends, so any later import gets the real module. The first read of an
+attribute the stand-in does not hold itself imports its real module and answers from
+it: Keras's galleries work as before, once matplotlib has loaded. A stand-in holds
+only what every module holds (``__name__``, ``__doc__``, ``__spec__``, ``__loader__``,
+``__package__``, and ``__path__`` for a package); ``__file__``, ``__version__`` and
+the rest come from the real module.
+
+Code that uses the package while the block is still open (reads an attribute that is
+not a submodule, or lists it with ``dir``) ends its deferral there and then and gets
+the real module. A package that is not installed, or a submodule that does not exist,
+gets no stand-in, so its import fails as always; a submodule that exists but fails as
+it runs fails at its first use instead. ``from package import name`` gives the
+submodule ``name`` even where the package's ``__init__`` binds ``name`` to something
+else (matplotlib does not).
 """
 
 from __future__ import annotations
@@ -24,6 +32,7 @@ import importlib.abc
 import importlib.machinery
 import importlib.util
 import sys
+import threading
 import types
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
@@ -37,17 +46,23 @@ class Deferred(types.ModuleType):
         self.__dict__["_zoo_finder"] = finder
 
     def __getattr__(self, attribute: str) -> Any:
-        if attribute.startswith("__"):
-            raise AttributeError(attribute)  # the import system probing: not a use
-        finder: _StandIns = self.__dict__["_zoo_finder"]
-        if sys.modules.get(self.__name__) is self:  # still standing in
-            if finder.is_submodule(self.__name__, attribute):
+        if self.__dict__["_zoo_finder"].defers(self.__name__):  # still standing in
+            if attribute.startswith("__"):
+                raise AttributeError(attribute)  # the import system probing: not a use
+            if _StandIns.spec_of(f"{self.__name__}.{attribute}") is not None:
                 raise AttributeError(attribute)  # `from package import sub`: its stand-in
-            finder.give_up(self.__name__)
-        return getattr(importlib.import_module(self.__name__), attribute)
+        return getattr(self._real(), attribute)
 
     def __dir__(self) -> list[str]:
-        return dir(importlib.import_module(self.__name__))
+        return dir(self._real())
+
+    def _real(self) -> types.ModuleType:
+        """The real module, imported now; if the stand-in still stands in, its package
+        is not deferred any more."""
+        finder: _StandIns = self.__dict__["_zoo_finder"]
+        if finder.defers(self.__name__):
+            finder.give_up(self.__name__)
+        return importlib.import_module(self.__name__)
 
 
 class _StandIns(importlib.abc.MetaPathFinder, importlib.abc.Loader):
@@ -56,17 +71,22 @@ class _StandIns(importlib.abc.MetaPathFinder, importlib.abc.Loader):
     def __init__(self, packages: Sequence[str]) -> None:
         self.packages = list(packages)
         self.made: list[Deferred] = []
+        self._lock = threading.Lock()
 
-    def _package(self, fullname: str) -> str | None:
-        top = fullname.partition(".")[0]
-        return top if top in self.packages else None
+    def defers(self, fullname: str) -> bool:
+        """Importing ``fullname`` gives a stand-in (the block is open, the package in use)."""
+        return fullname.partition(".")[0] in self.packages
 
     def find_spec(
         self, fullname: str, path: Sequence[str] | None, target: types.ModuleType | None = None
     ) -> importlib.machinery.ModuleSpec | None:
-        if self._package(fullname) is None:
+        if not self.defers(fullname):
             return None
-        return importlib.machinery.ModuleSpec(fullname, self, is_package=True)
+        real = self.spec_of(fullname)
+        if real is None:
+            return None  # no such module: its import fails as it would
+        package = real.submodule_search_locations is not None
+        return importlib.machinery.ModuleSpec(fullname, self, is_package=package)
 
     def create_module(self, spec: importlib.machinery.ModuleSpec) -> Deferred:
         module = Deferred(spec.name, self)
@@ -77,22 +97,23 @@ class _StandIns(importlib.abc.MetaPathFinder, importlib.abc.Loader):
         pass
 
     @staticmethod
-    def is_submodule(name: str, attribute: str) -> bool:
-        """``name.attribute`` is a module on disk (found without importing ``name``)."""
-        spec = importlib.machinery.PathFinder.find_spec(name.partition(".")[0])
-        for part in [*name.split(".")[1:], attribute]:
+    def spec_of(fullname: str) -> importlib.machinery.ModuleSpec | None:
+        """Where the module ``fullname`` is on disk, found without importing anything."""
+        top, *parts = fullname.split(".")
+        spec = importlib.machinery.PathFinder.find_spec(top)
+        for part in parts:
             places = spec.submodule_search_locations if spec is not None else None
             if not places:
-                return False
+                return None
             spec = importlib.machinery.PathFinder.find_spec(part, list(places))
-        return spec is not None
+        return spec
 
     def give_up(self, name: str) -> None:
         """Stop deferring ``name``'s package: something uses it while the block is open."""
-        package = self._package(name)
-        if package is None:
-            return
-        self.packages.remove(package)
+        package = name.partition(".")[0]
+        with self._lock:  # two threads may use it at once
+            if package in self.packages:
+                self.packages.remove(package)
         self.remove(lambda module: module.__name__.partition(".")[0] == package)
 
     def remove(self, which: Callable[[Deferred], bool] = lambda module: True) -> None:
@@ -121,4 +142,5 @@ def deferred(packages: tuple[str, ...]) -> Iterator[None]:
     finally:
         with contextlib.suppress(ValueError):
             sys.meta_path.remove(finder)
+        finder.packages.clear()  # the stand-ins the library keeps now import on use
         finder.remove()
