@@ -358,35 +358,31 @@ def _variables_indexed() -> Iterator[None]:
 
 
 class _GraphIndexes:
-    """What ``TFGraphNodeDecoder.get_variable`` answers, looked up by name and handle."""
+    """What ``TFGraphNodeDecoder.get_variable`` answers, looked up by name and handle.
+
+    Keyed by the graph itself (graphs hash by identity), so each graph's entries hold it
+    alive for as long as they are used.
+    """
 
     def __init__(self) -> None:
-        self._captured: dict[int, tuple[Any, dict[str, Any]]] = {}
-        self._handles: dict[int, tuple[Any, dict[int, Any]]] = {}
+        self._captured: dict[Any, dict[str, Any]] = {}
+        self._handles: dict[Any, dict[int, Any]] = {}
 
     def get_variable(self, operation: Any) -> Any:
         graph = operation.graph
         if not hasattr(graph, "captures"):
             return None
-        outer = self._by_name(graph).get(operation.outputs[0].name)
+        if graph not in self._captured:
+            captures = reversed(list(graph.captures))
+            self._captured[graph] = {inner.name: outer for outer, inner in captures}
+        outer = self._captured[graph].get(operation.outputs[0].name)
         if outer is None or outer.dtype.name != "resource":
             return outer
-        variable = self._by_handle(graph).get(id(outer))
+        if graph not in self._handles:
+            variables = reversed(list(graph.variables))
+            self._handles[graph] = {id(v.handle): v for v in variables}
+        variable = self._handles[graph].get(id(outer))
         return None if variable is None else variable.read_value_no_copy()
-
-    def _by_name(self, graph: Any) -> dict[str, Any]:
-        found = self._captured.get(id(graph))
-        if found is None or found[0] is not graph:
-            names = {inner.name: outer for outer, inner in reversed(list(graph.captures))}
-            found = self._captured[id(graph)] = (graph, names)
-        return found[1]
-
-    def _by_handle(self, graph: Any) -> dict[int, Any]:
-        found = self._handles.get(id(graph))
-        if found is None or found[0] is not graph:
-            handles = {id(v.handle): v for v in reversed(list(graph.variables))}
-            found = self._handles[id(graph)] = (graph, handles)
-        return found[1]
 
 
 def run_batches(runner: Runner, dataset: tf.data.Dataset) -> Iterator[tuple[Any, Any]]:
