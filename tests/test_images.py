@@ -220,6 +220,24 @@ def test_the_parallel_check_finds_exactly_what_read_image_rejects(isolated: Path
         assert reason == caught.value.reason
 
 
+def test_the_parallel_check_finds_unreadable_files_in_every_batch_of_its_answers(
+    isolated: Path, monkeypatch: pytest.MonkeyPatch
+):
+    monkeypatch.setattr(images, "_INDEX_BATCH", 4)  # 10 files: three batches of answers
+    files = []
+    for i in range(10):
+        path = isolated / f"{i:02}.png"
+        if i in (0, 5, 9):
+            path.write_bytes(b"not a picture")
+        else:
+            picture().save(path)
+        files.append(path)
+
+    unreadable = images.find_unreadable(files)
+
+    assert sorted(p.name for p in unreadable) == ["00.png", "05.png", "09.png"]
+
+
 def test_tf_data_decodes_exactly_like_read_image(isolated: Path):
     import tensorflow as tf
 
