@@ -159,7 +159,7 @@ def _openvino_note() -> str:
         "and TensorFlow at about 175, 1.4x; a shortfall here comes from the machine "
         "(other processes on the same cores: compare the load averages above) or from "
         "a stall outside the batches (the tf.data iterator's end once took 3.5 s beside "
-        "OpenVINO in half the passes; `zoo.runtime.read` reads with tf.data's "
+        "OpenVINO in half the passes; `zoo.runtime.run_batches` reads with tf.data's "
         "autotuning off since)."
     )
 

@@ -93,7 +93,7 @@ def extract(resolved: Any, splits: Any, split: str, options: argparse.Namespace)
         if runner is None:
             predicted = predict_batches(model, placement, batches)
         else:
-            predicted = runtime.run_batches(runner, runtime.read(batches))
+            predicted = runtime.run_batches(runner, batches)
         extract_to(Path(folder), predicted, lambda _: done.append(time.perf_counter()))
         seconds = time.perf_counter() - start
     if options.features_out is not None:  # of a split in a fixed order, after the timing

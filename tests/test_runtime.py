@@ -19,7 +19,7 @@ import pytest
 from helpers import TINY_RUN, hide_openvino, run_zoo, write
 
 import zoo
-from zoo import _openvino, runtime
+from zoo import runtime
 from zoo.plugins import load_registry
 
 needs_openvino = pytest.mark.skipif(
@@ -159,7 +159,7 @@ def test_converting_finds_variables_by_index_with_features_bit_identical(monkeyp
     assert walks == []  # the index answered the converter
     assert TFGraphNodeDecoder.__dict__["get_variable"].__func__ is counted_walk  # put back
 
-    monkeypatch.setattr(_openvino, "variables_indexed", contextlib.nullcontext)
+    monkeypatch.setattr(runtime, "_variables_indexed", contextlib.nullcontext)
     walked = runtime.OpenVinoModel(features)(images)
     assert walks  # the converter asks for variables: without the index, it walks
     np.testing.assert_array_equal(indexed, walked)
@@ -173,10 +173,10 @@ def test_conversions_in_two_threads_put_openvinos_own_lookup_back():
     second_entered = threading.Event()
 
     def second() -> None:
-        with _openvino.variables_indexed():
+        with runtime._variables_indexed():
             second_entered.set()
 
-    with _openvino.variables_indexed():
+    with runtime._variables_indexed():
         thread = threading.Thread(target=second)
         thread.start()
         # Without waiting its turn, the second would enter now and keep the first's index.
@@ -322,79 +322,6 @@ def test_auto_converts_when_the_images_to_extract_repay_it(zoo_cli, monkeypatch)
     assert enough.stderr.count("runtime: ") == 1  # one line says which and why
 
 
-@pytest.fixture
-def reads(monkeypatch) -> list[int]:
-    """How many batches each pipeline the run read was asked to read ahead, in order."""
-    asked: list[int] = []
-    read = runtime.read
-
-    def reading(dataset, ahead=0):
-        asked.append(ahead)
-        return read(dataset, ahead=ahead)
-
-    monkeypatch.setattr(runtime, "read", reading)
-    return asked
-
-
-def extracted_features(cache: Path, run: dict) -> dict[str, bytes]:
-    """Each split's cached features, as the run that extracted them wrote them."""
-    used = run["feature_cache"]
-    return {split: (cache / used[split]["key"] / "features.f32").read_bytes() for split in used}
-
-
-@needs_openvino
-def test_images_read_while_the_model_converts_give_the_very_same_features(
-    zoo_cli, isolated, monkeypatch, reads
-):
-    from zoo.train import extraction
-
-    ahead = zoo_cli(*FROZEN_RUN, "--runtime", "openvino", "--feature-cache-dir", "ahead")
-    started = list(reads)
-    monkeypatch.setattr(extraction, "READ_AHEAD_BYTES", 0)
-    reads.clear()
-    when_extracted = zoo_cli(*FROZEN_RUN, "--runtime", "openvino", "--feature-cache-dir", "not")
-
-    assert ahead.exit_code == 0 and when_extracted.exit_code == 0, ahead.stderr
-    assert started == [4, 1, 1]  # batches of 8: 32 training images, 4 to validate, 4 to test
-    assert reads == [0, 0, 0]  # each split read as it is extracted
-    found = extracted_features(isolated / "ahead", ahead.json())
-    expected = extracted_features(isolated / "not", when_extracted.json())
-    assert found.keys() == {"train", "validation", "test"}
-    assert found == expected  # byte for byte
-
-
-@needs_openvino
-def test_images_are_read_ahead_up_to_the_budget_in_the_order_they_are_extracted(
-    zoo_cli, monkeypatch, reads
-):
-    from zoo.train import extraction
-
-    batch = 8 * 32 * 32 * 3 * 4  # 8 images of 32x32, float32
-    monkeypatch.setattr(extraction, "READ_AHEAD_BYTES", 5 * batch + batch // 2)
-
-    result = zoo_cli(*FROZEN_RUN, "--runtime", "openvino")
-
-    assert result.exit_code == 0, result.stderr
-    # train's 4 batches and validation's one ahead, test's read when it is extracted
-    assert reads == [4, 1, 0]
-
-
-@needs_openvino
-def test_a_ctrl_c_while_the_model_converts_stops_cleanly_and_the_next_run_extracts(
-    isolated: Path,
-):
-    from zoo.train.interrupts import ENV
-
-    stopped = run_zoo(*FROZEN_RUN, "--runtime", "openvino", env={ENV: "convert@0"})
-    again = run_zoo(*FROZEN_RUN, "--runtime", "openvino")
-
-    message = " ".join(stopped.stderr.split())
-    assert stopped.exit_code == 130, stopped.stderr
-    assert "interrupted before the first epoch" in message and "Traceback" not in message
-    assert again.exit_code == 0, again.stderr
-    assert {split["source"] for split in again.json()["feature_cache"].values()} == {"extracted"}
-
-
 @needs_openvino
 def test_bfloat16_is_asked_for_by_name_and_kept_apart_in_the_cache(zoo_cli, isolated):
 
@@ -404,7 +331,7 @@ def test_bfloat16_is_asked_for_by_name_and_kept_apart_in_the_cache(zoo_cli, isol
 
     assert float32.exit_code == 0, float32.stderr
     assert float32.json()["runtime"]["precision"] == "float32"
-    native = "BF16" in _openvino.core().get_property("CPU", "OPTIMIZATION_CAPABILITIES")
+    native = "BF16" in runtime._core().get_property("CPU", "OPTIMIZATION_CAPABILITIES")
     assert bfloat16["runtime"]["precision"] == ("bfloat16" if native else "float32")
     keys = {run["feature_cache"]["train"]["key"] for run in (float32.json(), bfloat16)}
     assert len(keys) == (2 if native else 1)

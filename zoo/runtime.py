@@ -16,10 +16,7 @@ AVX-512 cores: about 1.4x TensorFlow's rate in float32, 2.5x in bfloat16; BENCHM
   in zoo's TensorFlow extraction), so a pass of 1,600 images ran at 157 images/s where its
   batches ran at 240, as fast as the same batches in memory (245). Off, no pass
   stalled; the pipeline's parallelism stays what AUTOTUNE starts with, plenty for
-  decoding. Decoding beside OpenVINO, which takes every core, still costs it about 4%
-  (ResNet50 ran at 268 images/s in a run against 280 on the same images in memory),
-  so extraction starts decoding while the model converts, on the core the conversion
-  leaves free (:func:`read` with ``ahead``; :mod:`zoo.train.extraction`).
+  decoding, which is 2% of the work.
 - ``auto`` (the default): ``openvino`` when it is installed, nothing runs on a GPU
   and there are images enough to repay the conversion (:data:`WORTH_CONVERTING`),
   else ``tensorflow``.
@@ -31,20 +28,21 @@ BF16 instructions, with features about 1% off; OpenVINO runs float32 where the C
 has none, and the choice says so.
 
 OpenVINO is an extra (``pip install 'zoo[openvino]'``): it only helps CPUs, and zoo
-works the same without it. zoo loads it with its usage telemetry off
-(:func:`zoo._openvino.load`).
+works the same without it. zoo loads it with its usage telemetry off (:func:`_openvino`).
 """
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import importlib.util
+import threading
 import warnings
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, replace
 from importlib import metadata
 from typing import TYPE_CHECKING, Any, Literal
 
-from zoo import _openvino
 from zoo.errors import ZooError
 from zoo.settings import BY_NAME
 
@@ -229,14 +227,14 @@ class OpenVinoModel:
     def __init__(self, model: keras.Model, precision: str = "float32") -> None:
         import numpy as np
 
-        ov = _openvino.load()
+        ov = _openvino()
         self._shape = tuple(model.inputs[0].shape[1:])
         example = np.zeros((1, *self._shape), dtype="float32")
-        with warnings.catch_warnings(), _openvino.variables_indexed():
+        with warnings.catch_warnings(), _variables_indexed():
             # Keras warns that the traced input is not named as the model's input.
             warnings.simplefilter("ignore")
             self._model = ov.convert_model(model, example_input=example)
-        self._core = _openvino.core()
+        self._core = _core()
         native = "BF16" in self._core.get_property("CPU", "OPTIMIZATION_CAPABILITIES")
         #: The precision it runs in: bfloat16 only where the CPU computes it natively.
         self.precision = precision if precision == "float32" or native else "float32"
@@ -264,27 +262,136 @@ class OpenVinoModel:
         return self._requests[size]
 
 
-def read(dataset: tf.data.Dataset, ahead: int = 0) -> Iterator[tuple[tf.Tensor, tf.Tensor]]:
-    """An iterator over ``dataset``'s batches, with tf.data's autotuning off (see the
-    module's docstring: its iterator's end stalled 3.5 s beside OpenVINO).
+@functools.cache
+def _core() -> Any:
+    """The process's one OpenVINO ``Core``, kept until the process ends.
 
-    With ``ahead``, reading starts now, in tf.data's own threads, and up to ``ahead``
-    batches wait ready for the first ``next``.
+    OpenVINO's CPU plugin gives the thread that creates a ``Core`` its own signal stack
+    and puts the previous one back when that ``Core`` is destroyed. Two ``Core`` objects
+    destroyed in the order they were made leave the thread on a freed stack, and the
+    next signal it takes (a Ctrl-C) kills the process with a segmentation fault instead
+    of stopping the run cleanly. One ``Core``, never destroyed, cannot do that.
     """
+    return _openvino().Core()
+
+
+#: The converter's modules that send OpenVINO's usage telemetry, each through its ``tm``.
+_TELEMETRY_USERS = (
+    "openvino.tools.ovc.convert_impl",
+    "openvino.tools.ovc.telemetry_utils",
+    "openvino.tools.ovc.utils",
+)
+
+
+@functools.cache
+def _openvino() -> Any:
+    """``openvino``, imported with its usage telemetry off.
+
+    OpenVINO's converter reports each conversion to Google Analytics unless the user
+    opted out (``opt_in_out --opt_out``), and posts every event from a forked copy of
+    the process that lives up to 3 s. zoo is made for offline and air-gapped machines
+    and does not report what its users run. The forks cost time as well: each copies the
+    page tables of a process holding TensorFlow and a model, and makes the parent's
+    writes copy-on-write while the child lives. Converting ResNet50 took 2.2 s with
+    them and 1.4 s without (two cores).
+
+    The converter uses its own no-op stand-in when the ``openvino_telemetry`` package
+    does not import. zoo makes that import fail while OpenVINO loads, and points the
+    converter at the stand-in when the user's code loaded OpenVINO first.
+    """
+    import importlib
+    import sys
+
+    modules: dict[str, Any] = sys.modules
+    blocked = "openvino_telemetry" not in modules
+    if blocked:
+        modules["openvino_telemetry"] = None  # an import of it raises ImportError
+    try:
+        import openvino
+    finally:
+        if blocked and modules.get("openvino_telemetry", False) is None:
+            del modules["openvino_telemetry"]  # code that imports it later gets it
+    try:
+        stub = importlib.import_module("openvino.tools.ovc.telemetry_stub")
+    except ImportError:  # a later OpenVINO without the stand-in: nothing to point at
+        return openvino
+    for name in _TELEMETRY_USERS:
+        module = modules.get(name)
+        if module is not None and hasattr(module, "tm"):
+            module.tm = stub
+    return openvino
+
+
+#: One indexed conversion at a time: each puts back the lookup it found.
+_INDEXING = threading.RLock()
+
+
+@contextlib.contextmanager
+def _variables_indexed() -> Iterator[None]:
+    """Within the block, OpenVINO's TensorFlow reader finds each variable by index.
+
+    Its ``TFGraphNodeDecoder.get_variable(operation)`` finds the variable a placeholder
+    reads by walking all the graph's captures, comparing names, then all its variables;
+    it is called up to four times for each placeholder, so a model with hundreds of
+    variables pays for hundreds squared: 0.3 s of ResNet50's 1.2 s conversion (two
+    cores). The stand-in answers the same from dictionaries built once per graph (the
+    first capture of a name, and the first variable of a handle, as the walk finds
+    them; the variables are read, as the walk reads them, only once a resource capture
+    matches); features are bit-identical (tested). Conversions in other threads wait
+    for the block to end. An OpenVINO without that method is left as it is.
+    """
+    try:
+        from openvino.frontend.tensorflow.node_decoder import TFGraphNodeDecoder
+    except ImportError:
+        yield
+        return
+    with _INDEXING:
+        walked = TFGraphNodeDecoder.__dict__.get("get_variable")
+        if not isinstance(walked, staticmethod):
+            yield
+            return
+        TFGraphNodeDecoder.get_variable = staticmethod(_GraphIndexes().get_variable)
+        try:
+            yield
+        finally:
+            TFGraphNodeDecoder.get_variable = walked
+
+
+class _GraphIndexes:
+    """What ``TFGraphNodeDecoder.get_variable`` answers, looked up by name and handle.
+
+    Keyed by the graph itself (graphs hash by identity), so each graph's entries hold it
+    alive for as long as they are used.
+    """
+
+    def __init__(self) -> None:
+        self._captured: dict[Any, dict[str, Any]] = {}
+        self._handles: dict[Any, dict[int, Any]] = {}
+
+    def get_variable(self, operation: Any) -> Any:
+        graph = operation.graph
+        if not hasattr(graph, "captures"):
+            return None
+        if graph not in self._captured:
+            captures = reversed(list(graph.captures))
+            self._captured[graph] = {inner.name: outer for outer, inner in captures}
+        outer = self._captured[graph].get(operation.outputs[0].name)
+        if outer is None or outer.dtype.name != "resource":
+            return outer
+        if graph not in self._handles:
+            variables = reversed(list(graph.variables))
+            self._handles[graph] = {id(v.handle): v for v in variables}
+        variable = self._handles[graph].get(id(outer))
+        return None if variable is None else variable.read_value_no_copy()
+
+
+def run_batches(runner: Runner, dataset: tf.data.Dataset) -> Iterator[tuple[Any, Any]]:
+    """``(outputs, labels)`` as NumPy arrays, one batch of ``dataset`` at a time; read
+    with tf.data's autotuning off (see the module's docstring: its iterator's end
+    stalled 3.5 s beside OpenVINO)."""
     import tensorflow as tf
 
     options = tf.data.Options()
     options.autotune.enabled = False
-    if ahead:
-        dataset = dataset.prefetch(ahead)
-        options.experimental_warm_start = True  # the threads start now, not at next()
-    return iter(dataset.with_options(options))
-
-
-def run_batches(
-    runner: Runner, batches: Iterable[tuple[tf.Tensor, tf.Tensor]]
-) -> Iterator[tuple[Any, Any]]:
-    """``(outputs, labels)`` as NumPy arrays, one batch at a time (``batches``: from
-    :func:`read`)."""
-    for images, labels in batches:
+    for images, labels in dataset.with_options(options):
         yield runner(images.numpy()), labels.numpy()

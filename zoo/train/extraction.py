@@ -10,25 +10,19 @@ first split: a model is converted to OpenVINO only when some split must be extra
 not convert is run by TensorFlow, saying why. The runtime and its
 precision are part of the key, so a run never trains on features another runtime
 computed.
-
-Converting runs Python on one core for about a second. Before it starts, the splits to
-extract begin reading (decoding, resizing, batching) in tf.data's own threads, up to
-:data:`READ_AHEAD_BYTES` of batches, so that OpenVINO, which takes every core, finds
-them ready instead of sharing the cores with their decoding. A split of augmented
-copies is read when it is extracted, as before.
 """
 
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from zoo import data, runtime
 from zoo.train import features as feature_cache
-from zoo.train import interrupts, store
+from zoo.train import store
 from zoo.train.events import RunWarning
 from zoo.train.loop import predict_batches
 
@@ -38,13 +32,6 @@ if TYPE_CHECKING:
 
     from zoo.data import Augmentation
     from zoo.train.context import RunContext
-
-
-#: Batches of images, in bytes, read while the model converts to OpenVINO (float32
-#: pixels: about 2,200 images at 100x100, 440 at 224x224), about what one core decodes in
-#: the second a ResNet50 takes to convert. At most this much more memory is held while
-#: the first split is extracted.
-READ_AHEAD_BYTES = 256 * 2**20
 
 
 @dataclass(frozen=True)
@@ -77,8 +64,6 @@ class FeatureSource:
         self.runner: runtime.Runner | None = None
         self._base: dict[str, Any] | None = None
         self._told_over = False
-        #: Each split's batches being read while the model converts (:meth:`_read_ahead`).
-        self._ahead: dict[str, Iterator[Any]] = {}
 
     @property
     def model(self) -> keras.Model:
@@ -93,7 +78,6 @@ class FeatureSource:
         return pooled.head if pooled is not None else self.context.assembled.head
 
     def close(self) -> None:
-        self._ahead.clear()  # their reading stops with the iterators
         if self.cache is not None:
             self.cache.close()
 
@@ -116,42 +100,8 @@ class FeatureSource:
                 config.runtime, config.runtime_precision, gpu=gpu, images=count
             )
             if self.choice.name == "openvino":
-                self._read_ahead(missing)
-                interrupts.point("convert", 0)
                 self.runner, self.choice = self._compile(self.choice)
-                if self.runner is None:  # TensorFlow extracts them from pipelines of its own
-                    self._ahead.clear()
         context.events.on_runtime(self.choice)
-
-    def _read_ahead(self, missing: Sequence[_Split]) -> None:
-        """Start reading ``missing``'s batches, in the order they are extracted, up to
-        :data:`READ_AHEAD_BYTES` in all; augmented copies are left to be read when
-        extracted."""
-        budget = READ_AHEAD_BYTES
-        size = self.context.config.batch_size
-        for asked in missing:
-            if asked.augment is not None:
-                continue
-            batches = self._batches(asked)
-            images = batches.element_spec[0]
-            per_batch = size * images.shape[1:].num_elements() * images.dtype.size
-            steps = data.steps(self.context.splits.sizes.get(asked.split), size)
-            ahead = min(budget // per_batch, steps or budget // per_batch)
-            if ahead < 1:
-                return
-            self._ahead[asked.split] = runtime.read(batches, ahead=ahead)
-            budget -= ahead * per_batch
-
-    def _batches(self, asked: _Split) -> tf.data.Dataset:
-        """``asked``'s images resized and batched, as the backbone takes them."""
-        context = self.context
-        return data.batches(
-            getattr(context.splits, asked.split),
-            image_size=context.config.image_size,
-            batch_size=context.config.batch_size,
-            size=context.splits.sizes.get(asked.split),
-            augment=asked.augment,
-        )
 
     def _images(self, asked: _Split) -> int | None:
         """How many images extracting ``asked`` runs the model on (copies counted), if
@@ -224,12 +174,17 @@ class FeatureSource:
         events.on_extract_begin(
             asked.shown, data.steps(context.splits.sizes.get(asked.split), size)
         )
-        ahead = self._ahead.pop(asked.split, None)
+        images = data.batches(
+            getattr(context.splits, asked.split),
+            image_size=context.config.image_size,
+            batch_size=size,
+            size=context.splits.sizes.get(asked.split),
+            augment=asked.augment,
+        )
         if self.runner is None:
-            predicted = predict_batches(self.model, context.placement, self._batches(asked))
+            predicted = predict_batches(self.model, context.placement, images)
         else:
-            batches = ahead or runtime.read(self._batches(asked))
-            predicted = runtime.run_batches(self.runner, batches)
+            predicted = runtime.run_batches(self.runner, images)
         total = context.splits.sizes.get(asked.split)
         meta = feature_cache.extract_to(
             folder, predicted, events.on_extract_step, asked.views, total

@@ -11,8 +11,7 @@ what is saved and what is lost, for the console and metrics.json.
 Test hook: with ``ZOO_TEST_SIGINT=POINT@EPOCH`` in the environment, the process sends
 itself SIGINT when it reaches :func:`point` ``POINT`` in epoch ``EPOCH`` (counted over
 all stages), so tests interrupt at a known place. The points, in the order a run
-reaches them (see :data:`POINTS`): ``convert@0`` (before the model converts to
-OpenVINO for extraction, its images already being read), then ``epoch.begin``, ``epoch.validate``,
+reaches them (see :data:`POINTS`): ``epoch.begin``, ``epoch.validate``,
 ``epoch.end`` (trained and validated, not yet saved), ``best.write`` (before a new best
 epoch's weights), ``checkpoint.weights`` (model weights written, optimizer not),
 ``checkpoint.files`` (all files written, folder not yet renamed into place),
@@ -34,7 +33,6 @@ from types import FrameType
 ENV = "ZOO_TEST_SIGINT"
 #: The named points of the test hook, in the order a run reaches them.
 POINTS = (
-    "convert",
     "epoch.begin",
     "epoch.validate",
     "epoch.end",
