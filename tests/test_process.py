@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from typing import Any
 
 #: Loads TensorFlow as a command would, then says how many objects the collector skips.
 FROZEN_AFTER_LOADING = """
@@ -20,15 +21,17 @@ print(json.dumps([before, after, gc.get_freeze_count()]))
 """
 
 
-def frozen_counts(process: str) -> list[int]:
+def answer(program: str, argument: str) -> Any:
+    """What ``program`` prints last, as JSON, run in a new process with ``argument``."""
     proc = subprocess.run(
-        [sys.executable, "-c", FROZEN_AFTER_LOADING, process],
-        capture_output=True,
-        text=True,
-        timeout=300,
+        [sys.executable, "-c", program, argument], capture_output=True, text=True, timeout=300
     )
     assert proc.returncode == 0, proc.stderr[-2000:]
     return json.loads(proc.stdout.splitlines()[-1])
+
+
+def frozen_counts(process: str) -> list[int]:
+    return answer(FROZEN_AFTER_LOADING, process)
 
 
 def test_the_zoo_command_freezes_tensorflows_objects_out_of_garbage_collection():
@@ -67,14 +70,7 @@ print(json.dumps({"during": ran, "enabled": gc.isenabled()}))
 
 
 def collections_while_loading(collector: str) -> dict:
-    proc = subprocess.run(
-        [sys.executable, "-c", COLLECTIONS_WHILE_LOADING, collector],
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    assert proc.returncode == 0, proc.stderr[-2000:]
-    return json.loads(proc.stdout.splitlines()[-1])
+    return answer(COLLECTIONS_WHILE_LOADING, collector)
 
 
 def test_tensorflow_loads_with_no_garbage_collection_and_the_collector_resumes_after():
