@@ -43,6 +43,9 @@ if TYPE_CHECKING:
 SPLIT_FOLDERS = {"train": ("train",), "validation": ("validation", "val"), "test": ("test",)}
 #: The share of each class carved off for a missing validation or test split.
 CARVED_FRACTION = 0.1
+#: How the training split is ordered, in the fingerprint: features cached when the names
+#: were reshuffled on every pass were stored in another order, and get other keys.
+ORDER = "names shuffled once"
 
 
 @dataclass(frozen=True)
@@ -155,7 +158,7 @@ def build(params: Mapping[str, Any]) -> zoo.Splits:
         fingerprint=_fingerprint(found.root, files, decoder),
         unreadable={os.fspath(p): reason for p, reason in sorted(skipped.items())},
         class_counts={split: [len(paths) for paths in files[split]] for split in SPLIT_FOLDERS},
-        # In the order _dataset yields them; train is reshuffled every epoch.
+        # In the order _dataset yields them; train is shuffled (zoo reshuffles each epoch).
         files={
             split: [os.fspath(p) for paths in files[split] for p in paths]
             for split in ("validation", "test")
@@ -211,7 +214,7 @@ def _check(
 def _dataset(
     per_class: Sequence[Sequence[Path]], shuffle_seed: int | None = None
 ) -> tf.data.Dataset:
-    """``(uint8 image, label)`` pairs, decoded in parallel; reshuffled each epoch if seeded."""
+    """``(uint8 image, label)`` pairs, decoded in parallel; in a seeded order if seeded."""
     import tensorflow as tf
 
     paths = [os.fspath(p) for group in per_class for p in group]
@@ -220,8 +223,12 @@ def _dataset(
         (tf.constant(paths, tf.string), tf.constant(labels, tf.int64))
     )
     if shuffle_seed is not None:
-        # Shuffling names is cheap, so the whole split is shuffled, not a buffer of it.
-        pairs = pairs.shuffle(len(paths), seed=shuffle_seed, reshuffle_each_iteration=True)
+        # Shuffling names is cheap, so the whole split is shuffled, not a buffer of it:
+        # once, the same on every pass. zoo reshuffles each epoch from the epoch's seed
+        # (its shuffle buffer, after resizing). Reshuffled on every pass here, each pass
+        # would take the seed's next order: a resumed process would start again at the
+        # first, and extracting features (a pass) would move fine-tuning's orders.
+        pairs = pairs.shuffle(len(paths), seed=shuffle_seed, reshuffle_each_iteration=False)
     return pairs.map(
         lambda path, label: (images.decode(tf.io.read_file(path)), label),
         num_parallel_calls=tf.data.AUTOTUNE,
@@ -232,10 +239,10 @@ def _dataset(
 def _fingerprint(root: Path, files: Mapping[str, list[list[Path]]], decoder: str) -> str:
     """A digest of the decoder and of every file used: split, label, name, size, time.
 
-    It changes whenever the pixels a run sees could change (zoo keys cached features
-    on it).
+    It changes whenever the pixels a run sees, or their order, could change (zoo keys
+    cached features on it).
     """
-    digest = hashlib.sha256(decoder.encode())
+    digest = hashlib.sha256(f"{decoder}/{ORDER}".encode())
     for split in SPLIT_FOLDERS:
         for label, paths in enumerate(files[split]):
             for p in paths:

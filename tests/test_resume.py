@@ -9,7 +9,13 @@ import time
 from pathlib import Path
 
 import pytest
-from helpers import TINY_RUN, history_numbers, interrupt_after_epoch, zoo_executable
+from helpers import (
+    TINY_RUN,
+    colour_folder,
+    history_numbers,
+    interrupt_after_epoch,
+    zoo_executable,
+)
 
 #: Long enough to be stopped part-way: 20 epochs of 40 small steps.
 SLOW_RUN = [
@@ -159,3 +165,47 @@ def test_a_head_checkpoint_refuses_a_different_backbone(zoo_cli, monkeypatch: py
 
     assert result.exit_code == 2
     assert "the frozen backbone built now differs" in result.stderr
+
+
+# --- A dataset whose training split shuffles its own file names (image_folder) -------
+
+
+def photo_run(photos: Path, *more: str) -> list[str]:
+    return [
+        "run", "image_folder", "small_cnn", "gap_sigmoid",
+        "--epochs", "3", "--image-size", "24", "--batch-size", "8",
+        "--set", f"dataset.path={photos}", "--json", *more,
+    ]  # fmt: skip
+
+
+def test_an_image_folder_run_resumes_exactly_as_an_unbroken_one(
+    zoo_cli, isolated: Path, monkeypatch: pytest.MonkeyPatch
+):
+    photos = colour_folder(isolated / "photos", {"red": 30, "blue": 30})
+    unbroken = zoo_cli(*photo_run(photos, "--output", "unbroken")).json()
+    with monkeypatch.context() as patch:
+        interrupt_after_epoch(patch, 1)
+        stopped = zoo_cli(*photo_run(photos))
+    run_dir = stopped.stderr.split("Resume with: zoo run --resume ")[1].split()[0]
+
+    resumed = zoo_cli("run", "--resume", run_dir, "--json").json()
+
+    assert stopped.exit_code == 130
+    assert history_numbers(resumed) == pytest.approx(history_numbers(unbroken))
+    assert resumed["weights_sha256"] == unbroken["weights_sha256"]
+
+
+def test_fine_tuning_sees_the_same_images_whether_the_features_were_cached_or_not(
+    zoo_cli, isolated: Path
+):
+    photos = colour_folder(isolated / "photos", {"red": 30, "blue": 30})
+    tuned = ["--set", "backbone.trainable=false", "--fine-tune-epochs", "2"]
+    tuned += ["--fine-tune-layers", "2"]
+
+    extracted = zoo_cli(*photo_run(photos, *tuned)).json()
+    cached = zoo_cli(*photo_run(photos, *tuned)).json()
+
+    assert {s["source"] for s in extracted["feature_cache"].values()} == {"extracted"}
+    assert {s["source"] for s in cached["feature_cache"].values()} == {"cache"}
+    assert history_numbers(cached) == pytest.approx(history_numbers(extracted))
+    assert cached["weights_sha256"] == extracted["weights_sha256"]

@@ -156,9 +156,8 @@ class Stages:
         return data.steps(self.context.splits.sizes.get("train"), self.context.config.batch_size)
 
     def _shuffle_seed(self, epoch: int) -> int:
-        """The shuffle seed of ``epoch``: a resumed run shuffles exactly as an unbroken one,
-        where the dataset's split does not reshuffle on every pass by itself
-        (image_folder's training split does: docs/architecture.md, "Known gap")."""
+        """The shuffle seed of ``epoch``: a resumed run shuffles exactly as an unbroken one
+        (given a training split in the same order on every pass: docs/plugins.md)."""
         return self.context.config.seed * 100_003 + epoch
 
     def _images(
