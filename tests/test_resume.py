@@ -14,6 +14,7 @@ from helpers import (
     colour_folder,
     history_numbers,
     interrupt_after_epoch,
+    run_zoo,
     zoo_executable,
 )
 
@@ -178,21 +179,21 @@ def photo_run(photos: Path, *more: str) -> list[str]:
     ]  # fmt: skip
 
 
-def test_an_image_folder_run_resumes_exactly_as_an_unbroken_one(
-    zoo_cli, isolated: Path, monkeypatch: pytest.MonkeyPatch
-):
+def test_an_image_folder_run_resumes_exactly_as_an_unbroken_one(zoo_cli, isolated: Path):
+    from zoo.train.interrupts import ENV
+
     photos = colour_folder(isolated / "photos", {"red": 30, "blue": 30})
     unbroken = zoo_cli(*photo_run(photos, "--output", "unbroken")).json()
-    with monkeypatch.context() as patch:
-        interrupt_after_epoch(patch, 1)
-        stopped = zoo_cli(*photo_run(photos))
+    # Ctrl-C as epoch 2 begins, then the resume, each a new process.
+    stopped = run_zoo(*photo_run(photos), cwd=isolated, env={ENV: "epoch.begin@2"})
     run_dir = stopped.stderr.split("Resume with: zoo run --resume ")[1].split()[0]
 
-    resumed = zoo_cli("run", "--resume", run_dir, "--json").json()
+    resumed = run_zoo("run", "--resume", run_dir, "--json", cwd=isolated)
 
-    assert stopped.exit_code == 130
-    assert history_numbers(resumed) == pytest.approx(history_numbers(unbroken))
-    assert resumed["weights_sha256"] == unbroken["weights_sha256"]
+    assert stopped.exit_code == 130, stopped.stderr
+    assert resumed.exit_code == 0, resumed.stderr
+    assert history_numbers(resumed.json()) == pytest.approx(history_numbers(unbroken))
+    assert resumed.json()["weights_sha256"] == unbroken["weights_sha256"]
 
 
 def test_fine_tuning_sees_the_same_images_whether_the_features_were_cached_or_not(
