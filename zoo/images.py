@@ -191,8 +191,8 @@ _INDEX_BATCH = 256
 def find_unreadable(paths: Sequence[str | os.PathLike[str]]) -> dict[Path, str]:
     """Decode every file once, in parallel; return the unreadable ones with the reason.
 
-    The decoding runs in tf.data on all cores and keeps only the index of each image
-    that decoded, so memory stays flat; the indices come back in batches (one at a
+    The decoding runs in tf.data on all cores and keeps only the index and shape of each
+    image that decoded, so memory stays flat; they come back in batches (one at a
     time, reading them took 0.34 s of 2,000 small JPEGs' 0.2 s). The few files that
     fail are decoded once more, one at a time, to say why.
     """
@@ -207,8 +207,8 @@ def find_unreadable(paths: Sequence[str | os.PathLike[str]]) -> dict[Path, str]:
         num_parallel_calls=tf.data.AUTOTUNE,
         deterministic=False,
     ).ignore_errors()  # a file that fails is left out, before the batching
-    indices = decoded.map(lambda index, _: index).batch(_INDEX_BATCH)
-    readable = {int(index) for batch in indices.as_numpy_iterator() for index in batch}
+    batches = decoded.batch(_INDEX_BATCH).as_numpy_iterator()  # shapes: [3] each
+    readable = {int(index) for indices, _ in batches for index in indices}
     failed = [Path(name) for i, name in enumerate(names) if i not in readable]
     return {path: _why_unreadable(path) for path in failed}
 
