@@ -166,6 +166,38 @@ def test_converting_finds_variables_by_index_with_features_bit_identical(monkeyp
 
 
 @needs_openvino
+def test_converting_reads_each_variable_once(monkeypatch):
+    from tensorflow.python.ops.resource_variable_ops import BaseResourceVariable
+
+    features = assembled(["shapes", "small_cnn", "gap_sigmoid"], 32, []).features
+    read = BaseResourceVariable.read_value_no_copy
+    reads: list[str] = []
+
+    def counted_read(variable: BaseResourceVariable) -> object:
+        reads.append(variable.path if hasattr(variable, "path") else variable.name)
+        return read(variable)
+
+    monkeypatch.setattr(BaseResourceVariable, "read_value_no_copy", counted_read)
+    runtime.OpenVinoModel(features)
+
+    assert reads  # the converter reads the weights it makes constants of
+    assert len(reads) == len(set(reads))  # it asks again for shapes: answered from memory
+
+
+@needs_openvino
+def test_the_graph_traced_without_autograph_converts_to_the_same_features(monkeypatch):
+    features = assembled(["shapes", "small_cnn", "gap_sigmoid"], 32, []).pooled.features
+    images = np.random.default_rng(0).uniform(0, 255, (4, 32, 32, 3)).astype("float32")
+
+    traced = runtime.OpenVinoModel(features)(images)
+    # The Keras model itself, traced by the converter's own wrapper (AutoGraph on).
+    monkeypatch.setattr(runtime, "_traced", lambda model: model)
+    wrapped = runtime.OpenVinoModel(features)(images)
+
+    np.testing.assert_array_equal(traced, wrapped)
+
+
+@needs_openvino
 def test_conversions_in_two_threads_put_openvinos_own_lookup_back():
     from openvino.frontend.tensorflow.node_decoder import TFGraphNodeDecoder
 
