@@ -19,7 +19,7 @@ import pytest
 from helpers import TINY_RUN, hide_openvino, run_zoo, write
 
 import zoo
-from zoo import runtime
+from zoo import converting, runtime
 from zoo.plugins import load_registry
 
 needs_openvino = pytest.mark.skipif(
@@ -159,7 +159,7 @@ def test_converting_finds_variables_by_index_with_features_bit_identical(monkeyp
     assert walks == []  # the index answered the converter
     assert TFGraphNodeDecoder.__dict__["get_variable"].__func__ is counted_walk  # put back
 
-    monkeypatch.setattr(runtime, "_variables_indexed", contextlib.nullcontext)
+    monkeypatch.setattr(converting, "variables_indexed", contextlib.nullcontext)
     walked = runtime.OpenVinoModel(features)(images)
     assert walks  # the converter asks for variables: without the index, it walks
     np.testing.assert_array_equal(indexed, walked)
@@ -191,7 +191,7 @@ def test_the_graph_traced_without_autograph_converts_to_the_same_features(monkey
 
     traced = runtime.OpenVinoModel(features)(images)
     # The Keras model itself, traced by the converter's own wrapper (AutoGraph on).
-    monkeypatch.setattr(runtime, "_traced", lambda model: model)
+    monkeypatch.setattr(converting, "traced", lambda model: model)
     wrapped = runtime.OpenVinoModel(features)(images)
 
     np.testing.assert_array_equal(traced, wrapped)
@@ -205,10 +205,10 @@ def test_conversions_in_two_threads_put_openvinos_own_lookup_back():
     second_entered = threading.Event()
 
     def second() -> None:
-        with runtime._variables_indexed():
+        with converting.variables_indexed():
             second_entered.set()
 
-    with runtime._variables_indexed():
+    with converting.variables_indexed():
         thread = threading.Thread(target=second)
         thread.start()
         # Without waiting its turn, the second would enter now and keep the first's index.
@@ -363,7 +363,7 @@ def test_bfloat16_is_asked_for_by_name_and_kept_apart_in_the_cache(zoo_cli, isol
 
     assert float32.exit_code == 0, float32.stderr
     assert float32.json()["runtime"]["precision"] == "float32"
-    native = "BF16" in runtime._core().get_property("CPU", "OPTIMIZATION_CAPABILITIES")
+    native = "BF16" in converting.core().get_property("CPU", "OPTIMIZATION_CAPABILITIES")
     assert bfloat16["runtime"]["precision"] == ("bfloat16" if native else "float32")
     keys = {run["feature_cache"]["train"]["key"] for run in (float32.json(), bfloat16)}
     assert len(keys) == (2 if native else 1)
