@@ -114,6 +114,29 @@ def _augment(layers: Sequence[keras.layers.Layer], images: tf.Tensor) -> tf.Tens
     return images
 
 
+def without_autotuning(dataset: tf.data.Dataset) -> tf.data.Dataset:
+    """``dataset`` with tf.data's autotuning off, as every pipeline zoo iterates.
+
+    With autotuning on, each iterator runs a thread that tunes the pipeline and sleeps
+    between rounds, each sleep twice as long as the last (up to a minute). Destroying
+    the iterator at the end of a pass waits for that thread, and the wake-up that should
+    end its sleep is sometimes missed (TensorFlow 2.21): the pass then ends when the
+    sleep does, seconds later, with no CPU used. Seen with gdb (the main thread in
+    ``RootDataset::Iterator::~Iterator``, the tuning thread in a timed wait in
+    ``Model::OptimizeLoop``): the plain Keras script of benchmark 1 idles about 10 s at
+    the end of 14 of its 30 epochs, zoo's TensorFlow extraction 11 s in one run of
+    five, OpenVINO's 3.5 s in about half its passes before it was turned off there. Off,
+    a map with ``num_parallel_calls=AUTOTUNE`` runs on as many threads as the CPU
+    has cores (up to 16) and ``prefetch(AUTOTUNE)`` keeps its own buffer tuning, which
+    needs no thread.
+    """
+    import tensorflow as tf
+
+    options = tf.data.Options()
+    options.autotune.enabled = False
+    return dataset.with_options(options)
+
+
 def resize_images(split: tf.data.Dataset, image_size: int) -> tf.data.Dataset:
     """``(uint8 image of any size, label)`` to ``(float32 [size, size, 3] in 0..255, label)``."""
     import tensorflow as tf
@@ -155,7 +178,7 @@ def batches(
     split = split.batch(batch_size)
     if augment is not None:
         split = augment(split)
-    return split.prefetch(tf.data.AUTOTUNE)
+    return without_autotuning(split.prefetch(tf.data.AUTOTUNE))
 
 
 def steps(size: int | None, batch_size: int) -> int | None:
@@ -169,7 +192,7 @@ def labels_of(split: tf.data.Dataset) -> np.ndarray:
     """Every label of an unbatched ``(image, label)`` split, in order."""
     import numpy as np
 
-    labels = split.map(lambda image, label: label).batch(4096)
+    labels = without_autotuning(split.map(lambda image, label: label).batch(4096))
     return np.concatenate(list(labels.as_numpy_iterator()))
 
 

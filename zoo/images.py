@@ -198,6 +198,8 @@ def find_unreadable(paths: Sequence[str | os.PathLike[str]]) -> dict[Path, str]:
     """
     import tensorflow as tf
 
+    from zoo.data import without_autotuning
+
     if not paths:
         return {}
     names = [os.fspath(p) for p in paths]
@@ -207,7 +209,7 @@ def find_unreadable(paths: Sequence[str | os.PathLike[str]]) -> dict[Path, str]:
         num_parallel_calls=tf.data.AUTOTUNE,
         deterministic=False,
     ).ignore_errors()  # a file that fails is left out, before the batching
-    batches = decoded.batch(_INDEX_BATCH).as_numpy_iterator()  # shapes: [3] each
+    batches = without_autotuning(decoded.batch(_INDEX_BATCH)).as_numpy_iterator()  # shapes: [3]
     readable = {int(index) for indices, _ in batches for index in indices}
     failed = [Path(name) for i, name in enumerate(names) if i not in readable]
     return {path: _why_unreadable(path) for path in failed}

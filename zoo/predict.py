@@ -191,14 +191,14 @@ def predict_files(
     """
     import tensorflow as tf
 
-    from zoo.data import resize_images
+    from zoo.data import resize_images, without_autotuning
 
     result = Predictions()
     spec = (tf.TensorSpec((None, None, 3), tf.uint8), tf.TensorSpec((), tf.int64))
     decoded = tf.data.Dataset.from_generator(
         lambda: _decoded(files, result.errors), output_signature=spec
     )
-    batches = resize_images(decoded, trained.image_size).batch(batch_size)
+    batches = without_autotuning(resize_images(decoded, trained.image_size).batch(batch_size))
     for step, (images, indices) in enumerate(batches):
         if runner is None:
             outputs = trained.model.predict_on_batch(images)

@@ -11,12 +11,12 @@ AVX-512 cores: about 1.4x TensorFlow's rate in float32, 2.5x in bfloat16; BENCHM
   shape (static shapes are about 10% faster than a dynamic batch), one synchronous
   request with the ``LATENCY`` hint (the ``THROUGHPUT`` hint pays only with several
   requests in flight, and was slower with one). Its batches come from tf.data with
-  tf.data's autotuning off: on, the iterator's end took 3.5 s in about half the
-  passes over a split while OpenVINO ran in the process (measured on two cores; never
-  in zoo's TensorFlow extraction), so a pass of 1,600 images ran at 157 images/s where its
-  batches ran at 240, as fast as the same batches in memory (245). Off, no pass
-  stalled; the pipeline's parallelism stays what AUTOTUNE starts with, plenty for
-  decoding, which is 2% of the work.
+  tf.data's autotuning off, as all of zoo's (:func:`zoo.data.without_autotuning`): on,
+  the iterator's end took 3.5 s in about half the passes over a split while OpenVINO
+  ran in the process (measured on two cores), so a pass of 1,600 images ran at 157
+  images/s where its batches ran at 240, as fast as the same batches in memory (245).
+  Off, no pass stalled; the pipeline's parallelism stays what AUTOTUNE starts with,
+  plenty for decoding, which is 2% of the work.
 - ``auto`` (the default): ``openvino`` when it is installed, nothing runs on a GPU
   and there are images enough to repay the conversion (:data:`WORTH_CONVERTING`),
   else ``tensorflow``.
@@ -255,11 +255,9 @@ class OpenVinoModel:
 
 def run_batches(runner: Runner, dataset: tf.data.Dataset) -> Iterator[tuple[Any, Any]]:
     """``(outputs, labels)`` as NumPy arrays, one batch of ``dataset`` at a time; read
-    with tf.data's autotuning off (see the module's docstring: its iterator's end
-    stalled 3.5 s beside OpenVINO)."""
-    import tensorflow as tf
+    with tf.data's autotuning off (:func:`zoo.data.without_autotuning`: its iterator's
+    end stalled 3.5 s beside OpenVINO)."""
+    from zoo.data import without_autotuning
 
-    options = tf.data.Options()
-    options.autotune.enabled = False
-    for images, labels in dataset.with_options(options):
+    for images, labels in without_autotuning(dataset):
         yield runner(images.numpy()), labels.numpy()

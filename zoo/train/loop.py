@@ -176,6 +176,8 @@ def distribute(strategy: tf.distribute.Strategy, dataset: tf.data.Dataset) -> An
     options = tf.data.Options()
     # Every worker builds the same dataset (seeded); each takes its share of batches.
     options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA
+    # Autotuning's thread can stall the end of a pass: zoo.data.without_autotuning.
+    options.autotune.enabled = False
     return strategy.experimental_distribute_dataset(dataset.with_options(options))
 
 
