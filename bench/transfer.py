@@ -84,8 +84,10 @@ def pauses(epochs: Sequence[float]) -> list[float]:
     """How long each paused epoch of a run paused: each epoch after the first (which
     also traces the model) that took at least :data:`PAUSE` times the fastest of them,
     by its excess over that fastest one. The plain script's epochs take either about
-    10 s or about 20 s on two cores, with the same time per step: TensorFlow pauses
-    between its steps and the epoch's end."""
+    10 s or about 20 s on two cores, with the same time per step: at a pass's end, its
+    tf.data iterator waits, idle, for the autotuning thread to wake from its sleep
+    (:func:`zoo.data.without_autotuning`). Only the pauses inside epochs are seen here;
+    one that falls between two epochs, or after the last, stays in the plain time."""
     later = list(epochs[1:])
     fastest = min(later, default=0.0)
     return [e - fastest for e in later if e >= PAUSE * fastest]
@@ -242,8 +244,8 @@ def _pauses(pair: Pair) -> list[str]:
     return [
         f"The plain script's epochs after the first took {min(later):.1f}–{max(later):.1f} s; "
         f"{count} of {len(later)} took at least {PAUSE}x their run's fastest, at the same "
-        f"time per step (TensorFlow pausing before the epoch ends; no zoo run here paused: "
-        f"their wall times spread as shown above). Those pauses cost each run "
+        f"time per step (tf.data idling at a pass's end until its autotuning thread wakes; "
+        f"zoo runs its pipelines with autotuning off). Those pauses cost each run "
         f"{', '.join(f'{t:.0f}' for t in lost)} s. "
         f"Against the plain script's time less its pauses, zoo is {unpaused.median:.2f}x "
         f"faster ({spread(unpaused, 'x')}).",
