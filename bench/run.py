@@ -60,7 +60,7 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     mode.add_argument(
         "--full",
         action="store_true",
-        help="the issue's sizes, 3 runs a side (about 13 minutes on 2 otherwise idle cores)",
+        help="the issue's sizes, 5 runs a side (about 19 minutes on 2 otherwise idle cores)",
     )
     parser.add_argument(
         "--only", type=_numbers, default=[1, 2, 3, 4, 5, 6, 7], help="benchmarks, e.g. 1,4"
@@ -141,9 +141,10 @@ def main(argv: list[str] | None = None) -> int:
 
 def _settings_rows(s: Settings, selected: list[int]) -> list[list[str]]:
     why = [
-        ["why these repeats", "the plain script's runs differ by up to 50% (TensorFlow "
-         "pauses some of its epochs by about 10 s), so benchmark 1 takes 3 runs a side, "
-         "whose median is a run; `--full` then takes about 13 minutes on 2 cores"],
+        ["why these repeats", "the plain script's runs differ by up to 50% (tf.data "
+         "idles about 10 s at the end of some of its passes), and zoo's by a few percent "
+         "from hour to hour, so benchmark 1 takes 5 runs a side, whose median is a run; "
+         "`--full` then takes about 19 minutes on 2 cores"],
     ] if s.mode == "full" else []  # fmt: skip
     return [
         *why,
