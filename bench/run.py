@@ -143,8 +143,8 @@ def _settings_rows(s: Settings, selected: list[int]) -> list[list[str]]:
     why = [
         ["why these repeats", "the plain script's runs differ by up to 50% (tf.data "
          "idles about 10 s at the end of some of its passes), and zoo's by a few percent "
-         "from hour to hour, so benchmark 1 takes 5 runs a side, whose median is a run; "
-         "`--full` then takes about 19 minutes on 2 cores"],
+         f"from hour to hour, so benchmark 1 takes {s.repeats} runs a side (`--full`: 5, "
+         "about 19 minutes on 2 cores), whose median is a run"],
     ] if s.mode == "full" else []  # fmt: skip
     return [
         *why,

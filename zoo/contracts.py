@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from zoo.components import TOKEN_POOLING, BuiltBackbone, BuiltHead, Splits
+from zoo.data import without_autotuning
 from zoo.downloads import problems as download_problems
 from zoo.errors import ZooError, describe_error
 from zoo.params import resolve
@@ -204,7 +205,8 @@ def _check_split(
     if wrong:
         found(split, wrong)
         return
-    examples = found.call(split, lambda: list(data.take(settings.max_examples).as_numpy_iterator()))
+    first = without_autotuning(data.take(settings.max_examples))
+    examples = found.call(split, lambda: list(first.as_numpy_iterator()))
     if examples is _FAILED:
         return
     if not examples:

@@ -115,7 +115,9 @@ def _augment(layers: Sequence[keras.layers.Layer], images: tf.Tensor) -> tf.Tens
 
 
 def without_autotuning(dataset: tf.data.Dataset) -> tf.data.Dataset:
-    """``dataset`` with tf.data's autotuning off, as every pipeline zoo iterates.
+    """``dataset`` with tf.data's autotuning off, as every pipeline zoo iterates on one
+    device (a strategy that places batches on devices iterates per-device datasets of
+    its own, which keep autotuning on: no public option reaches them).
 
     With autotuning on, each iterator runs a thread that tunes the pipeline and sleeps
     between rounds, each sleep twice as long as the last (up to a minute). Destroying

@@ -6,8 +6,9 @@ AVX-512 cores: about 1.4x TensorFlow's rate in float32, 2.5x in bfloat16; BENCHM
 ``--runtime`` chooses, for feature extraction and ``zoo predict``:
 
 - ``tensorflow``: the Keras model itself.
-- ``openvino``: the Keras model converted in memory by ``openvino.convert_model``
-  (the preprocessing and the backbone, KerasHub's included), compiled for the batch
+- ``openvino``: the Keras model, traced by zoo, converted in memory by
+  ``openvino.convert_model`` (:mod:`zoo.converting`; the preprocessing and the
+  backbone, KerasHub's included), compiled for the batch
   shape (static shapes are about 10% faster than a dynamic batch), one synchronous
   request with the ``LATENCY`` hint (the ``THROUGHPUT`` hint pays only with several
   requests in flight, and was slower with one). Its batches come from tf.data with
@@ -56,7 +57,7 @@ RUNTIMES: tuple[str, ...] = BY_NAME["runtime"].choices or ()
 PRECISIONS: tuple[str, ...] = BY_NAME["runtime_precision"].choices or ()
 INSTALL = "pip install 'zoo[openvino]'"
 #: ``auto`` converts to OpenVINO only for at least this many images. Converting and
-#: compiling ResNet50 at 100x100 takes about 1.2 s on two cores; float32 saves about
+#: compiling ResNet50 at 100x100 takes about 1.1 s on two cores; float32 saves about
 #: 1.3 ms an image there (4 ms against TensorFlow's 5.3), so it pays from about 900
 #: images, bfloat16 from about 400.
 WORTH_CONVERTING = 1000
@@ -224,6 +225,8 @@ class OpenVinoModel:
 
     def __init__(self, model: keras.Model, precision: str = "float32") -> None:
         self._shape = tuple(model.inputs[0].shape[1:])
+        if None in self._shape:  # compiled per batch for a static shape: it needs one
+            raise ValueError(f"the input's shape {self._shape} is not fixed")
         self._model = converting.convert(model)
         self._core = converting.core()
         native = "BF16" in self._core.get_property("CPU", "OPTIMIZATION_CAPABILITIES")

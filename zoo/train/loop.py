@@ -173,12 +173,14 @@ def distribute(strategy: tf.distribute.Strategy, dataset: tf.data.Dataset) -> An
     """``dataset`` (batched with the global batch size) spread over the strategy's replicas."""
     import tensorflow as tf
 
+    from zoo.data import without_autotuning
+
     options = tf.data.Options()
     # Every worker builds the same dataset (seeded); each takes its share of batches.
     options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA
-    # Autotuning's thread can stall the end of a pass: zoo.data.without_autotuning.
-    options.autotune.enabled = False
-    return strategy.experimental_distribute_dataset(dataset.with_options(options))
+    # Its thread can stall the end of a pass (on one device; see without_autotuning).
+    dataset = without_autotuning(dataset.with_options(options))
+    return strategy.experimental_distribute_dataset(dataset)
 
 
 def predict_batches(
