@@ -115,9 +115,9 @@ def _augment(layers: Sequence[keras.layers.Layer], images: tf.Tensor) -> tf.Tens
 
 
 def without_autotuning(dataset: tf.data.Dataset) -> tf.data.Dataset:
-    """``dataset`` with tf.data's autotuning off, as every pipeline zoo iterates on one
-    device (a strategy that places batches on devices iterates per-device datasets of
-    its own, which keep autotuning on: no public option reaches them).
+    """``dataset`` with tf.data's autotuning off, as every pipeline zoo iterates (and,
+    under a strategy that places batches on devices, the per-device datasets
+    TensorFlow builds: :func:`zoo.train.loop.distribute`).
 
     With autotuning on, each iterator runs a thread that tunes the pipeline and sleeps
     between rounds, each sleep twice as long as the last (up to a minute). Destroying

@@ -178,9 +178,40 @@ def distribute(strategy: tf.distribute.Strategy, dataset: tf.data.Dataset) -> An
     options = tf.data.Options()
     # Every worker builds the same dataset (seeded); each takes its share of batches.
     options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA
-    # Its thread can stall the end of a pass (on one device; see without_autotuning).
+    # Autotuning's thread can stall the end of a pass: see without_autotuning.
     dataset = without_autotuning(dataset.with_options(options))
+    _device_datasets_untuned()
     return strategy.experimental_distribute_dataset(dataset)
+
+
+@functools.cache
+def _device_datasets_untuned() -> None:
+    """Per-device datasets of a distributed input run without autotuning too.
+
+    A strategy that places batches on devices (a GPU's ``OneDeviceStrategy``,
+    ``MirroredStrategy``, multi-worker) reads the input through a multi-device
+    iterator, which builds a small dataset per device (a generator and a fixed
+    prefetch buffer: nothing to tune) with default options, not the input's. Each of
+    those iterators ran an autotuning thread (seen with gdb on a CPU
+    ``MirroredStrategy``: one ``Model::OptimizeLoop`` thread, none on the default
+    strategy), which can stall the end of every pass as the input's could
+    (:func:`zoo.data.without_autotuning`). TensorFlow offers no option for them, so
+    zoo wraps the function that builds them, once per process. A TensorFlow without
+    that function is left as it is.
+    """
+    from tensorflow.python.data.ops import multi_device_iterator_ops as devices
+
+    from zoo.data import without_autotuning
+
+    build = getattr(devices, "_create_device_dataset", None)
+    if build is None:
+        return
+
+    @functools.wraps(build)
+    def untuned(*args: Any, **kwargs: Any) -> Any:
+        return without_autotuning(build(*args, **kwargs))
+
+    devices._create_device_dataset = untuned
 
 
 def predict_batches(
