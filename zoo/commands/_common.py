@@ -34,6 +34,12 @@ def registry_from(args: argparse.Namespace, warn_failed: bool = True) -> Registr
     return registry
 
 
+def help_text(text: str) -> str:
+    """``text`` as argparse's help: argparse formats help with ``%``, so a literal
+    ``%`` (``about 1% off``) is written ``%%``."""
+    return text.replace("%", "%%")
+
+
 def cache_max_size(registry: Registry, given: str | None, flag: str) -> int:
     """The feature cache's size limit: ``given`` (a flag's value), else the last registry
     file's ``[cache] max_size``, else :data:`zoo.train.store.DEFAULT_MAX_SIZE`."""

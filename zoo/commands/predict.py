@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from zoo import console
-from zoo.commands._common import registry_from
+from zoo.commands._common import help_text, registry_from
 from zoo.errors import ZooError
 from zoo.settings import BY_NAME
 
@@ -37,7 +37,7 @@ def add(sub: Any, common: argparse.ArgumentParser) -> None:
     }
     for name, text in helps.items():  # the choices and defaults zoo run declares
         setting = BY_NAME[name]
-        add_(setting.flag, choices=setting.choices, default=setting.default, help=text)
+        add_(setting.flag, choices=setting.choices, default=setting.default, help=help_text(text))
     add_("--json", action="store_true", help="print the predictions as JSON")
     parser.set_defaults(handler=run)
 

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from zoo import console
-from zoo.commands._common import cache_max_size, registry_from
+from zoo.commands._common import cache_max_size, help_text, registry_from
 from zoo.errors import ZooError
 from zoo.params import parse_size
 from zoo.settings import BY_NAME, SETTINGS, Setting
@@ -93,10 +93,8 @@ def _add_flag(group: argparse._ArgumentGroup, setting: Setting) -> None:
     """The flag of ``setting``; unset flags stay ``None``, so lower layers apply."""
     if setting.type is bool:
         action = "store_false" if setting.default else "store_true"
-        help_text = setting.flag_help or setting.help
-        group.add_argument(
-            setting.flag, dest=setting.name, action=action, default=None, help=help_text
-        )
+        shown = help_text(setting.flag_help or setting.help)
+        group.add_argument(setting.flag, dest=setting.name, action=action, default=None, help=shown)
         return
     choices = "|".join(map(str, setting.choices)) if setting.choices else None
     group.add_argument(
@@ -104,7 +102,7 @@ def _add_flag(group: argparse._ArgumentGroup, setting: Setting) -> None:
         dest=setting.name,
         type=setting.type,
         metavar=setting.metavar or choices,
-        help=setting.help,
+        help=help_text(setting.help),
     )
 
 
