@@ -16,7 +16,7 @@ from typing import Any
 import zoo
 
 _PARAMS = (
-    zoo.Param("dropout", float, 0.0, "dropout rate before the output layer", minimum=0),
+    zoo.Param("dropout", float, 0.0, "dropout rate before the output layer", minimum=0, below=1),
     zoo.Param(
         "token_pooling",
         str,

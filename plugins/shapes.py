@@ -143,11 +143,11 @@ def build(params: Mapping[str, Any]) -> zoo.Splits:
 PARAMS: Sequence[zoo.Param] = (
     # 5,000 images give the small CNN enough steps (125 an epoch at batch 32) to learn
     # circles vs squares in 7 epochs; with 2,000 it is still near chance.
-    zoo.Param("num_images", int, 5000, "images in all, split 80/10/10", minimum=10),
+    zoo.Param("num_images", int, 5000, "images in all, split 80/10/10", minimum=10, maximum=10**6),
     zoo.Param("classes", str, "circle,square", f"shape names ({', '.join(SHAPES)}) or how many"),
     zoo.Param("seed", int, 0, "the same seed draws the same images", minimum=0),
-    zoo.Param("min_size", int, 64, "smallest image side in pixels", minimum=8),
-    zoo.Param("max_size", int, 160, "largest image side in pixels", minimum=8),
+    zoo.Param("min_size", int, 64, "smallest image side in pixels", minimum=8, maximum=4096),
+    zoo.Param("max_size", int, 160, "largest image side in pixels", minimum=8, maximum=4096),
     zoo.Param("noise", float, 8.0, "standard deviation of pixel noise", minimum=0),
 )
 

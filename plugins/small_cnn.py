@@ -11,16 +11,19 @@ from typing import Any
 
 import zoo
 
+#: The most filters of a block: past this a layer's weights no longer fit in memory.
+MAX_FILTERS = 4096
+
 
 def filters(params: Mapping[str, Any]) -> list[int]:
     try:
         found = [int(f) for f in str(params["filters"]).split(",")]
     except ValueError:
         found = []
-    if not found or min(found) < 1:
+    if not found or min(found) < 1 or max(found) > MAX_FILTERS:
         raise zoo.ZooError(
             "small_cnn: filters must be a comma-separated list of positive integers.",
-            expected="for example 32,32,64 (one conv block per number)",
+            expected=f"for example 32,32,64 (one conv block per number, each 1 to {MAX_FILTERS})",
             fix="--set backbone.filters=32,32,64",
             got=params["filters"],
         )

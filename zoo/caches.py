@@ -14,6 +14,8 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+from zoo.errors import ZooError
+
 
 def zoo_cache() -> Path:
     """zoo's cache: ``$ZOO_CACHE_DIR``, else ``$XDG_CACHE_HOME/zoo``, else ``~/.cache/zoo``."""
@@ -53,19 +55,70 @@ def _absolute(path: str | Path) -> Path:
 
 @dataclass(frozen=True)
 class Cache:
-    """One cache ``zoo doctor`` reports: its name, folder, and the variable that moves it."""
+    """One cache ``zoo doctor`` reports: its name, folder, and the variable that moves it.
+
+    Args:
+        read_only: A folder that cannot be written still serves: what was fetched or
+            prepared into it before is read (weights, TFDS data, presets).
+    """
 
     name: str
     path: Path
     variable: str
+    read_only: bool = False
+
+    def problem(self) -> str | None:
+        """Why the folder cannot serve (it is a file, lies under one, or cannot be
+        written where that matters); ``None`` when it can."""
+        existing = self.path
+        while not existing.exists() and existing != existing.parent:
+            existing = existing.parent
+        if not existing.is_dir():
+            under = "" if existing == self.path else f"lies under {existing}, which "
+            return f"{self.path} {under}is a file, not a folder"
+        if not os.access(existing, os.W_OK | os.X_OK) and not (
+            self.read_only and existing == self.path
+        ):
+            return f"{self.path} cannot be written" + (
+                "" if existing == self.path else f" (nor {existing}, where it would be made)"
+            )
+        return None
 
 
 def known() -> list[Cache]:
     """zoo's caches and those of the libraries it downloads through."""
+    zoo_variable = (
+        "XDG_CACHE_HOME"
+        if _set("XDG_CACHE_HOME") and not _set("ZOO_CACHE_DIR")
+        else ("ZOO_CACHE_DIR")
+    )
     return [
-        Cache("features", zoo_cache() / "features", "ZOO_CACHE_DIR"),
-        Cache("image checks", zoo_cache() / "image_folder", "ZOO_CACHE_DIR"),
-        Cache("keras models", keras_cache(), "KERAS_HOME"),
-        Cache("tfds data", tfds_data_dir(), "TFDS_DATA_DIR"),
-        Cache("kagglehub", kagglehub_cache(), "KAGGLEHUB_CACHE"),
+        Cache("features", zoo_cache() / "features", zoo_variable),
+        Cache("image checks", zoo_cache() / "image_folder", zoo_variable),
+        Cache("keras models", keras_cache(), "KERAS_HOME", read_only=True),
+        Cache("tfds data", tfds_data_dir(), "TFDS_DATA_DIR", read_only=True),
+        Cache("kagglehub", kagglehub_cache(), "KAGGLEHUB_CACHE", read_only=True),
     ]
+
+
+def check() -> None:
+    """Refuse a cache variable that points where its cache cannot be: at a file, under
+    one, or at a folder that cannot be written (one of prepared downloads may be
+    read-only). Commands call it before loading plugins, so no plugin is blamed.
+
+    Raises:
+        ZooError: naming the variable, its value and why.
+    """
+    for cache in known():
+        problem = cache.problem() if _set(cache.variable) else None
+        if problem:
+            raise ZooError(
+                f"${cache.variable} points where the {cache.name} cache cannot be: {problem}.",
+                expected=f"${cache.variable} naming a folder zoo can create or write",
+                fix=f"point ${cache.variable} at such a folder, or unset it for the default",
+                got=os.environ[cache.variable],
+            )
+
+
+def _set(variable: str) -> bool:
+    return bool(os.environ.get(variable))

@@ -89,7 +89,7 @@ def read_registry_file(path: Path) -> RegistryFile:
             typed entries; the message names the file and the line.
     """
     try:
-        text = path.read_text(encoding="utf-8")
+        raw = path.read_bytes()
     except OSError as exc:
         raise ZooError(
             f"cannot read the registry file {path}: {exc.strerror}.",
@@ -97,6 +97,7 @@ def read_registry_file(path: Path) -> RegistryFile:
             fix="check the path given with --registry or ZOO_REGISTRY",
             got=str(path),
         ) from None
+    text = _decoded(path, raw)
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
@@ -106,6 +107,25 @@ def read_registry_file(path: Path) -> RegistryFile:
             fix=f"correct the syntax of {path} at the line named",
         ) from None
     return _Parser(path, text).parse(data)
+
+
+def _decoded(path: Path, raw: bytes) -> str:
+    """``raw`` as UTF-8 text, as TOML must be.
+
+    Raises:
+        ZooError: a byte is not UTF-8 (a binary file, another encoding), naming its line.
+    """
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = raw.count(b"\n", 0, exc.start) + 1
+        raise ZooError(
+            f"{path}:{line}: not a text file in UTF-8 (byte {raw[exc.start]:#04x} at "
+            f"offset {exc.start}).",
+            expected="a registry file in TOML, which is UTF-8 text",
+            fix=f"save {path.name} as UTF-8, or point --registry or ZOO_REGISTRY at the right file",
+            got=str(path),
+        ) from None
 
 
 class _Parser:

@@ -257,6 +257,7 @@ def cache_facts(cache: caches.Cache) -> dict[str, Any]:
         "variable": cache.variable,
         "exists": cache.path.is_dir(),
         "writable": os.access(_existing(cache.path), os.W_OK),
+        "problem": cache.problem(),
         "files": files,
         "bytes": size,
     }
@@ -296,8 +297,18 @@ def _no_tensorflow(exc: Exception) -> Finding:
 
 
 def _cache_findings(found: list[dict[str, Any]]) -> Iterator[Finding]:
+    """A problem for a cache that cannot serve (a file in its way, a folder zoo must
+    write that cannot be written); a warning for a read-only folder of downloads."""
     for cache in found:
-        if not cache["writable"]:
+        if cache["problem"]:
+            yield Finding(
+                f"cache {cache['name']}",
+                "problem",
+                cache["problem"],
+                fix=f"point ${cache['variable']} at a folder zoo can create or write, "
+                "or remove what is in the way",
+            )
+        elif not cache["writable"]:
             yield Finding(
                 f"cache {cache['name']}",
                 "warning",

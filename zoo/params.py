@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -12,6 +13,8 @@ from zoo.errors import ZooError, closest
 _TYPES = (bool, int, float, str)
 _TRUE = {"true", "yes", "on", "1"}
 _FALSE = {"false", "no", "off", "0"}
+#: The integers numpy and TensorFlow hold (int64): beyond, they overflow.
+_INT_RANGE = (-(2**63), 2**63 - 1)
 
 
 @dataclass(frozen=True)
@@ -26,6 +29,11 @@ class Param:
         choices: The only values allowed, when the set is closed.
         required: The user must give a value; ``default`` is ignored.
         minimum: The smallest number allowed (``int`` and ``float`` only).
+        maximum: The largest number allowed (``int`` and ``float`` only).
+        below: A number every value must be below (a rate below 1, say).
+
+    Numbers are finite (``nan`` and ``inf`` are refused) and integers fit 64 bits
+    whatever the bounds.
     """
 
     name: str
@@ -35,6 +43,8 @@ class Param:
     choices: tuple[Any, ...] | None = None
     required: bool = False
     minimum: float | None = None
+    maximum: float | None = None
+    below: float | None = None
 
     def __post_init__(self) -> None:
         if not self.name.isidentifier():
@@ -50,6 +60,22 @@ class Param:
     def type_name(self) -> str:
         return self.type.__name__
 
+    @property
+    def allowed(self) -> str:
+        """The values allowed, for messages and docs: ``a, b``, ``1 or more``, ``0 to 1``,
+        ``0 or more, below 1``; empty when any value of the type is."""
+        if self.choices:
+            return ", ".join(map(str, self.choices))
+        low, high, below = map(_shown, (self.minimum, self.maximum, self.below))
+        if low and high:
+            return f"{low} to {high}"
+        bounds = (
+            f"{low} or more" * bool(low),
+            f"{high} or less" * bool(high),
+            f"below {below}" * bool(below),
+        )
+        return ", ".join(b for b in bounds if b)
+
     def coerce(self, value: Any) -> Any:
         """``value`` (a CLI string or a TOML value) as this parameter's type.
 
@@ -60,9 +86,22 @@ class Param:
         if self.choices is not None and result not in self.choices:
             allowed = ", ".join(repr(c) for c in self.choices)
             raise ValueError(f"{result!r} is not one of {allowed}")
-        if self.minimum is not None and result is not None and result < self.minimum:
-            raise ValueError(f"{result!r} is below the minimum {self.minimum:g}")
+        if result is None or self.type not in (int, float):
+            return result
+        if self.minimum is not None and result < self.minimum:
+            raise ValueError(f"{result!r} is below the minimum {_shown(self.minimum)}")
+        if self.maximum is not None and result > self.maximum:
+            raise ValueError(f"{result!r} is above the maximum {_shown(self.maximum)}")
+        if self.below is not None and result >= self.below:
+            raise ValueError(f"{result!r} is not below {_shown(self.below)}")
         return result
+
+
+def _shown(bound: float | None) -> str:
+    """A bound as people write it: ``4294967295``, ``0.5``; empty for none."""
+    if bound is None:
+        return ""
+    return str(bound) if isinstance(bound, int) else f"{bound:g}"
 
 
 def _coerce(kind: type, value: Any) -> Any:
@@ -79,17 +118,29 @@ def _coerce(kind: type, value: Any) -> Any:
         if isinstance(value, bool) or (isinstance(value, float) and not value.is_integer()):
             raise ValueError(f"{value!r} is not an integer")
         try:
-            return int(value)
+            integer = int(value)
         except ValueError:
             raise ValueError(f"{value!r} is not an integer") from None
+        if not _INT_RANGE[0] <= integer <= _INT_RANGE[1]:
+            raise ValueError(f"{value!r} is too large for an integer (64 bits)")
+        return integer
     if kind is float:
         if isinstance(value, bool):
             raise ValueError(f"{value!r} is not a number")
         try:
-            return float(value)
-        except ValueError:
+            real = float(value)
+        except (ValueError, OverflowError):  # OverflowError: an int past float's range
             raise ValueError(f"{value!r} is not a number") from None
+        if not math.isfinite(real):
+            raise ValueError(f"{value!r} is not a finite number")
+        return real
     return str(value)
+
+
+def describe_one(param: Param) -> str:
+    """``a float (>= 0, below 1)``: what a parameter takes, for messages."""
+    article = "an" if param.type_name == "int" else "a"
+    return f"{article} {param.type_name}" + (f" ({param.allowed})" if param.allowed else "")
 
 
 def describe(params: Sequence[Param]) -> str:
@@ -144,7 +195,7 @@ def resolve(
             except ValueError as exc:
                 raise ZooError(
                     f"{owner}: bad value for parameter '{key}' (from {source}): {exc}.",
-                    expected=f"a {param.type_name}; its parameters are: {describe(params)}",
+                    expected=f"{describe_one(param)}; its parameters are: {describe(params)}",
                     fix=f"pass a valid value: {flag(key)}",
                     got=raw,
                 ) from None

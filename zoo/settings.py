@@ -19,12 +19,19 @@ from typing import Any
 
 from zoo.params import Param
 
+#: The most epochs of a stage: a million, far past any run, well inside the step counts
+#: (epochs x steps) TensorFlow holds.
+_EPOCHS = 1_000_000
+#: numpy and TensorFlow take seeds of 32 bits.
+_SEED = 2**32 - 1
+
 
 def setting(
     default: Any,
     help: str,
     *,
     minimum: float | None = None,
+    maximum: float | None = None,
     choices: tuple[Any, ...] | None = None,
     metavar: str | None = None,
     flag_help: str | None = None,
@@ -37,11 +44,14 @@ def setting(
         help: One line for ``zoo run --help`` and the docs; ``{default}`` in it is
             replaced by the default.
         minimum: The smallest number allowed.
+        maximum: The largest number allowed: what the libraries take (a seed numpy
+            accepts) or what is sensible (epochs, batch sizes) before a step overflows.
         choices: The only values allowed.
         metavar: How ``zoo run --help`` names the flag's value.
         flag_help: The help of a ``--no-NAME`` flag, which says what turning it off does.
     """
-    meta = {"help": help, "minimum": minimum, "choices": choices, "metavar": metavar}
+    meta = {"help": help, "minimum": minimum, "maximum": maximum, "choices": choices}
+    meta["metavar"] = metavar
     return dataclasses.field(default=default, metadata={**meta, "flag_help": flag_help})
 
 
@@ -50,9 +60,9 @@ class RunSettings:
     """How a run trains. Weakest first: these defaults, registry files' ``[run]``
     tables, the recipe, the command line."""
 
-    epochs: int = setting(7, "passes over the training split", minimum=1)
-    batch_size: int = setting(32, "images per step (the global batch)", minimum=1)
-    image_size: int = setting(100, "resize images to SIZE x SIZE", minimum=1)
+    epochs: int = setting(7, "passes over the training split", minimum=1, maximum=_EPOCHS)
+    batch_size: int = setting(32, "images per step (the global batch)", minimum=1, maximum=2**20)
+    image_size: int = setting(100, "resize images to SIZE x SIZE", minimum=1, maximum=8192)
     learning_rate: float = setting(1e-3, "the optimizer's learning rate", minimum=0)
     optimizer: str = setting("adam", "adam, sgd or rmsprop", choices=("adam", "sgd", "rmsprop"))
     lr_schedule: str = setting(
@@ -66,12 +76,14 @@ class RunSettings:
         0,
         "raise the learning rate linearly from 0 over each stage's first N epochs",
         minimum=0,
+        maximum=_EPOCHS,
         metavar="N",
     )
     plateau_patience: int = setting(
         2,
         "with --lr-schedule plateau: epochs without a better --monitor before lowering",
         minimum=1,
+        maximum=_EPOCHS,
         metavar="N",
     )
     plateau_factor: float = setting(
@@ -86,7 +98,7 @@ class RunSettings:
         "training images), as scikit-learn computes it)",
         choices=("none", "balanced"),
     )
-    seed: int = setting(0, "seeds shuffling and initialisation", minimum=0)
+    seed: int = setting(0, "seeds shuffling and initialisation", minimum=0, maximum=_SEED)
     feature_cache: bool = setting(
         True,
         "train the head on cached features of a frozen backbone",
@@ -116,7 +128,11 @@ class RunSettings:
         choices=("val_loss", "val_accuracy"),
     )
     early_stopping: int = setting(
-        0, "stop a stage after N epochs without a better --monitor", minimum=0, metavar="N"
+        0,
+        "stop a stage after N epochs without a better --monitor",
+        minimum=0,
+        maximum=_EPOCHS,
+        metavar="N",
     )
     augment: bool = setting(
         False, "augment training images: random flips, rotations, zooms, shifts, contrast"
@@ -130,25 +146,41 @@ class RunSettings:
         0.05,
         "with --augment: rotate by up to this fraction of a full turn",
         minimum=0,
+        maximum=1,
         metavar="F",
     )
     augment_zoom: float = setting(
-        0.1, "with --augment: zoom in or out by up to this fraction", minimum=0, metavar="F"
+        0.1,
+        "with --augment: zoom in or out by up to this fraction",
+        minimum=0,
+        maximum=1,
+        metavar="F",
     )
     augment_translation: float = setting(
-        0.1, "with --augment: shift by up to this fraction of the side", minimum=0, metavar="F"
+        0.1,
+        "with --augment: shift by up to this fraction of the side",
+        minimum=0,
+        maximum=1,
+        metavar="F",
     )
     augment_contrast: float = setting(
-        0.1, "with --augment: change contrast by up to this factor", minimum=0, metavar="F"
+        0.1,
+        "with --augment: change contrast by up to this factor",
+        minimum=0,
+        maximum=1,
+        metavar="F",
     )
     augment_views: int = setting(
         4,
         "with --augment and a frozen backbone: augmented copies of each training image "
         "whose features are cached; each epoch draws one per image",
         minimum=1,
+        maximum=1024,
         metavar="K",
     )
-    fine_tune_epochs: int = setting(0, "epochs of the fine-tuning stage", minimum=0, metavar="N")
+    fine_tune_epochs: int = setting(
+        0, "epochs of the fine-tuning stage", minimum=0, maximum=_EPOCHS, metavar="N"
+    )
     fine_tune_layers: str = setting(
         "",
         "unfreeze the top N backbone layers (or from LAYER on) for a second stage "
@@ -190,6 +222,7 @@ def _declared(cls: type) -> Iterator[Setting]:
             meta["help"].format(default=_number(field.default)),
             choices=meta["choices"],
             minimum=meta["minimum"],
+            maximum=meta["maximum"],
             metavar=meta["metavar"],
             flag_help=meta["flag_help"],
         )

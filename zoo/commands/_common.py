@@ -5,20 +5,30 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from zoo import console
+from zoo import caches, console
 from zoo.components import Backbone, Component, Head
-from zoo.params import parse_size
+from zoo.errors import ZooError
+from zoo.params import Param, describe_one, parse_size
 from zoo.plugins import LoadOptions, load_registry
 from zoo.registry import Entry, PluginInfo, Registry
+from zoo.settings import BY_NAME
 
 
-def registry_from(args: argparse.Namespace, warn_failed: bool = True) -> Registry:
+def registry_from(
+    args: argparse.Namespace, warn_failed: bool = True, check_caches: bool = True
+) -> Registry:
     """Load plugins as the common options say; warn once per plugin that failed.
+
+    First the cache variables are checked (:func:`zoo.caches.check`), so a variable
+    pointing at a file is named, not a plugin failing on it later.
 
     Args:
         warn_failed: ``False`` for commands that report failed plugins in full
             themselves (``zoo plugins``).
+        check_caches: ``False`` for ``zoo doctor``, which reports unusable caches.
     """
+    if check_caches:
+        caches.check()
     registry = load_registry(
         LoadOptions(
             registry=args.registry,
@@ -38,6 +48,30 @@ def help_text(text: str) -> str:
     """``text`` as argparse's help: argparse formats help with ``%``, so a literal
     ``%`` (``about 1% off``) is written ``%%``."""
     return text.replace("%", "%%")
+
+
+#: ``--top-k``: classes shown per image (more than a model has shows them all).
+TOP_K = Param("top_k", int, minimum=1)
+
+
+def checked(flag: str, value: Any, param: Param = BY_NAME["batch_size"]) -> Any:
+    """``value`` given with ``flag``, checked as ``param`` declares (a batch size by
+    default); ``None`` stays ``None``.
+
+    Raises:
+        ZooError: the value is out of the declared bounds.
+    """
+    if value is None:
+        return None
+    try:
+        return param.coerce(value)
+    except ValueError as exc:
+        raise ZooError(
+            f"{flag} must be {param.allowed}: {exc}.",
+            expected=describe_one(param),
+            fix=f"pass {flag} within those bounds, or leave it out",
+            got=value,
+        ) from None
 
 
 def cache_max_size(registry: Registry, given: str | None, flag: str) -> int:

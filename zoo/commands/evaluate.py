@@ -7,8 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from zoo import console, console_reports
-from zoo.commands._common import registry_from
-from zoo.errors import ZooError
+from zoo.commands._common import checked, registry_from
 
 POSITION = 55
 
@@ -49,8 +48,7 @@ def run(args: argparse.Namespace) -> int:
     from zoo import evaluate
     from zoo.predict import load_trained
 
-    if args.batch_size is not None and args.batch_size < 1:
-        raise ZooError("--batch-size must be 1 or more.", fix="pass 1 or more", got=args.batch_size)
+    checked("--batch-size", args.batch_size)
     console.tables_to_stderr(args.json)
     registry = registry_from(args)  # the dataset, and the plugins' custom layers
     if args.folder is None:

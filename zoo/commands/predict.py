@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from zoo import console
-from zoo.commands._common import help_text, registry_from
+from zoo.commands._common import TOP_K, checked, help_text, registry_from
 from zoo.errors import ZooError
 from zoo.settings import BY_NAME
 
@@ -47,9 +47,8 @@ def run(args: argparse.Namespace) -> int:
     from zoo.predict import find_images, load_trained, predict_files
 
     console.tables_to_stderr(args.json)
-    for flag, value in (("--top-k", args.top_k), ("--batch-size", args.batch_size)):
-        if value is not None and value < 1:
-            raise ZooError(f"{flag} must be 1 or more.", fix=f"pass {flag} 1 or more", got=value)
+    checked("--top-k", args.top_k, TOP_K)
+    checked("--batch-size", args.batch_size)
     files, missing = find_images(args.paths)
     if not files and not missing:
         raise ZooError(
