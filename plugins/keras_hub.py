@@ -40,7 +40,7 @@ from pathlib import Path
 from typing import Any
 
 import zoo
-from zoo import caches, weights
+from zoo import caches, confine, weights
 
 from .keras_hub_presets import CURATED
 
@@ -134,7 +134,7 @@ def locate(value: str) -> Where:
             )
         return Where(value, str(path.resolve()), directory=path.resolve())
     if "://" in value:
-        return Where(value, value, handle=value)
+        return Where(value, value, handle=checked(value))
     presets = keras_hub.models.Backbone.presets
     if value in presets:
         return Where(value, value, handle=presets[value]["kaggle_handle"])
@@ -262,11 +262,14 @@ def downloads(params: Mapping[str, Any]) -> list[zoo.Download]:
     if Path(value).expanduser().exists():
         return []
     handle = HANDLES.get(value, value)
-    parts = handle.removeprefix("kaggle://").split("/")
-    if not handle.startswith("kaggle://") or len(parts) != 5:
+    if not handle.startswith("kaggle://"):
+        raise _undeclared(value)
+    parts = checked(handle).removeprefix("kaggle://").split("/")
+    if len(parts) != 5:
         raise _undeclared(value)
     owner, model, framework, variation, version = parts
-    folder = caches.kagglehub_cache() / "models" / owner / model / framework / variation
+    root = caches.kagglehub_cache()
+    folder = root / "models" / owner / model / framework / variation
     url = f"{KAGGLE_API}/{owner}/{model}/{framework}/{variation}/{version}/download"
     return [
         zoo.Download(
@@ -274,9 +277,35 @@ def downloads(params: Mapping[str, Any]) -> list[zoo.Download]:
             f"{url}/{name}",
             folder / version / name,
             marker=folder / ".complete" / version / f"{name}.complete",
+            root=root,
         )
         for name in READS
     ]
+
+
+def checked(handle: str) -> str:
+    """``handle`` when each part between its slashes can name a folder in the cache.
+
+    kagglehub and zoo make a handle's parts folders of the cache, so ``..``, empty
+    parts, backslashes or NUL (from a bundle, a saved run, a typo) could lead outside it.
+
+    Raises:
+        ZooError: a part that is no plain folder name, naming the handle.
+    """
+    scheme, _, rest = handle.partition("://")
+    if scheme not in ("kaggle", "hf"):
+        return handle
+    for part in rest.split("/"):
+        confine.component(
+            part,
+            what=f"the KerasHub preset handle '{handle}'",
+            folder=cache_of(handle).root,
+            fix="give the handle as Kaggle or Hugging Face shows it, "
+            "kaggle://OWNER/MODEL/keras/VARIATION/VERSION or hf://OWNER/MODEL (a bundle's "
+            "handles are in its zoo-bundle.json: install only bundles from people you trust)",
+            got=handle,
+        )
+    return handle
 
 
 def _undeclared(value: str) -> zoo.ZooError:

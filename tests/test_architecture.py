@@ -17,7 +17,7 @@ PACKAGE = Path(__file__).resolve().parents[1] / "zoo"
 
 #: zoo's layers, lowest first; a module may import its own layer and those below it.
 LAYERS = (
-    ("foundation", ["zoo._version", "zoo._deferred", "zoo._process", "zoo._tf", "zoo.errors"]),
+    ("foundation", ["zoo._version", "zoo._deferred", "zoo._process", "zoo._tf", "zoo.errors", "zoo.confine"]),  # noqa: E501
     ("declarations", ["zoo.params", "zoo.settings", "zoo.caches", "zoo.downloads", "zoo.components"]),  # noqa: E501
     ("plugin host", ["zoo.config", "zoo.registry", "zoo.hookspecs", "zoo.plugins"]),
     ("run definition", ["zoo.runconfig", "zoo.runs", "zoo.offline"]),

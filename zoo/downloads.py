@@ -21,6 +21,8 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Literal
 
+from zoo.confine import inside
+
 #: Where a declared file stands: ``present`` (in its cache), ``prepared`` (not needed:
 #: what it is made into is there, such as a dataset TFDS has prepared from it),
 #: ``missing``, ``wrong size`` (a partial or damaged copy; zoo moves it aside, never deletes it) or
@@ -32,6 +34,12 @@ IN_PLACE: tuple[FileState, ...] = ("present", "prepared")
 #: The URLs zoo downloads from (``file://`` for a mirror on a shared file system).
 SCHEMES = ("https://", "http://", "file://")
 _HEX = re.compile(r"[0-9a-f]+")
+#: How to fix a declared file whose path leads outside its cache.
+CONFINED_FIX = (
+    "give values that keep the files in their cache (a bundle's values are in its "
+    "zoo-bundle.json: install only bundles from people you trust), and move a cache with "
+    "its environment variable rather than by linking folders inside it to elsewhere"
+)
 
 
 @dataclass(frozen=True)
@@ -56,6 +64,10 @@ class Download:
             as in place only with it.
         prepared: A path whose existence makes the file unnecessary, such as the
             folder of a dataset already prepared from the archive.
+        root: The cache folder ``path`` and ``marker`` must stay in. Paths built from
+            parameters (a preset handle, a bundle's values) are resolved, symbolic
+            links followed, and refused before anything is written when they lead
+            outside it (:func:`confined`).
     """
 
     name: str
@@ -66,6 +78,7 @@ class Download:
     md5: str | None = None
     marker: Path | None = None
     prepared: Path | None = None
+    root: Path | None = None
 
     @property
     def checksum(self) -> str:
@@ -89,6 +102,21 @@ def state(download: Download) -> FileState:
     if download.prepared is not None and download.prepared.exists():
         return "prepared"
     return "missing"
+
+
+def confined(d: Download, owner: str, fix: str = CONFINED_FIX) -> None:
+    """Check that ``d``'s file and marker stay inside ``d.root`` (when it has one).
+
+    ``owner`` is what declares ``d`` ("backbone keras_hub with preset='...'").
+
+    Raises:
+        ZooError: a path, or a symbolic link on the way, leads outside the root.
+    """
+    if d.root is None:
+        return
+    for path in (d.path, d.marker):
+        if path is not None:
+            inside(path, d.root, what=f"{d.name} for {owner}", got=str(path), fix=fix)
 
 
 def problems(downloads: object) -> list[str]:
@@ -119,6 +147,7 @@ def _problems(d: Download) -> list[str]:
         (_hex(d.md5, 32), "its md5 must be None or 32 lowercase hex digits"),
         (d.marker is None or _absolute(d.marker), "its marker must be None or an absolute Path"),
         (d.prepared is None or _absolute(d.prepared), "its prepared must be None or absolute"),
+        (d.root is None or _absolute(d.root), "its root must be None or an absolute Path"),
     ]
     return [problem for ok, problem in checks if not ok]
 

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from zoo.components import KINDS, Component
-from zoo.downloads import IN_PLACE, Download, FileState, problems, state
+from zoo.downloads import IN_PLACE, Download, FileState, confined, problems, state
 from zoo.errors import ZooError, closest, describe_error, one_of
 from zoo.params import resolve
 from zoo.registry import Entry, Registry
@@ -98,7 +98,17 @@ def needs(target: Target) -> Needs:
     wrong = problems(declared)
     if wrong:
         return Needs(target, error=_broken(target, "; ".join(wrong)))
+    try:
+        for d in declared:
+            confined(d, _owner(target))
+    except ZooError as exc:
+        return Needs(target, error=exc)
     return Needs(target, tuple(declared))
+
+
+def _owner(target: Target) -> str:
+    given = ", ".join(f"{name}={value!r}" for name, value in target.overrides.items())
+    return target.label + (f" with {given}" if given else "")
 
 
 def targets(registry: Registry, names: Sequence[str], sets: Sequence[str] = ()) -> list[Target]:

@@ -25,7 +25,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from zoo import fetch, runs, stored, weights
+from zoo import confine, fetch, runs, stored, weights
 from zoo._version import __version__
 from zoo.downloads import Download, FileState
 from zoo.errors import ZooError
@@ -105,7 +105,7 @@ def from_bundle(folder: Path, registry: Registry) -> list[dict[str, Any]]:
             a file is damaged, missing, or conflicts with a different file in a cache.
     """
     manifest = read_manifest(folder)
-    rows = []
+    planned = []  # every file's place checked (confined to its cache) before any is written
     for component in manifest["components"]:
         target = _target(registry, component)
         found = _needs(target)
@@ -114,8 +114,8 @@ def from_bundle(folder: Path, registry: Registry) -> list[dict[str, Any]]:
             d = declared.get(record["name"])
             if d is None:
                 raise _undeclared(target, record["name"], sorted(declared))
-            rows.append(_installed(target, d, _inside(folder, record["file"]), record))
-    return rows
+            planned.append((target, d, _inside(folder, record["file"]), record))
+    return [_installed(*plan) for plan in planned]
 
 
 def read_manifest(folder: Path) -> dict[str, Any]:
@@ -165,6 +165,14 @@ def _bundled(
     """Put ``d`` in the bundle; its manifest record. A file met before is not copied twice."""
     entry = target.entry
     name = f"files/{entry.plugin.name}/{entry.kind}-{entry.name}/{d.name}"
+    confine.inside(
+        folder / name,
+        folder,
+        what=f"{d.name} for {target.label} in the bundle",
+        got=name,
+        fix="report it to the plugin's authors: its plugin, component or file names "
+        "must be plain names",
+    )
     earlier = next((r for r in rows if r["url"] == d.url and r["sha256"]), None)
     if earlier is not None:
         name = earlier["bundle_file"]

@@ -22,7 +22,7 @@ from pathlib import Path
 
 from zoo import console, stored
 from zoo.caches import keras_cache, keras_home
-from zoo.downloads import Download
+from zoo.downloads import Download, confined
 from zoo.errors import ZooError
 from zoo.fetch import Failed, download
 
@@ -121,7 +121,11 @@ def set_aside_if_damaged(
 
     Returns:
         What was moved aside, or None when the file is intact or missing.
+
+    Raises:
+        ZooError: the file or its marker leads outside ``d.root`` (:func:`zoo.downloads.confined`).
     """
+    confined(d, purpose)
     problem = stored.damage(d, thorough=thorough)
     return None if problem is None else set_aside(d, purpose, problem, then)
 
@@ -140,7 +144,8 @@ def keras_download(file_name: str, origin: str, file_hash: str | None = None) ->
     """
     digest = file_hash.lower() if file_hash else None
     sha, md5 = (digest, None) if digest and len(digest) == 64 else (None, digest)
-    return Download(file_name, origin, keras_cache() / file_name, sha256=sha, md5=md5)
+    root = keras_cache()
+    return Download(file_name, origin, root / file_name, sha256=sha, md5=md5, root=root)
 
 
 def _not_fetched(
