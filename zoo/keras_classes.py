@@ -5,16 +5,25 @@ process, or lives in ``keras`` or ``keras_hub``. For each object of the manifest
 registered yet, :class:`ClassFinder` in turn imports the recorded module, asks the
 plugin's ``register_keras_objects`` hook, and builds the component again, cheaply; what
 is still missing is an error naming the plugin, package and version that trained it.
+
+The manifest is data someone else may have written, so it never chooses what runs: a
+recorded module is imported only if it belongs to the package of the plugin that built
+the component (or to zoo), as that loaded plugin's own module and file say, and only if
+each file the import would execute lies inside that package (:class:`PluginPackage`).
 """
 
 from __future__ import annotations
 
 import importlib
+import sys
+import types
+from dataclasses import dataclass
+from importlib.machinery import ModuleSpec
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from zoo.errors import ZooError
-from zoo.manifest import Component, KerasObject, Manifest
+from zoo.manifest import MANIFEST, Component, KerasObject, Manifest
 
 if TYPE_CHECKING:
     from zoo.registry import PluginInfo, Registry
@@ -23,9 +32,10 @@ if TYPE_CHECKING:
 class ClassFinder:
     """Makes the manifest's Keras objects findable by Keras, plugin by plugin."""
 
-    def __init__(self, manifest: Manifest, registry: Registry | None) -> None:
+    def __init__(self, manifest: Manifest, registry: Registry | None, source: Path) -> None:
         self.manifest = manifest
         self._registry = registry
+        self.source = source
         self.custom: dict[str, Any] = {}
         self.warnings: list[str] = []
         self.failures: dict[str, str] = {}  # by component: why its classes stay missing
@@ -103,12 +113,33 @@ class ClassFinder:
         from zoo.plugins import PLUGIN_ERRORS
 
         # Once plugins are loaded, a local plugin's package (zoo_local_plugins) exists.
-        if not obj.module or obj.module == "__main__" or not self._loaded(obj.component):
+        plugin = self._loaded(obj.component)
+        if not obj.module or obj.module == "__main__" or plugin is None:
             return
+        self._check_module(obj, obj.module, plugin)
         try:
             importlib.import_module(obj.module)
         except PLUGIN_ERRORS as exc:
             self.failures[obj.component] = f"failed to import {obj.module}: {describe_error(exc)}"
+
+    def _check_module(self, obj: KerasObject, module: str, plugin: PluginInfo) -> None:
+        """Refuse ``module`` unless importing it runs the plugin's own files (or zoo's) only."""
+        pm = self.registry.plugin_manager
+        own = PluginPackage.of(pm.get_plugin(plugin.name) if pm is not None else None)
+        why = _refused(module, [p for p in (own, PluginPackage.zoo()) if p is not None])
+        if why is None:
+            return
+        component = self.manifest.components[obj.component]
+        where = f"{own.prefix}, in {own.root}" if own is not None else "its package unknown"
+        raise ZooError(
+            f"{self.source}: its {MANIFEST} names the module '{module}' for the "
+            f"{obj.component} '{component.name}' of plugin '{plugin.name}', but {why}. "
+            "zoo imports only the modules of the plugin that built a component, so that "
+            "opening a model runs no code of the model's choosing.",
+            expected=f"a module of plugin '{plugin.name}' ({where}) or of zoo",
+            fix="train the run again, or get the original file from whoever trained it",
+            got=module,
+        )
 
     def _declared(self, kind: str) -> None:
         import keras
@@ -137,14 +168,15 @@ class ClassFinder:
         import keras
 
         from zoo.model import call_builder
+        from zoo.params import resolve
 
         component = self.manifest.components[kind]
         try:
             entry = self.registry.get(kind, f"{component.plugin}:{component.name}")
         except ZooError:
             return  # the plugin is missing or failed: _difference says so
-        params = dict(component.params)
         try:
+            params = resolve(kind, entry.name, entry.params, [(MANIFEST, component.params)])
             if kind == "head":
                 features = keras.Input(tuple(self.manifest.feature_shape[1:]))
                 call_builder(entry, features, len(self.manifest.class_names), params)
@@ -214,3 +246,106 @@ def _install_hint(component: Component) -> str:
         return f"Install zoo {component.version}, which trained it."
     pinned = f"{component.package}=={component.version}"
     return f"Install the version that trained it: pip install '{pinned}'."
+
+
+@dataclass(frozen=True)
+class PluginPackage:
+    """The modules a loaded plugin owns: those named ``prefix`` or ``prefix.*``, whose
+    files lie under ``root``.
+
+    It is read from the plugin's own loaded module, never from a model's manifest: the
+    top regular package holding it (``zoo_plugin_example`` for
+    ``zoo_plugin_example.plugin``), the folder of a plugin loaded by path
+    (``zoo_plugins``, ``zoo_local_plugins``), or the plugin's one file.
+    """
+
+    prefix: str
+    root: Path
+
+    @classmethod
+    def of(cls, plugin: object) -> PluginPackage | None:
+        """The package of ``plugin`` (a module, a class or an instance), if it has a file."""
+        if isinstance(plugin, types.ModuleType):
+            name: str | None = plugin.__name__
+        else:
+            name = getattr(plugin, "__module__", None)
+        module = sys.modules.get(name or "")
+        file = getattr(module, "__file__", None)
+        if not name or not file:
+            return None
+        path = Path(file).resolve()
+        parts = name.split(".")
+        if parts[0] in ("zoo_plugins", "zoo_local_plugins"):  # loaded by path: zoo.plugins
+            return cls(parts[0], path.parent)
+        # The folder of each package above the module: pkg/sub/mod.py, pkg/sub/, pkg/.
+        node = path.parent if path.name == "__init__.py" else path
+        folders = [node, *node.parents][: len(parts)][::-1]
+        for depth, folder in enumerate(folders, start=1):
+            if folder.name == parts[depth - 1] and (folder / "__init__.py").is_file():
+                return cls(".".join(parts[:depth]), folder)
+        return cls(name, path)
+
+    @classmethod
+    def zoo(cls) -> PluginPackage:
+        """zoo itself, whose layers (``zoo.layers``) any plugin may use."""
+        return cls("zoo", Path(__file__).resolve().parent)
+
+    def names(self, module: str) -> bool:
+        return module == self.prefix or module.startswith(self.prefix + ".")
+
+    def outside(self, module: str) -> str | None:
+        """Why importing ``module`` would run a file outside this package, or ``None``.
+
+        Each package on the way is found as the import would find it, without importing
+        anything: a module of the same name elsewhere on ``sys.path`` (a file in the
+        current folder, a folder of a run directory) is refused before it runs.
+        """
+        parts = module.split(".")
+        own = self.prefix.count(".")  # the index of the prefix in parts
+        locations: list[str] | None = None
+        for depth in range(1, len(parts) + 1):
+            name = ".".join(parts[:depth])
+            if name in sys.modules:
+                loaded = sys.modules[name]
+                origin = getattr(loaded, "__file__", None)
+                locations = getattr(loaded, "__path__", None)
+            else:
+                spec = _find_spec(name, locations)
+                if spec is None:
+                    return "no such module is in that plugin's package"
+                origin = spec.origin if spec.has_location else None
+                locations = spec.submodule_search_locations
+            if depth > own and not self._holds(origin, allow_none=depth == own + 1):
+                return f"it is not a file of that plugin's package: {origin or name}"
+            if locations is None and depth < len(parts):
+                return f"{name} is not a package"
+        return None
+
+    def _holds(self, origin: str | None, allow_none: bool) -> bool:
+        if origin is None:
+            return allow_none  # the prefix of a plugin loaded by path has no file
+        path = Path(origin).resolve()
+        return path == self.root or self.root in path.parents
+
+
+def _refused(module: str, packages: list[PluginPackage]) -> str | None:
+    """Why ``module`` may not be imported for a plugin owning ``packages``, or ``None``."""
+    if "__main__" in module.split("."):
+        return "a __main__ module is a program, run by importing it"
+    owner = next((p for p in packages if p.names(module)), None)
+    if owner is None:
+        return "it is not a module of that plugin's package"
+    return owner.outside(module)
+
+
+def _find_spec(name: str, path: list[str] | None) -> ModuleSpec | None:
+    """How ``import`` would find ``name`` (its parent's ``path`` given), running nothing.
+
+    ``importlib.util.find_spec`` imports the parent packages; this asks the finders only.
+    """
+    for finder in sys.meta_path:
+        find = getattr(finder, "find_spec", None)
+        spec = find(name, path) if find is not None else None
+        if spec is not None:
+            return spec
+    return None

@@ -18,6 +18,11 @@ on a ``keras.Input`` of the recorded feature shape, a backbone at the recorded i
 size and parameters), which runs its registrations. What is still missing is an error
 naming the plugin, package and version that trained the model.
 
+A model file is data someone else may have written: ``zoo.json`` is bounded in size and
+checked field by field before use (:meth:`Manifest.from_json`); a recorded module is
+imported only from the package of the plugin that built the component
+(:mod:`zoo.keras_classes`); and Keras loads in ``safe_mode``, which refuses lambdas.
+
 Models saved before the manifest have no ``zoo.json``; their run directory's records give the same
 facts (:func:`manifest_from_run`).
 """
@@ -29,14 +34,22 @@ import os
 import tempfile
 import zipfile
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from zoo.components import KINDS
 from zoo.errors import ZooError
 from zoo.keras_classes import ClassFinder
-from zoo.manifest import HEAD_LAYER, MANIFEST, Component, Manifest, find_keras_objects
+from zoo.manifest import (
+    HEAD_LAYER,
+    MANIFEST,
+    MANIFEST_FIX,
+    MAX_MANIFEST_BYTES,
+    Component,
+    Manifest,
+    find_keras_objects,
+)
 
 if TYPE_CHECKING:
     import keras
@@ -47,6 +60,9 @@ if TYPE_CHECKING:
 
 #: The members every ``.keras`` archive has (``keras/src/saving/saving_lib.py``).
 _KERAS_MEMBERS = ("config.json", "metadata.json", "model.weights.h5")
+#: A model's configuration is kilobytes to a few megabytes (a KerasHub model's); Keras
+#: reads it whole, so zoo refuses one past this before either reads it.
+_MAX_CONFIG = 64 * 1024**2
 
 
 @dataclass
@@ -149,15 +165,12 @@ def read_archive(path: Path) -> Archive:
             missing = [m for m in _KERAS_MEMBERS if m not in archive.namelist()]
             if missing:
                 raise _Damaged(f"it has no {', '.join(missing)}")
+            # Sizes are checked before testzip decompresses every member through.
+            config = json.loads(_read_member(archive, "config.json", _MAX_CONFIG))
+            manifest = _read_manifest(archive, path) if MANIFEST in archive.namelist() else None
             broken = archive.testzip()
             if broken is not None:
                 raise _Damaged(f"its member {broken} fails its checksum")
-            config = json.loads(archive.read("config.json"))
-            manifest = (
-                Manifest.from_json(archive.read(MANIFEST))
-                if MANIFEST in archive.namelist()
-                else None
-            )
     except (_Damaged, OSError, zipfile.BadZipFile, ValueError, KeyError, TypeError) as exc:
         raise ZooError(
             f"{path} is damaged: it is not a complete Keras model file ({_reason(exc)}).",
@@ -174,6 +187,28 @@ class _Damaged(Exception):
     pass
 
 
+def _read_member(archive: zipfile.ZipFile, name: str, limit: int) -> bytes:
+    """``name``'s bytes, refused past ``limit`` before they are read (a zip bomb is small)."""
+    size = archive.getinfo(name).file_size
+    if size > limit:
+        raise _Damaged(f"its {name} is {size:,} bytes, more than zoo reads ({limit:,})")
+    return archive.read(name)  # zipfile stops at the size checked, whatever follows
+
+
+def _read_manifest(archive: zipfile.ZipFile, path: Path) -> Manifest:
+    source = f"{MANIFEST} in {path}"
+    size = archive.getinfo(MANIFEST).file_size
+    if size > MAX_MANIFEST_BYTES:
+        raise ZooError(
+            f"{source} is {size:,} bytes: zoo writes a few kilobytes, and reads no more "
+            f"than {MAX_MANIFEST_BYTES:,}.",
+            expected="the manifest zoo wrote when it saved the model",
+            fix=MANIFEST_FIX,
+            got=size,
+        )
+    return Manifest.from_json(_read_member(archive, MANIFEST, MAX_MANIFEST_BYTES), source)
+
+
 def _reason(exc: Exception) -> str:
     if isinstance(exc, FileNotFoundError):
         return "the file does not exist"
@@ -188,8 +223,26 @@ def manifest_from_run(
     """The manifest of a model saved before manifests, from its run's records.
 
     Raises:
-        ZooError: metrics.json does not record the class names.
+        ZooError: metrics.json does not record the class names, or the records are not
+            as zoo wrote them (each field is checked as a manifest's is).
     """
+    source = f"the records of {archive.path.parent} (config.json, metrics.json, model.keras)"
+    try:
+        data = _recorded(config, metrics, archive)
+    except (AttributeError, KeyError, TypeError, IndexError) as exc:
+        raise ZooError(
+            f"{source} do not describe the model ({_reason(exc)}).",
+            expected="the records of a run as zoo wrote them",
+            fix=MANIFEST_FIX,
+            got=str(archive.path.parent),
+        ) from None
+    return Manifest.from_dict(data, source)
+
+
+def _recorded(
+    config: Mapping[str, Any], metrics: Mapping[str, Any], archive: Archive
+) -> dict[str, Any]:
+    """The fields of a manifest, as an older run's records give them."""
     class_names = (metrics.get("dataset") or {}).get("class_names")
     if not class_names:
         raise ZooError(
@@ -199,16 +252,16 @@ def manifest_from_run(
             got=str(archive.path.parent),
         )
     plugins = metrics.get("plugins") or {}
-    components: dict[str, Component] = {}
+    components = {}
     for kind in KINDS:
         choice, plugin = config.get(kind) or {}, plugins.get(kind) or {}
-        components[kind] = Component(
-            name=choice.get("name", "?"),
-            plugin=choice.get("plugin", plugin.get("plugin", "?")),
-            package=plugin.get("package", "?"),
-            version=plugin.get("version", "?"),
-            params=dict(choice.get("params") or {}),
-        )
+        components[kind] = {
+            "name": choice.get("name", "?"),
+            "plugin": choice.get("plugin", plugin.get("plugin", "?")),
+            "package": plugin.get("package", "?"),
+            "version": plugin.get("version", "?"),
+            "params": choice.get("params") or {},
+        }
     layers = archive.config.get("config", {}).get("layers", [])
     head = next((x for x in layers if x.get("name") == HEAD_LAYER), None)
     if head is None:
@@ -219,15 +272,15 @@ def manifest_from_run(
             fix="load it with keras.models.load_model",
             got=str(archive.path),
         )
-    return Manifest(
-        class_names=list(class_names),
-        image_size=int(config["image_size"]),
-        feature_shape=list(head["config"]["layers"][0]["config"]["batch_shape"]),
-        output="sigmoid" if len(class_names) == 2 and _units(head) == 1 else "softmax",
-        components=components,
-        keras_objects=find_keras_objects(archive.config),
-        written_by={"zoo": (metrics.get("versions") or {}).get("zoo", "?")},
-    )
+    return {
+        "class_names": class_names,
+        "image_size": config.get("image_size"),
+        "feature_shape": head["config"]["layers"][0]["config"]["batch_shape"],
+        "output": "sigmoid" if len(class_names) == 2 and _units(head) == 1 else "softmax",
+        "components": components,
+        "keras_objects": [asdict(o) for o in find_keras_objects(archive.config)],
+        "written_by": {"zoo": (metrics.get("versions") or {}).get("zoo", "?")},
+    }
 
 
 def _units(head: Mapping[str, Any]) -> int | None:
@@ -274,10 +327,26 @@ def load_saved(
                 got=str(path),
             )
         manifest = fallback(archive)
-    objects = ClassFinder(manifest, registry)
+    objects = ClassFinder(manifest, registry, path)
     custom = objects.custom_objects()
     try:
-        model = keras.saving.load_model(path, custom_objects=custom, compile=False)
+        # safe_mode: a lambda in the file is refused, not run (Keras's default, kept).
+        model = keras.saving.load_model(path, custom_objects=custom, compile=False, safe_mode=True)
     except Exception as exc:  # Keras raises many types for one reason: it cannot load it
         raise objects.cannot_load(path, exc) from None
+    _check_outputs(model, manifest, path)
     return Loaded(model, manifest, objects.warnings)
+
+
+def _check_outputs(model: keras.Model, manifest: Manifest, path: Path) -> None:
+    """The manifest's classes must be the model's: a sigmoid gives two, a softmax each."""
+    width = int(model.outputs[0].shape[-1])
+    count = len(manifest.class_names)
+    if (width, count) == ((1, 2) if manifest.output == "sigmoid" else (count, count)):
+        return
+    raise ZooError(
+        f"{MANIFEST} in {path}: field class_names is a list of {count}, but the model's "
+        f"{manifest.output} output gives {width} number(s).",
+        expected="two class names for a sigmoid output of one number, else one per output",
+        fix=MANIFEST_FIX,
+    )

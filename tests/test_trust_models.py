@@ -1,0 +1,251 @@
+"""Opening a model someone else made runs none of their code; a tampered manifest is an error.
+
+A run trained by an earlier process is copied to ``runs/mine``, and its model.keras's
+``zoo.json`` rewritten as anyone who hands over a run directory could: its
+``keras_objects`` name modules to import (the standard library's ``this``, which prints
+the Zen of Python, and ``venv.__main__``, which builds virtual environments; a
+``payload.py`` shipped in the run directory), or its fields hold what zoo never writes.
+Each is opened the ways users open a model: ``zoo predict``, ``zoo evaluate`` and
+``zoo export`` run as ``python -m zoo`` (which puts the current folder on ``sys.path``),
+and ``zoo.load_model`` in a Python process started in the folder, as a notebook is.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import sys
+import zipfile
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+from helpers import TINY_RUN, Result, run_process, run_zoo, tiny_backbone_plugin, write
+from PIL import Image
+
+#: A module that leaves a file beside itself when it is imported.
+PAYLOAD = """
+from pathlib import Path
+
+Path(__file__).with_name("payload-ran").write_text("imported")
+"""
+#: ``zoo.load_model`` as a notebook calls it; a ZooError exits 2 as the CLI does.
+LOAD_MODEL = """
+import sys
+import zoo
+
+try:
+    zoo.load_model(sys.argv[1])
+except zoo.ZooError as exc:
+    print(exc, file=sys.stderr)
+    sys.exit(2)
+"""
+ZEN = "Beautiful is better than ugly"
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A tiny binary run, trained by the zoo command in another process."""
+    folder = tmp_path_factory.mktemp("trained")
+    result = run_zoo("run", "shapes", "small_cnn", "gap_sigmoid", *TINY_RUN, "--json", cwd=folder)
+    assert result.exit_code == 0, result.stderr
+    return folder / result.json()["run_dir"]
+
+
+@pytest.fixture
+def run_dir(trained: Path, isolated: Path) -> Path:
+    """A copy of the run at ./runs/mine with payload.py beside its model; ./img.png."""
+    copy = isolated / "runs" / "mine"
+    shutil.copytree(trained, copy)
+    write(copy / "payload.py", PAYLOAD)
+    Image.new("RGB", (40, 40), (200, 40, 40)).save(isolated / "img.png")
+    return copy
+
+
+def rewrite_manifest(model_file: Path, change: Callable[[dict[str, Any]], Any]) -> None:
+    """Edit zoo.json inside a .keras archive (zip members cannot be replaced in place)."""
+    with zipfile.ZipFile(model_file) as archive:
+        members = {name: archive.read(name) for name in archive.namelist()}
+    manifest = json.loads(members["zoo.json"])
+    change(manifest)
+    members["zoo.json"] = json.dumps(manifest).encode()
+    replace_members(model_file, members)
+
+
+def replace_members(model_file: Path, members: dict[str, bytes]) -> None:
+    with zipfile.ZipFile(model_file, "w", zipfile.ZIP_DEFLATED) as archive:
+        for name, data in members.items():
+            archive.writestr(name, data)
+
+
+def name_module(module: str, plugin: str | None = None) -> Callable[[dict[str, Any]], None]:
+    """A change to zoo.json: the backbone's plugin (``plugin``, if given) needs ``module``."""
+
+    def change(manifest: dict[str, Any]) -> None:
+        manifest["keras_objects"].append(
+            {
+                "name": "evil>Payload",
+                "module": module,
+                "qualname": "Payload",
+                "component": "backbone",
+            }
+        )
+        if plugin is not None:
+            manifest["components"]["backbone"]["plugin"] = plugin
+
+    return change
+
+
+def open_model(command: str, run_dir: Path, cwd: Path) -> Result:
+    """Open ``run_dir`` from ``cwd`` as a user does, with the current folder on sys.path."""
+    zoo = [sys.executable, "-m", "zoo"]
+    commands = {
+        "predict": [*zoo, "predict", str(run_dir), str(cwd / "img.png")],
+        "evaluate": [*zoo, "evaluate", str(run_dir)],
+        "export": [*zoo, "export", str(run_dir), "--output", "out.keras"],
+        "load_model": [sys.executable, "-c", LOAD_MODEL, str(run_dir)],
+    }
+    return run_process(commands[command], cwd=cwd)
+
+
+def assert_refused(result: Result, module: str, plugin: str, isolated: Path) -> None:
+    output = result.stdout + result.stderr
+    assert not list(isolated.rglob("payload-ran")), "payload.py was imported"
+    assert not list(isolated.rglob("pyvenv.cfg")), "venv.__main__ was imported"
+    assert ZEN not in output
+    assert "usage: venv" not in output
+    assert result.exit_code == 2, output[-3000:]
+    assert "Traceback" not in output
+    message = " ".join(result.stderr.split())
+    assert f"names the module '{module}'" in message
+    assert f"plugin '{plugin}'" in message
+
+
+COMMANDS = ["predict", "evaluate", "export", "load_model"]
+
+
+@pytest.mark.parametrize("command", COMMANDS)
+@pytest.mark.parametrize("module", ["this", "venv.__main__", "runs.mine.payload"])
+def test_a_model_naming_a_module_outside_its_plugin_imports_nothing(
+    run_dir: Path, isolated: Path, command: str, module: str
+):
+    """Built-in plugins are always loaded: the model claims one, small_cnn."""
+    rewrite_manifest(run_dir / "model.keras", name_module(module))
+
+    result = open_model(command, run_dir, cwd=isolated)
+
+    assert_refused(result, module, "small_cnn", isolated)
+    assert not (isolated / "out.keras").exists()
+
+
+@pytest.mark.parametrize("command", COMMANDS)
+def test_a_module_shipped_in_the_run_directory_is_not_imported_from_inside_it(
+    run_dir: Path, isolated: Path, command: str
+):
+    """Run from inside the run directory, ``payload`` is importable: zoo must not."""
+    rewrite_manifest(run_dir / "model.keras", name_module("payload"))
+    shutil.copy(isolated / "img.png", run_dir / "img.png")
+
+    result = open_model(command, run_dir, cwd=run_dir)
+
+    assert_refused(result, "payload", "small_cnn", isolated)
+
+
+def test_a_local_plugin_s_package_does_not_reach_into_a_run_directory_beneath_it(
+    run_dir: Path, isolated: Path
+):
+    """zoo_local_plugins finds modules in the registry.toml's folder, runs/ included."""
+    write(isolated / "tiny.py", tiny_backbone_plugin())
+    write(isolated / "registry.toml", '[plugins]\nload = ["tiny.py"]\n')
+    module = "zoo_local_plugins.runs.mine.payload"
+    rewrite_manifest(run_dir / "model.keras", name_module(module, plugin="tiny"))
+
+    result = open_model("predict", run_dir, cwd=isolated)
+
+    assert_refused(result, module, "tiny", isolated)
+
+
+# --- Tampered fields -----------------------------------------------------------------------
+
+
+def setting(field: str, value: Any) -> Callable[[dict[str, Any]], None]:
+    def change(manifest: dict[str, Any]) -> None:
+        manifest[field] = value
+
+    return change
+
+
+def component_kind(manifest: dict[str, Any]) -> None:
+    manifest["components"]["gadget"] = dict(manifest["components"]["backbone"])
+
+
+def component_name(manifest: dict[str, Any]) -> None:
+    manifest["components"]["backbone"]["name"] = ["small_cnn"]
+
+
+def object_component(manifest: dict[str, Any]) -> None:
+    manifest["keras_objects"].append({"name": "x>Y", "module": None, "component": "gadget"})
+
+
+def object_module(manifest: dict[str, Any]) -> None:
+    manifest["keras_objects"].append({"name": "x>Y", "module": "os; rm", "component": "head"})
+
+
+TAMPERED = {
+    "image_size zero": ("image_size", setting("image_size", 0)),
+    "image_size negative": ("image_size", setting("image_size", -32)),
+    "image_size text": ("image_size", setting("image_size", "32")),
+    "image_size fraction": ("image_size", setting("image_size", 32.5)),
+    "image_size true": ("image_size", setting("image_size", True)),
+    "class_names text": ("class_names", setting("class_names", "circle,square")),
+    "class_names numbers": ("class_names[0]", setting("class_names", [1, 2])),
+    "output": ("output", setting("output", "relu")),
+    "components list": ("components", setting("components", ["dataset", "backbone", "head"])),
+    "component kind": ("components.gadget", component_kind),
+    "component name": ("components.backbone.name", component_name),
+    "keras_objects object": ("keras_objects", setting("keras_objects", {"name": "x"})),
+    "keras_objects element": ("keras_objects[0]", setting("keras_objects", ["this"])),
+    "keras_objects component": ("keras_objects[0].component", object_component),
+    "keras_objects module": ("keras_objects[0].module", object_module),
+}
+
+
+@pytest.mark.parametrize("case", TAMPERED)
+def test_a_tampered_manifest_names_the_field(run_dir: Path, isolated: Path, case: str):
+    field, change = TAMPERED[case]
+    rewrite_manifest(run_dir / "model.keras", change)
+
+    result = run_zoo("predict", str(run_dir), "img.png", cwd=isolated)
+
+    assert result.exit_code == 2, result.stderr[-3000:]
+    assert "Traceback" not in result.stderr
+    message = " ".join(result.stderr.split())
+    assert f"zoo.json in {run_dir / 'model.keras'}: field {field} is" in message
+    assert "train the run again, or get the original file" in message
+
+
+def test_a_manifest_that_is_not_json_is_an_error(run_dir: Path, isolated: Path):
+    model = run_dir / "model.keras"
+    with zipfile.ZipFile(model) as archive:
+        members = {name: archive.read(name) for name in archive.namelist()}
+    replace_members(model, {**members, "zoo.json": b"{'class_names': ['circle'"})
+
+    result = run_zoo("predict", str(run_dir), "img.png", cwd=isolated)
+
+    assert result.exit_code == 2, result.stderr[-3000:]
+    message = " ".join(result.stderr.split())
+    assert f"zoo.json in {model} is not JSON" in message
+    assert "Traceback" not in result.stderr
+
+
+def test_a_huge_manifest_is_refused_before_it_is_read(run_dir: Path, isolated: Path):
+    """64 MB of spaces, a few kilobytes compressed: zoo reads none of it."""
+    rewrite_manifest(run_dir / "model.keras", lambda m: m.update(padding=" " * 64_000_000))
+
+    result = run_zoo("predict", str(run_dir), "img.png", cwd=isolated)
+
+    assert result.exit_code == 2, result.stderr[-3000:]
+    message = " ".join(result.stderr.split())
+    assert f"zoo.json in {run_dir / 'model.keras'} is 64,0" in message
+    assert "Traceback" not in result.stderr
