@@ -1,18 +1,20 @@
 """Choosing where to train: the distribution strategy, its devices, and the precision.
 
 ``auto`` picks what the machine has: ``TF_CONFIG`` set means several workers
-(``MultiWorkerMirroredStrategy``); several GPUs, ``MirroredStrategy``; one GPU, that GPU;
-otherwise the CPU. The batch size a user gives is always the global batch.
+(``MultiWorkerMirroredStrategy``, once every peer answers: :mod:`zoo.train.workers`);
+several GPUs, ``MirroredStrategy``; one GPU, that GPU; otherwise the CPU. The batch
+size a user gives is always the global batch.
 """
 
 from __future__ import annotations
 
-import json
-import os
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from zoo.errors import ZooError
+from zoo.train import workers
+from zoo.train.events import RunWarning
 
 if TYPE_CHECKING:
     import tensorflow as tf
@@ -44,27 +46,23 @@ class Placement:
         return f"{self.name} on {where}{workers} ({self.replicas} replicas in sync)"
 
 
-def place(name: str = "auto") -> Placement:
+def place(name: str = "auto", warn: Callable[[RunWarning], None] | None = None) -> Placement:
     """The strategy called ``name`` (one of ``STRATEGIES``) for this machine.
 
+    Args:
+        warn: Told when other workers do not answer at once, and zoo waits for them.
+
     Raises:
-        ZooError: an unknown name, ``multiworker`` without ``TF_CONFIG``, or a
-            malformed ``TF_CONFIG``.
+        ZooError: an unknown name, ``multiworker`` without ``TF_CONFIG``, a malformed
+            ``TF_CONFIG``, or a peer that does not answer in time.
     """
     import tensorflow as tf
 
-    if name not in STRATEGIES:
-        raise ZooError(
-            f"unknown strategy '{name}'.",
-            expected=f"one of {', '.join(STRATEGIES)}",
-            fix="pass --strategy auto (the default) to let zoo choose",
-            got=name,
-        )
-    cluster = _tf_config()
-    if name == "multiworker" or (name == "auto" and cluster):
+    cluster = _cluster(name)
+    if cluster is not None:
         # Before anything initialises TensorFlow's runtime: collective ops must be
         # configured first ("Collective ops must be configured at program startup").
-        return _multiworker(cluster)
+        return _multiworker(cluster, warn or (lambda warning: None))
     gpus = [d.name for d in tf.config.list_logical_devices("GPU")]
     if name == "mirrored" or (name == "auto" and len(gpus) > 1):
         devices = gpus or [d.name for d in tf.config.list_logical_devices("CPU")]
@@ -76,42 +74,46 @@ def place(name: str = "auto") -> Placement:
     return Placement(tf.distribute.get_strategy(), "default", (device,))
 
 
-def _multiworker(cluster: dict[str, Any] | None) -> Placement:
-    import tensorflow as tf
+def writes_run(name: str = "auto") -> bool:
+    """Whether this process writes the run directory with strategy ``name``: it does,
+    unless it is a worker of several other than the chief. Read before TensorFlow loads.
 
-    if not cluster:
+    Raises:
+        ZooError: as :func:`place` does for ``name`` and ``TF_CONFIG``.
+    """
+    cluster = _cluster(name)
+    return cluster is None or cluster.is_chief
+
+
+def _cluster(name: str) -> workers.Cluster | None:
+    """The cluster that strategy ``name`` trains on, checked; ``None`` for this machine."""
+    if name not in STRATEGIES:
+        raise ZooError(
+            f"unknown strategy '{name}'.",
+            expected=f"one of {', '.join(STRATEGIES)}",
+            fix="pass --strategy auto (the default) to let zoo choose",
+            got=name,
+        )
+    cluster = workers.read()
+    if name == "multiworker" and cluster is None:
         raise ZooError(
             "--strategy multiworker needs TF_CONFIG, which is not set.",
-            expected='TF_CONFIG describing the cluster and this task, e.g. {"cluster": '
-            '{"worker": ["host1:2222", "host2:2222"]}, "task": {"type": "worker", "index": 0}}',
+            expected=f"TF_CONFIG describing the cluster and this task: {workers.EXAMPLE}",
             fix="set TF_CONFIG on every worker (docs/architecture.md, 'Several machines')",
         )
+    return cluster if name in ("multiworker", "auto") else None
+
+
+def _multiworker(cluster: workers.Cluster, warn: Callable[[RunWarning], None]) -> Placement:
+    import tensorflow as tf
+
+    fix = f"start the other workers; each waits up to {workers.ENV} seconds for the rest"
+    workers.wait_for_peers(cluster, lambda text: warn(RunWarning("workers_waiting", text, fix)))
     strategy = tf.distribute.MultiWorkerMirroredStrategy()
-    task = cluster.get("task", {})
-    workers = len(cluster["cluster"].get("worker", [])) + len(cluster["cluster"].get("chief", []))
-    has_chief = bool(cluster["cluster"].get("chief"))
-    is_chief = task.get("type") == "chief" or (not has_chief and task.get("index", 0) == 0)
     devices = tuple(d.name for d in tf.config.list_logical_devices("GPU")) or ("/CPU:0",)
-    return Placement(strategy, "MultiWorkerMirroredStrategy", devices, is_chief, workers)
-
-
-def _tf_config() -> dict[str, Any] | None:
-    text = os.environ.get("TF_CONFIG", "").strip()
-    if not text:
-        return None
-    try:
-        config = json.loads(text)
-        if not isinstance(config.get("cluster"), dict) or not isinstance(config.get("task"), dict):
-            raise ValueError("needs 'cluster' and 'task' objects")
-    except (ValueError, AttributeError) as exc:
-        raise ZooError(
-            f"TF_CONFIG is not a valid cluster description: {exc}.",
-            expected='JSON like {"cluster": {"worker": ["host1:2222", "host2:2222"]}, '
-            '"task": {"type": "worker", "index": 0}}',
-            fix="correct TF_CONFIG, or unset it to train on this machine alone",
-            got=text,
-        ) from None
-    return config
+    return Placement(
+        strategy, "MultiWorkerMirroredStrategy", devices, cluster.is_chief, cluster.workers
+    )
 
 
 def choose_precision(name: str, placement: Placement) -> str:

@@ -144,7 +144,7 @@ def _prepare(resolved: Resolved, options: EngineOptions, events: Events) -> _Pre
     from zoo.train.finetune import check
 
     runtime.check(resolved.config.runtime, resolved.config.runtime_precision)
-    placement = place(options.strategy)
+    placement = place(options.strategy, events.on_warning)
     precision = choose_precision(options.precision, placement)
     keras.mixed_precision.set_global_policy(precision)
     keras.utils.set_random_seed(resolved.config.seed)
