@@ -9,6 +9,7 @@ A run directory holds::
     logs/           TensorBoard logs (train/ and validation/)
     checkpoints/    the two last finished epochs, for ``zoo run --resume``
     best/           the best epoch's weights so far (``--keep best``)
+    train.lock      who trains the run, locked while it does (empty once none does)
 
 Later commands (``zoo compare``, ``predict``, ``export``) read runs with :func:`read_run`.
 """

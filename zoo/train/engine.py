@@ -25,7 +25,7 @@ from zoo.components import Splits
 from zoo.errors import RunFailed, RunInterrupted
 from zoo.model import Assembled, build_model, build_splits, parameter_counts, summary_rows
 from zoo.runconfig import Resolved, check_classes
-from zoo.train import best, checkpoints, checks, interrupts, space, store
+from zoo.train import best, checkpoints, checks, interrupts, lock, space, store
 from zoo.train import features as feature_cache
 from zoo.train.callbacks import (
     Checkpointing,
@@ -102,7 +102,8 @@ def run(
         RunFailed: training stopped on a NaN loss; the run directory says so.
         RunInterrupted: Ctrl-C; what is saved was reported, and the run is resumable.
     """
-    reopened = reopen(resume, resolved.config) if resume is not None else None
+    options = options or EngineOptions()
+    reopened = reopen(resume, resolved.config, options.strategy) if resume is not None else None
     _tf.load()
     import keras
 
@@ -111,7 +112,7 @@ def run(
     shown = Events([reporter or ConsoleReporter()])
     previous_policy = keras.mixed_precision.global_policy()
     try:
-        prepared = _prepare(resolved, options or EngineOptions(), shown)
+        prepared = _prepare(resolved, options, shown)
         if dry_run:
             return RunResult(None, prepared.counts)
         splits = prepared.splits or _load_data(resolved, prepared.timer, shown)
@@ -120,6 +121,7 @@ def run(
         return _Run(prepared, splits, opened).execute(command, [*callbacks, *shown.callbacks])
     finally:
         keras.mixed_precision.set_global_policy(previous_policy)
+        lock.release()  # the run directory, which this process trained
 
 
 @dataclass(frozen=True)
@@ -186,11 +188,8 @@ def _load_data(resolved: Resolved, timer: Timer, events: Events) -> Splits:
 
 @dataclass(frozen=True)
 class _Opened:
-    """The run directory: new, or reopened to resume (:mod:`zoo.train.resume`).
-
-    Only the chief creates a directory; on the other workers ``run_dir`` is ``None``
-    unless they resume.
-    """
+    """The run directory, locked: new, or reopened (:mod:`zoo.train.resume`); ``None`` on
+    workers other than the chief, unless they resume (they read it, the chief writes)."""
 
     run_dir: Path | None
     reopened: Reopened | None = None
@@ -204,7 +203,7 @@ def _open(
     if not prepared.placement.is_chief:
         return _Opened(None)
     config = prepared.resolved.config
-    run_dir = runs.new_run_dir(output, "-".join(c.name for c in config.choices))
+    run_dir = lock.new_run_dir(output, "-".join(c.name for c in config.choices))
     runs.write_json(run_dir / runs.CONFIG, {**config.to_dict(), "command": command})
     return _Opened(run_dir)
 

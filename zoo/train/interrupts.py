@@ -17,7 +17,9 @@ epoch's weights), ``checkpoint.weights`` (model weights written, optimizer not),
 ``checkpoint.files`` (all files written, folder not yet renamed into place),
 ``checkpoint.latest`` (renamed, ``latest.json`` not yet updated), ``metrics.write``
 (before metrics.json), then after the last epoch ``test`` and ``save`` (before
-model.keras). Without the variable, :func:`point` does nothing.
+model.keras). With ``ZOO_TEST_PAUSE=POINT@EPOCH``, the process stops there instead
+and sleeps until a signal ends it, so tests hold a run mid-training (SIGKILL it, or
+resume it while it holds its lock). Without the variables, :func:`point` does nothing.
 """
 
 from __future__ import annotations
@@ -26,11 +28,13 @@ import contextlib
 import os
 import signal
 import threading
+import time
 from collections.abc import Iterator
 from types import FrameType
 
-#: The environment variable of the test hook.
+#: The environment variables of the test hooks: Ctrl-C, or a pause, at a point.
 ENV = "ZOO_TEST_SIGINT"
+PAUSE = "ZOO_TEST_PAUSE"
 #: The named points of the test hook, in the order a run reaches them.
 POINTS = (
     "epoch.begin",
@@ -47,10 +51,14 @@ POINTS = (
 
 
 def point(name: str, epoch: int) -> None:
-    """Test hook: send this process SIGINT if ``ZOO_TEST_SIGINT`` is ``name@epoch``."""
+    """Test hook: send this process SIGINT if ``ZOO_TEST_SIGINT`` is ``name@epoch``;
+    sleep until a signal ends it if ``ZOO_TEST_PAUSE`` is."""
     assert name in POINTS, f"an undocumented point: {name}"
-    if os.environ.get(ENV) == f"{name}@{epoch}":
+    here = f"{name}@{epoch}"
+    if os.environ.get(ENV) == here:
         os.kill(os.getpid(), signal.SIGINT)
+    while os.environ.get(PAUSE) == here:
+        time.sleep(1)
 
 
 @contextlib.contextmanager

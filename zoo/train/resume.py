@@ -4,6 +4,10 @@
 cannot continue says so at once, and one that can says what it found (warnings, shown
 and kept in metrics.json). ``config.json`` is read first, by the command.
 
+- The run's lock first (:mod:`zoo.train.lock`; the chief's, on several workers): a run
+  another process still trains is not touched; a lock left by a killed process is
+  taken over, with a warning naming it.
+
 - ``metrics.json`` says ``completed``: nothing to resume. Damaged, or missing although
   a checkpoint exists: the history comes from the checkpoint; the record of earlier
   sessions (timings, resumes, warnings) is lost.
@@ -19,14 +23,14 @@ and kept in metrics.json). ``config.json`` is read first, by the command.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 from zoo import runs
 from zoo.errors import ZooError
 from zoo.runconfig import RunConfig
-from zoo.train import best, checkpoints
+from zoo.train import best, checkpoints, distribute, lock
 from zoo.train.checkpoints import Checkpoint, Damaged
 from zoo.train.events import RunWarning
 
@@ -50,12 +54,27 @@ class Reopened:
     warnings: tuple[RunWarning, ...] = ()
 
 
-def reopen(run_dir: Path, config: RunConfig) -> Reopened:
-    """Check ``run_dir`` for resuming with ``config`` (its own, from config.json).
+def reopen(run_dir: Path, config: RunConfig, strategy: str = "auto") -> Reopened:
+    """Lock ``run_dir`` (if this process writes it with ``strategy``), then check it for
+    resuming with ``config`` (its own, from config.json). The lock is held until
+    :func:`zoo.train.lock.release`, and released here if the run cannot resume.
 
     Raises:
-        ZooError: the run completed, or it recorded epochs but has no intact checkpoint.
+        ZooError: another process trains the run, the run completed, or it recorded
+            epochs but has no intact checkpoint.
     """
+    stale = lock.hold(run_dir) if distribute.writes_run(strategy) else None
+    try:
+        reopened = _reopen(run_dir, config)
+    except BaseException:
+        lock.release(run_dir)
+        raise
+    if stale is None:
+        return reopened
+    return replace(reopened, warnings=(_taken_over(run_dir, stale), *reopened.warnings))
+
+
+def _reopen(run_dir: Path, config: RunConfig) -> Reopened:
     record = runs.read_run(run_dir)
     if record.status == "completed":
         raise ZooError(
@@ -77,6 +96,16 @@ def reopen(run_dir: Path, config: RunConfig) -> Reopened:
         kept, lost = _best_so_far(run_dir, checkpoint, config.monitor)
         warnings += lost
     return Reopened(run_dir, checkpoint, kept, dict(record.metrics), tuple(warnings))
+
+
+def _taken_over(run_dir: Path, stale: lock.Holder) -> RunWarning:
+    return RunWarning(
+        lock.STALE,
+        f"{run_dir / lock.FILE} names {stale.describe()}, which ended without releasing it "
+        "(it was killed, or its machine stopped); this process takes the run over.",
+        "none needed, if that process is gone; if it still runs on another machine, the "
+        "run's folder is shared without working locks: stop one of them",
+    )
 
 
 def _cannot_resume(record: runs.RunRecord, damaged: list[Damaged]) -> ZooError:
