@@ -3,8 +3,10 @@ run still training is refused naming the process; a killed process's lock is tak
 
 from __future__ import annotations
 
+import errno
 import json
 import os
+import shutil
 import subprocess
 import sys
 import time
@@ -170,3 +172,57 @@ def test_another_process_holding_the_lock_is_named_until_it_is_killed(tmp_path: 
     lock.release()
 
     assert stale is not None and stale.pid == holder.pid
+
+
+FULL_DISK = """
+import sys
+from pathlib import Path
+
+run = Path(sys.argv[1]) / "run"
+run.mkdir()
+try:
+    with open(run.parent / "filler", "wb") as f:
+        while True:
+            f.write(bytes(1024))
+            f.flush()
+except OSError:
+    pass
+from zoo.train import lock
+
+print(lock.hold(run), repr((run / lock.FILE).read_text()))
+lock.release()
+"""
+
+
+def test_on_a_full_disk_the_lock_holds_though_its_file_names_nobody(tmp_path: Path):
+    if not shutil.which("unshare"):
+        pytest.skip("needs unshare to mount a small filesystem of its own")
+    mount = tmp_path / "small"
+    mount.mkdir()
+    script = f'mount -t tmpfs -o size=8k tmpfs "$1" && exec "{sys.executable}" -c "$2" "$1"'
+    unshare = ["unshare", "--user", "--map-root-user", "--mount"]
+    proc = subprocess.run(
+        [*unshare, "sh", "-c", script, "sh", str(mount), FULL_DISK],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    if proc.returncode != 0 and "mount" in proc.stderr:
+        pytest.skip(f"the kernel refuses a private mount here: {proc.stderr.strip()}")
+
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout == "None ''\n"
+
+
+def test_no_room_for_the_lock_file_is_left_to_the_full_disk_report(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+):
+    def full(*args: object, **kwargs: object) -> int:
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(os, "open", full)
+
+    with pytest.raises(OSError) as raised:
+        lock.hold(tmp_path)
+
+    assert raised.value.errno == errno.ENOSPC and not isinstance(raised.value, ZooError)

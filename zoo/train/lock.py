@@ -18,6 +18,7 @@ read up to a bound, its text printed without control characters.
 from __future__ import annotations
 
 import datetime as _dt
+import errno
 import fcntl
 import json
 import os
@@ -117,6 +118,8 @@ def _open(path: Path) -> int:
     try:
         fd = os.open(path, flags, 0o644)
     except OSError as exc:
+        if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+            raise  # a full disk, which the caller reports as such
         if path.is_symlink():
             raise _unusable(path, "is a symbolic link", remove) from None
         fix = f"make {path.parent} writable by you, or copy it and resume the copy"
