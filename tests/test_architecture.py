@@ -21,7 +21,7 @@ LAYERS = (
     ("declarations", ["zoo.params", "zoo.settings", "zoo.caches", "zoo.downloads", "zoo.components"]),  # noqa: E501
     ("plugin host", ["zoo.config", "zoo.registry", "zoo.hookspecs", "zoo.plugins"]),
     ("run definition", ["zoo.runconfig", "zoo.runs", "zoo.offline"]),
-    ("building", ["zoo.layers", "zoo.converting", "zoo.runtime", "zoo.data", "zoo.images", "zoo.model", "zoo.data_summary", "zoo.scoring", "zoo.manifest", "zoo.keras_classes", "zoo.saving"]),  # noqa: E501
+    ("building", ["zoo.layers", "zoo.converting", "zoo.runtime", "zoo.data", "zoo.image_limits", "zoo.images", "zoo.model", "zoo.data_summary", "zoo.scoring", "zoo.manifest", "zoo.keras_classes", "zoo.saving"]),  # noqa: E501
     ("display", ["zoo.console", "zoo.console_reports", "zoo.console_downloads", "zoo.console_doctor"]),  # noqa: E501
     ("training", ["zoo.train", "zoo.train.*"]),
     ("results and kits", ["zoo.compare", "zoo.predict", "zoo.evaluate", "zoo.export", "zoo.stored", "zoo.fetch", "zoo.provision", "zoo.weights", "zoo.doctor", "zoo.contracts", "zoo.roundtrip", "zoo.testing"]),  # noqa: E501

@@ -97,11 +97,11 @@ GOOD: dict[str, Callable[[Path], None]] = {
 #: Files with an image's name that cannot be read, and what the reason mentions.
 BAD: dict[str, tuple[Callable[[Path], None], str]] = {
     "empty.jpg": (lambda p: p.write_bytes(b""), "empty"),
-    "truncated.jpg": (_truncated("JPEG"), "JPEG"),
+    "truncated.jpg": (_truncated("JPEG"), "its header does not read: Truncated File Read"),
     "truncated.png": (_truncated("PNG"), "PNG"),
     "truncated.bmp": (_truncated("BMP"), "truncated"),
     "text.jpg": (lambda p: p.write_text("not an image\n"), "Unknown image file format"),
-    "truncated.webp": (_truncated("WEBP"), "Pillow cannot decode it"),
+    "truncated.webp": (_truncated("WEBP"), "its header does not read"),
 }
 
 #: Files that are not images by their name.

@@ -27,6 +27,11 @@ What TensorFlow 2.21 does with each format (measured on files Pillow wrote):
   in tf.data they decode in parallel like the rest (Pillow's decoders release the GIL).
 - Truncated JPEG and PNG files, empty files and other formats are errors in both.
 
+Image files are untrusted (:mod:`zoo.image_limits`): only regular files are read, at
+most ``ZOO_MAX_IMAGE_BYTES`` of them, and :func:`decode` refuses an image whose header
+says it has more than ``ZOO_MAX_IMAGE_PIXELS`` before any decoder runs, in tf.data as
+eagerly.
+
 The file's own bytes decide how it is decoded, not its name: a PNG named ``.jpg`` is
 read. EXIF orientation is ignored, as Keras' ``image_dataset_from_directory`` ignores
 it. TensorFlow decodes a 500x375 JPEG in about 1 ms on one CPU core.
@@ -34,12 +39,24 @@ it. TensorFlow decodes a 500x375 JPEG in about 1 ms on one CPU core.
 
 from __future__ import annotations
 
+import functools
 import io
 import os
 import re
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, NamedTuple
+
+from zoo.image_limits import (
+    MAX_PIXELS,
+    Limits,
+    UnreadableImage,
+    check_pixels,
+    checked,
+    limits,
+    read_checked,
+    read_file,
+)
 
 if TYPE_CHECKING:
     import numpy as np
@@ -56,20 +73,6 @@ IMAGE_EXTENSIONS = (
 
 #: Changes whenever ``decode`` changes what it returns, so cached verdicts expire.
 DECODER_VERSION = "2"
-
-
-class UnreadableImage(Exception):
-    """An image file that cannot be decoded; the message says which file and why.
-
-    Args:
-        path: The file.
-        reason: Why it cannot be read, for example ``"the file is empty (0 bytes)"``.
-    """
-
-    def __init__(self, path: str | os.PathLike[str], reason: str) -> None:
-        self.path = Path(path)
-        self.reason = reason
-        super().__init__(f"{self.path}: {reason}")
 
 
 class FolderFiles(NamedTuple):
@@ -101,14 +104,37 @@ def find_files(folder: str | os.PathLike[str]) -> FolderFiles:
     return FolderFiles(images, [p for p in found if not is_image_name(p)])
 
 
-def decode(contents: tf.Tensor) -> tf.Tensor:
+def decode_file(path: tf.Tensor, within: Limits) -> tf.Tensor:
+    """The image in the file named by the string tensor ``path``, in a graph.
+
+    Read by :func:`zoo.image_limits.read_file` within ``within``, its pixels checked,
+    then decoded as :func:`decode` decodes.
+    """
+    import tensorflow as tf
+
+    read = tf.autograph.experimental.do_not_convert(functools.partial(read_checked, within=within))
+    contents = tf.numpy_function(read, [path], tf.string, stateful=True)
+    return _decode_checked(tf.reshape(contents, ()))
+
+
+def decode(contents: tf.Tensor, max_pixels: int = MAX_PIXELS) -> tf.Tensor:
     """An image file's bytes as a uint8 ``[height, width, 3]`` tensor.
 
     Works eagerly and inside ``tf.data`` maps. Greyscale, palette and CMYK images
     become RGB, alpha is dropped, 16-bit PNGs are scaled to 8 bits, and an animation
     gives its first frame. Raises ``tf.errors.InvalidArgumentError`` (in a graph) when
-    the bytes are not an image TensorFlow or Pillow can read.
+    the bytes are not an image TensorFlow or Pillow can read, or the header says it
+    has more than ``max_pixels`` (:func:`check_pixels`, before any decoder runs).
     """
+    import tensorflow as tf
+
+    check = tf.autograph.experimental.do_not_convert(
+        functools.partial(checked, max_pixels=max_pixels)
+    )
+    return _decode_checked(tf.reshape(tf.numpy_function(check, [contents], tf.string), ()))
+
+
+def _decode_checked(contents: tf.Tensor) -> tf.Tensor:
     import tensorflow as tf
 
     def jpeg() -> tf.Tensor:
@@ -150,26 +176,30 @@ def _decode_with_pillow(contents: bytes | np.ndarray) -> np.ndarray:
         raise ValueError(f"Pillow cannot decode it: {exc}") from exc
 
 
-def read_image(path: str | os.PathLike[str]) -> np.ndarray:
+def read_image(path: str | os.PathLike[str], within: Limits | None = None) -> np.ndarray:
     """The image in ``path`` as a uint8 numpy array ``[height, width, 3]``.
 
-    It is decoded by :func:`decode`, exactly as the ``image_folder`` dataset decodes
-    it for training.
+    It is read by :func:`zoo.image_limits.read_file` and decoded by :func:`decode`,
+    exactly as :func:`decode_file` reads and decodes it for training.
+
+    Args:
+        within: The limits (the environment's, :func:`zoo.image_limits.limits`, when
+            ``None``).
 
     Raises:
-        UnreadableImage: the file is missing, empty, truncated, or not an image.
+        UnreadableImage: the file is missing, empty, truncated, not an image, not a
+            regular file, or over a limit.
     """
     path = Path(path)
-    try:
-        data = path.read_bytes()
-    except OSError as exc:
-        raise UnreadableImage(path, exc.strerror or str(exc)) from exc
+    within = within or limits()
+    data = read_file(path, within.bytes)
     if not data:
         raise UnreadableImage(path, "the file is empty (0 bytes)")
     import tensorflow as tf
 
     try:
-        return decode(tf.constant(data)).numpy()
+        check_pixels(data, within.pixels)  # decode checks too; this says why plainly
+        return decode(tf.constant(data), within.pixels).numpy()
     except (tf.errors.OpError, ValueError) as exc:
         raise UnreadableImage(path, _reason(exc)) from exc
 
@@ -204,20 +234,21 @@ def find_unreadable(paths: Sequence[str | os.PathLike[str]]) -> dict[Path, str]:
         return {}
     names = [os.fspath(p) for p in paths]
     decoded = tf.data.Dataset.from_tensor_slices((names, tf.range(len(names))))
+    within = limits()
     decoded = decoded.map(
-        lambda name, index: (index, tf.shape(decode(tf.io.read_file(name)))),
+        lambda name, index: (index, tf.shape(decode_file(name, within))),
         num_parallel_calls=tf.data.AUTOTUNE,
         deterministic=False,
     ).ignore_errors()  # a file that fails is left out, before the batching
     batches = without_autotuning(decoded.batch(_INDEX_BATCH)).as_numpy_iterator()  # shapes: [3]
     readable = {int(index) for indices, _ in batches for index in indices}
     failed = [Path(name) for i, name in enumerate(names) if i not in readable]
-    return {path: _why_unreadable(path) for path in failed}
+    return {path: _why_unreadable(path, within) for path in failed}
 
 
-def _why_unreadable(path: Path) -> str:
+def _why_unreadable(path: Path, within: Limits) -> str:
     try:
-        read_image(path)
+        read_image(path, within)
     except UnreadableImage as exc:
         return exc.reason
     # It failed in the parallel pass, not alone: count it unreadable all the same,
