@@ -36,7 +36,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.print_help(sys.stderr)
         return 2
     try:
-        with _tf.quiet(args.verbose):
+        with console.python_warnings(), _tf.quiet(args.verbose):
             return args.handler(args)
     except ZooError as exc:
         if args.verbose and exc.__cause__ is not None:

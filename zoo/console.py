@@ -3,20 +3,31 @@
 Data (tables, ``--json``) goes to stdout; status, progress and errors go to stderr.
 When a stream is not a terminal, rich drops colour and live displays, and progress
 becomes one plain line per epoch.
+
+Much of what is shown comes from files others made (class names in a model's
+``zoo.json``, component names in a registry file, paths). Every string rendered goes
+through :meth:`_Console.render_str`, which shows control characters as escapes
+(``\\x1b``), so no file can move the cursor, clear the screen or retitle the window;
+text from files is put into rich markup only through :func:`_escape`, so ``[red]`` in a
+class name prints as it is. ``--json`` is left alone: JSON escapes control characters.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
+import re
 import sys
 import time
-from collections.abc import Iterable, Mapping, Sequence
-from typing import Any
+import warnings
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from typing import Any, TextIO
 
 from rich import box
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
+from rich.text import Text
 
 from zoo.components import Backbone, Component, Head
 from zoo.config import Recipe
@@ -24,9 +35,28 @@ from zoo.errors import ZooError
 from zoo.model import LayerRow
 from zoo.registry import Entry, PluginInfo, Registry
 
-_stdout = Console(highlight=False, width=None if sys.stdout.isatty() else 120)
+#: Control characters: C0 but newline and tab (zoo's own line breaks), DEL, and C1.
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+
+
+def visible(text: str) -> str:
+    """``text`` with each control character shown as an escape: ``\\x1b[2J`` prints
+    as those six characters instead of clearing the screen."""
+    return _CONTROL.sub(lambda found: f"\\x{ord(found.group()):02x}", text)
+
+
+class _Console(Console):
+    """A rich console that renders every string with its control characters shown
+    (:func:`visible`): printed text, table cells, titles and headers alike."""
+
+    def render_str(self, text: str, **options: Any) -> Text:
+        return super().render_str(visible(text), **options)
+
+
+# Emoji codes off: ``:x:`` in a class name stays ``:x:``.
+_stdout = _Console(highlight=False, emoji=False, width=None if sys.stdout.isatty() else 120)
 # Status lines never wrap: in a log file, one event is one line.
-err = Console(stderr=True, highlight=False, soft_wrap=True)
+err = _Console(stderr=True, highlight=False, emoji=False, soft_wrap=True)
 #: Where tables go: stdout, or stderr while a command prints ``--json`` to stdout.
 out = _stdout
 
@@ -41,6 +71,33 @@ def _table(title: str | None = None) -> Table:
     return Table(title=title, box=box.SIMPLE_HEAD, title_justify="left", pad_edge=False)
 
 
+@contextlib.contextmanager
+def python_warnings() -> Iterator[None]:
+    """Within the block, Python's warnings (a library's or a plugin's, which may quote
+    text from a file: matplotlib names a glyph it lacks) print as ever, on stderr, with
+    control characters shown as escapes."""
+    show = warnings.showwarning
+
+    def shown(
+        message: Any,
+        category: type[Warning],
+        filename: str,
+        lineno: int,
+        file: TextIO | None = None,
+        line: str | None = None,
+    ) -> None:
+        text = warnings.formatwarning(message, category, filename, lineno, line)
+        stream = file or sys.stderr
+        with contextlib.suppress(OSError):  # as warnings does: a closed stream loses it
+            stream.write(visible(text))
+
+    warnings.showwarning = shown
+    try:
+        yield
+    finally:
+        warnings.showwarning = show
+
+
 def print_json(data: Any) -> None:
     """Machine-readable output on stdout, never decorated."""
     sys.stdout.write(json.dumps(data, indent=2, default=str) + "\n")
@@ -49,7 +106,7 @@ def print_json(data: Any) -> None:
 
 def error(exc: ZooError | str) -> None:
     if isinstance(exc, str):
-        err.print(f"[bold red]error:[/] {exc}", markup=True)
+        err.print(f"[bold red]error:[/] {_escape(exc)}")
         return
     err.print(f"[bold red]error:[/] {_escape(exc.what)}")
     for label, value in (("expected", exc.expected), ("fix", exc.fix)):
@@ -67,16 +124,18 @@ def status(text: str) -> None:
     err.print(_escape(text))
 
 
-def _escape(text: str) -> str:
+def _escape(text: Any) -> str:
+    """``text`` (from a file, say) as rich markup that shows it as it is, control
+    characters as escapes: for the places a string is put into markup of zoo's own."""
     from rich.markup import escape
 
-    return escape(text)
+    return escape(visible(str(text)))
 
 
 def _defaults(entry: Entry, limit: int = 4) -> str:
     items = [f"{k}={v}" for k, v in entry.defaults.items() if v is not None]
     more = f", +{len(items) - limit}" if len(items) > limit else ""
-    return ", ".join(items[:limit]) + more
+    return _escape(", ".join(items[:limit]) + more)
 
 
 def components(kind: str, registry: Registry, offline: Mapping[str, str] | None = None) -> None:
@@ -87,11 +146,11 @@ def components(kind: str, registry: Registry, offline: Mapping[str, str] | None 
         table.add_column(column, overflow="fold")
     for entry in registry.entries(kind):
         ready = (offline.get(entry.qualified_name, ""),) if offline else ()
-        table.add_row(
-            entry.name, entry.description, _defaults(entry), entry.plugin.provider, *ready
-        )
+        cells = (entry.name, entry.description, _defaults(entry), entry.plugin.provider)
+        table.add_row(*(_escape(c) for c in cells), *ready)
     for name, info in registry.unavailable(kind):  # last, dimmed, with the fix
-        table.add_row(f"[dim]{name}[/]", f"[dim]{_escape(info.state)}[/]", "", info.provider)
+        dimmed = (f"[dim]{_escape(name)}[/]", f"[dim]{_escape(info.state)}[/]")
+        table.add_row(*dimmed, "", _escape(info.provider))
     out.print(table)
 
 
@@ -103,8 +162,9 @@ def plugins(infos: Sequence[PluginInfo]) -> None:
         colour = {"ok": "green", "disabled": "dim", "unavailable": "yellow"}.get(info.status, "red")
         state = f"[{colour}]{_escape(info.state)}[/]"
         offered = info.unavailable if info.status == "unavailable" else info.components
-        package = f"{info.package} {info.version}"
-        table.add_row(info.name, package, info.source, state, ", ".join(offered) or "-")
+        package = _escape(f"{info.package} {info.version}")
+        offers = _escape(", ".join(offered) or "-")
+        table.add_row(_escape(info.name), package, _escape(info.source), state, offers)
     out.print(table)
 
 
@@ -117,32 +177,28 @@ def recipes(found: Mapping[str, Recipe], offline: Mapping[str, str] | None = Non
     for recipe in found.values():
         settings = ", ".join(f"{k}={v}" for k, v in recipe.settings.items())
         ready = (offline.get(recipe.name, ""),) if offline else ()
-        table.add_row(
-            recipe.name,
-            recipe.dataset,
-            recipe.backbone,
-            recipe.head,
-            settings,
-            recipe.description,
-            *ready,
-        )
+        cells = (recipe.name, recipe.dataset, recipe.backbone, recipe.head, settings)
+        table.add_row(*map(_escape, (*cells, recipe.description)), *ready)
     out.print(table)
 
 
 def component_info(entry: Entry) -> None:
-    out.print(f"[bold]{entry.kind} {entry.name}[/] ({entry.qualified_name})")
-    out.print(entry.description)
-    out.print(f"plugin: {entry.plugin.provider}, {entry.plugin.source}")
+    named = f"{_escape(entry.kind)} {_escape(entry.name)}"
+    out.print(f"[bold]{named}[/] ({_escape(entry.qualified_name)})")
+    out.print(_escape(entry.description))
+    out.print(_escape(f"plugin: {entry.plugin.provider}, {entry.plugin.source}"))
     for label, value in _extras(entry):
-        out.print(f"{label}: {value}")
+        out.print(_escape(f"{label}: {value}"))
     table = _table()
     for column in ("parameter", "type", "default", "help"):
         table.add_column(column, overflow="fold")
     defaults = entry.defaults
     for param in entry.params:
         default = "(required)" if param.required else repr(defaults.get(param.name))
-        choices = f" (one of {', '.join(map(str, param.choices))})" if param.choices else ""
-        table.add_row(param.name, param.type_name, default, param.help + choices)
+        one_of = "one of " if param.choices else ""
+        allowed = f" ({one_of}{param.allowed})" if param.allowed else ""
+        cells = (param.name, param.type_name, default, param.help + allowed)
+        table.add_row(*map(_escape, cells))
     if entry.params:
         out.print(table)
     else:
@@ -173,13 +229,8 @@ def model_summary(title: str, rows: Sequence[LayerRow], counts: Mapping[str, int
     table.add_column("params", justify="right")
     table.add_column("trainable", justify="center")
     for row in rows:
-        table.add_row(
-            row.name,
-            row.type,
-            row.output_shape,
-            f"{row.params:,}",
-            "yes" if row.trainable else "no",
-        )
+        cells = (row.name, row.type, row.output_shape)
+        table.add_row(*map(_escape, cells), f"{row.params:,}", "yes" if row.trainable else "no")
     out.print(table)
     out.print(
         f"Total params: {counts['total']:,}  "
@@ -194,9 +245,10 @@ def results(title: str, metrics: Mapping[str, Mapping[str, float]]) -> None:
     table = _table(title)
     table.add_column("split")
     for name in names:
-        table.add_column(name, justify="right")
+        table.add_column(_escape(name), justify="right")
     for split, values in metrics.items():
-        table.add_row(split, *(f"{values[n]:.4f}" if n in values else "-" for n in names))
+        cells = (f"{values[n]:.4f}" if n in values else "-" for n in names)
+        table.add_row(_escape(split), *cells)
     out.print(table)
 
 
@@ -208,7 +260,8 @@ def backbone_layers(title: str, rows: Sequence[Mapping[str, Any]], note: str | N
         table.add_column(column, justify="right" if column in ("N", "params") else "left")
     for row in rows:
         frozen = "stays frozen" if row["batch_norm"] else ""
-        table.add_row(str(row["top"]), row["name"], row["type"], f"{row['params']:,}", frozen)
+        named = (_escape(row["name"]), _escape(row["type"]))
+        table.add_row(str(row["top"]), *named, f"{row['params']:,}", frozen)
     out.print(table)
     status("--fine-tune-layers N unfreezes row N and those below it; layers with params learn")
     if note:
@@ -227,7 +280,7 @@ def cache_entries(rows: Sequence[Sequence[str]], title: str) -> None:
 
 
 def run_directory(path: Any) -> None:
-    out.print(f"run directory: {path}")
+    out.print(f"run directory: {_escape(path)}")
 
 
 def _live_bar(*columns: TextColumn) -> Progress | None:
@@ -294,7 +347,7 @@ class TaskProgress:
         self._started = time.perf_counter()
         self._progress = _live_bar()
         if self._progress is not None:
-            self._task = self._progress.add_task(self.description, total=self.total)
+            self._task = self._progress.add_task(_escape(self.description), total=self.total)
 
     def advance(self, step: int) -> None:
         if self._progress is not None:
@@ -316,43 +369,3 @@ class TaskProgress:
 
 def format_metrics(logs: Mapping[str, float]) -> str:
     return "  ".join(f"{k} {v:.4f}" for k, v in logs.items() if isinstance(v, int | float))
-
-
-# --- Results: predict, export (issue 5). Functions below this line belong to the results
-# --- commands; keep engine and listing output above it. The data summary, evaluation
-# --- reports and comparisons are in zoo/console_reports.py.
-
-
-def exported(fmt: str, path: Any) -> None:
-    out.print(f"exported ({fmt}): {_escape(str(path))}")
-
-
-def predictions(
-    predicted: Sequence[Mapping[str, Any]], errors: Sequence[Mapping[str, str]], top_k: int
-) -> None:
-    """One row per file: its class and probability, and the top ``top_k`` if over 1."""
-    table = _table("predictions")
-    table.add_column("file", overflow="fold")
-    table.add_column("class")
-    table.add_column("probability", justify="right")
-    if top_k > 1:
-        table.add_column(f"top {top_k}", overflow="fold")
-    for row in predicted:
-        cells = [_escape(row["file"]), _escape(row["class"]), f"{row['probability']:.4f}"]
-        if top_k > 1:
-            cells.append(", ".join(_ranked(t) for t in row["top_k"]))
-        table.add_row(*cells)
-    if predicted:
-        out.print(table)
-    if errors:
-        failed = _table("unreadable")
-        failed.add_column("file", overflow="fold")
-        failed.add_column("error", overflow="fold")
-        for row in errors:
-            failed.add_row(_escape(row["file"]), _escape(row["error"]))
-        out.print(failed)
-    status(f"predicted {len(predicted)} files; {len(errors)} could not be read")
-
-
-def _ranked(entry: Mapping[str, Any]) -> str:
-    return f"{_escape(entry['class'])} {entry['probability']:.4f}"

@@ -21,16 +21,16 @@ def report(found: Mapping[str, Any]) -> None:
         text = _escape(finding["text"])
         if finding["fix"]:
             text += f"\n[bold]fix:[/] {_escape(finding['fix'])}"
-        table.add_row(finding["topic"], _MARKS.get(finding["level"], "[bold red]problem[/]"), text)
+        mark = _MARKS.get(finding["level"], "[bold red]problem[/]")
+        table.add_row(_escape(finding["topic"]), mark, text)
     console.out.print(table)
     caches = _table("caches")
     for column in ("cache", "path", "files", "size", "variable"):
         caches.add_column(column, overflow="fold", justify="right" if column == "size" else "left")
     for cache in found["caches"]:
         where = _escape(cache["path"]) + ("" if cache["exists"] else " [dim](not created yet)[/]")
-        caches.add_row(
-            cache["name"], where, str(cache["files"]), size(cache["bytes"]), cache["variable"]
-        )
+        counted = (str(cache["files"]), size(cache["bytes"]))
+        caches.add_row(_escape(cache["name"]), where, *counted, _escape(cache["variable"]))
     console.out.print(caches)
     levels = [f["level"] for f in found["findings"]]
     counts = [_count(levels.count(level), level) for level in ("problem", "warning")]

@@ -45,7 +45,7 @@ def transfer(description: str, total: int | None) -> Iterator[Callable[[int], No
             transient=True,
         )
         progress.start()
-    task = progress.add_task(description, total=total) if progress else None
+    task = progress.add_task(_escape(description), total=total) if progress else None
 
     def advance(count: int) -> None:
         nonlocal done

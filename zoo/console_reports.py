@@ -1,5 +1,5 @@
-"""Reports on the terminal: the data summary before training, evaluation reports, and
-comparisons of runs.
+"""Reports on the terminal: the data summary before training, evaluation reports,
+comparisons of runs, predictions and exports.
 
 The second display module beside :mod:`zoo.console`, whose streams, tables and
 warnings it uses: tables go to ``console.out`` (stdout, or stderr under ``--json``),
@@ -37,7 +37,7 @@ _Row = tuple[str, list[str]]
 def data_summary(dataset: str, summary: DataSummary) -> None:
     """Classes and examples per split (and per class, when known), then the warnings."""
     splits = list(summary.sizes)
-    table = _table(f"data: {dataset}, {len(summary.class_names)} classes")
+    table = _table(f"data: {_escape(dataset)}, {len(summary.class_names)} classes")
     table.add_column("class", overflow="fold")
     for split in splits:
         table.add_column(split, justify="right")
@@ -260,4 +260,42 @@ def _seconds(value: float | None) -> str:
 
 
 def figure_written(path: Any) -> None:
-    console.out.print(f"figure: {path}")
+    console.out.print(f"figure: {_escape(path)}")
+
+
+# Predictions and exports ----------------------------------------------------------------
+
+
+def exported(fmt: str, path: Any) -> None:
+    console.out.print(f"exported ({_escape(fmt)}): {_escape(path)}")
+
+
+def predictions(
+    predicted: Sequence[Mapping[str, Any]], errors: Sequence[Mapping[str, str]], top_k: int
+) -> None:
+    """One row per file: its class and probability, and the top ``top_k`` if over 1."""
+    table = _table("predictions")
+    table.add_column("file", overflow="fold")
+    table.add_column("class")
+    table.add_column("probability", justify="right")
+    if top_k > 1:
+        table.add_column(f"top {top_k}", overflow="fold")
+    for row in predicted:
+        cells = [_escape(row["file"]), _escape(row["class"]), f"{row['probability']:.4f}"]
+        if top_k > 1:
+            cells.append(", ".join(_ranked(t) for t in row["top_k"]))
+        table.add_row(*cells)
+    if predicted:
+        console.out.print(table)
+    if errors:
+        failed = _table("unreadable")
+        failed.add_column("file", overflow="fold")
+        failed.add_column("error", overflow="fold")
+        for row in errors:
+            failed.add_row(_escape(row["file"]), _escape(row["error"]))
+        console.out.print(failed)
+    console.status(f"predicted {len(predicted)} files; {len(errors)} could not be read")
+
+
+def _ranked(entry: Mapping[str, Any]) -> str:
+    return f"{_escape(entry['class'])} {entry['probability']:.4f}"

@@ -6,7 +6,7 @@ import argparse
 from pathlib import Path
 from typing import Any
 
-from zoo import console
+from zoo import console, console_reports
 from zoo.commands._common import registry_from
 
 POSITION = 70
@@ -46,5 +46,5 @@ def run(args: argparse.Namespace) -> int:
     if args.json:
         console.print_json({"run_dir": str(args.run_dir), "format": args.fmt, "output": str(path)})
     else:
-        console.exported(args.fmt, path)
+        console_reports.exported(args.fmt, path)
     return 0

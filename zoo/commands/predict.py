@@ -6,7 +6,7 @@ import argparse
 from pathlib import Path
 from typing import Any
 
-from zoo import console
+from zoo import console, console_reports
 from zoo.commands._common import TOP_K, checked, help_text, registry_from
 from zoo.errors import ZooError
 from zoo.settings import BY_NAME
@@ -92,5 +92,5 @@ def run(args: argparse.Namespace) -> int:
     else:
         # Two classes: the predicted one and its probability say it all.
         shown = top_k if len(trained.class_names) > 2 else 1
-        console.predictions(result.predicted, errors, shown)
+        console_reports.predictions(result.predicted, errors, shown)
     return 1 if errors else 0
