@@ -12,11 +12,14 @@ WebP, TIFF and every other raster format Pillow reads); other files (``notes.txt
 ``Thumbs.db``) are ignored. Before training, every image is decoded once
 (``zoo.images.find_unreadable``; about 1 ms per 500x375 JPEG and core, so 25,000 photos
 take a minute or less), so unreadable ones (empty, truncated, not what their name says)
-are skipped and named before the first epoch, and the split sizes are exact. The
-verdicts are cached per folder in ``$ZOO_CACHE_DIR`` (default ``~/.cache/zoo``), keyed
-by each file's size and modification time; the next run decodes only new or changed
-files. The cache carries the SHA-256 of its verdicts: a damaged one is said in one line
-and every image is checked again.
+are skipped and named before the first epoch, and the split sizes are exact. Files
+that are not regular files (a named pipe, a link to ``/dev/zero``), files over
+``ZOO_MAX_IMAGE_BYTES`` and images over ``ZOO_MAX_IMAGE_PIXELS`` are skipped and named
+the same way, never read whole nor decoded (``zoo.image_limits``); each epoch reads
+through the same checks. The verdicts are cached per folder in ``$ZOO_CACHE_DIR``
+(default ``~/.cache/zoo``), keyed by each file's size and modification time and by the
+limits; the next run decodes only new or changed files. The cache carries the SHA-256
+of its verdicts: a damaged one is said in one line and every image is checked again.
 
 The splits tell zoo their per-class counts and, for validation and test (which keep
 their order), the file of each example, so a run's evaluation names the misclassified
@@ -134,6 +137,7 @@ def class_names(params: Mapping[str, Any]) -> list[str]:
 
 
 def build(params: Mapping[str, Any]) -> zoo.Splits:
+    within = images.limits()
     found = layout(params["path"])
     listed = {
         split: [images.find_files(folder / name) for name in found.class_names]
@@ -141,7 +145,8 @@ def build(params: Mapping[str, Any]) -> zoo.Splits:
     }
     decoder = _decoder_id()
     named = [p for per_class in listed.values() for f in per_class for p in f.images]
-    skipped = _unreadable(found.root, named, decoder)
+    # Verdicts depend on the limits too; the fingerprint, on the files kept alone.
+    skipped = _unreadable(found.root, named, f"{decoder}/limits {within.pixels} {within.bytes}")
     files = {
         split: [[p for p in f.images if p not in skipped] for f in per_class]
         for split, per_class in listed.items()
@@ -149,9 +154,9 @@ def build(params: Mapping[str, Any]) -> zoo.Splits:
     files = _carve(files, params["seed"])
     _check(found, files, skipped)
     return zoo.Splits(
-        train=_dataset(files["train"], shuffle_seed=params["seed"]),
-        validation=_dataset(files["validation"]),
-        test=_dataset(files["test"]),
+        train=_dataset(files["train"], within, shuffle_seed=params["seed"]),
+        validation=_dataset(files["validation"], within),
+        test=_dataset(files["test"], within),
         class_names=found.class_names,
         sizes={split: sum(map(len, files[split])) for split in SPLIT_FOLDERS},
         skipped=len(skipped),
@@ -212,7 +217,7 @@ def _check(
 
 
 def _dataset(
-    per_class: Sequence[Sequence[Path]], shuffle_seed: int | None = None
+    per_class: Sequence[Sequence[Path]], within: images.Limits, shuffle_seed: int | None = None
 ) -> tf.data.Dataset:
     """``(uint8 image, label)`` pairs, decoded in parallel; in a seeded order if seeded."""
     import tensorflow as tf
@@ -230,7 +235,7 @@ def _dataset(
         # first, and extracting features (a pass) would move fine-tuning's orders.
         pairs = pairs.shuffle(len(paths), seed=shuffle_seed, reshuffle_each_iteration=False)
     return pairs.map(
-        lambda path, label: (images.decode(tf.io.read_file(path)), label),
+        lambda path, label: (images.decode_file(path, within), label),
         num_parallel_calls=tf.data.AUTOTUNE,
         deterministic=True,
     )

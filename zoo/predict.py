@@ -22,6 +22,7 @@ from zoo.saving import Loaded, Manifest, load_saved, manifest_from_run
 if TYPE_CHECKING:
     import keras
 
+    from zoo.image_limits import Limits
     from zoo.registry import Registry
     from zoo.runtime import Runner
 
@@ -186,17 +187,20 @@ def predict_files(
     """Predict ``files`` in batches; unreadable files become errors, the rest are ranked.
 
     Each file is decoded by :func:`zoo.images.read_image` and resized by
-    :func:`zoo.data.resize_images`, the functions training uses. ``runner`` runs the
-    model instead of Keras (OpenVINO, :func:`zoo.runtime.compile_model`).
+    :func:`zoo.data.resize_images`, the functions training uses; a file that is not a
+    regular file, or over a limit of :mod:`zoo.image_limits`, is an error, never read.
+    ``runner`` runs the model instead of Keras (OpenVINO, :func:`zoo.runtime.compile_model`).
     """
     import tensorflow as tf
 
     from zoo.data import resize_images, without_autotuning
+    from zoo.image_limits import limits
 
     result = Predictions()
+    within = limits()  # a bad ZOO_MAX_IMAGE_* is exit 2 here, not an error in tf.data
     spec = (tf.TensorSpec((None, None, 3), tf.uint8), tf.TensorSpec((), tf.int64))
     decoded = tf.data.Dataset.from_generator(
-        lambda: _decoded(files, result.errors), output_signature=spec
+        lambda: _decoded(files, result.errors, within), output_signature=spec
     )
     batches = without_autotuning(resize_images(decoded, trained.image_size).batch(batch_size))
     for step, (images, indices) in enumerate(batches):
@@ -212,12 +216,14 @@ def predict_files(
     return result
 
 
-def _decoded(files: Sequence[Path], errors: list[dict[str, str]]) -> Iterator[tuple[Any, int]]:
+def _decoded(
+    files: Sequence[Path], errors: list[dict[str, str]], within: Limits
+) -> Iterator[tuple[Any, int]]:
     from zoo.images import UnreadableImage, read_image
 
     for index, path in enumerate(files):
         try:
-            yield read_image(path), index
+            yield read_image(path, within), index
         except UnreadableImage as exc:
             errors.append({"file": str(path), "error": exc.reason})
 
