@@ -29,9 +29,9 @@ import zoo
 
 #: Seconds a command may take on a loaded two-core machine: it takes 10-20 alone.
 TIMEOUT = 120
-#: The address space a command may use. TensorFlow reserves about 2.5 GB of it just by
-#: being imported; a tiny model's ``zoo predict`` needs about 3 GB, while decoding the
-#: huge PNG needs 1.2 GB more and reading /dev/zero would never stop.
+#: The address space a command may use: room for TensorFlow and a tiny model (``zoo
+#: run`` needs more than 2 GiB of it), none for the huge PNG (1.2 GB decoded, four times
+#: that resized as floats) nor for /dev/zero, which never ends.
 MEMORY = 4 * 2**30
 #: The hostile files, and what their reason says.
 HOSTILE = {
