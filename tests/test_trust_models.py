@@ -249,3 +249,35 @@ def test_a_huge_manifest_is_refused_before_it_is_read(run_dir: Path, isolated: P
     message = " ".join(result.stderr.split())
     assert f"zoo.json in {run_dir / 'model.keras'} is 64,0" in message
     assert "Traceback" not in result.stderr
+
+
+# --- Keras's safe mode ---------------------------------------------------------------------
+
+
+def test_a_lambda_in_the_model_is_refused_not_run(trained: Path, isolated: Path):
+    """Keras stores a Lambda layer's function as bytecode; safe_mode refuses to load it."""
+    import keras
+
+    from zoo.manifest import Manifest
+    from zoo.saving import read_archive, save_model
+
+    marker = isolated / "lambda-ran"
+    run = eval(f"lambda x: x * float(__import__('pathlib').Path({str(marker)!r}).write_text('1'))")
+    model = keras.Sequential(
+        [
+            keras.Input((32, 32, 3)),
+            keras.layers.Lambda(run),
+            keras.layers.GlobalAveragePooling2D(),
+            keras.layers.Dense(1, activation="sigmoid"),
+        ]
+    )
+    manifest = read_archive(trained / "model.keras").manifest
+    assert isinstance(manifest, Manifest)
+    save_model(model, isolated / "lambda.keras", manifest)
+    marker.unlink()  # building the model ran it once, here
+
+    result = run_process([sys.executable, "-c", LOAD_MODEL, "lambda.keras"], cwd=isolated)
+
+    assert not marker.exists(), "the model's lambda ran"
+    assert result.exit_code == 2, result.stderr[-3000:]
+    assert "lambda" in result.stderr.lower()
