@@ -5,6 +5,9 @@ It records the class names, the image size, the components that built the model
 cannot find by itself, with the module and component each comes from
 (:func:`find_keras_objects`). :mod:`zoo.saving` writes and reads it;
 :mod:`zoo.keras_classes` uses it to find a plugin's classes before loading.
+
+A manifest read back may come from anyone: :meth:`Manifest.from_json` checks every field
+it uses, and an error names the field (``zoo.json in PATH: field image_size is 0``).
 """
 
 from __future__ import annotations
