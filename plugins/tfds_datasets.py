@@ -32,7 +32,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import zoo
-from zoo import caches
+from zoo import caches, confine
 
 if TYPE_CHECKING:
     import tensorflow as tf
@@ -272,14 +272,16 @@ def tfds_downloads(
     the manual directory, where TFDS looks for each file by name before downloading it.
 
     The table is read from the installed package's files; TFDS itself is not imported.
-    The manual directory is ``manual_dir``, else TFDS's default, ``DATA_DIR/downloads/manual``.
+    The manual directory is ``manual_dir``, else TFDS's default, ``DATA_DIR/downloads/manual``;
+    it is each file's ``root``, so a file name cannot lead out of it.
 
     Raises:
-        ZooError: TFDS is not installed, has no table for ``name``, or records no file
-            name for one of its files (so TFDS would not find it in a manual directory).
+        ZooError: ``name`` is no plain name, TFDS is not installed, has no table for it, or
+            records no file name for one of its files (so TFDS would not find it in a
+            manual directory).
     """
     manual = _absolute(params["manual_dir"]) or _data_dir(params) / "downloads" / "manual"
-    rows = _checksums(name)
+    rows = _checksums(_plain(name))
     unnamed = [url for url, _, _, filename in rows if not filename]
     if not rows or unnamed:
         raise zoo.ZooError(
@@ -291,9 +293,25 @@ def tfds_downloads(
             got=name,
         )
     return [
-        zoo.Download(filename, url, manual / filename, size, sha256, prepared=prepared)
+        zoo.Download(filename, url, manual / filename, size, sha256, prepared=prepared, root=manual)
         for url, size, sha256, filename in rows
     ]
+
+
+def _plain(name: str) -> str:
+    """``name`` when it is a plain name, not a path to a table elsewhere (in a bundle, say).
+
+    Raises:
+        ZooError: ``name`` has a slash, a backslash or NUL, or is ``..``, ``.`` or empty.
+    """
+    return confine.component(
+        name,
+        what=f"the TFDS dataset name '{name}'",
+        folder=Path("tensorflow_datasets") / "datasets",
+        fix="give the dataset's name alone, for example tf_flowers (zoo fetch reads the "
+        "files to download from TFDS's table for that name; a bundle's values are in its "
+        "zoo-bundle.json: install only bundles from people you trust)",
+    )
 
 
 def _checksums(name: str) -> list[tuple[str, int, str, str]]:

@@ -19,6 +19,15 @@ from zoo.errors import ZooError
 _FORBIDDEN = {"/": "a slash", "\\": "a backslash", "\0": "a NUL character"}
 
 
+def within(path: Path, root: Path) -> bool:
+    """Whether ``path`` stays inside ``root`` (as :func:`inside` checks), without raising."""
+    base = root.resolve()
+    resolved = path.parent.resolve() / path.name
+    if path.name in ("", ".", "..") or not resolved.is_relative_to(base):
+        return False
+    return not resolved.is_symlink() or resolved.resolve().is_relative_to(base)
+
+
 def inside(path: Path, root: Path, *, what: str, got: str, fix: str) -> Path:
     """``path`` with its parent resolved, when it stays inside ``root``.
 
@@ -34,12 +43,8 @@ def inside(path: Path, root: Path, *, what: str, got: str, fix: str) -> Path:
         ZooError: the path, or a symbolic link on the way, leads outside ``root``.
     """
     base = root.resolve()
-    name = path.name
-    resolved = path.parent.resolve() / name
-    escapes = name in ("", ".", "..") or not resolved.is_relative_to(base)
-    if not escapes and resolved.is_symlink():
-        escapes = not resolved.resolve().is_relative_to(base)
-    if escapes:
+    resolved = path.parent.resolve() / path.name
+    if not within(path, root):
         raise ZooError(
             f"{what} would be written to {path}, which leads outside {base}"
             + ("" if path == resolved else f" (it resolves to {resolved.resolve()})")

@@ -67,7 +67,10 @@ class Download:
         root: The cache folder ``path`` and ``marker`` must stay in. Paths built from
             parameters (a preset handle, a bundle's values) are resolved, symbolic
             links followed, and refused before anything is written when they lead
-            outside it (:func:`confined`).
+            outside it (:func:`confined`). ``zoo fetch --from`` also holds a bundle's
+            files to the root declared with this machine's values (else the file's
+            folder) or zoo's known caches (:func:`zoo.offline.bundled`): declare it when
+            parameters choose a subfolder of a cache of the plugin's own.
     """
 
     name: str

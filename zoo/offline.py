@@ -4,14 +4,22 @@
 asks it of the components a command line names (datasets, backbones, heads, or the
 three of a recipe) with the recipe's and ``--set`` values. Nothing here imports
 TensorFlow or touches the network: declarations are called, files are ``stat``-ed.
+
+A bundle's values are someone else's (:func:`bundled`): they choose which files, this
+machine chooses where. Each file goes into one of this machine's caches
+(:func:`zoo.caches.known`) or the folder its component declares with this machine's
+values alone (the download's ``root``, else the file's folder); a value typed here
+(``--set``) or set in this machine's registry.toml may name any folder.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Literal
 
+from zoo import caches, confine
 from zoo.components import KINDS, Component
 from zoo.downloads import IN_PLACE, Download, FileState, confined, problems, state
 from zoo.errors import ZooError, closest, describe_error, one_of
@@ -104,6 +112,60 @@ def needs(target: Target) -> Needs:
     except ZooError as exc:
         return Needs(target, error=exc)
     return Needs(target, tuple(declared))
+
+
+def bundled(target: Target) -> Needs:
+    """:func:`needs` of a component a bundle describes, its files kept in this machine's
+    folders (see the module's docstring): one that a bundle's value moves elsewhere is
+    an error naming the value, before anything is written."""
+    found = needs(target)
+    if found.error is not None:
+        return found
+    own = needs(_here(target))
+    folders = [c.path for c in caches.known()] + [d.root or d.path.parent for d in own.downloads]
+    for d in found.downloads:
+        for path in (d.path, d.marker):
+            if path is not None and not any(confine.within(path, f) for f in folders):
+                return Needs(target, error=_moved(target, d, path, own))
+    return found
+
+
+def _here(target: Target) -> Target:
+    """``target`` with only the values it cannot do without (required ones)."""
+    required = {p.name for p in target.entry.params if p.required}
+    return Target(target.entry, {k: v for k, v in target.overrides.items() if k in required})
+
+
+def _moved(target: Target, d: Download, path: Path, own: Needs) -> ZooError:
+    kind, label = target.entry.kind, target.label
+    optional = {k: v for k, v in target.overrides.items() if k not in _here(target).overrides}
+    given = {k: v for k, v in optional.items() if _moves(target, k, d)} or optional
+    said = ", ".join(f"{kind}.{k}={v!r}" for k, v in given.items()) or "values"
+    same = [o.root or o.path.parent for o in own.downloads if o.name == d.name]
+    folder = f"{same[0]}, where {label} keeps it here, or " if same else ""
+    known = caches.known()
+    ours = ", ".join(f"{c.path} ({c.name})" for c in known)
+    moved = [c for c in known if same and confine.within(same[0], c.path)]
+    flags = " ".join(f"--set {kind}.{k}=..." for k in given) or "those values"
+    return ZooError(
+        f"the bundle's {said} would put {d.name} for {label} at {path}, outside this "
+        "machine's caches; zoo fetch --from writes nothing there.",
+        expected=f"{d.name} inside {folder}one of this machine's caches: {ours}",
+        fix=f"to install into this machine's folders, write the bundle again without {flags} "
+        "(zoo fetch NAME... --to DIR)"
+        + "".join(f"; or move this machine's {c.name} cache there: ${c.variable}" for c in moved)
+        + f"; or give the folder yourself: zoo fetch {target.entry.qualified_name} {flags} "
+        "(zoo trusts what you type, not what a bundle says: install only bundles from people "
+        "you trust)",
+        got=", ".join(str(v) for v in given.values()) or str(path),
+    )
+
+
+def _moves(target: Target, name: str, d: Download) -> bool:
+    """Whether ``d`` would go elsewhere without ``target``'s value for ``name``."""
+    rest = {k: v for k, v in target.overrides.items() if k != name}
+    other = needs(Target(target.entry, rest)).downloads
+    return (d.name, d.path) not in {(o.name, o.path) for o in other}
 
 
 def _owner(target: Target) -> str:

@@ -4,7 +4,8 @@
 ``--to DIR`` writes the same files into a portable bundle with a manifest
 (:data:`MANIFEST`) that records each component, the values it was resolved with and
 every file's size and SHA-256; ``--from DIR`` installs a bundle on another machine,
-into that machine's caches (its own declarations say where), verifying every file.
+into that machine's caches (its own declarations say where, and a bundle's values may
+not move a file out of them: :func:`zoo.offline.bundled`), verifying every file.
 
 Each function returns one row per file (plain data: ``--json`` prints it, the table
 shows it) and stops at the first failure with a :class:`zoo.ZooError` that says what,
@@ -29,7 +30,7 @@ from zoo import confine, fetch, runs, stored, weights
 from zoo._version import __version__
 from zoo.downloads import Download, FileState
 from zoo.errors import ZooError
-from zoo.offline import Needs, Target, needs
+from zoo.offline import Needs, Target, bundled
 from zoo.registry import Registry
 
 MANIFEST = "zoo-bundle.json"
@@ -307,7 +308,7 @@ def _target(registry: Registry, component: dict[str, Any]) -> Target:
 
 
 def _needs(target: Target) -> Needs:
-    found = needs(target)
+    found = bundled(target)  # the bundle's values choose files, this machine the folders
     if found.error is not None:
         raise found.error
     return found
