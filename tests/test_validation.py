@@ -180,3 +180,14 @@ def test_a_read_only_cache_folder_is_refused(isolated: Path):
     assert proc.returncode == 2, proc.stderr
     assert "$ZOO_CACHE_DIR" in proc.stderr and "cannot be written" in proc.stderr
     assert "Traceback" not in proc.stderr
+
+
+@pytest.mark.parametrize("action", ["list", "clear", "prune"])
+def test_zoo_cache_names_a_cache_folder_that_is_a_file(action: str, isolated: Path):
+    blocker = write(isolated / "a-file", "not a folder\n")
+
+    by_variable = run_zoo("cache", action, env={"ZOO_CACHE_DIR": str(blocker)})
+    by_flag = run_zoo("cache", action, "--dir", str(blocker))
+
+    assert_refused(by_variable, "$ZOO_CACHE_DIR", str(blocker))
+    assert_refused(by_flag, "--dir", str(blocker))

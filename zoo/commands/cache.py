@@ -12,8 +12,9 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from zoo import console
+from zoo import caches, console
 from zoo.commands._common import cache_max_size, registry_from
+from zoo.errors import ZooError
 from zoo.params import format_size
 
 if TYPE_CHECKING:
@@ -63,9 +64,21 @@ def add(sub: Any, common: argparse.ArgumentParser) -> None:
 
 
 def _directory(args: argparse.Namespace) -> Path:
+    """The cache folder: ``--dir``, else where ``$ZOO_CACHE_DIR`` says, checked first."""
     from zoo.train.features import default_directory
 
-    return args.dir or default_directory()
+    if args.dir is None:
+        caches.check()
+        return default_directory()
+    problem = caches.Cache("features", args.dir, "--dir", read_only=True).problem()
+    if problem:
+        raise ZooError(
+            f"--dir cannot be a feature cache: {problem}.",
+            expected="a folder (or a path where one can be made)",
+            fix="pass --dir a folder, or leave it out for the default",
+            got=str(args.dir),
+        )
+    return args.dir
 
 
 def list_entries(args: argparse.Namespace) -> int:
