@@ -29,10 +29,10 @@ from typing import TYPE_CHECKING, Any
 
 from zoo import runs
 from zoo.runs import Stage
-from zoo.train import interrupts
+from zoo.train import interrupts, space
 from zoo.train.checkpoints import WEIGHTS, Weights, folder_name, variable_bytes
 from zoo.train.events import Callback, EpochEnd, Row, RunStart, StagePlan, StageStart
-from zoo.train.folders import describe_files, files_problem, write_folder
+from zoo.train.folders import describe_files, files_problem, save_weights, write_folder
 from zoo.train.monitor import Monitor
 
 if TYPE_CHECKING:
@@ -170,7 +170,7 @@ class KeepBest(Callback):
 
     @staticmethod
     def _saver(model: Any) -> Any:
-        return lambda partial: model.save_weights(partial / WEIGHTS)
+        return lambda partial: save_weights(model, partial / WEIGHTS)
 
     def _write(self, best: Best, weights: Any) -> Best:
         """Write ``best``'s folder, its weights written by ``weights(folder)``."""
@@ -183,7 +183,8 @@ class KeepBest(Callback):
         what = f"the best epoch's weights (epoch {best.epoch})"
         needed = variable_bytes(self._model(best))
         path = write_folder(self.folder, folder_name(best.epoch), write, what, needed)
-        runs.write_json(self.folder / POINTER, {"epoch": best.epoch, "path": path.name})
+        with space.writing(what, self.folder / POINTER, lambda: 4096):
+            runs.write_json(self.folder / POINTER, {"epoch": best.epoch, "path": path.name})
         for old in self.folder.iterdir():
             if old.is_dir() and old != path:
                 shutil.rmtree(old, ignore_errors=True)

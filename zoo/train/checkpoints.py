@@ -20,7 +20,7 @@ from __future__ import annotations
 import re
 import shutil
 import zipfile
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
@@ -29,7 +29,7 @@ from zoo import runs
 from zoo.errors import ZooError
 from zoo.runs import Stage
 from zoo.train import interrupts, space
-from zoo.train.folders import describe_files, files_problem, write_folder
+from zoo.train.folders import describe_files, files_problem, save_weights, write_folder
 
 if TYPE_CHECKING:
     import keras
@@ -125,7 +125,7 @@ def save(
     import numpy as np
 
     def write(partial: Path) -> None:
-        model.save_weights(partial / WEIGHTS)
+        save_weights(model, partial / WEIGHTS)
         interrupts.point("checkpoint.weights", state.epoch)
         space.point("checkpoint", partial / OPTIMIZER)
         with open(partial / OPTIMIZER, "wb") as f:
@@ -139,7 +139,8 @@ def save(
     needed = variable_bytes(model, optimizer)
     final = write_folder(folder, folder_name(state.epoch), write, what, needed)
     interrupts.point("checkpoint.latest", state.epoch)
-    runs.write_json(folder / LATEST, {"epoch": state.epoch, "path": final.name})
+    with space.writing(what, folder / LATEST, lambda: 4096):
+        runs.write_json(folder / LATEST, {"epoch": state.epoch, "path": final.name})
     _prune(folder)
     return Checkpoint(final, state)
 
@@ -174,6 +175,17 @@ def find(run_dir: Path) -> tuple[Checkpoint | None, list[Damaged]]:
 def latest(run_dir: Path) -> Checkpoint | None:
     """The newest intact checkpoint of ``run_dir``, or ``None``."""
     return find(run_dir)[0]
+
+
+def saved(
+    run_dir: Path | None, epoch: int, history: Sequence[Mapping[str, Any]]
+) -> tuple[int, list[dict[str, Any]]]:
+    """The epochs saved on disk (those a resume finds: the newest checkpoint in
+    ``run_dir``; ``epoch``, on a worker that writes none), and their ``history`` rows."""
+    if run_dir is not None:
+        newest = latest(run_dir)
+        epoch = newest.epoch if newest is not None else 0
+    return epoch, [dict(row) for row in history if row["epoch"] <= epoch]
 
 
 def epoch_folders(folder: Path) -> list[Path]:

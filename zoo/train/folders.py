@@ -13,6 +13,7 @@ read again by every run that uses them.
 
 from __future__ import annotations
 
+import io
 import os
 import shutil
 import tempfile
@@ -40,7 +41,7 @@ def write_folder(
     try:
         with space.writing(what, final, needed):
             write(partial)
-        _fsync_tree(partial)
+            _fsync_tree(partial)
         if final.exists():
             shutil.rmtree(final)
         partial.rename(final)
@@ -49,6 +50,29 @@ def write_folder(
         shutil.rmtree(partial, ignore_errors=True)
         raise
     return final
+
+
+def save_weights(model: Any, path: Path) -> None:
+    """``model.save_weights(path)``, the HDF5 file built in memory, then written with one
+    plain write: a full disk then fails that write (``ENOSPC``), never one of HDF5's own,
+    which leave it unable to close the file and crash the process as it exits
+    (:mod:`zoo.train.space`). Keras builds a ``.keras`` file's weights in memory the same
+    way; here it takes the buffer for a file name by its ``str``, as ``save_weights``
+    reads the name (h5py writes to anything with ``read`` and ``seek``)."""
+    memory = _Named(str(path))
+    model.save_weights(memory)
+    path.write_bytes(memory.getbuffer())
+
+
+class _Named(io.BytesIO):
+    """A buffer that ``str`` names like a file."""
+
+    def __init__(self, name: str) -> None:
+        super().__init__()
+        self.name = name
+
+    def __str__(self) -> str:
+        return self.name
 
 
 def describe_files(folder: Path, names: Iterable[str]) -> dict[str, dict[str, Any]]:
