@@ -7,18 +7,19 @@ worker gets the ones that write files.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as _dt
 import math
 from collections.abc import Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from zoo import runs
 from zoo.data_summary import summarize
 from zoo.errors import RunFailed
 from zoo.runs import Stage
 from zoo.scoring import Evaluation
-from zoo.train import checkpoints, interrupts
+from zoo.train import checkpoints, interrupts, space
 from zoo.train.events import (
     Callback,
     EpochEnd,
@@ -108,24 +109,31 @@ class Checkpointing(Callback):
 
 class TensorBoard(Callback):
     """Per-epoch scalars under ``logs/train`` and ``logs/validation``, as Keras names them
-    (``epoch_loss``, ``epoch_accuracy``), so the tutorial's TensorBoard views work."""
+    (``epoch_loss``, ``epoch_accuracy``), so the tutorial's TensorBoard views work.
+
+    The writers open when the run begins (a full disk then fails the run as any write
+    does) and flush every epoch; a full disk is :class:`zoo.train.space.DiskFull`.
+    """
 
     SPLITS = ("train", "validation")
 
     def __init__(self, run_dir: Path) -> None:
+        self.logs = run_dir / runs.LOGS
+        self.writers: dict[str, Any] = {}
+
+    def on_run_begin(self, run: RunStart) -> None:
         import tensorflow as tf
 
-        self.writers = {
-            split: tf.summary.create_file_writer(str(run_dir / runs.LOGS / split))
-            for split in self.SPLITS
-        }
+        for split in self.SPLITS:
+            with self._writing():
+                self.writers[split] = tf.summary.create_file_writer(str(self.logs / split))
 
     def on_epoch_end(self, epoch: EpochEnd) -> None:
         import tensorflow as tf
 
         for split, writer in self.writers.items():
             prefix = "val_" if split == "validation" else ""
-            with writer.as_default():
+            with self._writing(), writer.as_default():
                 for name, value in epoch.logs.items():
                     if name.startswith("val_") == bool(prefix):
                         name = f"epoch_{name.removeprefix(prefix)}"
@@ -133,18 +141,31 @@ class TensorBoard(Callback):
                 rate = epoch.history[-1].get("learning_rate")
                 if not prefix and rate is not None:  # where Keras's callback writes it
                     tf.summary.scalar("epoch_learning_rate", rate, step=epoch.epoch - 1)
-            writer.flush()
+                writer.flush()
 
     def on_run_end(self, end: RunEnd) -> None:
         for writer in self.writers.values():
-            writer.close()
+            try:
+                with self._writing():
+                    writer.close()
+            except space.DiskFull:
+                if end.status == "completed":
+                    raise  # a failed run's logs were flushed each epoch: they stay as they are
+
+    def _writing(self) -> contextlib.AbstractContextManager[None]:
+        return space.writing("the TensorBoard logs", self.logs, lambda: 65536)
 
 
 class RunRecord(Callback):
-    """Keeps metrics.json current: what ran where, each epoch, how the run ended."""
+    """Keeps metrics.json current: what ran where, each epoch, how the run ended.
+
+    A run that failed or was interrupted ends all the same when its end cannot be
+    recorded for a full disk: :meth:`unrecorded` then tells the failure so.
+    """
 
     def __init__(self, record: Record) -> None:
         self.record = record
+        self.lost: space.DiskFull | None = None
 
     def on_run_begin(self, run: RunStart) -> None:
         self.record.update(
@@ -208,7 +229,24 @@ class RunRecord(Callback):
             self.record.update(kept=dict(end.kept))
         if end.status == "completed":
             self.record.update(test=dict(end.test or {}), weights_sha256=end.weights_sha256)
-        self.record.write(end.status, end.error)
+        try:
+            self.record.write(end.status, end.error)
+        except space.DiskFull as exc:
+            if end.status == "completed":
+                raise
+            self.lost = exc  # recording it needs the disk that is full: the run ends as it is
+
+    def unrecorded(self, failure: BaseException) -> None:
+        """Say in ``failure`` that it could not be recorded, if so."""
+        if self.lost is None or self.record.run_dir is None:
+            return
+        record = self.record.run_dir / runs.METRICS
+        if isinstance(failure, space.DiskFull):
+            failure.unrecorded(record)
+        else:
+            failure.add_note(
+                f"zoo: the failure could not be recorded in {record}: {self.lost.what}"
+            )
 
 
 def _now() -> str:

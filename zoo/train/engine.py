@@ -203,8 +203,9 @@ def _open(
     if not prepared.placement.is_chief:
         return _Opened(None)
     config = prepared.resolved.config
-    run_dir = lock.new_run_dir(output, "-".join(c.name for c in config.choices))
-    runs.write_json(run_dir / runs.CONFIG, {**config.to_dict(), "command": command})
+    with space.writing("a new run directory and its config.json", output, lambda: 65536):
+        run_dir = lock.new_run_dir(output, "-".join(c.name for c in config.choices))
+        runs.write_json(run_dir / runs.CONFIG, {**config.to_dict(), "command": command})
     return _Opened(run_dir)
 
 
@@ -257,14 +258,18 @@ class _Run:
             end = self._interrupted(trainer)
             events.on_run_end(end)
             raise RunInterrupted(end.error or "interrupted") from None
-        except BaseException as exc:
+        except BaseException as raised:
+            exc = space.recognized(raised, self.writable)  # a full disk anywhere: DiskFull
             rows: Sequence[dict[str, Any]] = trainer.history
             if isinstance(exc, space.DiskFull) and self.run_dir is not None:
                 exc.resumable(self.run_dir)
                 rows = self._saved(trainer)[1]  # what a resume finds, as after Ctrl-C
             message = str(exc) if isinstance(exc, RunFailed) else f"{type(exc).__name__}: {exc}"
             events.on_run_end(self._end("failed", rows, message))
-            raise
+            self.record.unrecorded(exc)  # when writing metrics.json needed the full disk
+            if exc is raised:
+                raise
+            raise exc from raised
         finally:
             stages.close()
             if self.keep_best is not None:
@@ -294,12 +299,7 @@ class _Run:
         return self._end("interrupted", history, interrupts.describe(saved, lost, where), lost=lost)
 
     def _saved(self, trainer: Trainer) -> tuple[int, list[dict[str, Any]]]:
-        """The epochs saved on disk (the checkpoint a resume takes), and their history."""
-        saved = trainer.epoch
-        if self.writable is not None:
-            newest = checkpoints.latest(self.writable)
-            saved = newest.epoch if newest is not None else 0
-        return saved, [row for row in trainer.history if row["epoch"] <= saved]
+        return checkpoints.saved(self.writable, trainer.epoch, trainer.history)
 
     def _warnings(self) -> list[RunWarning]:
         """What a resume found damaged (:mod:`zoo.train.resume`), then setups that cannot

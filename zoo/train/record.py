@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import json
 import time
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
@@ -12,6 +13,7 @@ from typing import Any, Literal
 from zoo import runs
 from zoo.runconfig import Resolved
 from zoo.runs import RunStatus, Stage
+from zoo.train import space
 
 #: What metrics.json's ``timings`` measure; each stage's training is one phase.
 Phase = Literal["data", "build", "extract", "train", "fine_tune", "evaluate", "save"]
@@ -81,7 +83,11 @@ class Record:
         self.data["error"] = error
         self.data["timings"] = dict(self.timer.seconds)
         if self.run_dir is not None:
-            runs.write_json(self.run_dir / runs.METRICS, self.data)
+            path = self.run_dir / runs.METRICS
+            with space.writing(
+                "the run record", path, lambda: len(json.dumps(self.data, default=str))
+            ):
+                runs.write_json(path, self.data)
         return self.data
 
 
