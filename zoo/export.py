@@ -34,6 +34,8 @@ from typing import TYPE_CHECKING, Any
 
 from zoo.errors import ZooError
 from zoo.saving import MANIFEST, Manifest, save_model
+from zoo.train import space
+from zoo.train.checkpoints import variable_bytes
 
 if TYPE_CHECKING:
     import keras
@@ -41,6 +43,8 @@ if TYPE_CHECKING:
     from zoo.predict import Trained
 
 FORMATS = ("keras", "savedmodel")
+#: How to go on after a full disk.
+FIX = "free space on that disk or pass another --output PATH, then export again"
 
 
 def export(trained: Trained, fmt: str, output: Path) -> Path:
@@ -52,10 +56,12 @@ def export(trained: Trained, fmt: str, output: Path) -> Path:
 
     Raises:
         ZooError: an unknown format, or an output that exists or has the wrong suffix.
+        DiskFull: the disk filled up (:mod:`zoo.train.space`).
     """
     check_output(fmt, output)
     model = any_size(trained)
-    with _staged(output) as staging:
+    needed = variable_bytes(model)
+    with _staged(output) as staging, space.writing("the exported model", output, needed, FIX):
         if fmt == "keras":
             save_model(model, staging, trained.manifest)
         else:

@@ -10,7 +10,8 @@ uses check it against. zoo never replaces or deletes a file that is already ther
 damaged one is moved aside first (:func:`zoo.weights.set_aside_if_damaged`).
 
 A failed transfer raises :class:`Failed` with the reason in a phrase; callers turn it
-into a :class:`zoo.ZooError` that says what was being fetched and how to fix it.
+into a :class:`zoo.ZooError` that says what was being fetched and how to fix it. A full
+disk, found before writing or while writing, is :class:`zoo.train.space.DiskFull`.
 """
 
 from __future__ import annotations
@@ -30,10 +31,16 @@ from typing import Any
 from zoo import console_downloads, stored
 from zoo._version import __version__
 from zoo.downloads import Download
+from zoo.train import space
 
 #: Seconds a download may wait for data before it fails, instead of hanging forever.
 TIMEOUT_S = 60.0
 CHUNK = 1 << 20
+#: How to go on after a full disk.
+FIX = (
+    "free space on that disk, or keep the file elsewhere (zoo doctor shows where each "
+    "cache is and the variable that moves it), then run the command again"
+)
 
 
 class Failed(Exception):
@@ -58,13 +65,14 @@ def download(d: Download, target: Path | None = None) -> Written:
 
     Raises:
         Failed: the server refused or broke off, or the file is not the one declared.
+        DiskFull: the disk has no room for it (:mod:`zoo.train.space`; nothing is kept).
     """
     target = target or d.path
     with _opened(d.url) as response:
         announced = _length(response)
         if d.size is not None and announced is not None and announced != d.size:
             raise Failed(f"the server offers {announced:,} bytes; {d.name} has {d.size:,}")
-        _check_space(target, announced or d.size)
+        _check_space(d, target, announced or d.size)
         with console_downloads.transfer(f"downloading {d.name}", announced) as advance:
             return _write(target, _read(response, announced), d, None, advance)
 
@@ -74,12 +82,13 @@ def copy(d: Download, source: Path, target: Path, sha256: str | None = None) -> 
 
     Raises:
         Failed: ``source`` cannot be read, or is not the file declared.
+        DiskFull: the disk has no room for it (:mod:`zoo.train.space`; nothing is kept).
     """
     try:
         size = source.stat().st_size
     except OSError as exc:
         raise Failed(f"cannot read {source}: {exc.strerror or exc}") from exc
-    _check_space(target, size)
+    _check_space(d, target, size)
     with console_downloads.transfer(f"copying {d.name}", size) as advance:
         return _write(target, _chunks(source), d, sha256, advance)
 
@@ -99,7 +108,10 @@ def _write(
     partial = Path(name)
     try:
         hashes = _Hashes(d)
-        with os.fdopen(fd, "wb") as out:
+        with (
+            space.writing(d.name, target, lambda: d.size or hashes.size + CHUNK, FIX),
+            os.fdopen(fd, "wb") as out,
+        ):
             for chunk in chunks:
                 out.write(chunk)
                 hashes.update(chunk)
@@ -203,13 +215,17 @@ def _chunks(path: Path) -> Iterator[bytes]:
         yield from iter(lambda: f.read(CHUNK), b"")
 
 
-def _check_space(target: Path, size: int | None) -> None:
+def _check_space(d: Download, target: Path, size: int | None) -> None:
+    """Refuse a file of ``size`` bytes that the disk of ``target`` has no room for.
+
+    Raises:
+        DiskFull: saying how much it needs and how much is free.
+    """
     folder = target.parent
     while not folder.exists() and folder != folder.parent:
         folder = folder.parent
-    free = shutil.disk_usage(folder).free
-    if size is not None and size > free:
-        raise Failed(f"it needs {size:,} bytes and {folder} has {free:,} free")
+    if size is not None and size > shutil.disk_usage(folder).free:
+        raise space.full(d.name, target, size, FIX)
 
 
 def _fsync_folder(folder: Path) -> None:
