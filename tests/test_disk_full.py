@@ -1,0 +1,216 @@
+"""A really full disk: wherever zoo writes, exit 2 with the documented message.
+
+Each test runs the real ``zoo`` in a mount namespace of its own (``unshare --user
+--map-root-user --mount``) where a folder is a tmpfs of a few KB: the kernel's own
+``ENOSPC``, and libraries' own errors (HDF5, TensorFlow's file writers, zipfile), not a
+simulated one (``ZOO_TEST_ENOSPC``) nor a size rlimit (that raises ``SIGXFSZ``/``EFBIG``).
+The namespace, and its mounts, end with the test's shell: nothing to clean up. Growing
+the tmpfs (``mount -o remount,size=...``) is the "bigger disk" a resume runs on.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import os
+import subprocess
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import pytest
+from helpers import TINY_RUN, Result, mirror_plugin, write, zoo_executable
+
+RUN = ["run", "shapes", "small_cnn", "gap_sigmoid", *TINY_RUN]
+FROZEN = [*RUN, "--set", "backbone.trainable=false", "--runtime", "tensorflow"]
+
+
+@functools.cache
+def refused() -> str | None:
+    """Why this machine cannot mount a private tmpfs (``None`` when it can), asked once."""
+    try:
+        probe = subprocess.run(
+            ["unshare", "--user", "--map-root-user", "--mount", "sh", "-c",
+             "mount -t tmpfs -o size=4k tmpfs /mnt"],
+            capture_output=True, text=True, timeout=30,
+        )  # fmt: skip
+    except FileNotFoundError:
+        return "unshare (util-linux) is not installed"
+    if probe.returncode != 0:
+        return f"the kernel refuses a tmpfs in a user namespace: {probe.stderr.strip()}"
+    return None
+
+
+@pytest.fixture(autouse=True)
+def mountable() -> None:
+    if refused():
+        pytest.skip(f"needs a private tmpfs, and {refused()}")
+
+
+def zoo(*args: str) -> str:
+    """A ``zoo`` command line for the shell, its arguments quoted."""
+    quoted = " ".join(f"'{arg}'" if "$" not in arg else f'"{arg}"' for arg in args)
+    return f'"$ZOO" {quoted}'
+
+
+def on_a_small_disk(
+    folder: Path, size: str, *commands: str, env: dict[str, str] | None = None
+) -> list[Result]:
+    """Run shell ``commands`` in ``folder``, one after another, where ``$DISK``
+    (``folder/disk``) is a tmpfs of ``size``; ``grow(SIZE)`` makes it bigger. Returns
+    what each did."""
+    disk, out = folder / "disk", folder / "out"
+    disk.mkdir()
+    out.mkdir()
+    lines = ["set -u", f'mount -t tmpfs -o size={size} tmpfs "$DISK"']
+    for n, command in enumerate(commands):
+        lines.append(f'{command} >"$OUT/{n}.out" 2>"$OUT/{n}.err"; echo $? >"$OUT/{n}.rc"')
+    names = {"DISK": str(disk), "OUT": str(out), "ZOO": zoo_executable(), **(env or {})}
+    subprocess.run(
+        ["unshare", "--user", "--map-root-user", "--mount", "sh", "-c", "\n".join(lines)],
+        env={**os.environ, **names}, cwd=folder, check=True, timeout=600,
+    )  # fmt: skip
+    return [
+        Result(
+            int((out / f"{n}.rc").read_text()), *(read(out / f"{n}.{s}") for s in ("out", "err"))
+        )
+        for n in range(len(commands))
+    ]
+
+
+def read(path: Path) -> str:
+    return path.read_text(encoding="utf-8", errors="replace")
+
+
+def grow(size: str) -> str:
+    return f'mount -o remount,size={size} "$DISK"'
+
+
+def full(result: Result) -> str:
+    """The message of a full disk, on one line (rich wraps long lines): exit 2, the
+    documented message, no traceback, no signal."""
+    message = " ".join(result.stderr.split())
+    assert result.exit_code == 2, result.stderr
+    assert "Traceback" not in result.stderr and "Exception ignored" not in result.stderr
+    assert "error: the disk is full: writing " in message, result.stderr
+    assert " free for it; " in message
+    return message
+
+
+def test_a_run_stops_at_each_full_disk_with_exit_2_and_resumes_on_a_bigger_one(tmp_path: Path):
+    """The disk fills at the start (config.json), then as the run writes TensorBoard's
+    logs (then metrics.json cannot record it), the best epoch (HDF5), the checkpoint,
+    the model (a zip); each time the disk grows a little, the run resumes and fills it
+    again, until it has room and completes. A fresh run's first failure leaves no run
+    to resume (it failed writing config.json)."""
+    run = '"$DISK"/runs/*'
+    results = on_a_small_disk(
+        tmp_path,
+        "4k",
+        zoo(*RUN, "--output", "$DISK/first"),
+        grow("12k"),
+        zoo(*RUN, "--output", "$DISK/runs"),
+        *(f"{grow(size)}; {zoo('run', '--resume')} {run}" for size in ("60k", "300k", "700k")),
+        f"{grow('20m')}; {zoo('run', '--json', '--resume')} {run}",
+    )
+    start, _, logs, best, checkpoint, model, completed = results
+
+    assert "writing a new run directory and its config.json to " in full(start)
+    message = full(logs)
+    assert "writing the TensorBoard logs to " in message
+    run_dir = message.split("then resume the run: zoo run --resume ")[1].split()[0]
+    assert f"The failure could not be recorded in {run_dir}/metrics.json" in message
+    assert f"writing the best epoch's weights (epoch 1) to {run_dir}/best/" in full(best)
+    assert f"writing the checkpoint of epoch 1 to {run_dir}/checkpoints/" in full(checkpoint)
+    assert f"writing the model to {run_dir}/model.keras failed; nothing" in full(model)
+    for result in (logs, best, checkpoint, model):
+        assert f"then resume the run: zoo run --resume {run_dir}" in full(result)
+    assert completed.exit_code == 0, completed.stderr
+    assert json.loads(completed.stdout)["status"] == "completed"
+
+
+def test_a_full_feature_cache_stops_the_run_and_it_resumes(tmp_path: Path):
+    results = on_a_small_disk(
+        tmp_path,
+        "8k",
+        zoo(*FROZEN, "--feature-cache-dir", "$DISK/cache", "--output", "runs"),
+        f"{grow('20m')}; {zoo('run', '--json', '--resume')} runs/*",
+    )
+    features, completed = results
+
+    message = full(features)
+    assert f"writing the cached features to {tmp_path}/disk/cache/" in message
+    assert "then resume the run: zoo run --resume runs/" in message
+    assert completed.exit_code == 0, completed.stderr
+    assert json.loads(completed.stdout)["feature_cache"]["train"]["source"] == "extracted"
+
+
+def test_an_export_to_a_full_disk_is_exit_2(tmp_path: Path):
+    """A run trained on a roomy disk, exported to a full one in both formats."""
+    results = on_a_small_disk(
+        tmp_path,
+        "16k",
+        zoo(*RUN, "--output", "runs"),
+        f"{zoo('export', '--output', '$DISK/model.keras')} runs/*",
+        f"{zoo('export', '--format', 'savedmodel', '--output', '$DISK/model')} runs/*",
+        'ls -A "$DISK"',
+    )
+    trained, keras_file, saved_model, left = results
+
+    assert trained.exit_code == 0, trained.stderr
+    for result in (keras_file, saved_model):
+        message = full(result)
+        assert f"writing the exported model to {tmp_path}/disk/model" in message
+        assert "fix: free space on that disk or pass another --output PATH" in message
+    assert left.stdout == ""  # nothing partial
+
+
+@contextmanager
+def streaming(body: bytes) -> Iterator[str]:
+    """Serve ``body`` at every path, without a Content-Length (its size unknown until
+    the end, as a streamed download); yield the base URL."""
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            self.send_response(200)
+            self.end_headers()
+            self.wfile.write(body)
+            self.close_connection = True
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True).start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def test_a_download_into_a_full_disk_is_exit_2_and_leaves_nothing(tmp_path: Path):
+    """A file of unknown size fills the disk as it is written; one of known size is
+    refused before writing. Either way, nothing is left in the cache."""
+    body = bytes(range(256)) * 256  # 64 KB
+    with streaming(body) as base:
+        published = {"streamed.bin": (None, None), "sized.bin": (len(body), None)}
+        write(tmp_path / "mirror.py", mirror_plugin(base, published))
+        write(tmp_path / "registry.toml", '[plugins]\nload = ["mirror.py"]\n')
+        results = on_a_small_disk(
+            tmp_path,
+            "16k",
+            zoo("fetch", "mirrored", "--set", "backbone.file=streamed.bin"),
+            zoo("fetch", "mirrored", "--set", "backbone.file=sized.bin"),
+            'find "$DISK/cache" -type f',
+            env={"MIRROR_CACHE": str(tmp_path / "disk" / "cache")},
+        )
+    streamed, sized, left = results
+
+    assert f"writing streamed.bin to {tmp_path}/disk/cache/streamed.bin failed" in full(streamed)
+    message = full(sized)
+    assert f"writing sized.bin to {tmp_path}/disk/cache/sized.bin failed" in message
+    assert "expected: about 64.0 KB free for it" in message
+    assert left.stdout == ""
