@@ -14,6 +14,7 @@ import functools
 import json
 import os
 import subprocess
+import sys
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -214,3 +215,47 @@ def test_a_download_into_a_full_disk_is_exit_2_and_leaves_nothing(tmp_path: Path
     assert f"writing sized.bin to {tmp_path}/disk/cache/sized.bin failed" in message
     assert "expected: about 64.0 KB free for it" in message
     assert left.stdout == ""
+
+
+IS_FULL = """
+import errno, json, sys, zipfile
+from pathlib import Path
+from zoo.train.space import is_full
+
+TF = "tensorflow.python.framework.errors_impl"
+ResourceExhausted = type("ResourceExhaustedError", (Exception,), {"__module__": TF})
+errors = {
+    "h5py RuntimeError": RuntimeError("Can't decrement id ref count"),
+    "h5py OSError without errno": OSError("Unable to synchronously write data"),
+    "TensorFlow ResourceExhaustedError": ResourceExhausted("Failed to flush 1 events"),
+    "zipfile BadZipFile": zipfile.BadZipFile("Bad CRC-32"),
+    "ValueError": ValueError("a bug"),
+    "OSError EACCES": OSError(errno.EACCES, "Permission denied"),
+    "OSError ENOSPC": OSError(errno.ENOSPC, "No space left on device"),
+    "OSError EDQUOT": OSError(errno.EDQUOT, "Disk quota exceeded"),
+}
+print(json.dumps({
+    where: {name: is_full(error, Path(folder) / "file") for name, error in errors.items()}
+    for where, folder in (("full", sys.argv[1]), ("roomy", sys.argv[2]))
+}))
+"""
+
+
+def test_a_library_error_is_a_full_disk_only_where_the_disk_is_in_fact_full(tmp_path: Path):
+    """ENOSPC and EDQUOT are a full disk anywhere; a library's error without an errno only
+    where the filesystem is full, so that a bug elsewhere keeps its traceback."""
+    write(tmp_path / "is_full.py", IS_FULL)
+    _, check = on_a_small_disk(
+        tmp_path,
+        "16k",
+        'head -c 1M /dev/zero >"$DISK/filler"',  # fails once the disk is full
+        f'"{sys.executable}" is_full.py "$DISK" "{tmp_path}"',
+    )
+
+    assert check.exit_code == 0, check.stderr
+    libraries = ["h5py RuntimeError", "h5py OSError without errno"]
+    libraries += ["TensorFlow ResourceExhaustedError", "zipfile BadZipFile"]
+    errnos, others = ["OSError ENOSPC", "OSError EDQUOT"], ["ValueError", "OSError EACCES"]
+    found = json.loads(check.stdout)
+    assert found["full"] == {name: name not in others for name in libraries + errnos + others}
+    assert found["roomy"] == {name: name in errnos for name in libraries + errnos + others}
