@@ -166,6 +166,60 @@ def test_a_local_plugin_s_package_does_not_reach_into_a_run_directory_beneath_it
     assert_refused(result, module, "tiny", isolated)
 
 
+LIBRARY_LAYERS = """
+import keras
+
+
+@keras.saving.register_keras_serializable(package="extlib")
+class Doubling(keras.layers.Layer):
+    def call(self, x):
+        return x * 2.0
+"""
+
+LIBRARY_PLUGIN = """
+import zoo
+
+
+def build(image_shape, params):
+    import keras
+    from extlib.layers import Doubling  # a library's layer, imported by the builder only
+
+    model = keras.Sequential([keras.Input(image_shape), keras.layers.Conv2D(4, 3), Doubling()])
+    return zoo.BuiltBackbone(model=model, preprocessing="unit")
+
+
+@zoo.hookimpl
+def register_backbones(register):
+    register(zoo.Backbone(name="doubling", description="Conv2D + a library's layer", build=build))
+"""
+
+
+def test_a_library_s_layer_loads_by_rebuilding_the_component_not_by_importing_it(
+    isolated: Path,
+):
+    """Its module is outside the plugin's package: refused, yet the model loads, because
+    building the backbone again (the plugin's own code) imports the library."""
+    write(isolated / "lib" / "extlib" / "__init__.py", "")
+    write(isolated / "lib" / "extlib" / "layers.py", LIBRARY_LAYERS)
+    write(isolated / "project" / "library_plugin.py", LIBRARY_PLUGIN)
+    write(isolated / "project" / "registry.toml", '[plugins]\nload = ["library_plugin.py"]\n')
+    env = {"PYTHONPATH": str(isolated / "lib")}
+    project = isolated / "project"
+    trained = run_zoo(
+        "run", "shapes", "doubling", "gap_sigmoid", *TINY_RUN, "--json", cwd=project, env=env
+    )
+    assert trained.exit_code == 0, trained.stderr
+    Image.new("RGB", (40, 40)).save(project / "img.png")
+
+    result = run_zoo("predict", trained.json()["run_dir"], "img.png", cwd=project, env=env)
+
+    assert result.exit_code == 0, result.stderr
+    manifest = json.loads(
+        zipfile.ZipFile(project / trained.json()["run_dir"] / "model.keras").read("zoo.json")
+    )
+    assert [o["module"] for o in manifest["keras_objects"]] == ["extlib.layers"]
+
+
 # --- Tampered fields -----------------------------------------------------------------------
 
 

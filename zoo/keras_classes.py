@@ -10,6 +10,8 @@ The manifest is data someone else may have written, so it never chooses what run
 recorded module is imported only if it belongs to the package of the plugin that built
 the component (or to zoo), as that loaded plugin's own module and file say, and only if
 each file the import would execute lies inside that package (:class:`PluginPackage`).
+A module refused is not imported; it is an error only if neither the plugin's hook nor
+the rebuild registers its classes (a plugin's builder may import a library's layers).
 """
 
 from __future__ import annotations
@@ -39,6 +41,7 @@ class ClassFinder:
         self.custom: dict[str, Any] = {}
         self.warnings: list[str] = []
         self.failures: dict[str, str] = {}  # by component: why its classes stay missing
+        self.refused: dict[str, ZooError] = {}  # by object name: a module zoo did not import
 
     @property
     def registry(self) -> Registry:
@@ -68,6 +71,10 @@ class ClassFinder:
         for kind in dict.fromkeys(o.component for o in self.missing()):
             self._rebuild(kind)
         still = self.missing()
+        # A refused module is an error only if nothing else registered its classes.
+        refused = [self.refused[o.name] for o in still if o.name in self.refused]
+        if refused:
+            raise refused[0]
         if still:
             raise self._unavailable(still)
         for kind in kinds:
@@ -116,28 +123,34 @@ class ClassFinder:
         plugin = self._loaded(obj.component)
         if not obj.module or obj.module == "__main__" or plugin is None:
             return
-        self._check_module(obj, obj.module, plugin)
+        refused = self._refuse(obj, obj.module, plugin)
+        if refused is not None:
+            self.refused[obj.name] = refused
+            return
         try:
             importlib.import_module(obj.module)
         except PLUGIN_ERRORS as exc:
             self.failures[obj.component] = f"failed to import {obj.module}: {describe_error(exc)}"
 
-    def _check_module(self, obj: KerasObject, module: str, plugin: PluginInfo) -> None:
-        """Refuse ``module`` unless importing it runs the plugin's own files (or zoo's) only."""
+    def _refuse(self, obj: KerasObject, module: str, plugin: PluginInfo) -> ZooError | None:
+        """Why ``module`` is not imported, unless importing it runs the plugin's own files
+        (or zoo's) only."""
         pm = self.registry.plugin_manager
         own = PluginPackage.of(pm.get_plugin(plugin.name) if pm is not None else None)
         why = _refused(module, [p for p in (own, PluginPackage.zoo()) if p is not None])
         if why is None:
-            return
+            return None
         component = self.manifest.components[obj.component]
         where = f"{own.prefix}, in {own.root}" if own is not None else "its package unknown"
-        raise ZooError(
+        return ZooError(
             f"{self.source}: its {MANIFEST} names the module '{module}' for the "
             f"{obj.component} '{component.name}' of plugin '{plugin.name}', but {why}. "
             "zoo imports only the modules of the plugin that built a component, so that "
             "opening a model runs no code of the model's choosing.",
             expected=f"a module of plugin '{plugin.name}' ({where}) or of zoo",
-            fix="train the run again, or get the original file from whoever trained it",
+            fix="train the run again, or get the original file from whoever trained it (a "
+            "plugin whose classes live in another package declares them with its "
+            "register_keras_objects hook)",
             got=module,
         )
 
