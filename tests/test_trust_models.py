@@ -335,3 +335,18 @@ def test_a_lambda_in_the_model_is_refused_not_run(trained: Path, isolated: Path)
     assert not marker.exists(), "the model's lambda ran"
     assert result.exit_code == 2, result.stderr[-3000:]
     assert "lambda" in result.stderr.lower()
+
+
+def test_python_m_zoo_finds_no_plugin_planted_in_the_current_folder(isolated: Path):
+    """``python -m`` puts the current folder on the import path; zoo takes it off, so a
+    ``*.dist-info`` planted there (in a run directory someone sent) is no plugin."""
+    write(isolated / "planted-1.0.dist-info" / "METADATA", "Name: planted\nVersion: 1.0\n")
+    write(isolated / "planted-1.0.dist-info" / "entry_points.txt", "[zoo]\nplanted = payload\n")
+    marker = isolated / "payload-ran"
+    write(isolated / "payload.py", f"open({str(marker)!r}, 'w').close()\n")
+
+    result = run_process([sys.executable, "-m", "zoo", "plugins", "--json"], cwd=isolated)
+
+    assert result.exit_code == 0, result.stderr
+    assert not marker.exists()
+    assert "planted" not in [plugin["name"] for plugin in result.json()]
