@@ -8,6 +8,6 @@ import sys
 if not sys.flags.safe_path and sys.path:
     del sys.path[0]
 
-from zoo.cli import script  # noqa: E402
+from zoo.cli import script
 
 script()
