@@ -17,7 +17,8 @@ import subprocess
 import sys
 import textwrap
 import threading
-from collections.abc import Iterator, Mapping
+import zipfile
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -510,3 +511,20 @@ def interrupt_after_epoch(monkeypatch: Any, epoch: int) -> None:
         return written
 
     monkeypatch.setattr(checkpoints, "save", save_then_interrupt)
+
+
+def rewrite_manifest(model_file: Path, change: Callable[[dict[str, Any]], Any]) -> None:
+    """Edit zoo.json inside a .keras archive (zip members cannot be replaced in place)."""
+    with zipfile.ZipFile(model_file) as archive:
+        members = {name: archive.read(name) for name in archive.namelist()}
+    manifest = json.loads(members["zoo.json"])
+    change(manifest)
+    members["zoo.json"] = json.dumps(manifest).encode()
+    replace_members(model_file, members)
+
+
+def replace_members(model_file: Path, members: dict[str, bytes]) -> None:
+    """Write the .keras archive ``model_file`` anew with ``members`` (name: bytes)."""
+    with zipfile.ZipFile(model_file, "w", zipfile.ZIP_DEFLATED) as archive:
+        for name, data in members.items():
+            archive.writestr(name, data)

@@ -27,7 +27,7 @@ from typing import Any
 
 import numpy as np
 import pytest
-from helpers import TINY_RUN, Result, run_zoo, write
+from helpers import TINY_RUN, Result, rewrite_manifest, run_zoo, write
 from PIL import Image
 
 import zoo
@@ -226,18 +226,6 @@ def damaged_copy(run_dir: Path, folder: Path) -> Path:
     copy = folder / run_dir.name
     shutil.copytree(run_dir, copy)
     return copy
-
-
-def rewrite_manifest(model_file: Path, change: Callable[[dict[str, Any]], None]) -> None:
-    """Edit zoo.json inside a .keras archive (zip members cannot be replaced in place)."""
-    with zipfile.ZipFile(model_file) as archive:
-        members = {name: archive.read(name) for name in archive.namelist()}
-    manifest = json.loads(members["zoo.json"])
-    change(manifest)
-    members["zoo.json"] = json.dumps(manifest).encode()
-    with zipfile.ZipFile(model_file, "w") as archive:
-        for name, data in members.items():
-            archive.writestr(name, data)
 
 
 def test_a_missing_plugin_is_named_with_the_package_and_version_that_trained(

@@ -21,7 +21,16 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from helpers import TINY_RUN, Result, run_process, run_zoo, tiny_backbone_plugin, write
+from helpers import (
+    TINY_RUN,
+    Result,
+    replace_members,
+    rewrite_manifest,
+    run_process,
+    run_zoo,
+    tiny_backbone_plugin,
+    write,
+)
 from PIL import Image
 
 #: A module that leaves a file beside itself when it is imported.
@@ -61,22 +70,6 @@ def run_dir(trained: Path, isolated: Path) -> Path:
     write(copy / "payload.py", PAYLOAD)
     Image.new("RGB", (40, 40), (200, 40, 40)).save(isolated / "img.png")
     return copy
-
-
-def rewrite_manifest(model_file: Path, change: Callable[[dict[str, Any]], Any]) -> None:
-    """Edit zoo.json inside a .keras archive (zip members cannot be replaced in place)."""
-    with zipfile.ZipFile(model_file) as archive:
-        members = {name: archive.read(name) for name in archive.namelist()}
-    manifest = json.loads(members["zoo.json"])
-    change(manifest)
-    members["zoo.json"] = json.dumps(manifest).encode()
-    replace_members(model_file, members)
-
-
-def replace_members(model_file: Path, members: dict[str, bytes]) -> None:
-    with zipfile.ZipFile(model_file, "w", zipfile.ZIP_DEFLATED) as archive:
-        for name, data in members.items():
-            archive.writestr(name, data)
 
 
 def name_module(module: str, plugin: str | None = None) -> Callable[[dict[str, Any]], None]:
