@@ -273,7 +273,10 @@ def tfds_downloads(
 
     The table is read from the installed package's files; TFDS itself is not imported.
     The manual directory is ``manual_dir``, else TFDS's default, ``DATA_DIR/downloads/manual``;
-    it is each file's ``root``, so a file name cannot lead out of it.
+    it is each file's ``root``, so a file name cannot lead out of it. What TFDS prepares
+    from them is ``prepared``, by default the dataset's folder in the data directory
+    (so a run directory's ``data_dir`` is held to this machine's folders:
+    :func:`zoo.offline.from_run`).
 
     Raises:
         ZooError: ``name`` is no plain name, TFDS is not installed, has no table for it, or
@@ -292,6 +295,7 @@ def tfds_downloads(
             "directory, then pass --set dataset.data_dir=DIR",
             got=name,
         )
+    prepared = prepared or _data_dir(params) / name
     return [
         zoo.Download(filename, url, manual / filename, size, sha256, prepared=prepared, root=manual)
         for url, size, sha256, filename in rows

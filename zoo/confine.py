@@ -7,10 +7,13 @@ intended folder (itself resolved, so a cache that is a link as a whole is fine),
 its last component must be a plain name, not a link leading out. ``..`` and absolute
 parts are caught by the resolution; :func:`component` refuses what no single path
 component may be (``..``, ``/``, a backslash, NUL) before a path is even built.
+:func:`links_out` finds the links of a folder copied from elsewhere (a run directory
+to resume) that would take zoo's writes out of it.
 """
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 from zoo.errors import ZooError
@@ -26,6 +29,18 @@ def within(path: Path, root: Path) -> bool:
     if path.name in ("", ".", "..") or not resolved.is_relative_to(base):
         return False
     return not resolved.is_symlink() or resolved.resolve().is_relative_to(base)
+
+
+def links_out(folder: Path) -> list[Path]:
+    """The symbolic links under ``folder`` (none followed) that lead outside it: a
+    folder zoo writes into, copied from someone else, may hold them."""
+    found = []
+    for parent, folders, files in os.walk(folder):
+        for name in sorted(folders + files):
+            path = Path(parent) / name
+            if path.is_symlink() and not within(path, folder):
+                found.append(path)
+    return found
 
 
 def inside(path: Path, root: Path, *, what: str, got: str, fix: str) -> Path:

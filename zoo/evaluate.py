@@ -1,11 +1,14 @@
 """Evaluating a trained run: on its own test split again, or on a new labelled folder.
 
 The run's model is loaded as ``zoo predict`` loads it (:func:`zoo.predict.load_trained`).
-The test split is rebuilt from the run's ``config.json`` by the dataset plugin, and
-resized and batched as training did; a new folder holds one subfolder per class, named
-like the run's classes, and its images are read as ``zoo predict`` reads them. Either
-way the predictions are scored by :func:`zoo.scoring.evaluate`: confusion matrix and
-its figure, per-class precision, recall and F1, the most confidently wrong files.
+The test split is rebuilt from the run's ``config.json`` by the dataset plugin (its
+values choose which data; where anything is written is this machine's choice:
+:func:`zoo.offline.from_run`), and resized and batched as training did; a new folder
+holds one subfolder per class, named like the run's classes, and its images are read
+as ``zoo predict`` reads them. Either way the predictions are scored by
+:func:`zoo.scoring.evaluate`: confusion matrix and its figure (never through a link
+leading out of its folder), per-class precision, recall and F1, the most confidently
+wrong files.
 """
 
 from __future__ import annotations
@@ -15,7 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from zoo import scoring
+from zoo import confine, scoring
 from zoo.errors import ZooError, closest, one_of
 from zoo.images import find_files
 from zoo.predict import Trained
@@ -33,9 +36,22 @@ class Report:
 
 
 def figure_path(output: Path, name: str) -> Path:
-    """``confusion_matrix-<name>.png`` in ``output``; the run's own figure is not touched."""
+    """``confusion_matrix-<name>.png`` in ``output``; the run's own figure is not touched.
+
+    Raises:
+        ZooError: it is a symbolic link leading out of ``output`` (a run directory from
+            someone else may hold one), which the figure would replace what it points at.
+    """
     stem = Path(scoring.FIGURE).stem
-    return output / f"{stem}-{Path(name).name or 'folder'}.png"
+    path = output / f"{stem}-{Path(name).name or 'folder'}.png"
+    confine.inside(
+        path,
+        output,
+        what="the confusion matrix figure",
+        got=str(path),
+        fix=f"remove the link {path} (zoo writes the figure anew), or pass --output DIR",
+    )
+    return path
 
 
 def on_test_split(
@@ -52,12 +68,12 @@ def on_test_split(
         ZooError: the dataset cannot be rebuilt (missing data, plugin gone), or its
             classes are not the run's.
     """
-    from zoo import data
+    from zoo import data, offline
     from zoo.model import build_splits
-    from zoo.runconfig import resolve_saved
 
+    figure = figure_path(output, "test")
     record = test_split_record(trained.run_dir)
-    splits = build_splits(resolve_saved(registry, record.config))
+    splits = build_splits(offline.from_run(registry, record))
     if list(splits.class_names) != trained.class_names:
         raise ZooError(
             "the run's dataset now has other classes than the run was trained on.",
@@ -86,7 +102,6 @@ def on_test_split(
                 on_batch(step)
 
     files = splits.files.get("test")
-    figure = figure_path(output, "test")
     evaluation = scoring.evaluate("test", predictions(), trained.class_names, files, figure)
     return Report(evaluation, warnings=warnings)
 
@@ -181,6 +196,7 @@ def on_folder(
 
     from zoo.predict import predict_files
 
+    figure = figure_path(output, str(folder.resolve()))
     files, labels = labelled_files(folder, trained.class_names)
     label_of = dict(zip(files, labels, strict=True))
     classes = {name: i for i, name in enumerate(trained.class_names)}
@@ -205,6 +221,6 @@ def on_folder(
         [(probabilities, truth)],
         trained.class_names,
         [str(path) for path in read],
-        figure_path(output, str(folder.resolve())),
+        figure,
     )
     return Report(evaluation, errors=result.errors)

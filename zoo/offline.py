@@ -10,6 +10,13 @@ machine chooses where. Each file goes into one of this machine's caches
 (:func:`zoo.caches.known`) or the folder its component declares with this machine's
 values alone (the download's ``root``, else the file's folder); a value typed here
 (``--set``) or set in this machine's registry.toml may name any folder.
+
+A run directory's values are someone else's too (:func:`from_run`): rebuilding its
+components for ``zoo evaluate`` or ``zoo run --resume``, its config.json chooses which
+data, and the same rule chooses where anything is written: the files a component would
+fetch and the data it prepares (a declaration's ``prepared``, such as a TFDS data
+directory). Files read where they are (an image folder, a present archive, a preset
+directory) may be anywhere.
 """
 
 from __future__ import annotations
@@ -25,7 +32,8 @@ from zoo.downloads import IN_PLACE, Download, FileState, confined, problems, sta
 from zoo.errors import ZooError, closest, describe_error, one_of
 from zoo.params import resolve
 from zoo.registry import Entry, Registry
-from zoo.runconfig import parse_assignment
+from zoo.runconfig import Resolved, parse_assignment, resolve_saved
+from zoo.runs import CONFIG, RunRecord
 
 #: A component's readiness offline: everything it declares is in place (or it
 #: declares nothing), something is missing, or its declaration cannot tell.
@@ -122,12 +130,65 @@ def bundled(target: Target) -> Needs:
     if found.error is not None:
         return found
     own = needs(_here(target))
-    folders = [c.path for c in caches.known()] + [d.root or d.path.parent for d in own.downloads]
+    folders = _folders(own)
     for d in found.downloads:
         for path in (d.path, d.marker):
             if path is not None and not any(confine.within(path, f) for f in folders):
                 return Needs(target, error=_moved(target, d, path, own))
     return found
+
+
+def from_run(registry: Registry, record: RunRecord) -> Resolved:
+    """The configuration ``record``'s config.json holds (:func:`resolve_saved`), its
+    values held to this machine's folders (see the module's docstring) before anything
+    is built.
+
+    Raises:
+        ZooError: a component is gone or its parameters changed; or a recorded value
+            would have a component write outside this machine's folders, naming the
+            file, the value and the fixes.
+    """
+    resolved = resolve_saved(registry, record.config)
+    entries = (resolved.dataset, resolved.backbone, resolved.head)
+    for choice, entry in zip(resolved.config.choices, entries, strict=True):
+        recorded(Target(entry, dict(choice.params)), record.path / CONFIG)
+    return resolved
+
+
+def recorded(target: Target, source: Path) -> None:
+    """Check that ``target``'s values, as the run file ``source`` records them, keep
+    what building it writes in this machine's folders: a file it would fetch (one not in
+    place) and the data it prepares go into one of this machine's caches or where
+    ``target`` keeps them with this machine's values.
+
+    A declaration that fails with the recorded values (a Hugging Face handle, a handle
+    leading out of kagglehub's cache) leaves it to the builder, which checks what it
+    reads (the keras_hub plugin refuses such a handle before fetching anything).
+
+    Raises:
+        ZooError: a recorded value would move such a file elsewhere.
+    """
+    found, own = needs(target), needs(_here(target))
+    if found.error is not None or found.downloads == own.downloads:
+        return
+    folders = _folders(own)
+    outside = [
+        (d, path)
+        for d in found.downloads
+        for path in ([d.prepared] if state(d) in IN_PLACE else [d.path, d.marker, d.prepared])
+        if path is not None and not any(confine.within(path, f) for f in folders)
+    ]
+    if outside:
+        raise _recorded_moved(target, outside, own, source)
+
+
+def _folders(own: Needs) -> list[Path]:
+    """Where a component's files may go: this machine's caches, and the folders it
+    declares with this machine's values (a root, else each file's folder; what it
+    prepares)."""
+    declared = [d.root or d.path.parent for d in own.downloads]
+    prepared = [d.prepared.parent for d in own.downloads if d.prepared is not None]
+    return [c.path for c in caches.known()] + declared + prepared
 
 
 def _here(target: Target) -> Target:
@@ -138,8 +199,7 @@ def _here(target: Target) -> Target:
 
 def _moved(target: Target, d: Download, path: Path, own: Needs) -> ZooError:
     kind, label = target.entry.kind, target.label
-    optional = {k: v for k, v in target.overrides.items() if k not in _here(target).overrides}
-    given = {k: v for k, v in optional.items() if _moves(target, k, d)} or optional
+    given = _moving(target, d, path)
     said = ", ".join(f"{kind}.{k}={v!r}" for k, v in given.items()) or "values"
     same = [o.root or o.path.parent for o in own.downloads if o.name == d.name]
     folder = f"{same[0]}, where {label} keeps it here, or " if same else ""
@@ -161,11 +221,58 @@ def _moved(target: Target, d: Download, path: Path, own: Needs) -> ZooError:
     )
 
 
-def _moves(target: Target, name: str, d: Download) -> bool:
-    """Whether ``d`` would go elsewhere without ``target``'s value for ``name``."""
+def _recorded_moved(
+    target: Target, outside: list[tuple[Download, Path]], own: Needs, source: Path
+) -> ZooError:
+    kind, label = target.entry.kind, target.label
+    given = {k: v for d, path in outside for k, v in _moving(target, d, path).items()}
+    said = ", ".join(f"{kind}.{k}={v!r}" for k, v in given.items()) or "values"
+    d, path = outside[0]
+    what = d.name if path in (d.path, d.marker) else f"the data it prepares from {d.name}"
+    mine = next((o for o in own.downloads if o.name == d.name), None)
+    there = None if mine is None else mine.prepared if path == d.prepared else mine.path
+    here = f"{there}, where {label} puts it on this machine, or " if there else ""
+    known = caches.known()
+    return ZooError(
+        f"{source} records {said}, which would have {label} write {what} at {path}, "
+        "outside this machine's caches; zoo writes nothing there.",
+        expected=f"{what} inside {here}one of this machine's caches: "
+        + ", ".join(f"{c.path} ({c.name})" for c in known),
+        fix=f"to use this machine's folders, remove {', '.join(f'{kind}.{k}' for k in given)} "
+        f"from the {kind}'s params in {source} (or set to null)"
+        + "".join(_trusted(c, there, path, given) for c in known),
+        got=", ".join(str(v) for v in given.values()) or str(path),
+    )
+
+
+def _trusted(cache: caches.Cache, there: Path | None, path: Path, given: dict[str, Any]) -> str:
+    """How to make ``cache`` the recorded folder, when that is all the value changes."""
+    values = [str(v) for v in given.values()]
+    if there is None or len(values) != 1 or not there.is_relative_to(cache.path):
+        return ""
+    if Path(values[0]).expanduser().absolute() / there.relative_to(cache.path) != path:
+        return ""
+    return (
+        f"; or, if you trust that folder, make it this machine's {cache.name} cache for the "
+        f"command: {cache.variable}={values[0]} (zoo trusts what you set, not what a run records)"
+    )
+
+
+def _moving(target: Target, d: Download, path: Path) -> dict[str, Any]:
+    """``target``'s optional values without which ``d``'s ``path`` would be elsewhere
+    (all of them when no single one moves it)."""
+    optional = {k: v for k, v in target.overrides.items() if k not in _here(target).overrides}
+    return {k: v for k, v in optional.items() if _moves(target, k, d, path)} or optional
+
+
+def _moves(target: Target, name: str, d: Download, path: Path) -> bool:
+    """Whether ``d``'s ``path`` (its file, marker or prepared data) would be elsewhere
+    without ``target``'s value for ``name``."""
     rest = {k: v for k, v in target.overrides.items() if k != name}
     other = needs(Target(target.entry, rest)).downloads
-    return (d.name, d.path) not in {(o.name, o.path) for o in other}
+    return (d.name, path) not in {
+        (o.name, p) for o in other for p in (o.path, o.marker, o.prepared)
+    }
 
 
 def _owner(target: Target) -> str:

@@ -107,8 +107,8 @@ def _add_flag(group: argparse._ArgumentGroup, setting: Setting) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from zoo import runs, runtime
-    from zoo.runconfig import resolve_run, resolve_saved
+    from zoo import offline, runs, runtime
+    from zoo.runconfig import resolve_run
     from zoo.train.engine import EngineOptions
     from zoo.train.engine import run as run_experiment
 
@@ -118,7 +118,7 @@ def run(args: argparse.Namespace) -> int:
         _check_resume(args, settings)
         record = runs.read_run(args.resume)
         record.require(runs.CONFIG, "--resume needs")
-        resolved = resolve_saved(registry, record.config)
+        resolved = offline.from_run(registry, record)  # its values held to our folders
     else:
         resolved = resolve_run(
             registry, args.names, recipe=args.recipe, settings=settings, sets=args.sets

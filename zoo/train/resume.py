@@ -7,6 +7,9 @@ and kept in metrics.json). ``config.json`` is read first, by the command.
 - The run's lock first (:mod:`zoo.train.lock`; the chief's, on several workers): a run
   another process still trains is not touched; a lock left by a killed process is
   taken over, with a warning naming it.
+- Symbolic links leading out of the run directory (a run copied from someone else may
+  hold them; ``best/`` linked to a folder of yours would have its subfolders replaced):
+  none is followed, the run is refused naming them.
 
 - ``metrics.json`` says ``completed``: nothing to resume. Damaged, or missing although
   a checkpoint exists: the history comes from the checkpoint; the record of earlier
@@ -23,11 +26,12 @@ and kept in metrics.json). ``config.json`` is read first, by the command.
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from zoo import runs
+from zoo import confine, runs
 from zoo.errors import ZooError
 from zoo.runconfig import RunConfig
 from zoo.train import best, checkpoints, distribute, lock
@@ -60,8 +64,8 @@ def reopen(run_dir: Path, config: RunConfig, strategy: str = "auto") -> Reopened
     :func:`zoo.train.lock.release`, and released here if the run cannot resume.
 
     Raises:
-        ZooError: another process trains the run, the run completed, or it recorded
-            epochs but has no intact checkpoint.
+        ZooError: the run holds symbolic links leading outside it, another process
+            trains it, it completed, or it recorded epochs but has no intact checkpoint.
     """
     stale = lock.hold(run_dir) if distribute.writes_run(strategy) else None
     try:
@@ -74,7 +78,22 @@ def reopen(run_dir: Path, config: RunConfig, strategy: str = "auto") -> Reopened
     return replace(reopened, warnings=(_taken_over(run_dir, stale), *reopened.warnings))
 
 
+def _no_links_out(run_dir: Path) -> None:
+    links = confine.links_out(run_dir)
+    if links:
+        shown = "; ".join(f"{link.relative_to(run_dir)} -> {os.readlink(link)}" for link in links)
+        raise ZooError(
+            f"the run {run_dir} holds symbolic links that lead outside it ({shown}); "
+            "resuming writes into the run directory, so zoo writes nothing.",
+            expected="a run directory whose files and folders are its own",
+            fix="replace each link by a copy of what it points at (or remove it), then "
+            "resume again",
+            got=[str(link) for link in links],
+        )
+
+
 def _reopen(run_dir: Path, config: RunConfig) -> Reopened:
+    _no_links_out(run_dir)
     record = runs.read_run(run_dir)
     if record.status == "completed":
         raise ZooError(
