@@ -111,14 +111,18 @@ def test_a_run_stops_at_each_full_disk_with_exit_2_and_resumes_on_a_bigger_one(t
         tmp_path,
         "4k",
         zoo(*RUN, "--output", "$DISK/first"),
+        'ls -A "$DISK/first"',
         grow("12k"),
         zoo(*RUN, "--output", "$DISK/runs"),
         *(f"{grow(size)}; {zoo('run', '--resume')} {run}" for size in ("60k", "300k", "700k")),
         f"{grow('20m')}; {zoo('run', '--json', '--resume')} {run}",
     )
-    start, _, logs, best, checkpoint, model, completed = results
+    start, first, _, logs, best, checkpoint, model, completed = results
 
-    assert "writing a new run directory and its config.json to " in full(start)
+    assert "its config.json to " in full(start) and "failed; nothing partial was kept" in full(
+        start
+    )
+    assert first.stdout == ""  # not even the run directory, with its lock file
     message = full(logs)
     assert "writing the TensorBoard logs to " in message
     run_dir = message.split("then resume the run: zoo run --resume ")[1].split()[0]

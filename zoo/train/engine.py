@@ -204,8 +204,8 @@ def _open(
         return _Opened(None)
     config = prepared.resolved.config
     with space.writing("a new run directory and its config.json", output, lambda: 65536):
-        run_dir = lock.new_run_dir(output, "-".join(c.name for c in config.choices))
-        runs.write_json(run_dir / runs.CONFIG, {**config.to_dict(), "command": command})
+        settings = {**config.to_dict(), "command": command}
+        run_dir = lock.new_run_dir(output, "-".join(c.name for c in config.choices), settings)
     return _Opened(run_dir)
 
 

@@ -17,6 +17,7 @@ read up to a bound, its text printed without control characters.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as _dt
 import errno
 import fcntl
@@ -24,8 +25,10 @@ import json
 import os
 import socket
 import stat
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from zoo import runs
 from zoo.errors import ZooError
@@ -56,11 +59,33 @@ class Holder:
         return {"pid": self.pid, "host": self.host, "since": self.since}
 
 
-def new_run_dir(root: Path, name: str) -> Path:
-    """A new run directory (:func:`zoo.runs.new_run_dir`), locked by this process."""
+def new_run_dir(root: Path, name: str, config: Mapping[str, Any]) -> Path:
+    """A new run directory (:func:`zoo.runs.new_run_dir`), locked by this process, with
+    ``config`` as its config.json.
+
+    If locking or writing config.json fails (a full disk), the directory is released and
+    removed, so that no run which cannot resume is left behind; only if it holds nothing
+    but the lock file and temporary files (``.NAME.*``, which zoo's writers remove).
+    """
     run_dir = runs.new_run_dir(root, name)
-    hold(run_dir)
+    try:
+        hold(run_dir)
+        runs.write_json(run_dir / runs.CONFIG, config)
+    except BaseException:
+        release(run_dir)
+        _remove_begun(run_dir)
+        raise
     return run_dir
+
+
+def _remove_begun(run_dir: Path) -> None:
+    """Remove the run directory this process just created, if nothing else is in it."""
+    with contextlib.suppress(OSError):  # what cannot be removed stays, harmless
+        found = list(run_dir.iterdir())
+        if all(p.name == FILE or p.name.startswith(".") for p in found):
+            for path in found:
+                path.unlink()
+            run_dir.rmdir()
 
 
 def hold(run_dir: Path) -> Holder | None:
