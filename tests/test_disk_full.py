@@ -119,9 +119,9 @@ def test_a_run_stops_at_each_full_disk_with_exit_2_and_resumes_on_a_bigger_one(t
     )
     start, first, _, logs, best, checkpoint, model, completed = results
 
-    assert "its config.json to " in full(start) and "failed; nothing partial was kept" in full(
-        start
-    )
+    message = full(start)
+    assert "writing a new run directory and its config.json to " in message
+    assert "failed; nothing partial was kept" in message
     assert first.stdout == ""  # not even the run directory, with its lock file
     message = full(logs)
     assert "writing the TensorBoard logs to " in message
@@ -170,6 +170,95 @@ def test_an_export_to_a_full_disk_is_exit_2(tmp_path: Path):
         assert f"writing the exported model to {tmp_path}/disk/model" in message
         assert "fix: free space on that disk or pass another --output PATH" in message
     assert left.stdout == ""  # nothing partial
+
+
+def test_ctrl_c_on_a_full_disk_says_so_and_a_full_one_at_the_figure_leaves_none(tmp_path: Path):
+    """Ctrl-C once the last epoch is saved, when the disk has just filled up: the run ends
+    interrupted, and says that metrics.json could not record it. Then a resume finds
+    room for its lock and TensorBoard's files but not for the confusion matrix: it
+    stops there, and no part of the figure is left."""
+    # A shell starts a command in the background with SIGINT ignored: env restores it.
+    paused = f"ZOO_TEST_PAUSE=test@1 env --default-signal=INT {zoo(*RUN, '--output', '$DISK/runs')}"
+    interrupted = f"""({paused} & pid=$!
+        for _ in $(seq 1200); do
+            [ -e "$DISK"/runs/*/metrics.json ] && break; kill -0 $pid || break; sleep 0.1
+        done
+        head -c 20M /dev/zero >"$DISK/filler" 2>/dev/null; kill -INT $pid
+        for _ in $(seq 600); do kill -0 $pid 2>/dev/null || break; sleep 0.1; done
+        kill -KILL $pid 2>/dev/null; wait $pid)"""
+    room = '$(( $(stat -f -c "%a * %S" "$DISK") - 20480 ))'  # 5 pages: 1 lock, 2 logs
+    resume = zoo("run", "--resume")
+    results = on_a_small_disk(
+        tmp_path,
+        "2m",
+        interrupted,
+        f'(rm "$DISK/filler"; head -c {room} /dev/zero >"$DISK/filler"; {resume} "$DISK"/runs/*)',
+        'ls -A "$DISK"/runs/*',
+    )
+    stopped, resumed, left = results
+
+    message = " ".join(stopped.stderr.split())
+    assert stopped.exit_code == 130, stopped.stderr
+    assert "Traceback" not in message and "interrupted after epoch 1; epoch 1 is saved" in message
+    run_dir = message.split("Resume with: zoo run --resume ")[1].split()[0]
+    unrecorded = f"could not be recorded in {run_dir}/metrics.json (the disk is full)"
+    assert f"warning: the interruption {unrecorded}" in message
+    message = full(resumed)
+    figure = f"writing the confusion matrix to {run_dir}/confusion_matrix.png failed"
+    assert f"{figure}; nothing partial was kept." in message
+    assert f"then resume the run: zoo run --resume {run_dir}" in message
+    assert "confusion_matrix" not in left.stdout, left.stdout
+
+
+FILLING_NAN = """
+import glob
+import os
+
+import zoo
+
+
+def fill_then_nan(x):
+    if glob.glob(os.environ["STARTED"]):  # traced for training, once the run has begun
+        try:
+            with open(os.environ["FILLER"], "wb") as f:
+                f.write(bytes(1 << 24))
+        except OSError:
+            pass  # the disk is full
+    return x * float("nan")
+
+
+def build(image_shape, params):
+    import keras
+    nan = keras.layers.Lambda(fill_then_nan)
+    model = keras.Sequential([keras.Input(image_shape), keras.layers.Conv2D(2, 3), nan])
+    return zoo.BuiltBackbone(model=model, preprocessing="unit")
+
+
+@zoo.hookimpl
+def register_backbones(register):
+    register(zoo.Backbone(name="filling_nan", description="Fills the disk, gives NaN", build=build))
+"""
+
+
+def test_a_nan_stop_on_a_full_disk_says_that_it_could_not_be_recorded(tmp_path: Path):
+    """A run that fails for another reason than the disk (a NaN loss, exit 1) when the disk
+    is full: the console says that metrics.json could not record the failure."""
+    write(tmp_path / "filling_nan.py", FILLING_NAN)
+    write(tmp_path / "registry.toml", '[plugins]\nload = ["filling_nan.py"]\n')
+    disk = tmp_path / "disk"
+    [failed] = on_a_small_disk(
+        tmp_path,
+        "2m",
+        zoo("run", "shapes", "filling_nan", "gap_sigmoid", *TINY_RUN, "--output", "$DISK/runs"),
+        env={"STARTED": f"{disk}/runs/*/config.json", "FILLER": f"{disk}/filler"},
+    )
+
+    message = " ".join(failed.stderr.split())
+    assert failed.exit_code == 1, failed.stderr
+    assert "Traceback" not in message
+    assert "error: the training loss became NaN or infinite in epoch 1" in message
+    note = f"note: the failure could not be recorded in {disk}/runs/"
+    assert note in message and "/metrics.json (the disk is full)" in message.split(note)[1]
 
 
 @contextmanager

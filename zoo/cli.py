@@ -44,9 +44,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         console.error(exc)
         return exc.exit_code
     except RunFailed as exc:
-        console.error(str(exc))
+        console.error(exc)
         return exc.exit_code
-    except RunInterrupted as exc:  # the run has said what is saved
+    except RunInterrupted as exc:  # the run has said what is saved; not what it could not
+        for note in getattr(exc, "__notes__", ()):
+            console.warning(note)
         return exc.exit_code
     except KeyboardInterrupt:
         console.error("interrupted")

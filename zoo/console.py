@@ -104,16 +104,20 @@ def print_json(data: Any) -> None:
     sys.stdout.flush()
 
 
-def error(exc: ZooError | str) -> None:
-    if isinstance(exc, str):
-        err.print(f"[bold red]error:[/] {_escape(exc)}")
-        return
-    err.print(f"[bold red]error:[/] {_escape(exc.what)}")
-    for label, value in (("expected", exc.expected), ("fix", exc.fix)):
-        if value:
-            err.print(f"  [bold]{label}:[/] {_escape(value)}")
-    if exc.got is not None:
-        err.print(f"  [bold]got:[/] {_escape(repr(exc.got))}")
+def error(exc: BaseException | str) -> None:
+    """An error on stderr: a :class:`ZooError` in its parts, another by its text; then
+    its notes (``add_note``: what else went wrong, such as a record that failed)."""
+    if not isinstance(exc, ZooError):
+        err.print(f"[bold red]error:[/] {_escape(str(exc))}")
+    else:
+        err.print(f"[bold red]error:[/] {_escape(exc.what)}")
+        for label, value in (("expected", exc.expected), ("fix", exc.fix)):
+            if value:
+                err.print(f"  [bold]{label}:[/] {_escape(value)}")
+        if exc.got is not None:
+            err.print(f"  [bold]got:[/] {_escape(repr(exc.got))}")
+    for note in getattr(exc, "__notes__", ()):
+        err.print(f"  [bold]note:[/] {_escape(note)}")
 
 
 def warning(text: str) -> None:

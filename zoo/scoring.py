@@ -4,14 +4,18 @@ From each example's true label and the model's output, :func:`evaluate` computes
 confusion matrix, each class's precision, recall and F1, and the misclassified
 examples, most confident first, named by their file when the dataset tells zoo the
 files (``Splits.files``), else by their position in the split. :func:`draw` makes the
-confusion matrix a PNG (matplotlib, Agg). ``zoo run`` scores its test split this way,
-``zoo evaluate`` a saved run on its test split or on a new labelled folder.
+confusion matrix a PNG (matplotlib, Agg), written whole or not at all (a full disk
+leaves no part of one). ``zoo run`` scores its test split this way, ``zoo evaluate`` a
+saved run on its test split or on a new labelled folder.
 
 Only NumPy is needed here; a model's outputs arrive as arrays.
 """
 
 from __future__ import annotations
 
+import io
+import os
+import tempfile
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
@@ -246,14 +250,31 @@ def draw(evaluation: Evaluation, path: Path) -> Path:
     accuracy = evaluation.accuracy
     shown = f", accuracy {accuracy:.4f}" if accuracy is not None else ""
     ax.set_title(f"{evaluation.name}: {evaluation.examples} examples{shown}")
+    png = io.BytesIO()
+    figure.savefig(png, format="png")
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        figure.savefig(path)
+        _write_whole(path, png.getbuffer())
     except OSError as exc:
         raise ZooError(
             f"cannot write the figure {path}: {exc.strerror}.",
             expected="a folder zoo can write a PNG to",
             fix="pass another --output DIR",
             got=str(path),
-        ) from None
+        ) from exc
     return path
+
+
+def _write_whole(path: Path, data: memoryview) -> None:
+    """Write ``data`` under a temporary name beside ``path``, then rename it: a failed
+    write (a full disk) leaves the previous file or none, never part of one."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(name, path)
+    except BaseException:
+        Path(name).unlink(missing_ok=True)
+        raise

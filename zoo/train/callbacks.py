@@ -12,7 +12,7 @@ import datetime as _dt
 import math
 from collections.abc import Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from zoo import runs
 from zoo.data_summary import summarize
@@ -36,6 +36,9 @@ from zoo.train.record import Record
 if TYPE_CHECKING:
     from zoo.runtime import RuntimeChoice
     from zoo.train.finetune import Unfrozen
+
+#: An exception that ends a run, given back as it came.
+Raised = TypeVar("Raised", bound=BaseException)
 
 
 class EarlyStopping(Callback):
@@ -236,17 +239,19 @@ class RunRecord(Callback):
                 raise
             self.lost = exc  # recording it needs the disk that is full: the run ends as it is
 
-    def unrecorded(self, failure: BaseException) -> None:
-        """Say in ``failure`` that it could not be recorded, if so."""
+    def unrecorded(self, failure: Raised) -> Raised:
+        """``failure``, saying that it could not be recorded, if so: in a full disk's
+        message, or as a note (``add_note``), which the console prints after the error,
+        or as a warning after an interruption."""
         if self.lost is None or self.record.run_dir is None:
-            return
+            return failure
         record = self.record.run_dir / runs.METRICS
         if isinstance(failure, space.DiskFull):
             failure.unrecorded(record)
         else:
-            failure.add_note(
-                f"zoo: the failure could not be recorded in {record}: {self.lost.what}"
-            )
+            end = "interruption" if isinstance(failure, KeyboardInterrupt) else "failure"
+            failure.add_note(f"the {end} could not be recorded in {record} (the disk is full)")
+        return failure
 
 
 def _now() -> str:

@@ -257,13 +257,13 @@ class _Run:
         except KeyboardInterrupt:
             end = self._interrupted(trainer)
             events.on_run_end(end)
-            raise RunInterrupted(end.error or "interrupted") from None
+            raise self.record.unrecorded(RunInterrupted(end.error or "interrupted")) from None
         except BaseException as raised:
             exc = space.recognized(raised, self.writable)  # a full disk anywhere: DiskFull
             rows: Sequence[dict[str, Any]] = trainer.history
             if isinstance(exc, space.DiskFull) and self.run_dir is not None:
                 exc.resumable(self.run_dir)
-                rows = self._saved(trainer)[1]  # what a resume finds, as after Ctrl-C
+                rows = checkpoints.saved(self.writable, trainer.epoch, rows)[1]  # those on disk
             message = str(exc) if isinstance(exc, RunFailed) else f"{type(exc).__name__}: {exc}"
             events.on_run_end(self._end("failed", rows, message))
             self.record.unrecorded(exc)  # when writing metrics.json needed the full disk
@@ -293,13 +293,10 @@ class _Run:
     def _interrupted(self, trainer: Trainer) -> RunEnd:
         """What Ctrl-C leaves: the epochs saved on disk (the checkpoint a resume takes),
         and the one lost, if any."""
-        saved, history = self._saved(trainer)
+        saved, history = checkpoints.saved(self.writable, trainer.epoch, trainer.history)
         lost = trainer.in_progress if trainer.in_progress and trainer.in_progress > saved else None
         where = f"{checkpoints.FOLDER}/{checkpoints.folder_name(saved)}"
         return self._end("interrupted", history, interrupts.describe(saved, lost, where), lost=lost)
-
-    def _saved(self, trainer: Trainer) -> tuple[int, list[dict[str, Any]]]:
-        return checkpoints.saved(self.writable, trainer.epoch, trainer.history)
 
     def _warnings(self) -> list[RunWarning]:
         """What a resume found damaged (:mod:`zoo.train.resume`), then setups that cannot
@@ -376,12 +373,14 @@ class _Run:
             trainer.fit(plan, start)
 
     def _test(self, trainer: Trainer, stages: Stages, events: Events) -> dict[str, float]:
-        """The test metrics; the test predictions, scored, go to the callbacks."""
+        """The test metrics; the test predictions, scored, go to the callbacks (and a figure)."""
         model, batches = stages.test()
+        figure = (self.writable or Path()) / scoring.FIGURE
         with self.prepared.timer.phase("evaluate"):
             metrics = trainer.evaluate(model, batches)
             predicted = predict_batches(model, self.prepared.placement, batches)
-            scored = scoring.evaluate_split(self.splits, "test", predicted, self.writable)
+            with space.writing("the confusion matrix", figure, lambda: 1 << 16):
+                scored = scoring.evaluate_split(self.splits, "test", predicted, self.writable)
             events.on_evaluation(scored)
         return metrics
 
