@@ -210,6 +210,44 @@ def test_ctrl_c_on_a_full_disk_says_so_and_a_full_one_at_the_figure_leaves_none(
     assert "confusion_matrix" not in left.stdout, left.stdout
 
 
+REDRAWN = """
+import sys
+from pathlib import Path
+
+import numpy as np
+
+from zoo import scoring
+
+path = Path(sys.argv[1]) / "confusion_matrix.png"
+two = scoring.evaluate("test", [(np.array([[0.2], [0.9]]), np.array([0, 1]))], ["a", "b"])
+three = scoring.evaluate("test", [(np.eye(3), np.arange(3))], ["a", "b", "c"])
+scoring.draw(two, path)
+whole = path.read_bytes()
+try:
+    with open(path.with_name("filler"), "wb") as filler:
+        filler.write(bytes(1 << 24))
+except OSError:
+    pass  # the disk is full
+try:
+    scoring.draw(three, path)  # a bigger figure
+except Exception as exc:
+    print(str(exc).splitlines()[0])
+print(path.read_bytes() == whole, sorted(p.name for p in path.parent.iterdir()))
+"""
+
+
+def test_a_figure_replaced_on_a_full_disk_stays_whole(tmp_path: Path):
+    """Drawing a confusion matrix over an earlier one when the disk is full: the earlier
+    one stays as it was, not the start of the new one (a resume redoes the test)."""
+    write(tmp_path / "redrawn.py", REDRAWN)
+    [redrawn] = on_a_small_disk(tmp_path, "200k", f'"{sys.executable}" redrawn.py "$DISK"')
+
+    assert redrawn.exit_code == 0, redrawn.stderr
+    failed, left = redrawn.stdout.splitlines()
+    assert failed.startswith("cannot write the figure ") and "No space left" in failed
+    assert left == "True ['confusion_matrix.png', 'filler']"
+
+
 FILLING_NAN = """
 import glob
 import os
