@@ -348,6 +348,37 @@ def test_a_download_into_a_full_disk_is_exit_2_and_leaves_nothing(tmp_path: Path
     assert left.stdout == ""
 
 
+def test_no_room_for_the_completion_marker_is_exit_2_and_the_next_fetch_finishes(
+    tmp_path: Path,
+):
+    """The download takes the disk's last free inode: zoo's record of the file goes
+    unwritten (it only spares a hash), its completion marker cannot be written: exit 2.
+    On a disk with room, the same command finishes the file."""
+    body = bytes(range(256)) * 8
+    with streaming(body) as base:
+        write(tmp_path / "mirror.py", mirror_plugin(base, {"marked.bin": (len(body), None)}))
+        write(tmp_path / "registry.toml", '[plugins]\nload = ["mirror.py"]\n')
+        fetch = zoo("fetch", "mirrored", "--set", "backbone.file=marked.bin")
+        results = on_a_small_disk(
+            tmp_path,
+            "64k,nr_inodes=3",  # the disk's root, the cache folder and the file
+            fetch,
+            'ls -A "$DISK/cache"',
+            f'mount -o remount,nr_inodes=100 "$DISK"; {fetch}',
+            'ls -A "$DISK/cache" "$DISK/cache/.done"',
+            env={"MIRROR_CACHE": str(tmp_path / "disk" / "cache")},
+        )
+    marker, left, again, done = results
+
+    message = full(marker)
+    cache = tmp_path / "disk" / "cache"
+    assert f"writing the completion marker of marked.bin to {cache}/.done/marked.bin" in message
+    assert "room for no more files (no free inodes)" in message
+    assert left.stdout.split() == ["marked.bin"]  # whole; no record, no part of one
+    assert again.exit_code == 0, again.stderr
+    assert "marked.bin" in done.stdout.split(f"{cache}/.done:")[1]
+
+
 IS_FULL = """
 import errno, json, sys, zipfile
 from pathlib import Path

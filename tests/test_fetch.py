@@ -9,6 +9,7 @@ their caches keep them.
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import json
 from dataclasses import dataclass
@@ -29,7 +30,7 @@ from helpers import (
 
 import zoo
 import zoo.testing
-from zoo import caches
+from zoo import caches, stored
 from zoo.plugins import LoadOptions, load_registry
 
 GOOD = bytes(range(256)) * 12  # 3,072 bytes
@@ -195,6 +196,26 @@ def test_a_missing_file_or_record_is_fetched_or_checked_again_without_a_warning(
     assert result.json()[0]["status"] == ("fetched" if lost == "the file" else "present")
     assert (mirror.cache / "good.bin").read_bytes() == GOOD
     assert mirror.files() == [".done/good.bin", ".good.bin.zoo.json", "good.bin"]
+
+
+def test_a_record_that_cannot_be_written_leaves_none_of_an_earlier_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+):
+    """No room for zoo's record of a file: it goes unrecorded (and is hashed when used),
+    and the record of an earlier file of its name goes too, not to stand for this one."""
+    path = tmp_path / "weights.bin"
+    path.write_bytes(b"an earlier file")
+    stored.record(path, hashlib.sha256(b"an earlier file").hexdigest())
+    path.write_bytes(b"this one")
+
+    def full(*args: object, **kwargs: object) -> None:
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(stored, "write_json", full)
+    stored.record(path, hashlib.sha256(b"this one").hexdigest())
+
+    assert stored.recorded(path) is None
+    assert [p.name for p in tmp_path.iterdir()] == ["weights.bin"]
 
 
 def test_offline_a_damaged_cached_file_is_exit_2_naming_where_it_went(

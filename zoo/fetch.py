@@ -11,7 +11,9 @@ damaged one is moved aside first (:func:`zoo.weights.set_aside_if_damaged`).
 
 A failed transfer raises :class:`Failed` with the reason in a phrase; callers turn it
 into a :class:`zoo.ZooError` that says what was being fetched and how to fix it. A full
-disk, found before writing or while writing, is :class:`zoo.train.space.DiskFull`.
+disk, found before writing, while writing or at the completion marker, is
+:class:`zoo.train.space.DiskFull`; zoo's record, which only spares a hash, is written
+where there is room for it (:func:`zoo.stored.record`).
 """
 
 from __future__ import annotations
@@ -131,10 +133,17 @@ def _write(
 
 
 def mark(d: Download) -> None:
-    """Write ``d``'s completion marker, if it has one, once the file is in place."""
+    """Write ``d``'s completion marker, if it has one, once the file is in place.
+
+    Raises:
+        DiskFull: the disk has no room for the marker (not even an inode); the file
+            stays, and without its marker is taken for unfinished, unless a hash or
+            zoo's record says it is whole.
+    """
     if d.marker is not None:
-        d.marker.parent.mkdir(parents=True, exist_ok=True)
-        d.marker.touch()
+        with space.writing(f"the completion marker of {d.name}", d.marker, lambda: 4096, FIX):
+            d.marker.parent.mkdir(parents=True, exist_ok=True)
+            d.marker.touch()
 
 
 class _Hashes:

@@ -47,10 +47,16 @@ def sidecar(path: Path) -> Path:
 
 
 def record(path: Path, sha256: str) -> None:
-    """Record the file at ``path`` as it is now; a cache zoo cannot write goes unrecorded."""
+    """Record the file at ``path`` as it is now; a cache zoo cannot write (read-only, or
+    a full disk) goes unrecorded: the file is checked by hashing instead. The record is
+    written whole or not at all, and one it replaces goes when it cannot be: a record
+    of an earlier file must not stand for this one."""
     stat = path.stat()
-    with contextlib.suppress(OSError):  # a read-only cache: checked by hashing instead
+    try:
         write_json(sidecar(path), asdict(Record(stat.st_size, sha256, stat.st_mtime_ns)))
+    except OSError:
+        with contextlib.suppress(OSError):
+            sidecar(path).unlink(missing_ok=True)
 
 
 def recorded(path: Path) -> Record | None:

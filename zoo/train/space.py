@@ -122,12 +122,13 @@ def full(
     """The error of a full disk while ``what`` was written to ``path`` (``atomic``: by a
     writer that removed what it had written)."""
     folder = _existing(path)
-    free = format_size(_free(folder)[0])
+    free, inodes = _free(folder)
     wanted = f"about {format_size(needed)}" if needed else "more"
     kept = "; nothing partial was kept" if atomic else ""
+    files = " but room for no more files (no free inodes)" if inodes == 0 else ""
     return DiskFull(
         f"the disk is full: writing {what} to {path} failed{kept}.",
-        expected=f"{wanted} free for it; {folder} has {free} free",
+        expected=f"{wanted} free for it; {folder} has {format_size(free)} free{files}",
         fix=fix,
     )
 
