@@ -45,10 +45,17 @@ def assert_refused(result, *named: str) -> None:
     ],
     ids=lambda value: " ".join(value) if isinstance(value, list) else None,
 )
-def test_zoo_run_refuses_a_value_out_of_bounds(args: list[str], named: str):
-    result = run_zoo("run", *NAMES, *args, "--dry-run")
+def test_zoo_run_refuses_a_value_out_of_bounds(zoo_cli, args: list[str], named: str):
+    result = zoo_cli("run", *NAMES, *args, "--dry-run")
 
     assert_refused(result, named)
+
+
+def test_the_zoo_command_refuses_a_value_out_of_bounds():
+    """The twin of the cases above through the real entry point, in a new process."""
+    result = run_zoo("run", *NAMES, "--set", "head.dropout=1.5", "--dry-run")
+
+    assert_refused(result, "dropout", "below 1")
 
 
 def test_a_registry_files_run_table_is_checked_the_same(isolated: Path):
