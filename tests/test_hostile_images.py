@@ -237,17 +237,33 @@ def test_a_file_over_the_size_limit_is_never_read(trained: Path, hostile: Path):
 
 
 @pytest.mark.parametrize("name", ["ZOO_MAX_IMAGE_PIXELS", "ZOO_MAX_IMAGE_BYTES"])
-@pytest.mark.parametrize("value", ["0", "-5", "lots", "1e9"])
 def test_a_limit_that_is_not_a_positive_whole_number_is_refused(
-    trained: Path, isolated: Path, name: str, value: str
+    trained: Path, isolated: Path, name: str
 ):
     Image.new("RGB", (8, 8)).save(isolated / "a.png")
 
-    result = zoo_limited("predict", str(trained), str(isolated / "a.png"), env={name: value})
+    result = zoo_limited("predict", str(trained), str(isolated / "a.png"), env={name: "lots"})
 
     assert result.returncode == 2, result.stderr
     assert "Traceback" not in result.stderr
-    assert name in result.stderr and repr(value) in result.stderr
+    assert name in result.stderr and repr("lots") in result.stderr
+
+
+@pytest.mark.parametrize("name", ["ZOO_MAX_IMAGE_PIXELS", "ZOO_MAX_IMAGE_BYTES"])
+@pytest.mark.parametrize("value", ["0", "-5", "1e9"])
+def test_each_value_that_is_not_a_positive_whole_number_is_named(
+    name: str, value: str, monkeypatch: pytest.MonkeyPatch
+):
+    """What ``zoo predict`` reads above, for the other kinds of bad value."""
+    from zoo.errors import ZooError
+    from zoo.image_limits import limits
+
+    monkeypatch.setenv(name, value)
+
+    with pytest.raises(ZooError) as raised:
+        limits()
+
+    assert name in raised.value.what and repr(value) in str(raised.value)
 
 
 def test_an_animated_gif_counts_every_frame_tensorflow_decodes(
