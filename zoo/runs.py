@@ -70,10 +70,16 @@ def new_run_dir(root: Path, name: str) -> Path:
 def write_json(path: Path, data: Any) -> None:
     """Write ``data`` as JSON so that readers see the old file or the new one, never half."""
     text = json.dumps(data, indent=2, default=_jsonable)
+    write_whole(path, (text + "\n").encode("utf-8"))
+
+
+def write_whole(path: Path, data: bytes | memoryview) -> None:
+    """Write ``data`` under a temporary name beside ``path``, synced, then rename it: a
+    failed write (a full disk) leaves the previous file or none, never part of one."""
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text + "\n")
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)

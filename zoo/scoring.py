@@ -14,8 +14,6 @@ Only NumPy is needed here; a model's outputs arrive as arrays.
 from __future__ import annotations
 
 import io
-import os
-import tempfile
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
@@ -23,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 from zoo.components import Splits
 from zoo.errors import ZooError
+from zoo.runs import write_whole
 
 if TYPE_CHECKING:
     import numpy as np
@@ -253,7 +252,8 @@ def draw(evaluation: Evaluation, path: Path) -> Path:
     png = io.BytesIO()
     figure.savefig(png, format="png")
     try:
-        _write_whole(path, png.getbuffer())
+        path.parent.mkdir(parents=True, exist_ok=True)
+        write_whole(path, png.getbuffer())
     except OSError as exc:
         raise ZooError(
             f"cannot write the figure {path}: {exc.strerror}.",
@@ -262,19 +262,3 @@ def draw(evaluation: Evaluation, path: Path) -> Path:
             got=str(path),
         ) from exc
     return path
-
-
-def _write_whole(path: Path, data: memoryview) -> None:
-    """Write ``data`` under a temporary name beside ``path``, then rename it: a failed
-    write (a full disk) leaves the previous file or none, never part of one."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(name, path)
-    except BaseException:
-        Path(name).unlink(missing_ok=True)
-        raise
