@@ -226,3 +226,32 @@ def test_no_room_for_the_lock_file_is_left_to_the_full_disk_report(
         lock.hold(tmp_path)
 
     assert raised.value.errno == errno.ENOSPC and not isinstance(raised.value, ZooError)
+
+
+@pytest.mark.parametrize("code", [errno.ENOLCK, errno.ENOSYS])
+def test_a_file_system_without_locks_trains_unlocked_saying_so(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, code: int
+):
+    """NFS without lockd, Lustre without -o flock: a warning, not a failed run."""
+
+    def no_locks(fd: int, operation: int) -> None:
+        raise OSError(code, os.strerror(code))
+
+    monkeypatch.setattr(lock.fcntl, "flock", no_locks)
+
+    with pytest.warns(UserWarning, match="has no file locks"):
+        assert lock.hold(tmp_path) is None
+
+    assert tmp_path.resolve() not in lock._held
+
+
+def test_a_failure_before_the_run_begins_releases_the_lock(tmp_path: Path):
+    """Ctrl-C while TensorFlow loads, after --resume took the lock: the file is emptied,
+    so the next resume does not take this process for a killed one."""
+    with pytest.raises(KeyboardInterrupt), lock.released_on_error():
+        lock.hold(tmp_path)
+        raise KeyboardInterrupt
+
+    assert (tmp_path / lock.FILE).read_bytes() == b""
+    assert lock.hold(tmp_path) is None  # free and empty: nobody to take over
+    lock.release()

@@ -103,8 +103,9 @@ def run(
         RunInterrupted: Ctrl-C; what is saved was reported, and the run is resumable.
     """
     options = options or EngineOptions()
-    reopened = reopen(resume, resolved.config, options.strategy) if resume is not None else None
-    _tf.load()
+    with lock.released_on_error():  # the lock reopen takes, until the try below has it
+        reopened = reopen(resume, resolved.config, options.strategy) if resume else None
+        _tf.load()
     import keras
 
     from zoo.train.reporter import ConsoleReporter

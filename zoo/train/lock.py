@@ -25,7 +25,8 @@ import json
 import os
 import socket
 import stat
-from collections.abc import Mapping
+import warnings
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -38,6 +39,8 @@ FILE = "train.lock"
 STALE = "stale_lock"
 #: More than a holder's JSON needs; a bigger file is not zoo's.
 _MAX_BYTES = 4096
+#: A file system without working locks (NFS without lockd, Lustre without -o flock).
+_NO_LOCKS = frozenset({errno.ENOLCK, errno.ENOSYS, errno.EOPNOTSUPP, errno.EINVAL})
 
 #: The lock files this process holds, by run directory: their open descriptors.
 _held: dict[Path, int] = {}
@@ -108,6 +111,17 @@ def hold(run_dir: Path) -> Holder | None:
         holder = _read(fd)
         os.close(fd)
         raise _busy(run_dir, holder) from None
+    except OSError as exc:
+        os.close(fd)
+        if exc.errno not in _NO_LOCKS:
+            raise
+        warnings.warn(
+            f"the file system of {run_dir} has no file locks ({errno.errorcode[exc.errno]}): "
+            "zoo cannot stop a second process from training this run at the same time; "
+            "train it from one process only",
+            stacklevel=2,
+        )
+        return None
     stale = _read(fd)
     now = _dt.datetime.now().astimezone().isoformat(timespec="seconds")
     text = json.dumps(Holder(os.getpid(), socket.gethostname(), now).to_json())
@@ -118,6 +132,16 @@ def hold(run_dir: Path) -> Holder | None:
         pass  # a full disk: the lock holds all the same, its file just names nobody
     _held[key] = fd
     return stale
+
+
+@contextlib.contextmanager
+def released_on_error() -> Iterator[None]:
+    """Release this process's locks if the block raises (Ctrl-C included)."""
+    try:
+        yield
+    except BaseException:
+        release()
+        raise
 
 
 def release(run_dir: Path | None = None) -> None:
