@@ -194,3 +194,17 @@ def test_errors_and_warnings_show_hostile_text_safely(isolated: Path):
     assert result.exit_code == 2
     assert_shown_safely(result)
     assert MARKUP in result.stderr
+
+
+def test_a_default_holding_brackets_is_shown_once_escaped(isolated: Path):
+    """The defaults column was escaped twice: ``[big]`` showed as ``\\[big]``."""
+    write(
+        isolated / "registry.toml",
+        '[components.dataset.image_folder]\ndefaults = {path = "[big]/x"}\n',
+    )
+
+    shown = run_zoo("list", "datasets")
+
+    assert shown.exit_code == 0, shown.stderr
+    assert "path=[big]/x" in shown.stdout
+    assert "\\[big]" not in shown.stdout

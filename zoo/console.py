@@ -139,7 +139,7 @@ def _escape(text: Any) -> str:
 def _defaults(entry: Entry, limit: int = 4) -> str:
     items = [f"{k}={v}" for k, v in entry.defaults.items() if v is not None]
     more = f", +{len(items) - limit}" if len(items) > limit else ""
-    return _escape(", ".join(items[:limit]) + more)
+    return ", ".join(items[:limit]) + more  # plain text: the table escapes every cell
 
 
 def components(kind: str, registry: Registry, offline: Mapping[str, str] | None = None) -> None:
