@@ -111,3 +111,20 @@ def test_the_report_as_data_and_as_a_figure(isolated: Path):
     with Image.open(isolated / "out" / "cm.png") as image:
         assert image.format == "PNG" and image.size[0] > 300
         assert len(image.convert("RGB").getcolors(1 << 16) or []) > 20  # drawn, not blank
+
+
+def test_files_written_whole_get_the_mode_a_plain_open_gives(tmp_path):
+    """Written under a temporary name (mkstemp: 0600), then given 0666 less the umask, as
+    a figure saved in place had and model.keras has: a run shared with a group stays so."""
+    import os
+
+    from zoo.runs import write_whole
+
+    umask = os.umask(0o027)
+    os.umask(umask)
+    path = tmp_path / "figure.png"
+
+    write_whole(path, b"png")
+
+    assert path.read_bytes() == b"png"
+    assert path.stat().st_mode & 0o777 == 0o666 & ~umask

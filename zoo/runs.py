@@ -31,6 +31,12 @@ from typing import Any, Literal
 
 from zoo.errors import ZooError
 
+#: The mode a file opened plainly gets (0666 less the umask), read once, at import, before
+#: any thread could create a file while the umask is briefly changed to read it.
+_UMASK = os.umask(0o022)
+os.umask(_UMASK)
+FILE_MODE = 0o666 & ~_UMASK
+
 CONFIG = "config.json"
 METRICS = "metrics.json"
 MODEL = "model.keras"
@@ -78,6 +84,7 @@ def write_whole(path: Path, data: bytes | memoryview) -> None:
     failed write (a full disk) leaves the previous file or none, never part of one."""
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
+        os.fchmod(fd, FILE_MODE)  # mkstemp's 0600 would hide a shared run from its group
         with os.fdopen(fd, "wb") as f:
             f.write(data)
             f.flush()
