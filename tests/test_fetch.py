@@ -513,3 +513,28 @@ def test_the_kit_checks_downloads_declarations(name: str, problems: list[str]):
     assert len(found) == len(problems) and all(
         d.startswith(p) for d, p in zip(found, problems, strict=True)
     ), found
+
+
+def test_a_transfer_failing_on_a_nearly_full_disk_is_the_transfers_failure(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+):
+    """A timeout mid-download, on a disk with less free than the file needs, was reported
+    as a full disk: the transfer's error hides its errno as a library's full disk does."""
+    from zoo import fetch
+    from zoo.downloads import Download
+    from zoo.train import space
+
+    monkeypatch.setattr(space, "_free", lambda path: (1024, 100))  # 1 KB free, inodes left
+
+    def chunks():
+        yield b"x" * 100
+        try:
+            raise TimeoutError("timed out")
+        except TimeoutError as exc:
+            raise fetch.Failed("the connection timed out") from exc
+
+    d = Download(name="big.bin", url="http://localhost/big.bin", path=tmp_path / "big.bin")
+    with pytest.raises(fetch.Failed, match="timed out"):
+        fetch._write(tmp_path / "big.bin", chunks(), d, None, lambda n: None)
+
+    assert list(tmp_path.iterdir()) == []  # the partial file is gone

@@ -18,6 +18,7 @@ where there is room for it (:func:`zoo.stored.record`).
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import http.client
 import os
@@ -110,16 +111,20 @@ def _write(
     partial = Path(name)
     try:
         hashes = _Hashes(d)
-        with (
-            space.writing(d.name, target, lambda: d.size or hashes.size + CHUNK, FIX),
-            os.fdopen(fd, "wb") as out,
-        ):
+
+        def room() -> contextlib.AbstractContextManager[None]:
+            # Around the writes only: a transfer that fails (a timeout) is not the disk's.
+            return space.writing(d.name, target, lambda: d.size or hashes.size + CHUNK, FIX)
+
+        with os.fdopen(fd, "wb") as out:
             for chunk in chunks:
-                out.write(chunk)
+                with room():
+                    out.write(chunk)
                 hashes.update(chunk)
                 advance(len(chunk))
-            out.flush()
-            os.fsync(out.fileno())
+            with room():
+                out.flush()
+                os.fsync(out.fileno())
         hashes.check(d, sha256)
         os.replace(partial, target)
     except BaseException:
