@@ -182,6 +182,36 @@ def test_a_tfds_data_dir_is_held_even_when_the_archive_is_read_from_a_cache(
     assert os.path.exists(manual / archive.name)
 
 
+def test_a_recorded_data_dir_where_the_data_is_prepared_already_is_only_read(
+    isolated: Path, monkeypatch: pytest.MonkeyPatch
+):
+    """A run of one's own, trained with --set dataset.data_dir=DIR: resuming or evaluating
+    it reads the prepared dataset there, and writes nothing."""
+    from zoo import caches, offline
+
+    monkeypatch.setenv("TFDS_DATA_DIR", str(isolated / "tfds"))
+    registry = zoo.load_registry(zoo.LoadOptions(builtins_only=True))
+    entry = registry.get("dataset", "tfds")
+    manual = caches.tfds_data_dir() / "downloads" / "manual"
+    values = {
+        "name": "tf_flowers",
+        "data_dir": str(isolated / "scratch"),
+        "manual_dir": str(manual),
+    }
+    (archive,) = offline.needs(offline.Target(entry, values)).downloads
+    manual.mkdir(parents=True)
+    with open(archive.path, "wb") as file:  # present, so it is only read
+        file.truncate(archive.size or 0)
+    source = isolated / "run" / "config.json"
+    with pytest.raises(zoo.ZooError, match=r"records dataset\.data_dir="):
+        offline.recorded(offline.Target(entry, values), source)  # it would be prepared there
+
+    assert archive.prepared is not None
+    archive.prepared.mkdir(parents=True)  # prepared there when the run trained
+
+    offline.recorded(offline.Target(entry, values), source)
+
+
 # Links inside the run directory ------------------------------------------------------------
 
 

@@ -175,11 +175,17 @@ def recorded(target: Target, source: Path) -> None:
     outside = [
         (d, path)
         for d in found.downloads
-        for path in ([d.prepared] if state(d) in IN_PLACE else [d.path, d.marker, d.prepared])
+        for path in (_unprepared(d) if state(d) in IN_PLACE else [d.path, d.marker, d.prepared])
         if path is not None and not any(confine.within(path, f) for f in folders)
     ]
     if outside:
         raise _recorded_moved(target, outside, own, source)
+
+
+def _unprepared(d: Download) -> list[Path]:
+    """What preparing ``d``'s data would write: nothing where it is prepared already (a
+    user's own run, prepared in a folder typed when it trained, is only read)."""
+    return [d.prepared] if d.prepared is not None and not d.prepared.exists() else []
 
 
 def _folders(own: Needs) -> list[Path]:
