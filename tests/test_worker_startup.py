@@ -217,3 +217,13 @@ def test_a_port_in_use_on_this_worker_is_named():
         cluster = workers.Cluster({"worker": (mine, f"127.0.0.1:{closed_port()}")}, "worker", 0)
         with pytest.raises(ZooError, match=f"cannot listen on its address {mine}"):
             workers.wait_for_peers(cluster, lambda text: None)
+
+
+def test_an_evaluator_beside_the_cluster_is_not_waited_for():
+    """TensorFlow's evaluator task does not join the training's start-up."""
+    config = {"cluster": {"worker": [A, B], "evaluator": ["127.0.0.1:1"]}, "task": {"index": 1}}
+    config["task"]["type"] = "worker"
+
+    cluster = workers.read({"TF_CONFIG": json.dumps(config)})
+
+    assert cluster is not None and cluster.peers == [A]

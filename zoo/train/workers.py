@@ -55,8 +55,9 @@ class Cluster:
 
     @property
     def peers(self) -> list[str]:
-        """Every other address of the cluster, in order, each once."""
-        everyone = (a for addresses in self.addresses.values() for a in addresses)
+        """Every other address that trains (chief and workers), in order, each once: an
+        evaluator beside the cluster does not take part in start-up."""
+        everyone = (a for kind in TRAINING for a in self.addresses.get(kind, ()))
         return [a for a in dict.fromkeys(everyone) if a != self.address]
 
     @property
