@@ -53,6 +53,13 @@ def _absolute(path: str | Path) -> Path:
     return Path(path).expanduser().absolute()
 
 
+def existing_folder(path: Path) -> Path:
+    """``path``, or its nearest parent that exists: where it would be made."""
+    while not path.exists() and path != path.parent:
+        path = path.parent
+    return path
+
+
 @dataclass(frozen=True)
 class Cache:
     """One cache ``zoo doctor`` reports: its name, folder, and the variable that moves it.
@@ -70,9 +77,7 @@ class Cache:
     def problem(self) -> str | None:
         """Why the folder cannot serve (it is a file, lies under one, or cannot be
         written where that matters); ``None`` when it can."""
-        existing = self.path
-        while not existing.exists() and existing != existing.parent:
-            existing = existing.parent
+        existing = existing_folder(self.path)
         if not existing.is_dir():
             under = "" if existing == self.path else f"lies under {existing}, which "
             return f"{self.path} {under}is a file, not a folder"

@@ -256,7 +256,7 @@ def cache_facts(cache: caches.Cache) -> dict[str, Any]:
         "path": str(cache.path),
         "variable": cache.variable,
         "exists": cache.path.is_dir(),
-        "writable": os.access(_existing(cache.path), os.W_OK),
+        "writable": os.access(caches.existing_folder(cache.path), os.W_OK),
         "problem": cache.problem(),
         "files": files,
         "bytes": size,
@@ -267,7 +267,7 @@ def disk_facts(found: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """Free and total space of each file system holding a cache (each listed once)."""
     disks: dict[int, dict[str, Any]] = {}
     for cache in found:
-        where = _mount(_existing(Path(cache["path"])))
+        where = _mount(caches.existing_folder(Path(cache["path"])))
         device = where.stat().st_dev
         if device not in disks:
             usage = shutil.disk_usage(where)
@@ -347,12 +347,5 @@ def _usage(folder: Path) -> tuple[int, int]:
 def _mount(path: Path) -> Path:
     """The mount point of the file system holding ``path``."""
     while not os.path.ismount(path) and path != path.parent:
-        path = path.parent
-    return path
-
-
-def _existing(path: Path) -> Path:
-    """``path``, or its nearest parent that exists."""
-    while not path.exists() and path != path.parent:
         path = path.parent
     return path

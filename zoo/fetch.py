@@ -31,7 +31,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from zoo import console_downloads, stored
+from zoo import caches, console_downloads, stored
 from zoo._version import __version__
 from zoo.downloads import Download
 from zoo.train import space
@@ -235,9 +235,7 @@ def _check_space(d: Download, target: Path, size: int | None) -> None:
     Raises:
         DiskFull: saying how much it needs and how much is free.
     """
-    folder = target.parent
-    while not folder.exists() and folder != folder.parent:
-        folder = folder.parent
+    folder = caches.existing_folder(target.parent)
     if size is not None and size > shutil.disk_usage(folder).free:
         raise space.full(d.name, target, size, FIX)
 

@@ -36,6 +36,7 @@ import zipfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
+from zoo.caches import existing_folder
 from zoo.errors import ZooError
 from zoo.params import format_size
 
@@ -121,7 +122,7 @@ def full(
 ) -> DiskFull:
     """The error of a full disk while ``what`` was written to ``path`` (``atomic``: by a
     writer that removed what it had written)."""
-    folder = _existing(path)
+    folder = existing_folder(path)
     free, inodes = _free(folder)
     wanted = f"about {format_size(needed)}" if needed else "more"
     kept = "; nothing partial was kept" if atomic else ""
@@ -155,15 +156,8 @@ def _hides_errno(exc: BaseException) -> bool:
     return bool(names.intersection(_TF_ERRORS))
 
 
-def _existing(path: Path) -> Path:
-    folder = path
-    while not folder.exists() and folder != folder.parent:
-        folder = folder.parent
-    return folder
-
-
 def _free(path: Path) -> tuple[int, int | None]:
     """Bytes free to this user on the filesystem of ``path``, and free inodes
     (``None`` where the filesystem does not count them)."""
-    found = os.statvfs(_existing(path))
+    found = os.statvfs(existing_folder(path))
     return found.f_bavail * found.f_frsize, found.f_favail if found.f_files else None
