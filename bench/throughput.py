@@ -14,7 +14,7 @@ import numpy as np
 from bench.context import Context
 from bench.measure import Stat, stat
 from bench.report import Section, Target, spread, table
-from zoo.runtime import installed
+from zoo.runtime.runners import installed
 
 #: Benchmark 2's passes: the worker each runs and its arguments. The extraction passes
 #: compute the same pooled features of the same images, each with its runtime.
@@ -96,7 +96,7 @@ def extraction(ctx: Context, device: str = "cpu") -> Section:
     against_predict = _ratio(rates, "tensorflow-steady", "predict-steady")
     section = Section(
         title="2. Feature extraction",
-        what="zoo's extraction pass (`zoo.train.features.extract_to`, as `zoo run` calls it: "
+        what="zoo's extraction pass (`zoo.train.features.cache.extract_to`, as `zoo run` calls it: "
         f"reading, decoding and resizing the {split} split's JPEGs, running the features "
         "model, writing the features) with each runtime, on the same images: the pooled "
         "ResNet50 features `gap_sigmoid` trains on. OpenVINO converts the Keras model in "
@@ -159,7 +159,7 @@ def _openvino_note() -> str:
         "and TensorFlow at about 175, 1.4x; a shortfall here comes from the machine "
         "(other processes on the same cores: compare the load averages above) or from "
         "a stall outside the batches (the tf.data iterator's end once took 3.5 s beside "
-        "OpenVINO in half the passes; `zoo.runtime.run_batches` reads with tf.data's "
+        "OpenVINO in half the passes; `zoo.runtime.runners.run_batches` reads with tf.data's "
         "autotuning off since)."
     )
 

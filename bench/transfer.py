@@ -20,7 +20,7 @@ from typing import Any
 from bench.context import BENCH_DIR, Context, zoo_command
 from bench.measure import Stat, stat
 from bench.report import Section, Target, seconds, spread
-from zoo.runtime import installed
+from zoo.runtime.runners import installed
 
 #: zoo's phases in metrics.json, in the order a run goes through them.
 ZOO_PHASES = ("data", "build", "extract", "train", "evaluate", "save")
@@ -86,7 +86,7 @@ def pauses(epochs: Sequence[float]) -> list[float]:
     by its excess over that fastest one. The plain script's epochs take either about
     10 s or about 20 s on two cores, with the same time per step: at a pass's end, its
     tf.data iterator waits, idle, for the autotuning thread to wake from its sleep
-    (:func:`zoo.data.without_autotuning`). Only the pauses inside epochs are seen here;
+    (:func:`zoo.data.pipeline.without_autotuning`). Only the pauses inside epochs are seen here;
     one that falls between two epochs, or after the last, stays in the plain time."""
     later = list(epochs[1:])
     fastest = min(later, default=0.0)

@@ -6,7 +6,7 @@ times one pass, and writes ``{"images": n, "seconds": s, "first": [n0, s0]}`` to
 (``first``: the first batch's images and the seconds until it was done, which include
 tracing the model):
 
-- ``extract``: zoo's feature extraction (``zoo.train.features.extract_to``) over a split,
+- ``extract``: zoo's feature extraction (``zoo.train.features.cache.extract_to``) over a split,
   reading and decoding the JPEGs, as ``zoo run`` extracts them: the pooled features
   ``gap_sigmoid`` trains on, computed by ``--runtime`` in ``--precision`` (OpenVINO's
   conversion is timed apart, in ``convert``, and counted in the cold rate); after the
@@ -41,7 +41,7 @@ def _build(data_dir: Path, image_size: int, batch_size: int) -> tuple[Any, Any]:
     import keras
 
     import zoo
-    from zoo.model import build_splits
+    from zoo.model.assemble import build_splits
 
     keras.utils.set_random_seed(0)
 
@@ -56,10 +56,10 @@ def _build(data_dir: Path, image_size: int, batch_size: int) -> tuple[Any, Any]:
 
 
 def _batches(resolved: Any, splits: Any, split: str) -> Any:
-    from zoo import data
+    from zoo.data import pipeline
 
     config = resolved.config
-    return data.batches(
+    return pipeline.batches(
         getattr(splits, split),
         image_size=config.image_size,
         batch_size=config.batch_size,
@@ -77,9 +77,9 @@ def _features_model(resolved: Any, splits: Any) -> Any:
 def extract(resolved: Any, splits: Any, split: str, options: argparse.Namespace) -> dict[str, Any]:
     import numpy as np
 
-    from zoo import runtime
+    from zoo.runtime import runners
     from zoo.train.distribute import place
-    from zoo.train.features import extract_to
+    from zoo.train.features.cache import extract_to
     from zoo.train.loop import predict_batches
 
     model, placement = _features_model(resolved, splits), place("auto")
@@ -87,13 +87,13 @@ def extract(resolved: Any, splits: Any, split: str, options: argparse.Namespace)
     done: list[float] = []
     with tempfile.TemporaryDirectory(prefix="bench-extract-") as folder:
         start = time.perf_counter()
-        choice = runtime.plan(options.runtime, options.precision)
-        runner, choice = runtime.compile_model(model, choice)
+        choice = runners.plan(options.runtime, options.precision)
+        runner, choice = runners.compile_model(model, choice)
         converted = time.perf_counter() - start
         if runner is None:
             predicted = predict_batches(model, placement, batches)
         else:
-            predicted = runtime.run_batches(runner, batches)
+            predicted = runners.run_batches(runner, batches)
         extract_to(Path(folder), predicted, lambda _: done.append(time.perf_counter()))
         seconds = time.perf_counter() - start
     if options.features_out is not None:  # of a split in a fixed order, after the timing

@@ -500,7 +500,7 @@ def register_backbones(register):
 def interrupt_after_epoch(monkeypatch: Any, epoch: int) -> None:
     """Stop a run in this process as if Ctrl-C came right after the checkpoint of ``epoch``
     (``monkeypatch``: pytest's fixture, or one of its contexts)."""
-    from zoo.train import checkpoints
+    from zoo.train.durability import checkpoints
 
     save = checkpoints.save
 

@@ -10,22 +10,22 @@ import numpy as np
 import pytest
 from helpers import TINY_RUN, run_zoo
 
-from zoo import data
-from zoo.train import features as feature_cache
+from zoo.data import pipeline
+from zoo.train.features import cache as feature_cache
 
 RUN = ["run", "shapes", "small_cnn", "gap_sigmoid", *TINY_RUN, "--json"]
 FROZEN = ["--set", "backbone.trainable=false"]
-STRONG = data.Augmentation(flip="both", rotation=0.2, zoom=0.2, translation=0.2, contrast=0.5)
+STRONG = pipeline.Augmentation(flip="both", rotation=0.2, zoom=0.2, translation=0.2, contrast=0.5)
 
 
-def images(augmentation: data.Augmentation | None, seed: int = 0) -> np.ndarray:
+def images(augmentation: pipeline.Augmentation | None, seed: int = 0) -> np.ndarray:
     """12 random 20x20 images through ``data.batches``, in order."""
     import tensorflow as tf
 
     pixels = np.random.default_rng(0).integers(0, 256, size=(12, 20, 20, 3), dtype=np.uint8)
     split = tf.data.Dataset.from_tensor_slices((pixels, np.zeros(12, dtype=np.int32)))
     augment = functools.partial(augmentation.apply, seed=seed) if augmentation else None
-    batches = data.batches(split, image_size=16, batch_size=5, augment=augment)
+    batches = pipeline.batches(split, image_size=16, batch_size=5, augment=augment)
     return np.concatenate([x.numpy() for x, _ in batches])
 
 
@@ -48,8 +48,8 @@ def test_each_strength_switches_one_keras_layer_on():
         "RandomTranslation",
         "RandomContrast",
     ]
-    assert data.Augmentation(rotation=0.1).layers(seed=0)[0].factor == (-0.1, 0.1)
-    assert data.Augmentation().layers(seed=0) == []
+    assert pipeline.Augmentation(rotation=0.1).layers(seed=0)[0].factor == (-0.1, 0.1)
+    assert pipeline.Augmentation().layers(seed=0) == []
 
 
 def test_copies_follow_their_image_in_one_pass():
@@ -58,7 +58,7 @@ def test_copies_follow_their_image_in_one_pass():
     pixels = np.random.default_rng(0).uniform(0, 255, size=(5, 6, 6, 3)).astype("float32")
     batches = tf.data.Dataset.from_tensor_slices((pixels, np.arange(5))).batch(2)
 
-    pairs = list(data.Augmentation(flip="horizontal").copies(batches, 3))
+    pairs = list(pipeline.Augmentation(flip="horizontal").copies(batches, 3))
     copies = np.concatenate([x.numpy() for x, _ in pairs]).reshape(5, 3, 6, 6, 3)
     labels = np.concatenate([y.numpy() for _, y in pairs])
 
@@ -78,13 +78,13 @@ class Spy:
             self._spy(monkeypatch, name)
 
     def _spy(self, monkeypatch: pytest.MonkeyPatch, name: str) -> None:
-        original = getattr(data.Augmentation, name)
+        original = getattr(pipeline.Augmentation, name)
 
         def spying(augmentation, batches, *args, **kwargs):
             self.batches.append((name, int(batches.cardinality())))
             return original(augmentation, batches, *args, **kwargs)
 
-        monkeypatch.setattr(data.Augmentation, name, spying)
+        monkeypatch.setattr(pipeline.Augmentation, name, spying)
 
 
 def run_json(zoo_cli, *args: str) -> dict:
@@ -157,8 +157,6 @@ def test_the_saved_model_has_no_augmentation_and_predicts_the_same_every_time(
     zoo_cli, isolated: Path
 ):
     import keras
-
-    from zoo import layers  # noqa: F401  (registers the Preprocess layer for loading)
 
     augmented = run_json(zoo_cli, "--augment", "--epochs", "2")
     plain = run_json(zoo_cli, "--epochs", "2")

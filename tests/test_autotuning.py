@@ -2,7 +2,7 @@
 
 With it on, destroying an iterator at a pass's end waits for the autotuning thread, and
 the wake-up that should end that thread's sleep is sometimes missed: the pass ends
-seconds later, idle (zoo.data.without_autotuning). The stall is a race, so no test can
+seconds later, idle (zoo.data.pipeline.without_autotuning). The stall is a race, so no test can
 make it happen on demand; these tests make sure no pipeline zoo iterates can meet it.
 """
 
@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from helpers import colour_folder
 
-from zoo import data
+from zoo.data import pipeline
 
 RUN = [
     "run", "image_folder", "small_cnn", "gap_sigmoid",
@@ -46,7 +46,7 @@ def test_without_autotuning_turns_it_off_and_keeps_the_elements():
 
     dataset = tf.data.Dataset.range(10).map(lambda x: x * 2, num_parallel_calls=tf.data.AUTOTUNE)
 
-    untuned = data.without_autotuning(dataset.prefetch(tf.data.AUTOTUNE))
+    untuned = pipeline.without_autotuning(dataset.prefetch(tf.data.AUTOTUNE))
 
     assert dataset.options().autotune.enabled is not False  # tf.data's default: on
     assert untuned.options().autotune.enabled is False

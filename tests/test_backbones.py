@@ -19,7 +19,7 @@ import pytest
 from helpers import corrupt, offline_env, run_zoo, truncate, unreachable_proxy
 
 import zoo
-from zoo import stored, weights
+from zoo.downloads import records, weights
 
 REGISTRY = zoo.load_registry(zoo.LoadOptions(builtins_only=True))
 APPS = {
@@ -100,7 +100,7 @@ def test_the_family_has_the_tutorials_backbones_and_the_common_ones():
 def test_preprocessing_is_kerass_preprocess_input(app):
     import keras
 
-    from zoo.layers import preprocessing_layer
+    from zoo.model.layers import preprocessing_layer
 
     pixels = np.random.default_rng(1).uniform(0, 255, (2, 5, 5, 3)).astype("float32")
     expected = getattr(keras.applications, app.module).preprocess_input(pixels.copy())
@@ -329,7 +329,7 @@ def test_a_bad_weights_path_is_a_clear_error(zoo_cli, isolated: Path, file_name,
     assert problem in result.stderr and "--set backbone.weights=imagenet" in result.stderr
 
 
-# zoo.weights -----------------------------------------------------------------------------
+# zoo.downloads.weights ------------------------------------------------------------------------
 
 
 def test_hashes_of_a_file(isolated: Path):
@@ -360,12 +360,12 @@ def test_fetch_uses_a_cached_file_and_hashes_it_once(
     md5 = hashlib.md5(b"weights").hexdigest()
 
     got = weights.fetch("w.h5", "https://example.invalid/w.h5", md5)
-    monkeypatch.setattr(stored, "hashes", None)  # a second hash would fail
+    monkeypatch.setattr(records, "hashes", None)  # a second hash would fail
     again = weights.fetch("w.h5", "https://example.invalid/w.h5", md5)
 
     assert got == again == cached
     assert capsys.readouterr().err == ""
-    assert stored.recorded(cached).sha256 == hashlib.sha256(b"weights").hexdigest()
+    assert records.recorded(cached).sha256 == hashlib.sha256(b"weights").hexdigest()
 
 
 def test_fetch_downloads_into_the_cache_under_a_temporary_name(offline: Path, isolated: Path):
@@ -385,8 +385,8 @@ DAMAGE = {
     "truncated": truncate,
     "garbled": corrupt,
     "missing": Path.unlink,
-    "record garbled": lambda path: stored.sidecar(path).write_text("{"),
-    "record missing": lambda path: stored.sidecar(path).unlink(),
+    "record garbled": lambda path: records.sidecar(path).write_text("{"),
+    "record missing": lambda path: records.sidecar(path).unlink(),
 }
 
 
@@ -414,7 +414,7 @@ def test_fetch_heals_a_damaged_cached_file(
         assert Path(f"{cached}.damaged").exists()
     else:
         assert warnings == [] and not Path(f"{cached}.damaged").exists()
-    assert stored.recorded(cached).sha256 == hashlib.sha256(origin.read_bytes()).hexdigest()
+    assert records.recorded(cached).sha256 == hashlib.sha256(origin.read_bytes()).hexdigest()
 
 
 def test_fetch_keeps_nothing_when_the_download_has_the_wrong_hash(offline: Path, isolated: Path):

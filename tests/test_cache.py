@@ -14,8 +14,8 @@ import numpy as np
 import pytest
 from helpers import TINY_RUN, run_zoo, write
 
-from zoo import runtime
-from zoo.train import features, store
+from zoo.runtime import runners
+from zoo.train.features import cache, store
 
 FROZEN_RUN = ["run", "shapes", "small_cnn", "gap_sigmoid", *TINY_RUN]
 FROZEN_RUN += ["--set", "backbone.trainable=false", "--runtime", "tensorflow", "--json"]
@@ -23,8 +23,8 @@ HOLD = """
 import sys
 from pathlib import Path
 
-from zoo import runtime
-from zoo.train import store
+from zoo.runtime import runners
+from zoo.train.features import store
 
 held = store.lease(Path(sys.argv[1]))
 print("held" if held else "gone", flush=True)
@@ -43,9 +43,9 @@ def entry(folder: Path, key: str, count: int, hours_ago: float, split: str = "tr
     path = folder / key
     path.mkdir(parents=True)
     batch = (np.zeros((count, 4), "float32"), np.zeros(count, "int32"))
-    meta = features.extract_to(path, [batch])
+    meta = cache.extract_to(path, [batch])
     about = {"dataset": "shapes", "backbone": "small_cnn", "split": split, "image_size": 32}
-    meta |= {"format": features.FORMAT, "about": about}
+    meta |= {"format": cache.FORMAT, "about": about}
     (path / store.META).write_text(json.dumps(meta))
     used = time.time() - hours_ago * 3600
     (path / store.LOCK).touch()
@@ -158,7 +158,7 @@ def test_cache_list_shows_what_a_run_cached(zoo_cli, folder):
 
 def test_a_damaged_entry_is_listed_as_such_and_extracted_again(zoo_cli, folder):
     # On OpenVINO where it is installed, which converts only when it finds the damage.
-    auto = [*FROZEN_RUN, "--runtime", "openvino" if runtime.installed() else "tensorflow"]
+    auto = [*FROZEN_RUN, "--runtime", "openvino" if runners.installed() else "tensorflow"]
     metrics = zoo_cli(*auto).json()
     train = folder / metrics["feature_cache"]["train"]["key"]
     with open(train / store.FEATURES, "r+b") as f:

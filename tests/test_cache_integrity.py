@@ -14,7 +14,8 @@ import numpy as np
 import pytest
 from helpers import TINY_RUN, run_zoo, zoo_executable
 
-from zoo.train import features, store
+from zoo.train.features import cache as features
+from zoo.train.features import store
 
 FROZEN_RUN = ["run", "shapes", "small_cnn", "gap_sigmoid", *TINY_RUN]
 FROZEN_RUN += ["--set", "backbone.trainable=false", "--runtime", "tensorflow", "--json"]

@@ -10,8 +10,8 @@ import pytest
 from helpers import corrupt, tiny_classifier, truncate
 
 import zoo
-from zoo.train import checkpoints
-from zoo.train.checkpoints import CheckpointState, Resume
+from zoo.train.durability import checkpoints
+from zoo.train.durability.checkpoints import CheckpointState, Resume
 
 
 def trained(seed: int = 0):
@@ -200,7 +200,7 @@ def test_a_resume_skips_the_head_stage_once_it_had_ended():
 
 
 class Assembled:
-    """The two models a checkpoint can hold, as ``zoo.model.Assembled`` has them."""
+    """The two models a checkpoint can hold, as ``zoo.model.assemble.Assembled`` has them."""
 
     def __init__(self) -> None:
         self.model, self.optimizer = trained(seed=3)

@@ -304,8 +304,8 @@ def test_many_runs_go_to_tables_that_fit_and_no_header_wraps(zoo_cli, isolated: 
 
 
 def test_the_legend_is_outside_the_plots(isolated: Path):
-    from zoo.compare import compare, figure
-    from zoo.runs import read_run
+    from zoo.results.compare import compare, figure
+    from zoo.storage.runs import read_run
 
     records = [read_run(fake_run(isolated, f"r{i}", [0.5, 0.6 + i / 20])) for i in range(8)]
 

@@ -8,7 +8,7 @@ import pytest
 from helpers import write
 
 import zoo
-from zoo.config import read_registry_file
+from zoo.config.registry_file import read_registry_file
 from zoo.plugins import load_registry
 
 

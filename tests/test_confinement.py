@@ -22,7 +22,7 @@ import pytest
 from helpers import offline_env, run_zoo
 
 import zoo
-from zoo import weights
+from zoo.downloads import weights
 
 zoo.load_registry(zoo.LoadOptions(builtins_only=True))  # imports zoo_plugins.*
 TFDS = importlib.import_module("zoo_plugins.tfds_datasets")

@@ -1,4 +1,5 @@
-"""Damaged run directories, command by command (``zoo/runs.py``, ``zoo/train/resume.py``).
+"""Damaged run directories, command by command (``zoo/storage/runs.py``,
+``zoo/train/durability/resume.py``).
 
 Each damage is named as what it is, with what to do: exit 2 without a traceback where
 the command needs the damaged file, a warning where it does without it. A resume falls
@@ -24,8 +25,8 @@ from helpers import TINY_RUN, Result, corrupt, library_noise, run_zoo, truncate
 from PIL import Image
 
 from zoo.runconfig import RunConfig
-from zoo.train.interrupts import ENV
-from zoo.train.resume import reopen
+from zoo.train.durability.interrupts import ENV
+from zoo.train.durability.resume import reopen
 
 RUN = ["run", "shapes", "small_cnn", "gap_sigmoid", *TINY_RUN, "--epochs", "3"]
 

@@ -7,7 +7,7 @@ from pathlib import Path
 from helpers import write
 
 from zoo import Splits
-from zoo.data_summary import summarize
+from zoo.data.summary import summarize
 
 
 def splits(**fields) -> Splits:

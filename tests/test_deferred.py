@@ -1,5 +1,5 @@
 """Modules a library imports as it loads but zoo rarely uses are imported on first use
-(``zoo/_deferred.py``): Keras's matplotlib import leaves ``import tensorflow``."""
+(``zoo/runtime/deferred.py``): Keras's matplotlib import leaves ``import tensorflow``."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from zoo._deferred import Deferred, deferred
+from zoo.runtime.deferred import Deferred, deferred
 
 #: A package that says when it runs, with a submodule that does too.
 PACKAGE = {
@@ -85,8 +85,8 @@ def test_a_submodule_that_does_not_exist_fails_to_import_as_always(ran):
 KERAS_GALLERY = """
 import json, sys
 import numpy as np
-from zoo import _tf
-_tf.load()
+from zoo.runtime import loader
+loader.load()
 loaded = [name for name in ("matplotlib", "matplotlib.pyplot") if name in sys.modules]
 from keras.src.visualization import plot_image_gallery
 plot_image_gallery.plot_image_gallery(

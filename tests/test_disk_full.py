@@ -216,7 +216,7 @@ from pathlib import Path
 
 import numpy as np
 
-from zoo import scoring
+from zoo.model import scoring
 
 path = Path(sys.argv[1]) / "confusion_matrix.png"
 two = scoring.evaluate("test", [(np.array([[0.2], [0.9]]), np.array([0, 1]))], ["a", "b"])
@@ -382,7 +382,7 @@ def test_no_room_for_the_completion_marker_is_exit_2_and_the_next_fetch_finishes
 IS_FULL = """
 import errno, json, sys, zipfile
 from pathlib import Path
-from zoo.train.space import is_full
+from zoo.storage.disk_full import is_full
 
 TF = "tensorflow.python.framework.errors_impl"
 ResourceExhausted = type("ResourceExhaustedError", (Exception,), {"__module__": TF})

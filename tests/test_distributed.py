@@ -19,7 +19,7 @@ RUN = ["run", "shapes", "small_cnn", "gap_sigmoid", *TINY_RUN, "--epochs", "2", 
 def weights(run_dir: str) -> list[np.ndarray]:
     import keras
 
-    import zoo.layers  # noqa: F401  (registers the Preprocess layer for loading)
+    import zoo.model.layers  # noqa: F401  (registers the Preprocess layer for loading)
 
     model = keras.models.load_model(Path(run_dir) / "model.keras", compile=False)
     return [np.asarray(w) for w in model.get_weights()]

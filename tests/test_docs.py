@@ -21,7 +21,7 @@ import pytest
 import zoo
 import zoo.testing
 from zoo import hookspecs
-from zoo.settings import SETTINGS
+from zoo.config.settings import SETTINGS
 
 ROOT = Path(__file__).resolve().parents[1]
 GUIDE = (ROOT / "docs" / "plugins.md").read_text(encoding="utf-8")
@@ -133,7 +133,7 @@ def test_every_example_plugin_in_the_guide_keeps_zoos_contracts(name: str, tmp_p
 
 
 def settings_table() -> str:
-    """docs/settings.md's table, as the declarations in zoo/settings.py make it."""
+    """docs/settings.md's table, as the declarations in zoo/config/settings.py make it."""
 
     rows = [
         "| setting | flag | type | default | allowed | what it does |",

@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 from helpers import run_zoo, write
 
-from zoo import doctor
-from zoo.doctor import GpuFacts
+from zoo.runtime import doctor
+from zoo.runtime.doctor import GpuFacts
 
 H200 = "NVIDIA H200 (compute capability 9.0)"
 
@@ -107,7 +107,7 @@ def test_tensorflow_that_does_not_import_is_a_problem(zoo_cli, monkeypatch: pyte
     def broken() -> None:
         raise ImportError("libcudart.so.12: cannot open shared object file")
 
-    monkeypatch.setattr(doctor._tf, "load", broken)
+    monkeypatch.setattr(doctor.loader, "load", broken)
 
     result = zoo_cli("doctor", "--json")
 

@@ -81,9 +81,9 @@ def test_features_beyond_the_memory_budget_are_read_from_disk_with_the_same_resu
 def test_the_saved_model_on_raw_test_images_matches_the_cached_evaluation(zoo_cli, isolated):
     import keras
 
-    import zoo.layers  # registers the Preprocess layer for loading
-    from zoo import data
-    from zoo.model import build_splits
+    import zoo.model.layers  # registers the Preprocess layer for loading
+    from zoo.data import pipeline
+    from zoo.model.assemble import build_splits
 
     metrics = run_json(zoo_cli, *FROZEN)
     model = keras.models.load_model(isolated / metrics["run_dir"] / "model.keras")
@@ -95,7 +95,7 @@ def test_the_saved_model_on_raw_test_images_matches_the_cached_evaluation(zoo_cl
     test = build_splits(resolved).test
     model.compile(loss="binary_crossentropy", metrics=["accuracy"])
     raw = model.evaluate(
-        data.batches(test, image_size=32, batch_size=8, size=4), verbose=0, return_dict=True
+        pipeline.batches(test, image_size=32, batch_size=8, size=4), verbose=0, return_dict=True
     )
 
     assert raw["accuracy"] == pytest.approx(metrics["test"]["accuracy"])
@@ -194,7 +194,7 @@ def test_a_nan_loss_stops_the_run_and_marks_it_failed(zoo_cli, isolated):
 def test_fine_tuning_unfreezes_the_top_but_keeps_batch_norm_frozen(zoo_cli, isolated):
     import keras
 
-    import zoo.layers  # noqa: F401
+    import zoo.model.layers  # noqa: F401
 
     write(isolated / "bn_plugin.py", BN_PLUGIN)
     write(isolated / "registry.toml", '[plugins]\nload = ["bn_plugin.py"]\n')
@@ -278,7 +278,7 @@ def test_a_malformed_tf_config_is_a_clear_error(zoo_cli, monkeypatch):
     ("text", "size"), [("512MB", 512 * 1024**2), ("2gb", 2 * 1024**3), ("0", 0)]
 )
 def test_memory_sizes_read_like_people_write_them(text, size):
-    from zoo.commands.run import parse_size
+    from zoo.storage.sizes import parse_size
 
     assert parse_size(text) == size
 

@@ -30,8 +30,9 @@ from helpers import (
 
 import zoo
 import zoo.testing
-from zoo import caches, stored
+from zoo.downloads import records
 from zoo.plugins import LoadOptions, load_registry
+from zoo.storage import caches
 
 GOOD = bytes(range(256)) * 12  # 3,072 bytes
 PLAIN = b"published without a size or a hash\n" * 10
@@ -205,16 +206,16 @@ def test_a_record_that_cannot_be_written_leaves_none_of_an_earlier_file(
     and the record of an earlier file of its name goes too, not to stand for this one."""
     path = tmp_path / "weights.bin"
     path.write_bytes(b"an earlier file")
-    stored.record(path, hashlib.sha256(b"an earlier file").hexdigest())
+    records.record(path, hashlib.sha256(b"an earlier file").hexdigest())
     path.write_bytes(b"this one")
 
     def full(*args: object, **kwargs: object) -> None:
         raise OSError(errno.ENOSPC, "No space left on device")
 
-    monkeypatch.setattr(stored, "write_json", full)
-    stored.record(path, hashlib.sha256(b"this one").hexdigest())
+    monkeypatch.setattr(records, "write_json", full)
+    records.record(path, hashlib.sha256(b"this one").hexdigest())
 
-    assert stored.recorded(path) is None
+    assert records.recorded(path) is None
     assert [p.name for p in tmp_path.iterdir()] == ["weights.bin"]
 
 
@@ -381,7 +382,7 @@ def test_the_caches_follow_the_variables_their_owners_read(
     import kagglehub.config
     from tensorflow_datasets.core import constants
 
-    from zoo.train.features import default_directory
+    from zoo.train.features.cache import default_directory
 
     for name in ("KAGGLEHUB_CACHE", "TFDS_DATA_DIR"):
         monkeypatch.delenv(name, raising=False)
@@ -520,21 +521,21 @@ def test_a_transfer_failing_on_a_nearly_full_disk_is_the_transfers_failure(
 ):
     """A timeout mid-download, on a disk with less free than the file needs, was reported
     as a full disk: the transfer's error hides its errno as a library's full disk does."""
-    from zoo import fetch
-    from zoo.downloads import Download
-    from zoo.train import space
+    from zoo.downloads import transfer
+    from zoo.storage import disk_full
+    from zoo.storage.declared import Download
 
-    monkeypatch.setattr(space, "_free", lambda path: (1024, 100))  # 1 KB free, inodes left
+    monkeypatch.setattr(disk_full, "_free", lambda path: (1024, 100))  # 1 KB free, inodes left
 
     def chunks():
         yield b"x" * 100
         try:
             raise TimeoutError("timed out")
         except TimeoutError as exc:
-            raise fetch.Failed("the connection timed out") from exc
+            raise transfer.Failed("the connection timed out") from exc
 
     d = Download(name="big.bin", url="http://localhost/big.bin", path=tmp_path / "big.bin")
-    with pytest.raises(fetch.Failed, match="timed out"):
-        fetch._write(tmp_path / "big.bin", chunks(), d, None, lambda n: None)
+    with pytest.raises(transfer.Failed, match="timed out"):
+        transfer._write(tmp_path / "big.bin", chunks(), d, None, lambda n: None)
 
     assert list(tmp_path.iterdir()) == []  # the partial file is gone

@@ -197,12 +197,12 @@ def test_a_pipe_swapped_in_after_the_check_is_refused_without_blocking(isolated:
     Image.new("RGB", (8, 8)).save(isolated / "real.png")
     script = """if True:
         import os, sys
-        from zoo import image_limits
+        from zoo.data import limits
         stat = os.stat
         os.stat = lambda path, *args, **kwargs: stat(sys.argv[2])  # what the check saw
         try:
-            image_limits.read_file(sys.argv[1])
-        except image_limits.UnreadableImage as exc:
+            limits.read_file(sys.argv[1])
+        except limits.UnreadableImage as exc:
             print(exc.reason)
     """
     command = [sys.executable, "-c", script, str(isolated / "x.png"), str(isolated / "real.png")]
@@ -255,8 +255,8 @@ def test_each_value_that_is_not_a_positive_whole_number_is_named(
     name: str, value: str, monkeypatch: pytest.MonkeyPatch
 ):
     """What ``zoo predict`` reads above, for the other kinds of bad value."""
+    from zoo.data.limits import limits
     from zoo.errors import ZooError
-    from zoo.image_limits import limits
 
     monkeypatch.setenv(name, value)
 
@@ -270,7 +270,7 @@ def test_an_animated_gif_counts_every_frame_tensorflow_decodes(
     isolated: Path, monkeypatch: pytest.MonkeyPatch
 ):
     """TensorFlow's GIF decoder holds all frames in memory, whichever it returns."""
-    from zoo import images
+    from zoo.data import images
 
     frames = [Image.new("L", (100, 100), 8 * i) for i in range(30)]
     frames[0].save(isolated / "many.gif", save_all=True, append_images=frames[1:])

@@ -17,7 +17,7 @@ from PIL import Image
 from test_images import BAD, GOOD, write_images
 
 import zoo
-from zoo import images
+from zoo.data import images
 
 zoo.load_registry(zoo.LoadOptions(builtins_only=True))  # imports zoo_plugins.*
 IMAGE_FOLDER = importlib.import_module("zoo_plugins.image_folder")

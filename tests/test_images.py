@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from zoo import images
+from zoo.data import images
 
 #: Two flat colours side by side, so lossy formats stay close to the source.
 LEFT, RIGHT = (200, 40, 60), (30, 160, 220)
@@ -281,7 +281,7 @@ def test_every_image_ending_is_a_format_pillow_opens_by_itself():
 
 
 def test_prediction_finds_in_a_folder_exactly_the_images_training_reads(isolated: Path):
-    from zoo.predict import find_images
+    from zoo.results.predict import find_images
 
     write_images(isolated)
 

@@ -1,5 +1,5 @@
 """Ctrl-C tells the truth: the message names exactly what is on disk, and a resume runs
-exactly the epochs that were not saved (``zoo/train/interrupts.py``)."""
+exactly the epochs that were not saved (``zoo/train/durability/interrupts.py``)."""
 
 from __future__ import annotations
 
@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 from helpers import TINY_RUN, run_zoo
 
-from zoo.train import checkpoints
-from zoo.train.interrupts import ENV, POINTS, deferred, describe
+from zoo.train.durability import checkpoints
+from zoo.train.durability.interrupts import ENV, POINTS, deferred, describe
 
 # --- Holding a Ctrl-C while an epoch is saved -------------------------------------------
 

@@ -23,8 +23,8 @@ from helpers import (
 
 import zoo
 from zoo.plugins import load_registry
-from zoo.train import best
-from zoo.train.best import KeepBest, kept
+from zoo.train.durability import best
+from zoo.train.durability.best import KeepBest, kept
 from zoo.train.events import Callback, EpochEnd, Events, StageStart
 from zoo.train.monitor import Monitor
 from zoo.train.trainer import Trainer
@@ -178,7 +178,7 @@ def test_a_torn_write_of_a_new_best_leaves_the_previous_one(tmp_path):
 
 
 class _Parts:
-    """The parts of ``zoo.model.Assembled`` that KeepBest uses, for one model."""
+    """The parts of ``zoo.model.assemble.Assembled`` that KeepBest uses, for one model."""
 
     def __init__(self, model) -> None:
         self.model = self.head = model
@@ -194,8 +194,8 @@ def validation_metrics(run_dir: Path) -> dict[str, float]:
     """The saved model of ``run_dir`` evaluated on the raw validation images."""
     import keras
 
-    from zoo import data, layers  # noqa: F401  (layers registers Preprocess for loading)
-    from zoo.model import build_splits
+    from zoo.data import pipeline
+    from zoo.model.assemble import build_splits
 
     model = keras.models.load_model(run_dir / "model.keras")
     resolved = zoo.resolve_run(
@@ -205,7 +205,7 @@ def validation_metrics(run_dir: Path) -> dict[str, float]:
     )
     validation = build_splits(resolved).validation
     model.compile(loss="binary_crossentropy", metrics=["accuracy"])
-    batches = data.batches(validation, image_size=32, batch_size=8, size=4)
+    batches = pipeline.batches(validation, image_size=32, batch_size=8, size=4)
     return model.evaluate(batches, verbose=0, return_dict=True)
 
 

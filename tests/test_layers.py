@@ -31,7 +31,7 @@ print(json.dumps({"zoo": "zoo" in sys.modules, "outputs": [o.tolist() for o in o
 def every_mode():
     import keras
 
-    from zoo.layers import preprocessing_layer
+    from zoo.model.layers import preprocessing_layer
 
     pixels = keras.Input((5, 7, 3))
     layers = [preprocessing_layer(mode) for mode in PREPROCESSING_MODES]
@@ -73,7 +73,7 @@ def test_a_saved_model_with_every_mode_loads_in_plain_keras(isolated: Path):
 
 def test_caffe_is_built_the_same_every_time_so_cached_features_are_found():
     """The feature cache keys on the layer's config; Keras numbers unnamed ops per process."""
-    from zoo.layers import preprocessing_layer
+    from zoo.model.layers import preprocessing_layer
 
     first, second = (preprocessing_layer("caffe", image_shape=(32, 32, 3)) for _ in range(2))
 
@@ -85,10 +85,10 @@ def test_older_preprocess_layers_load_as_the_built_in_layers(mode: str):
     """Older zoo saved zoo>Preprocess; it comes back as today's layers, same numbers."""
     import keras
 
-    import zoo.layers
+    import zoo.model.layers
 
     saved = {
-        "module": "zoo.layers",
+        "module": "zoo.model.layers",
         "class_name": "Preprocess",
         "config": {
             "name": f"preprocess_{mode}",
@@ -101,7 +101,7 @@ def test_older_preprocess_layers_load_as_the_built_in_layers(mode: str):
 
     layer = keras.saving.deserialize_keras_object(saved)
 
-    today = zoo.layers.preprocessing_layer(mode)
+    today = zoo.model.layers.preprocessing_layer(mode)
     assert (type(layer), layer.name) == (type(today), f"preprocess_{mode}")
     np.testing.assert_allclose(layer(PIXELS), today(PIXELS), rtol=1e-6)
 
@@ -113,7 +113,7 @@ def test_unit_computes_in_a_graph_the_bits_older_zoo_trained_with():
     bit, and so does Normalization's division by a captured 255 in a graph."""
     import tensorflow as tf
 
-    from zoo.layers import preprocessing_layer
+    from zoo.model.layers import preprocessing_layer
 
     layer = preprocessing_layer("unit")
 

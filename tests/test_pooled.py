@@ -128,7 +128,7 @@ def register_backbones(register):
 
 
 def test_a_head_whose_pooling_holds_weights_is_refused_naming_it():
-    from zoo.model import ComponentError
+    from zoo.model.assemble import ComponentError
 
     class WeightedPooling:
         @staticmethod

@@ -119,7 +119,7 @@ def test_prediction_resizes_exactly_as_training(zoo_cli, binary_run, isolated: P
     result = zoo_cli("predict", str(binary_run), "odd_size.png", "--json")
 
     model = keras.models.load_model(binary_run / "model.keras")
-    resized = tf.image.resize(image, (32, 32))  # zoo.data.resize_images, per image
+    resized = tf.image.resize(image, (32, 32))  # zoo.data.pipeline.resize_images, per image
     p_square = float(model.predict_on_batch(resized[None])[0, 0])
     [prediction] = result.json()["predictions"]
     top = {t["class"]: t["probability"] for t in prediction["top_k"]}

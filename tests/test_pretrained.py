@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 import zoo
-from zoo.weights import sha256
+from zoo.downloads.weights import sha256
 
 
 @pytest.fixture
@@ -104,7 +104,7 @@ def test_the_pretrained_features_tell_apart_shapes_they_never_saw(pretrained):
     import numpy as np
     import tensorflow as tf
 
-    from zoo.layers import preprocessing_layer
+    from zoo.model.layers import preprocessing_layer
 
     shapes = sys.modules["zoo_plugins.shapes"]
     rng = np.random.default_rng(1)

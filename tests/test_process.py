@@ -10,13 +10,13 @@ from typing import Any
 #: Loads TensorFlow as a command would, then says how many objects the collector skips.
 FROZEN_AFTER_LOADING = """
 import gc, json, sys
-from zoo import _process, _tf
+from zoo.runtime import loader, process
 if sys.argv[1] == "zoo":
-    _process.own()
+    process.own()
 before = gc.get_freeze_count()
-_tf.load()
+loader.load()
 after = gc.get_freeze_count()
-_process.freeze()
+process.freeze()
 print(json.dumps([before, after, gc.get_freeze_count()]))
 """
 
@@ -57,14 +57,14 @@ def test_the_installed_zoo_command_runs_in_a_process_of_its_own():
 #: Loads TensorFlow in a program of its own; says which collections ran meanwhile.
 COLLECTIONS_WHILE_LOADING = """
 import gc, json, sys
-from zoo import _process, _tf
+from zoo.runtime import loader, process
 if sys.argv[1] == "disabled":
     gc.disable()
 if sys.argv[1] == "zoo":
-    _process.own()
+    process.own()
 ran = []
 gc.callbacks.append(lambda phase, info: phase == "start" and ran.append(info["generation"]))
-_tf.load()
+loader.load()
 print(json.dumps({"during": ran, "enabled": gc.isenabled()}))
 """
 

@@ -1,5 +1,5 @@
 """Quiet by default: what TensorFlow, Keras, TFDS and urllib3 say on their own stays off
-the terminal unless ``--verbose`` (``zoo/_tf.py``); zoo's own output stays."""
+the terminal unless ``--verbose`` (``zoo/runtime/loader.py``); zoo's own output stays."""
 
 from __future__ import annotations
 

@@ -111,7 +111,7 @@ def by_class(class_names: list[str], outputs: list[float]) -> dict[str, float]:
 
 
 def predicted_here(run_dir: Path, picture: Path) -> dict[str, float]:
-    from zoo.predict import load_trained, predict_files
+    from zoo.results.predict import load_trained, predict_files
 
     trained = load_trained(run_dir)
     [entry] = predict_files(trained, [picture], top_k=99, batch_size=1).predicted
@@ -190,15 +190,15 @@ import json, sys
 from pathlib import Path
 import numpy as np
 import zoo
-from zoo import data
-from zoo.model import build_splits
+from zoo.data import pipeline
+from zoo.model.assemble import build_splits
 from zoo.runconfig import resolve_saved
 
 run_dir = Path(sys.argv[1])
 model = zoo.load_model(run_dir)
 config = json.loads((run_dir / "config.json").read_text())
 resolved = resolve_saved(zoo.load_registry(), config)
-test = data.batches(build_splits(resolved).test, image_size=32, batch_size=8)
+test = pipeline.batches(build_splits(resolved).test, image_size=32, batch_size=8)
 right = [
     int(np.sum(np.argmax(model.predict_on_batch(images), axis=-1) == labels.numpy()))
     for images, labels in test

@@ -180,7 +180,7 @@ def photo_run(photos: Path, *more: str) -> list[str]:
 
 
 def test_an_image_folder_run_resumes_exactly_as_an_unbroken_one(zoo_cli, isolated: Path):
-    from zoo.train.interrupts import ENV
+    from zoo.train.durability.interrupts import ENV
 
     photos = colour_folder(isolated / "photos", {"red": 30, "blue": 30})
     unbroken = zoo_cli(*photo_run(photos, "--output", "unbroken")).json()

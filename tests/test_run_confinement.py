@@ -161,22 +161,23 @@ def test_a_tfds_data_dir_is_held_even_when_the_archive_is_read_from_a_cache(
 ):
     """Any TFDS dataset declares the folder it is prepared in, so a recorded data
     directory is checked even when its files are read from the manual directory."""
-    from zoo import caches, offline
+    from zoo.downloads import readiness
+    from zoo.storage import caches
 
     monkeypatch.setenv("TFDS_DATA_DIR", str(isolated / "tfds"))
     registry = zoo.load_registry(zoo.LoadOptions(builtins_only=True))
     entry = registry.get("dataset", "tfds")
     manual = caches.tfds_data_dir() / "downloads" / "manual"
     values = {"name": "tf_flowers", "data_dir": None, "manual_dir": str(manual)}
-    (archive,) = offline.needs(offline.Target(entry, values)).downloads
+    (archive,) = readiness.needs(readiness.Target(entry, values)).downloads
     manual.mkdir(parents=True)
     with open(archive.path, "wb") as file:  # present, so it is only read
         file.truncate(archive.size or 0)
     source = isolated / "run" / "config.json"
 
-    offline.recorded(offline.Target(entry, values), source)  # this machine's folders
+    readiness.recorded(readiness.Target(entry, values), source)  # this machine's folders
     with pytest.raises(zoo.ZooError, match=r"records dataset\.data_dir=") as raised:
-        offline.recorded(offline.Target(entry, {**values, "data_dir": "/elsewhere"}), source)
+        readiness.recorded(readiness.Target(entry, {**values, "data_dir": "/elsewhere"}), source)
 
     assert raised.value.got == "/elsewhere"
     assert os.path.exists(manual / archive.name)
@@ -187,7 +188,8 @@ def test_a_recorded_data_dir_where_the_data_is_prepared_already_is_only_read(
 ):
     """A run of one's own, trained with --set dataset.data_dir=DIR: resuming or evaluating
     it reads the prepared dataset there, and writes nothing."""
-    from zoo import caches, offline
+    from zoo.downloads import readiness
+    from zoo.storage import caches
 
     monkeypatch.setenv("TFDS_DATA_DIR", str(isolated / "tfds"))
     registry = zoo.load_registry(zoo.LoadOptions(builtins_only=True))
@@ -198,18 +200,18 @@ def test_a_recorded_data_dir_where_the_data_is_prepared_already_is_only_read(
         "data_dir": str(isolated / "scratch"),
         "manual_dir": str(manual),
     }
-    (archive,) = offline.needs(offline.Target(entry, values)).downloads
+    (archive,) = readiness.needs(readiness.Target(entry, values)).downloads
     manual.mkdir(parents=True)
     with open(archive.path, "wb") as file:  # present, so it is only read
         file.truncate(archive.size or 0)
     source = isolated / "run" / "config.json"
     with pytest.raises(zoo.ZooError, match=r"records dataset\.data_dir="):
-        offline.recorded(offline.Target(entry, values), source)  # it would be prepared there
+        readiness.recorded(readiness.Target(entry, values), source)  # it would be prepared there
 
     assert archive.prepared is not None
     archive.prepared.mkdir(parents=True)  # prepared there when the run trained
 
-    offline.recorded(offline.Target(entry, values), source)
+    readiness.recorded(readiness.Target(entry, values), source)
 
 
 # Links inside the run directory ------------------------------------------------------------

@@ -1,4 +1,4 @@
-"""One process at a time trains a run directory (``zoo/train/lock.py``): a resume of a
+"""One process at a time trains a run directory (``zoo/train/durability/lock.py``): a resume of a
 run still training is refused naming the process; a killed process's lock is taken over."""
 
 from __future__ import annotations
@@ -16,8 +16,8 @@ import pytest
 from helpers import TINY_RUN, run_zoo, zoo_executable
 
 from zoo.errors import ZooError
-from zoo.train import lock
-from zoo.train.interrupts import ENV, PAUSE
+from zoo.train.durability import lock
+from zoo.train.durability.interrupts import ENV, PAUSE
 
 RUN = ["run", "shapes", "small_cnn", "gap_sigmoid", *TINY_RUN, "--epochs", "2"]
 
@@ -148,7 +148,7 @@ HOLD = """
 import sys, time
 from pathlib import Path
 from zoo.errors import ZooError
-from zoo.train import lock
+from zoo.train.durability import lock
 
 lock.hold(Path(sys.argv[1]))
 print("held", flush=True)
@@ -187,7 +187,7 @@ try:
             f.flush()
 except OSError:
     pass
-from zoo.train import lock
+from zoo.train.durability import lock
 
 print(lock.hold(run), repr((run / lock.FILE).read_text()))
 lock.release()

@@ -19,11 +19,11 @@ import pytest
 from helpers import TINY_RUN, hide_openvino, run_zoo, write
 
 import zoo
-from zoo import converting, runtime
 from zoo.plugins import load_registry
+from zoo.runtime import conversion, runners
 
 needs_openvino = pytest.mark.skipif(
-    runtime.installed() is None, reason="needs OpenVINO: pip install 'zoo[openvino]'"
+    runners.installed() is None, reason="needs OpenVINO: pip install 'zoo[openvino]'"
 )
 FROZEN_RUN = ["run", "shapes", "small_cnn", "gap_sigmoid", *TINY_RUN]
 FROZEN_RUN += ["--set", "backbone.trainable=false", "--json"]
@@ -74,9 +74,9 @@ def relative_difference(found: np.ndarray, expected: np.ndarray) -> float:
 
 
 def test_auto_picks_openvino_on_the_cpu_when_it_is_installed(monkeypatch):
-    monkeypatch.setattr(runtime, "installed", lambda: "2026.4.1")
+    monkeypatch.setattr(runners, "installed", lambda: "2026.4.1")
 
-    choice = runtime.plan("auto")
+    choice = runners.plan("auto")
 
     assert (choice.name, choice.precision, choice.version) == ("openvino", "float32", "2026.4.1")
     assert choice.describe() == (
@@ -86,10 +86,10 @@ def test_auto_picks_openvino_on_the_cpu_when_it_is_installed(monkeypatch):
 
 
 def test_auto_keeps_tensorflow_on_a_gpu_and_without_openvino(monkeypatch):
-    monkeypatch.setattr(runtime, "installed", lambda: "2026.4.1")
-    on_gpu = runtime.plan("auto", "bfloat16", gpu=True)
-    monkeypatch.setattr(runtime, "installed", lambda: None)
-    without = runtime.plan("auto")
+    monkeypatch.setattr(runners, "installed", lambda: "2026.4.1")
+    on_gpu = runners.plan("auto", "bfloat16", gpu=True)
+    monkeypatch.setattr(runners, "installed", lambda: None)
+    without = runners.plan("auto")
 
     assert (on_gpu.name, on_gpu.precision) == ("tensorflow", "float32")
     assert "GPU" in on_gpu.reason and "bfloat16 needs OpenVINO" in on_gpu.reason
@@ -98,10 +98,10 @@ def test_auto_keeps_tensorflow_on_a_gpu_and_without_openvino(monkeypatch):
 
 
 def test_auto_keeps_tensorflow_for_too_few_images_to_repay_converting(monkeypatch):
-    monkeypatch.setattr(runtime, "installed", lambda: "2026.4.1")
+    monkeypatch.setattr(runners, "installed", lambda: "2026.4.1")
 
-    few = runtime.plan("auto", images=runtime.WORTH_CONVERTING - 1)
-    enough = runtime.plan("auto", images=runtime.WORTH_CONVERTING)
+    few = runners.plan("auto", images=runners.WORTH_CONVERTING - 1)
+    enough = runners.plan("auto", images=runners.WORTH_CONVERTING)
 
     assert (few.name, enough.name) == ("tensorflow", "openvino")
     assert (
@@ -111,12 +111,12 @@ def test_auto_keeps_tensorflow_for_too_few_images_to_repay_converting(monkeypatc
 
 
 def test_asking_for_what_cannot_run_is_a_clear_error(monkeypatch):
-    monkeypatch.setattr(runtime, "installed", lambda: None)
+    monkeypatch.setattr(runners, "installed", lambda: None)
 
     with pytest.raises(zoo.ZooError, match=r"openvino package, which is not installed"):
-        runtime.plan("openvino")
+        runners.plan("openvino")
     with pytest.raises(zoo.ZooError, match="bfloat16 needs the OpenVINO runtime"):
-        runtime.plan("tensorflow", "bfloat16")
+        runners.plan("tensorflow", "bfloat16")
 
 
 # --- Converting -----------------------------------------------------------------------
@@ -133,7 +133,7 @@ def test_openvino_features_are_tensorflows_within_1e_3_maps_and_pooled_vectors()
     images = np.random.default_rng(0).uniform(0, 255, (5, 32, 32, 3)).astype("float32")
 
     for features in (model.features, model.pooled.features):
-        converted, choice = runtime.compile_model(features, runtime.plan("openvino"))
+        converted, choice = runners.compile_model(features, runners.plan("openvino"))
 
         assert choice.name == "openvino"
         expected = features.predict_on_batch(images)
@@ -155,12 +155,12 @@ def test_converting_finds_variables_by_index_with_features_bit_identical(monkeyp
         return walk(operation)
 
     monkeypatch.setattr(TFGraphNodeDecoder, "get_variable", staticmethod(counted_walk))
-    indexed = runtime.OpenVinoModel(features)(images)
+    indexed = runners.OpenVinoModel(features)(images)
     assert walks == []  # the index answered the converter
     assert TFGraphNodeDecoder.__dict__["get_variable"].__func__ is counted_walk  # put back
 
-    monkeypatch.setattr(converting, "variables_indexed", contextlib.nullcontext)
-    walked = runtime.OpenVinoModel(features)(images)
+    monkeypatch.setattr(conversion, "variables_indexed", contextlib.nullcontext)
+    walked = runners.OpenVinoModel(features)(images)
     assert walks  # the converter asks for variables: without the index, it walks
     np.testing.assert_array_equal(indexed, walked)
 
@@ -172,7 +172,7 @@ def test_a_model_of_any_image_size_runs_on_tensorflow_saying_why():
     inputs = keras.Input((None, None, 3))
     model = keras.Model(inputs, keras.layers.GlobalAveragePooling2D()(inputs))
 
-    runner, choice = runtime.compile_model(model, runtime.plan("openvino"))
+    runner, choice = runners.compile_model(model, runners.plan("openvino"))
 
     assert runner is None
     assert choice.name == "tensorflow"
@@ -192,7 +192,7 @@ def test_converting_reads_each_variable_once(monkeypatch):
         return read(variable)
 
     monkeypatch.setattr(BaseResourceVariable, "read_value_no_copy", counted_read)
-    runtime.OpenVinoModel(features)
+    runners.OpenVinoModel(features)
 
     assert reads  # the converter reads the weights it makes constants of
     assert len(reads) == len(set(reads))  # it asks again for shapes: answered from memory
@@ -203,10 +203,10 @@ def test_the_graph_traced_without_autograph_converts_to_the_same_features(monkey
     features = assembled(["shapes", "small_cnn", "gap_sigmoid"], 32, []).pooled.features
     images = np.random.default_rng(0).uniform(0, 255, (4, 32, 32, 3)).astype("float32")
 
-    traced = runtime.OpenVinoModel(features)(images)
+    traced = runners.OpenVinoModel(features)(images)
     # The Keras model itself, traced by the converter's own wrapper (AutoGraph on).
-    monkeypatch.setattr(converting, "traced", lambda model: model)
-    wrapped = runtime.OpenVinoModel(features)(images)
+    monkeypatch.setattr(conversion, "traced", lambda model: model)
+    wrapped = runners.OpenVinoModel(features)(images)
 
     np.testing.assert_array_equal(traced, wrapped)
 
@@ -219,10 +219,10 @@ def test_conversions_in_two_threads_put_openvinos_own_lookup_back():
     second_entered = threading.Event()
 
     def second() -> None:
-        with converting.variables_indexed():
+        with conversion.variables_indexed():
             second_entered.set()
 
-    with converting.variables_indexed():
+    with conversion.variables_indexed():
         thread = threading.Thread(target=second)
         thread.start()
         # Without waiting its turn, the second would enter now and keep the first's index.
@@ -237,11 +237,11 @@ def test_conversions_in_two_threads_put_openvinos_own_lookup_back():
 CTRL_C_AFTER_TWO_MODELS = """
 import gc, os, signal
 import keras
-from zoo import runtime
+from zoo.runtime import runners
 
 model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(2)])
-first = runtime.OpenVinoModel(model)
-second = runtime.OpenVinoModel(model)
+first = runners.OpenVinoModel(model)
+second = runners.OpenVinoModel(model)
 del first
 gc.collect()
 del second
@@ -283,9 +283,9 @@ sent = []
 {first}
 forks = []
 os.register_at_fork(before=lambda: forks.append(1))
-from zoo import runtime
+from zoo.runtime import runners
 
-converted = runtime.OpenVinoModel(keras.Sequential([keras.Input((4,)), keras.layers.Dense(2)]))
+converted = runners.OpenVinoModel(keras.Sequential([keras.Input((4,)), keras.layers.Dense(2)]))
 converted(np.zeros((3, 4), "float32"))
 from openvino.tools.ovc import convert_impl
 loaded = "openvino_telemetry" in sys.modules
@@ -328,7 +328,7 @@ def test_a_kerashub_transformers_tokens_and_their_pooling_convert(tiny_presets, 
     images = np.random.default_rng(1).uniform(0, 255, (3, 48, 48, 3)).astype("float32")
     tokens = model.features.predict_on_batch(images)
 
-    converted, choice = runtime.compile_model(model.pooled.features, runtime.plan("openvino"))
+    converted, choice = runners.compile_model(model.pooled.features, runners.plan("openvino"))
 
     assert choice.name == "openvino" and tokens.ndim == 3
     expected = tokens[:, 0] if pooling == "class_token" else tokens.mean(axis=1)
@@ -359,7 +359,7 @@ def test_a_backbone_that_does_not_convert_runs_on_tensorflow_saying_why(zoo_cli,
 @needs_openvino
 def test_auto_converts_when_the_images_to_extract_repay_it(zoo_cli, monkeypatch):
     few = zoo_cli(*FROZEN_RUN)  # 40 images
-    monkeypatch.setattr(runtime, "WORTH_CONVERTING", 40)
+    monkeypatch.setattr(runners, "WORTH_CONVERTING", 40)
     enough = zoo_cli(*FROZEN_RUN, "--image-size", "24")
 
     assert few.json()["runtime"]["name"] == "tensorflow"
@@ -377,7 +377,7 @@ def test_bfloat16_is_asked_for_by_name_and_kept_apart_in_the_cache(zoo_cli, isol
 
     assert float32.exit_code == 0, float32.stderr
     assert float32.json()["runtime"]["precision"] == "float32"
-    native = "BF16" in converting.core().get_property("CPU", "OPTIMIZATION_CAPABILITIES")
+    native = "BF16" in conversion.core().get_property("CPU", "OPTIMIZATION_CAPABILITIES")
     assert bfloat16["runtime"]["precision"] == ("bfloat16" if native else "float32")
     keys = {run["feature_cache"]["train"]["key"] for run in (float32.json(), bfloat16)}
     assert len(keys) == (2 if native else 1)
@@ -388,7 +388,7 @@ def test_bfloat16_is_asked_for_by_name_and_kept_apart_in_the_cache(zoo_cli, isol
 
 @needs_openvino
 def test_augmented_copies_are_extracted_by_openvino_too(zoo_cli):
-    from zoo.train import store
+    from zoo.train.features import store
 
     result = zoo_cli(*FROZEN_RUN, "--augment", "--augment-views", "2", "--runtime", "openvino")
 
@@ -450,7 +450,7 @@ def test_a_conversion_that_fails_late_extracts_on_tensorflow_under_its_own_key(
     def fails(*args, **kwargs):
         raise RuntimeError("No conversion rule found")
 
-    monkeypatch.setattr(runtime, "OpenVinoModel", fails)
+    monkeypatch.setattr(runners, "OpenVinoModel", fails)
     again = zoo_cli(*FROZEN_RUN, "--runtime", "openvino")
 
     assert again.exit_code == 0, again.stderr

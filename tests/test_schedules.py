@@ -22,11 +22,12 @@ from helpers import (
 )
 
 import zoo
-from zoo import data
+from zoo.config.settings import RunSettings
+from zoo.data import pipeline
 from zoo.plugins import load_registry
-from zoo.settings import RunSettings
-from zoo.train import checkpoints, schedules
+from zoo.train import schedules
 from zoo.train.callbacks import Checkpointing
+from zoo.train.durability import checkpoints
 from zoo.train.events import EpochEnd, Events, StageStart
 from zoo.train.loop import Loop
 from zoo.train.monitor import Monitor
@@ -126,7 +127,7 @@ def test_reduce_on_plateau_lowers_the_rate_and_a_resume_replays_it():
 def test_balanced_class_weights_make_every_class_count_alike():
     labels = [0] * 6 + [1] * 2 + [2] * 0
 
-    weights = data.balanced_weights(labels, num_classes=3)
+    weights = pipeline.balanced_weights(labels, num_classes=3)
 
     assert weights == pytest.approx((8 / 18, 8 / 6, 0.0))
     assert 6 * weights[0] == pytest.approx(2 * weights[1])  # each class weighs the same in all
@@ -221,10 +222,10 @@ def test_a_run_records_its_class_weights_and_rates(zoo_cli):
         ["shapes", "small_cnn", "gap_sigmoid"],
         sets=["dataset.num_images=40", "dataset.min_size=24", "dataset.max_size=40"],
     )
-    from zoo.model import build_splits
+    from zoo.model.assemble import build_splits
 
-    labels = data.labels_of(build_splits(resolved).train)
-    expected = data.balanced_weights(labels, 2)
+    labels = pipeline.labels_of(build_splits(resolved).train)
+    expected = pipeline.balanced_weights(labels, 2)
     assert list(metrics["class_weights"].values()) == pytest.approx(expected)
     assert [row["learning_rate"] for row in metrics["history"]] == pytest.approx([1e-3, 5e-4])
     assert "lr 0.0005" in result.stderr

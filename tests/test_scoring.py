@@ -11,8 +11,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from zoo import scoring
 from zoo.errors import ZooError
+from zoo.model import scoring
 
 CLASSES = ["cat", "dog", "fox"]
 #: Six examples: two of each class. Softmax outputs, one row per example.
@@ -118,7 +118,7 @@ def test_files_written_whole_get_the_mode_a_plain_open_gives(tmp_path):
     a figure saved in place had and model.keras has: a run shared with a group stays so."""
     import os
 
-    from zoo.runs import write_whole
+    from zoo.storage.runs import write_whole
 
     umask = os.umask(0o027)
     os.umask(umask)

@@ -1,4 +1,5 @@
-"""Run settings are declared once (zoo/settings.py); flags, config, checks and compare follow."""
+"""Run settings are declared once (zoo/config/settings.py); flags, config, checks and compare
+follow."""
 
 from __future__ import annotations
 
@@ -9,9 +10,9 @@ from helpers import write
 
 import zoo
 from zoo.cli import build_parser
-from zoo.compare import flat_settings
+from zoo.config.settings import SETTINGS, Setting
 from zoo.plugins import load_registry
-from zoo.settings import SETTINGS, Setting
+from zoo.results.compare import flat_settings
 
 NAMES = ["shapes", "small_cnn", "gap_sigmoid"]
 #: A value each setting accepts that differs from its default, as typed on a command line.

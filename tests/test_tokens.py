@@ -15,7 +15,7 @@ from helpers import write
 
 import zoo
 import zoo.testing
-from zoo.model import ComponentError
+from zoo.model.assemble import ComponentError
 
 TOKENS_PLUGIN = """
 import zoo

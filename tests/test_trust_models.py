@@ -34,7 +34,7 @@ from helpers import (
 from PIL import Image
 
 from zoo.errors import ZooError
-from zoo.saving import read_archive
+from zoo.results.saving import read_archive
 
 #: A module that leaves a file beside itself when it is imported.
 PAYLOAD = """
@@ -327,8 +327,8 @@ def test_a_lambda_in_the_model_is_refused_not_run(trained: Path, isolated: Path)
     """Keras stores a Lambda layer's function as bytecode; safe_mode refuses to load it."""
     import keras
 
-    from zoo.manifest import Manifest
-    from zoo.saving import read_archive, save_model
+    from zoo.results.manifest import Manifest
+    from zoo.results.saving import read_archive, save_model
 
     marker = isolated / "lambda-ran"
     run = eval(f"lambda x: x * float(__import__('pathlib').Path({str(marker)!r}).write_text('1'))")

@@ -42,9 +42,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 def pretrain(args: argparse.Namespace) -> Path:
     """Train on the source task; return the run directory."""
     import zoo
-    from zoo import _tf
+    from zoo.runtime import loader
 
-    _tf.load()
+    loader.load()
     import tensorflow as tf
 
     # Same seed, same ops, same order: the weights file is the same on every run.
@@ -72,7 +72,6 @@ def save_backbone(run_dir: Path, output: Path) -> None:
     import keras
 
     import zoo
-    from zoo import layers  # noqa: F401  (registers the Preprocess layer for loading)
 
     zoo.load_registry(zoo.LoadOptions(builtins_only=True))
     model = keras.models.load_model(run_dir / "model.keras")
@@ -87,7 +86,7 @@ def main(argv: list[str] | None = None) -> int:
         sys.exit("--output must end in .weights.h5 (Keras' weights format)")
     run_dir = pretrain(args)
     save_backbone(run_dir, args.output)
-    from zoo.weights import sha256
+    from zoo.downloads.weights import sha256
 
     found = sha256(args.output)
     shipped = sys.modules["zoo_plugins.pretrained"].WEIGHTS_SHA256

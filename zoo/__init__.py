@@ -24,14 +24,14 @@ from zoo.components import (  # noqa: E402
     Head,
     Splits,
 )
-from zoo.downloads import Download  # noqa: E402
 from zoo.errors import PluginUnavailable, RunFailed, ZooError  # noqa: E402
-from zoo.model import Assembled, build_model  # noqa: E402
+from zoo.model.assemble import Assembled, build_model  # noqa: E402
 from zoo.params import Param  # noqa: E402
 from zoo.plugins import LoadOptions, load_registry  # noqa: E402
-from zoo.predict import load_model  # noqa: E402
 from zoo.registry import Entry, PluginInfo, Registry  # noqa: E402
+from zoo.results.predict import load_model  # noqa: E402
 from zoo.runconfig import Choice, Resolved, RunConfig, resolve_run  # noqa: E402
+from zoo.storage.declared import Download  # noqa: E402
 from zoo.train.engine import EngineOptions, RunResult, run  # noqa: E402
 
 __all__ = [

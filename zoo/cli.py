@@ -13,18 +13,19 @@ import traceback
 from collections.abc import Sequence
 from typing import NoReturn
 
-from zoo import _process, _tf, console
+from zoo import console
 from zoo._version import __version__
 from zoo.commands import command_modules
 from zoo.errors import RunFailed, RunInterrupted, ZooError
+from zoo.runtime import loader, process
 
 
 def script() -> NoReturn:
     """The ``zoo`` console script and ``python -m zoo``: :func:`main` in a process of its
-    own, which tunes Python's garbage collector for it (:mod:`zoo._process`)."""
-    _process.own()
+    own, which tunes Python's garbage collector for it (:mod:`zoo.runtime.process`)."""
+    process.own()
     code = main()
-    _process.freeze()  # the exit then has nothing to walk
+    process.freeze()  # the exit then has nothing to walk
     sys.exit(code)
 
 
@@ -36,7 +37,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.print_help(sys.stderr)
         return 2
     try:
-        with console.python_warnings(), _tf.quiet(args.verbose):
+        with console.python_warnings(), loader.quiet(args.verbose):
             return args.handler(args)
     except ZooError as exc:
         if args.verbose and exc.__cause__ is not None:

@@ -9,8 +9,8 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 
-from zoo.downloads import Download
 from zoo.params import Param
+from zoo.storage.declared import Download
 
 if TYPE_CHECKING:
     import keras
@@ -20,7 +20,7 @@ if TYPE_CHECKING:
 Kind = Literal["dataset", "backbone", "head"]
 KINDS: tuple[Kind, ...] = ("dataset", "backbone", "head")
 
-#: Preprocessing modes zoo knows by name (see ``zoo.layers.preprocessing_layer``).
+#: Preprocessing modes zoo knows by name (see ``zoo.model.layers.preprocessing_layer``).
 PREPROCESSING_MODES = ("caffe", "tf", "torch", "unit", "none")
 #: How a token sequence ``[batch, tokens, dim]`` becomes one vector: its first token
 #: (the class token of ViT, DeiT, DINOv2, CLIP) or the mean over all tokens.

@@ -30,7 +30,7 @@ import pluggy
 
 from zoo import hookspecs
 from zoo._version import __version__
-from zoo.config import RegistryFile, read_registry_file
+from zoo.config.registry_file import RegistryFile, read_registry_file
 from zoo.errors import PluginUnavailable, ZooError, closest, describe_error, one_of
 from zoo.registry import PluginInfo, PluginSource, Registry
 

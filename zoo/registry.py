@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Generic, Literal, TypeVar, overload
 
 from zoo.components import COMPONENT_TYPES, KINDS, Backbone, Component, Dataset, Head
-from zoo.config import ComponentMeta, Recipe, RegistryFile
+from zoo.config.registry_file import ComponentMeta, Recipe, RegistryFile
 from zoo.errors import ZooError, closest, one_of
 from zoo.params import Param
 
@@ -255,16 +255,6 @@ class Registry:
             fix=(f"did you mean '{hint[0]}'? " if hint else "") + "`zoo list recipes` shows them.",
             got=name,
         )
-
-    def run_defaults(self) -> dict[str, Any]:
-        """The [run] tables of every registry file, later files on top."""
-        merged: dict[str, Any] = {}
-        for registry_file in self.files:
-            merged.update(registry_file.run)
-        return merged
-
-    def registry_sources(self) -> list[str]:
-        return [str(f.path) for f in self.files]
 
     def _unknown(self, kinds: Sequence[str], name: str) -> ZooError:
         """Why ``name`` is not registered: a failed or disabled plugin, or a typo."""

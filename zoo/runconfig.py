@@ -11,11 +11,11 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from zoo.components import KINDS, Backbone, Dataset, Head
-from zoo.config import Recipe
+from zoo.config.registry_file import Recipe
+from zoo.config.settings import BY_NAME, SETTINGS, RunSettings
 from zoo.errors import ZooError, one_of
 from zoo.params import resolve
 from zoo.registry import Entry, Registry
-from zoo.settings import BY_NAME, SETTINGS, RunSettings
 
 
 @dataclass(frozen=True)
@@ -35,7 +35,7 @@ class Choice:
 @dataclass(frozen=True, kw_only=True)
 class RunConfig(RunSettings):
     """Everything a run needs to be repeated, JSON-serialisable: the three components,
-    their parameters, and the run settings (:class:`zoo.settings.RunSettings`)."""
+    their parameters, and the run settings (:class:`zoo.config.settings.RunSettings`)."""
 
     dataset: Choice
     backbone: Choice

@@ -5,13 +5,15 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from zoo import caches, console
+from zoo import console
 from zoo.components import Backbone, Component, Head
+from zoo.config.settings import BY_NAME
 from zoo.errors import ZooError
-from zoo.params import Param, describe_one, parse_size
+from zoo.params import Param, describe_one
 from zoo.plugins import LoadOptions, load_registry
 from zoo.registry import Entry, PluginInfo, Registry
-from zoo.settings import BY_NAME
+from zoo.storage import caches
+from zoo.storage.sizes import parse_size
 
 
 def registry_from(
@@ -19,7 +21,7 @@ def registry_from(
 ) -> Registry:
     """Load plugins as the common options say; warn once per plugin that failed.
 
-    First the cache variables are checked (:func:`zoo.caches.check`), so a variable
+    First the cache variables are checked (:func:`zoo.storage.caches.check`), so a variable
     pointing at a file is named, not a plugin failing on it later.
 
     Args:
@@ -76,8 +78,8 @@ def checked(flag: str, value: Any, param: Param = BY_NAME["batch_size"]) -> Any:
 
 def cache_max_size(registry: Registry, given: str | None, flag: str) -> int:
     """The feature cache's size limit: ``given`` (a flag's value), else the last registry
-    file's ``[cache] max_size``, else :data:`zoo.train.store.DEFAULT_MAX_SIZE`."""
-    from zoo.train.store import DEFAULT_MAX_SIZE
+    file's ``[cache] max_size``, else :data:`zoo.train.features.store.DEFAULT_MAX_SIZE`."""
+    from zoo.train.features.store import DEFAULT_MAX_SIZE
 
     if given is not None:
         return parse_size(given, flag)

@@ -1,6 +1,6 @@
 """``zoo cache list|clear|prune``: the frozen-feature cache folder, what it holds, its size.
 
-Entries in use by a running process are never removed (:mod:`zoo.train.store`); the
+Entries in use by a running process are never removed (:mod:`zoo.train.features.store`); the
 size limit comes from ``--max-size``, else a registry file's ``[cache] max_size``,
 else 10GB, as for ``zoo run``.
 """
@@ -12,13 +12,14 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from zoo import caches, console
+from zoo import console
 from zoo.commands._common import cache_max_size, registry_from
 from zoo.errors import ZooError
-from zoo.params import format_size
+from zoo.storage import caches
+from zoo.storage.sizes import format_size
 
 if TYPE_CHECKING:
-    from zoo.train.store import Entry, Pruned
+    from zoo.train.features.store import Entry, Pruned
 
 POSITION = 75
 
@@ -65,7 +66,7 @@ def add(sub: Any, common: argparse.ArgumentParser) -> None:
 
 def _directory(args: argparse.Namespace) -> Path:
     """The cache folder: ``--dir``, else where ``$ZOO_CACHE_DIR`` says, checked first."""
-    from zoo.train.features import default_directory
+    from zoo.train.features.cache import default_directory
 
     if args.dir is None:
         caches.check()
@@ -82,7 +83,7 @@ def _directory(args: argparse.Namespace) -> Path:
 
 
 def list_entries(args: argparse.Namespace) -> int:
-    from zoo.train import store
+    from zoo.train.features import store
 
     directory = _directory(args)
     found = store.entries(directory)
@@ -122,7 +123,7 @@ def _row(entry: Entry) -> list[str]:
 
 
 def clear(args: argparse.Namespace) -> int:
-    from zoo.train import store
+    from zoo.train.features import store
 
     directory = _directory(args)
     _report(store.clear(directory), directory)
@@ -130,7 +131,7 @@ def clear(args: argparse.Namespace) -> int:
 
 
 def prune(args: argparse.Namespace) -> int:
-    from zoo.train import store
+    from zoo.train.features import store
 
     registry = registry_from(args)
     limit = cache_max_size(registry, args.max_size, "--max-size")

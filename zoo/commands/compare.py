@@ -6,7 +6,8 @@ import argparse
 from pathlib import Path
 from typing import Any
 
-from zoo import console, console_reports
+from zoo import console
+from zoo.console import reports
 from zoo.errors import ZooError
 
 POSITION = 50
@@ -90,8 +91,8 @@ def show(
     labels: list[str] | None = None,
 ) -> dict[str, Any]:
     """Compare ``run_dirs``, draw the figure, print the table (or JSON); return the data."""
-    from zoo.compare import compare, plot
-    from zoo.runs import CONFIG, METRICS, RESTORE, read_run
+    from zoo.results.compare import compare, plot
+    from zoo.storage.runs import CONFIG, METRICS, RESTORE, read_run
 
     records = [read_run(path) for path in run_dirs]
     for record in records:
@@ -105,6 +106,6 @@ def show(
         for text in data["warnings"]:
             console.warning(text)
     else:
-        console_reports.comparison(data)
-        console_reports.figure_written(data["figure"])
+        reports.comparison(data)
+        reports.figure_written(data["figure"])
     return data

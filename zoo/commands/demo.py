@@ -12,10 +12,11 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from zoo import console, runs
+from zoo import console
 from zoo.commands._common import registry_from
 from zoo.commands.compare import show
-from zoo.settings import BY_NAME
+from zoo.config.settings import BY_NAME
+from zoo.storage import runs
 
 POSITION = 80
 RECIPES = ("demo_pretrained", "demo_scratch")

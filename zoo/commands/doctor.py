@@ -5,8 +5,10 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from zoo import console, console_doctor, doctor
+from zoo import console
 from zoo.commands._common import registry_from
+from zoo.console import doctor as console_doctor
+from zoo.runtime import doctor
 
 POSITION = 90
 

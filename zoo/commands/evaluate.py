@@ -6,8 +6,9 @@ import argparse
 from pathlib import Path
 from typing import Any
 
-from zoo import console, console_reports
+from zoo import console
 from zoo.commands._common import checked, registry_from
+from zoo.console import reports
 
 POSITION = 55
 
@@ -45,8 +46,8 @@ def add(sub: Any, common: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from zoo import evaluate
-    from zoo.predict import load_trained
+    from zoo.results import evaluate
+    from zoo.results.predict import load_trained
 
     checked("--batch-size", args.batch_size)
     console.tables_to_stderr(args.json)
@@ -84,6 +85,6 @@ def run(args: argparse.Namespace) -> int:
             }
         )
     else:
-        console_reports.evaluation(report.evaluation)
-    console_reports.evaluation_problems(report.errors)
+        reports.evaluation(report.evaluation)
+    reports.evaluation_problems(report.errors)
     return 1 if report.errors else 0

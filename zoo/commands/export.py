@@ -6,14 +6,15 @@ import argparse
 from pathlib import Path
 from typing import Any
 
-from zoo import console, console_reports
+from zoo import console
 from zoo.commands._common import registry_from
+from zoo.console import reports
 
 POSITION = 70
 
 
 def add(sub: Any, common: argparse.ArgumentParser) -> None:
-    from zoo.export import FORMATS
+    from zoo.results.export import FORMATS
 
     parser = sub.add_parser(
         "export",
@@ -34,8 +35,8 @@ def add(sub: Any, common: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from zoo.export import check_output, export
-    from zoo.predict import load_trained
+    from zoo.results.export import check_output, export
+    from zoo.results.predict import load_trained
 
     console.tables_to_stderr(args.json)
     check_output(args.fmt, args.output)
@@ -46,5 +47,5 @@ def run(args: argparse.Namespace) -> int:
     if args.json:
         console.print_json({"run_dir": str(args.run_dir), "format": args.fmt, "output": str(path)})
     else:
-        console_reports.exported(args.fmt, path)
+        reports.exported(args.fmt, path)
     return 0

@@ -6,8 +6,10 @@ import argparse
 from pathlib import Path
 from typing import Any
 
-from zoo import console, console_downloads, offline, provision
+from zoo import console
 from zoo.commands._common import registry_from
+from zoo.console import transfers
+from zoo.downloads import bundles, readiness
 from zoo.errors import ZooError
 
 POSITION = 35
@@ -57,14 +59,14 @@ def run(args: argparse.Namespace) -> int:
     registry = registry_from(args)
     if args.bundle is not None:
         _no_names(args)
-        rows = provision.from_bundle(args.bundle, registry)
+        rows = bundles.from_bundle(args.bundle, registry)
         title = f"installed from {args.bundle}"
     else:
-        wanted = [_needs(t) for t in offline.targets(registry, _names(args), args.set)]
+        wanted = [_needs(t) for t in readiness.targets(registry, _names(args), args.set)]
         if args.to is not None:
-            rows, title = provision.into_bundle(wanted, args.to), f"bundle {args.to}"
+            rows, title = bundles.into_bundle(wanted, args.to), f"bundle {args.to}"
         else:
-            rows = provision.into_caches(wanted, dry_run=args.dry_run)
+            rows = bundles.into_caches(wanted, dry_run=args.dry_run)
             title = "would fetch" if args.dry_run else "fetched"
         empty = [n.target.label for n in wanted if not n.downloads]
         if empty:
@@ -72,12 +74,12 @@ def run(args: argparse.Namespace) -> int:
     if args.json:
         console.print_json(rows)
     elif rows:
-        console_downloads.files(title, rows)
+        transfers.files(title, rows)
     return 0
 
 
-def _needs(target: offline.Target) -> offline.Needs:
-    found = offline.needs(target)
+def _needs(target: readiness.Target) -> readiness.Needs:
+    found = readiness.needs(target)
     if found.error is not None:
         raise found.error
     return found

@@ -39,11 +39,11 @@ def run(args: argparse.Namespace) -> int:
 
 
 def layers(args: argparse.Namespace) -> int:
-    from zoo import _tf
+    from zoo.runtime import loader
     from zoo.train.finetune import layers_json
 
     entry = registry_from(args).get("backbone", args.name)
-    _tf.load()
+    loader.load()
     listing = layers_json(entry)
     if args.json:
         console.print_json(listing)

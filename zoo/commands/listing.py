@@ -5,11 +5,12 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from zoo import console, console_downloads
+from zoo import console
 from zoo.commands._common import entry_json, plugin_json, registry_from
 from zoo.components import KINDS, Component
+from zoo.console import transfers
+from zoo.downloads.readiness import Target, needs, summarise, targets
 from zoo.errors import ZooError
-from zoo.offline import Target, needs, summarise, targets
 from zoo.registry import Entry, Registry
 
 POSITION = 10
@@ -39,12 +40,12 @@ def run(args: argparse.Namespace) -> int:
             console.plugins(registry.plugins)
         elif what == "recipes":
             found = registry.recipes()
-            labels = {n: console_downloads.readiness(recipe_readiness(registry, n)) for n in found}
+            labels = {n: transfers.readiness(recipe_readiness(registry, n)) for n in found}
             console.recipes(found, labels)
         else:
             kind = what[:-1]
             entries = registry.entries(kind)
-            labels = {e.qualified_name: console_downloads.readiness(readiness(e)) for e in entries}
+            labels = {e.qualified_name: transfers.readiness(readiness(e)) for e in entries}
             console.components(kind, registry, labels)
     return 0
 

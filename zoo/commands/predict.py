@@ -6,10 +6,11 @@ import argparse
 from pathlib import Path
 from typing import Any
 
-from zoo import console, console_reports
+from zoo import console
 from zoo.commands._common import TOP_K, checked, help_text, registry_from
+from zoo.config.settings import BY_NAME
+from zoo.console import reports
 from zoo.errors import ZooError
-from zoo.settings import BY_NAME
 
 POSITION = 60
 
@@ -43,8 +44,8 @@ def add(sub: Any, common: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from zoo import runtime
-    from zoo.predict import find_images, load_trained, predict_files
+    from zoo.results.predict import find_images, load_trained, predict_files
+    from zoo.runtime import runners
 
     console.tables_to_stderr(args.json)
     checked("--top-k", args.top_k, TOP_K)
@@ -57,13 +58,13 @@ def run(args: argparse.Namespace) -> int:
             fix="check the paths given",
             got=[str(p) for p in args.paths],
         )
-    runtime.check(args.runtime, args.runtime_precision)
+    runners.check(args.runtime, args.runtime_precision)
     trained = load_trained(args.run_dir, registry_from(args))
     for warning in trained.warnings:
         console.warning(warning)
-    gpu, count = runtime.gpu_visible(), len(files)
-    choice = runtime.plan(args.runtime, args.runtime_precision, gpu=gpu, images=count)
-    runner, choice = runtime.compile_model(trained.model, choice)
+    gpu, count = runners.gpu_visible(), len(files)
+    choice = runners.plan(args.runtime, args.runtime_precision, gpu=gpu, images=count)
+    runner, choice = runners.compile_model(trained.model, choice)
     console.status(choice.describe())
     top_k = min(args.top_k or 3, len(trained.class_names))
     batch_size = args.batch_size or trained.batch_size
@@ -92,5 +93,5 @@ def run(args: argparse.Namespace) -> int:
     else:
         # Two classes: the predicted one and its probability say it all.
         shown = top_k if len(trained.class_names) > 2 else 1
-        console_reports.predictions(result.predicted, errors, shown)
+        reports.predictions(result.predicted, errors, shown)
     return 1 if errors else 0

@@ -9,9 +9,9 @@ from typing import Any
 
 from zoo import console
 from zoo.commands._common import cache_max_size, help_text, registry_from
+from zoo.config.settings import BY_NAME, SETTINGS, Setting
 from zoo.errors import ZooError
-from zoo.params import parse_size
-from zoo.settings import BY_NAME, SETTINGS, Setting
+from zoo.storage.sizes import parse_size
 from zoo.train.distribute import PRECISIONS, STRATEGIES
 
 POSITION = 30
@@ -107,8 +107,10 @@ def _add_flag(group: argparse._ArgumentGroup, setting: Setting) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from zoo import offline, runs, runtime
+    from zoo.downloads import readiness
     from zoo.runconfig import resolve_run
+    from zoo.runtime import runners
+    from zoo.storage import runs
     from zoo.train.engine import EngineOptions
     from zoo.train.engine import run as run_experiment
 
@@ -118,12 +120,12 @@ def run(args: argparse.Namespace) -> int:
         _check_resume(args, settings)
         record = runs.read_run(args.resume)
         record.require(runs.CONFIG, "--resume needs")
-        resolved = offline.from_run(registry, record)  # its values held to our folders
+        resolved = readiness.from_run(registry, record)  # its values held to our folders
     else:
         resolved = resolve_run(
             registry, args.names, recipe=args.recipe, settings=settings, sets=args.sets
         )
-    runtime.check(resolved.config.runtime, resolved.config.runtime_precision)  # before loading
+    runners.check(resolved.config.runtime, resolved.config.runtime_precision)  # before loading
     options = EngineOptions(
         strategy=args.strategy,
         precision=args.precision,

@@ -14,12 +14,12 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from zoo import runs
-from zoo.data_summary import summarize
+from zoo.data.summary import summarize
 from zoo.errors import RunFailed
-from zoo.runs import Stage
-from zoo.scoring import Evaluation
-from zoo.train import checkpoints, interrupts, space
+from zoo.model.scoring import Evaluation
+from zoo.storage import disk_full, runs
+from zoo.storage.runs import Stage
+from zoo.train.durability import checkpoints, interrupts
 from zoo.train.events import (
     Callback,
     EpochEnd,
@@ -34,7 +34,7 @@ from zoo.train.monitor import Improvement, Monitor
 from zoo.train.record import Record
 
 if TYPE_CHECKING:
-    from zoo.runtime import RuntimeChoice
+    from zoo.runtime.runners import RuntimeChoice
     from zoo.train.finetune import Unfrozen
 
 #: An exception that ends a run, given back as it came.
@@ -86,7 +86,7 @@ class TerminateOnNaN(Callback):
 
 
 class Checkpointing(Callback):
-    """Writes a checkpoint after every epoch (:mod:`zoo.train.checkpoints`)."""
+    """Writes a checkpoint after every epoch (:mod:`zoo.train.durability.checkpoints`)."""
 
     def __init__(self, run_dir: Path) -> None:
         self.run_dir = run_dir
@@ -115,7 +115,7 @@ class TensorBoard(Callback):
     (``epoch_loss``, ``epoch_accuracy``), so the tutorial's TensorBoard views work.
 
     The writers open when the run begins (a full disk then fails the run as any write
-    does) and flush every epoch; a full disk is :class:`zoo.train.space.DiskFull`.
+    does) and flush every epoch; a full disk is :class:`zoo.storage.disk_full.DiskFull`.
     """
 
     SPLITS = ("train", "validation")
@@ -151,12 +151,12 @@ class TensorBoard(Callback):
             try:
                 with self._writing():
                     writer.close()
-            except space.DiskFull:
+            except disk_full.DiskFull:
                 if end.status == "completed":
                     raise  # a failed run's logs were flushed each epoch: they stay as they are
 
     def _writing(self) -> contextlib.AbstractContextManager[None]:
-        return space.writing("the TensorBoard logs", self.logs, lambda: 65536)
+        return disk_full.writing("the TensorBoard logs", self.logs, lambda: 65536)
 
 
 class RunRecord(Callback):
@@ -168,7 +168,7 @@ class RunRecord(Callback):
 
     def __init__(self, record: Record) -> None:
         self.record = record
-        self.lost: space.DiskFull | None = None
+        self.lost: disk_full.DiskFull | None = None
 
     def on_run_begin(self, run: RunStart) -> None:
         self.record.update(
@@ -234,7 +234,7 @@ class RunRecord(Callback):
             self.record.update(test=dict(end.test or {}), weights_sha256=end.weights_sha256)
         try:
             self.record.write(end.status, end.error)
-        except space.DiskFull as exc:
+        except disk_full.DiskFull as exc:
             if end.status == "completed":
                 raise
             self.lost = exc  # recording it needs the disk that is full: the run ends as it is
@@ -246,7 +246,7 @@ class RunRecord(Callback):
         if self.lost is None or self.record.run_dir is None:
             return failure
         record = self.record.run_dir / runs.METRICS
-        if isinstance(failure, space.DiskFull):
+        if isinstance(failure, disk_full.DiskFull):
             failure.unrecorded(record)
         else:
             end = "interruption" if isinstance(failure, KeyboardInterrupt) else "failure"

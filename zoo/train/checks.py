@@ -17,7 +17,7 @@ from zoo.train.events import RunWarning
 
 if TYPE_CHECKING:
     from zoo.components import Backbone
-    from zoo.model import Assembled
+    from zoo.model.assemble import Assembled
     from zoo.registry import Entry
 
 #: Moving statistics have settled when their starting values weigh less than this.

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from zoo.components import Splits
-    from zoo.model import Assembled
+    from zoo.model.assemble import Assembled
     from zoo.runconfig import RunConfig
     from zoo.train.distribute import Placement
     from zoo.train.events import Events

@@ -3,7 +3,7 @@
 :func:`run` chooses the placement and precision, seeds, builds the model and the data,
 opens a new run directory (or reopens one to resume), plans the stages
 (:mod:`zoo.train.stages`) and runs them with the :class:`~zoo.train.trainer.Trainer`,
-then (with ``--keep best``) loads the best epoch's weights back (:mod:`zoo.train.best`),
+then (with ``--keep best``) loads the best epoch's weights back (:mod:`zoo.train.durability.best`),
 evaluates the test split and saves the model. What happens goes to callbacks as events
 (:mod:`zoo.train.events`): those of :mod:`zoo.train.callbacks` write checkpoints,
 TensorBoard logs and metrics.json after every epoch, so a run stopped by Ctrl-C or
@@ -20,13 +20,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from zoo import _tf, data, runs, runtime, saving, scoring
 from zoo.components import Splits
+from zoo.data import pipeline
 from zoo.errors import RunFailed, RunInterrupted
-from zoo.model import Assembled, build_model, build_splits, parameter_counts, summary_rows
+from zoo.model import scoring
+from zoo.model.assemble import Assembled, build_model, build_splits, parameter_counts, summary_rows
+from zoo.results import saving
 from zoo.runconfig import Resolved, check_classes
-from zoo.train import best, checkpoints, checks, interrupts, lock, space, store
-from zoo.train import features as feature_cache
+from zoo.runtime import loader, runners
+from zoo.storage import disk_full, runs
+from zoo.train import checks
 from zoo.train.callbacks import (
     Checkpointing,
     EarlyStopping,
@@ -35,11 +38,14 @@ from zoo.train.callbacks import (
     TerminateOnNaN,
 )
 from zoo.train.context import RunContext
+from zoo.train.durability import best, checkpoints, interrupts, lock
+from zoo.train.durability.resume import Reopened, reopen
 from zoo.train.events import Callback, Events, RunEnd, RunStart, RunWarning, StagePlan
+from zoo.train.features import cache as feature_cache
+from zoo.train.features import store
 from zoo.train.loop import predict_batches
 from zoo.train.monitor import Monitor
 from zoo.train.record import STAGE_PHASE, Record, Timer, file_sha256
-from zoo.train.resume import Reopened, reopen
 from zoo.train.schedules import ReduceOnPlateau
 from zoo.train.stages import Stages
 from zoo.train.trainer import Trainer
@@ -105,7 +111,7 @@ def run(
     options = options or EngineOptions()
     with lock.released_on_error():  # the lock reopen takes, until the try below has it
         reopened = reopen(resume, resolved.config, options.strategy) if resume else None
-        _tf.load()
+        loader.load()
     import keras
 
     from zoo.train.reporter import ConsoleReporter
@@ -146,7 +152,7 @@ def _prepare(resolved: Resolved, options: EngineOptions, events: Events) -> _Pre
     from zoo.train.distribute import choose_precision, place
     from zoo.train.finetune import check
 
-    runtime.check(resolved.config.runtime, resolved.config.runtime_precision)
+    runners.check(resolved.config.runtime, resolved.config.runtime_precision)
     placement = place(options.strategy, events.on_warning)
     precision = choose_precision(options.precision, placement)
     keras.mixed_precision.set_global_policy(precision)
@@ -189,7 +195,7 @@ def _load_data(resolved: Resolved, timer: Timer, events: Events) -> Splits:
 
 @dataclass(frozen=True)
 class _Opened:
-    """The run directory, locked: new, or reopened (:mod:`zoo.train.resume`); ``None`` on
+    """The run directory, locked: new, or reopened (:mod:`zoo.train.durability.resume`); ``None`` on
     workers other than the chief, unless they resume (they read it, the chief writes)."""
 
     run_dir: Path | None
@@ -204,7 +210,7 @@ def _open(
     if not prepared.placement.is_chief:
         return _Opened(None)
     config = prepared.resolved.config
-    with space.writing("a new run directory and its config.json", output, lambda: 65536):
+    with disk_full.writing("a new run directory and its config.json", output, lambda: 65536):
         settings = {**config.to_dict(), "command": command}
         run_dir = lock.new_run_dir(output, "-".join(c.name for c in config.choices), settings)
     return _Opened(run_dir)
@@ -260,9 +266,9 @@ class _Run:
             events.on_run_end(end)
             raise self.record.unrecorded(RunInterrupted(end.error or "interrupted")) from None
         except BaseException as raised:
-            exc = space.recognized(raised, self.writable)  # a full disk anywhere: DiskFull
+            exc = disk_full.recognized(raised, self.writable)  # a full disk anywhere: DiskFull
             rows: Sequence[dict[str, Any]] = trainer.history
-            if isinstance(exc, space.DiskFull) and self.run_dir is not None:
+            if isinstance(exc, disk_full.DiskFull) and self.run_dir is not None:
                 exc.resumable(self.run_dir)
                 rows = checkpoints.saved(self.writable, trainer.epoch, rows)[1]  # those on disk
             message = str(exc) if isinstance(exc, RunFailed) else f"{type(exc).__name__}: {exc}"
@@ -300,11 +306,11 @@ class _Run:
         return self._end("interrupted", history, interrupts.describe(saved, lost, where), lost=lost)
 
     def _warnings(self) -> list[RunWarning]:
-        """What a resume found damaged (:mod:`zoo.train.resume`), then setups that cannot
+        """What a resume found damaged (:mod:`zoo.train.durability.resume`), then setups that cannot
         learn, or not well (:mod:`zoo.train.checks`)."""
         prepared = self.prepared
         config = prepared.resolved.config
-        steps = data.steps(self.splits.sizes.get("train"), config.batch_size)
+        steps = pipeline.steps(self.splits.sizes.get("train"), config.batch_size)
         found = self.opened.reopened.warnings if self.opened.reopened is not None else ()
         backbone, assembled = prepared.resolved.backbone, prepared.assembled
         return [*found, *checks.warnings(backbone, assembled, config.epochs, steps)]
@@ -380,19 +386,19 @@ class _Run:
         with self.prepared.timer.phase("evaluate"):
             metrics = trainer.evaluate(model, batches)
             predicted = predict_batches(model, self.prepared.placement, batches)
-            with space.writing("the confusion matrix", figure, lambda: 1 << 16):
+            with disk_full.writing("the confusion matrix", figure, lambda: 1 << 16):
                 scored = scoring.evaluate_split(self.splits, "test", predicted, self.writable)
             events.on_evaluation(scored)
         return metrics
 
     def _save_model(self) -> None:
         """Save the trained model (backbone + head, preprocessing included, and the
-        manifest that reloads it anywhere, :mod:`zoo.saving`): chief only."""
+        manifest that reloads it anywhere, :mod:`zoo.results.saving`): chief only."""
         if self.writable is not None:
             path, assembled = self.writable / runs.MODEL, self.prepared.assembled
-            needed = checkpoints.variable_bytes(assembled.model)
-            with self.prepared.timer.phase("save"), space.writing("the model", path, needed):
-                space.point("model", path)
+            needed = disk_full.variable_bytes(assembled.model)
+            with self.prepared.timer.phase("save"), disk_full.writing("the model", path, needed):
+                disk_full.point("model", path)
                 saving.save_trained(
                     path, assembled, self.prepared.resolved, self.splits.class_names
                 )

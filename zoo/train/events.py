@@ -26,15 +26,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from zoo.runs import RunStatus, Stage
+from zoo.storage.runs import RunStatus, Stage
 
 if TYPE_CHECKING:
     from zoo.components import Splits
-    from zoo.model import LayerRow
-    from zoo.runtime import RuntimeChoice
-    from zoo.scoring import Evaluation
+    from zoo.model.assemble import LayerRow
+    from zoo.model.scoring import Evaluation
+    from zoo.runtime.runners import RuntimeChoice
+    from zoo.train.features.store import Pruned
     from zoo.train.finetune import Unfrozen
-    from zoo.train.store import Pruned
 
 #: One epoch of metrics.json's history: ``{"epoch": 3, "stage": "head", "loss": ...}``.
 Row = dict[str, Any]
@@ -150,9 +150,9 @@ class RunEnd:
     """How the run ended, after ``epoch`` epochs; ``test`` once it completed.
 
     ``kept`` says which epoch the saved model and the test metrics are
-    (:meth:`zoo.train.best.KeepBest.kept`). An interrupted run's ``epoch`` and
+    (:meth:`zoo.train.durability.best.KeepBest.kept`). An interrupted run's ``epoch`` and
     ``history`` are what is saved; ``lost`` is the epoch that was training, if any, and
-    ``error`` says both (:func:`zoo.train.interrupts.describe`).
+    ``error`` says both (:func:`zoo.train.durability.interrupts.describe`).
     """
 
     status: RunStatus
@@ -186,7 +186,7 @@ class Callback:
         """The run is set up in a way that cannot learn, or not well."""
 
     def on_runtime(self, choice: RuntimeChoice) -> None:
-        """What computes the features (:mod:`zoo.runtime`), and why; said once, before
+        """What computes the features (:mod:`zoo.runtime.runners`), and why; said once, before
         the first split's features, and again only if a later conversion fails."""
 
     def on_extract_begin(self, split: str, steps: int | None) -> None:

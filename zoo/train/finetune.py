@@ -192,7 +192,7 @@ def build_for_listing(entry: Entry[Backbone], image_size: int) -> BuiltForListin
 def layers_json(entry: Entry[Backbone]) -> dict[str, Any]:
     """``zoo info BACKBONE --layers`` as data: the backbone built at the default image
     size (or its minimum, if larger), with which parameters, and its layers."""
-    from zoo.settings import BY_NAME
+    from zoo.config.settings import BY_NAME
 
     size = max(entry.component.min_image_size, BY_NAME["image_size"].default)
     built = build_for_listing(entry, size)
@@ -206,7 +206,7 @@ def layers_json(entry: Entry[Backbone]) -> dict[str, Any]:
 
 
 def _build(entry: Entry[Backbone], shape: tuple[int, int, int], params: Any) -> keras.Model:
-    from zoo.model import build_backbone
+    from zoo.model.assemble import build_backbone
 
     return build_backbone(entry, shape, params).model
 

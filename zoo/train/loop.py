@@ -173,7 +173,7 @@ def distribute(strategy: tf.distribute.Strategy, dataset: tf.data.Dataset) -> An
     """``dataset`` (batched with the global batch size) spread over the strategy's replicas."""
     import tensorflow as tf
 
-    from zoo.data import without_autotuning
+    from zoo.runtime.loader import without_autotuning
 
     options = tf.data.Options()
     # Every worker builds the same dataset (seeded); each takes its share of batches.
@@ -195,13 +195,13 @@ def _device_datasets_untuned() -> None:
     those iterators ran an autotuning thread (seen with gdb on a CPU
     ``MirroredStrategy``: one ``Model::OptimizeLoop`` thread, none on the default
     strategy), which can stall the end of every pass as the input's could
-    (:func:`zoo.data.without_autotuning`). TensorFlow offers no option for them, so
+    (:func:`zoo.data.pipeline.without_autotuning`). TensorFlow offers no option for them, so
     zoo wraps the function that builds them, once per process. A TensorFlow without
     that function is left as it is.
     """
     from tensorflow.python.data.ops import multi_device_iterator_ops as devices
 
-    from zoo.data import without_autotuning
+    from zoo.runtime.loader import without_autotuning
 
     build = getattr(devices, "_create_device_dataset", None)
     if build is None:

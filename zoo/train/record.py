@@ -10,10 +10,9 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Literal
 
-from zoo import runs
 from zoo.runconfig import Resolved
-from zoo.runs import RunStatus, Stage
-from zoo.train import space
+from zoo.storage import disk_full, runs
+from zoo.storage.runs import RunStatus, Stage
 
 #: What metrics.json's ``timings`` measure; each stage's training is one phase.
 Phase = Literal["data", "build", "extract", "train", "fine_tune", "evaluate", "save"]
@@ -84,7 +83,7 @@ class Record:
         self.data["timings"] = dict(self.timer.seconds)
         if self.run_dir is not None:
             path = self.run_dir / runs.METRICS
-            with space.writing(
+            with disk_full.writing(
                 "the run record", path, lambda: len(json.dumps(self.data, default=str))
             ):
                 runs.write_json(path, self.data)

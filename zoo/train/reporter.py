@@ -11,10 +11,11 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from zoo import console, console_reports
-from zoo.data_summary import summarize
-from zoo.params import format_size
-from zoo.runs import Stage
+from zoo import console
+from zoo.console import reports
+from zoo.data.summary import summarize
+from zoo.storage.runs import Stage
+from zoo.storage.sizes import format_size
 from zoo.train.events import (
     Callback,
     EpochEnd,
@@ -27,11 +28,11 @@ from zoo.train.events import (
 
 if TYPE_CHECKING:
     from zoo.components import Splits
-    from zoo.model import LayerRow
-    from zoo.runtime import RuntimeChoice
-    from zoo.scoring import Evaluation
+    from zoo.model.assemble import LayerRow
+    from zoo.model.scoring import Evaluation
+    from zoo.runtime.runners import RuntimeChoice
+    from zoo.train.features.store import Pruned
     from zoo.train.finetune import Unfrozen
-    from zoo.train.store import Pruned
 
 #: How the progress lines name each stage's epochs.
 LABELS: Mapping[Stage, str] = {"head": "train", "fine_tune": "fine-tune"}
@@ -56,7 +57,7 @@ class ConsoleReporter(Callback):
         console.model_summary(name, rows, counts)
 
     def on_data_loaded(self, dataset: str, splits: Splits) -> None:
-        console_reports.data_summary(dataset, summarize(splits))
+        reports.data_summary(dataset, summarize(splits))
 
     def on_run_begin(self, run: RunStart) -> None:
         self.run_dir = run.run_dir
@@ -152,7 +153,7 @@ class ConsoleReporter(Callback):
             },
         )
         if self.evaluation is not None:
-            console_reports.evaluation(self.evaluation)
+            reports.evaluation(self.evaluation)
         if self.run_dir is not None:
             console.run_directory(self.run_dir)
 

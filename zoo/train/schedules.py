@@ -29,7 +29,7 @@ from zoo.train.events import Callback, EpochEnd, StageStart
 from zoo.train.monitor import Improvement, Monitor
 
 if TYPE_CHECKING:
-    from zoo.settings import RunSettings
+    from zoo.config.settings import RunSettings
 
 
 @dataclass(frozen=True)

@@ -2,7 +2,7 @@
 
 ``head`` trains the head. When the backbone is frozen and the feature cache is on, it
 trains the head model alone on the backbone's features (pooled, when the head begins
-with global pooling), extracted once per split and cached (:mod:`zoo.train.extraction`);
+with global pooling), extracted once per split and cached (:mod:`zoo.train.features.extraction`);
 otherwise the whole model on images. ``fine_tune``
 unfreezes the top of the backbone and trains the whole model on images at its own
 learning rate. A resumed run restores its checkpoint into the first stage that runs,
@@ -12,7 +12,7 @@ Each stage's optimizer follows the run's learning-rate schedule over that stage'
 (:mod:`zoo.train.schedules`), and its loss weighs classes as ``--class-weight`` says.
 
 With ``--augment``, training images are changed at random in the input pipeline
-(:class:`zoo.data.Augmentation`), differently every epoch. A frozen backbone's features
+(:class:`zoo.data.pipeline.Augmentation`), differently every epoch. A frozen backbone's features
 cannot follow every random change, so they are extracted for ``--augment-views`` K
 augmented copies of each training image, in one pass (so each copy stays with its image
 whatever order the dataset gives), and cached under a key that adds the augmentation's
@@ -26,13 +26,13 @@ import functools
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from zoo import data
-from zoo.model import make_optimizer, parameter_counts
+from zoo.data import pipeline
+from zoo.model.assemble import make_optimizer, parameter_counts
 from zoo.train import schedules
-from zoo.train.checkpoints import Resume
 from zoo.train.context import RunContext
+from zoo.train.durability.checkpoints import Resume
 from zoo.train.events import StagePlan
-from zoo.train.extraction import FeatureSource
+from zoo.train.features.extraction import FeatureSource
 from zoo.train.finetune import unfreeze_top
 
 if TYPE_CHECKING:
@@ -50,7 +50,7 @@ class Stages:
         self.context = context
         self.resume = resume
         cached = context.config.feature_cache and context.assembled.backbone_frozen
-        self.augmentation = data.Augmentation.of(context.config)
+        self.augmentation = pipeline.Augmentation.of(context.config)
         #: Where the head's features come from, when it trains on cached features (and,
         #: without fine-tuning, is tested on them).
         self.features = FeatureSource(context, self.augmentation) if cached else None
@@ -148,12 +148,14 @@ class Stages:
             return None
         if self.weights is None:
             if self.train_labels is None:
-                self.train_labels = data.labels_of(context.splits.train)
-            self.weights = data.balanced_weights(self.train_labels, context.splits.num_classes)
+                self.train_labels = pipeline.labels_of(context.splits.train)
+            self.weights = pipeline.balanced_weights(self.train_labels, context.splits.num_classes)
         return self.weights
 
     def _steps(self) -> int | None:
-        return data.steps(self.context.splits.sizes.get("train"), self.context.config.batch_size)
+        return pipeline.steps(
+            self.context.splits.sizes.get("train"), self.context.config.batch_size
+        )
 
     def _shuffle_seed(self, epoch: int) -> int:
         """The shuffle seed of ``epoch``: a resumed run shuffles exactly as an unbroken one
@@ -169,7 +171,7 @@ class Stages:
         """``split``'s images resized and batched; shuffled from ``seed`` when given, and
         changed by ``augment`` when given (the training split only)."""
         context = self.context
-        return data.batches(
+        return pipeline.batches(
             getattr(context.splits, split),
             image_size=context.config.image_size,
             batch_size=context.config.batch_size,

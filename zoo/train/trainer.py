@@ -3,7 +3,7 @@
 It knows nothing of files, screens or stopping rules: each epoch it trains, evaluates,
 asks the callbacks whether the stage should stop, adds the epoch to the history and
 announces it (:mod:`zoo.train.events`), holding a Ctrl-C until the callbacks have saved
-it (:mod:`zoo.train.interrupts`). Checkpoints, metrics.json, TensorBoard, early
+it (:mod:`zoo.train.durability.interrupts`). Checkpoints, metrics.json, TensorBoard, early
 stopping, the NaN stop and the progress display are callbacks.
 """
 
@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
-from zoo.train import interrupts
+from zoo.train.durability import interrupts
 from zoo.train.events import EpochEnd, EpochStart, Events, Row, StagePlan, StageStart
 from zoo.train.loop import Loop
 

@@ -1,0 +1,301 @@
+"""Reports on the terminal: the data summary before training, evaluation reports,
+comparisons of runs, predictions and exports.
+
+The second display module beside :mod:`zoo.console`, whose streams, tables and
+warnings it uses: tables go to ``console.out`` (stdout, or stderr under ``--json``),
+warnings and status lines to stderr.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from typing import Any
+
+from rich.measure import Measurement
+from rich.table import Table
+
+from zoo import console
+from zoo.console import _escape, _table
+from zoo.data.summary import DataSummary
+from zoo.model.scoring import Evaluation
+
+#: Classes listed in the data summary's table; the rest are counted in one row.
+SHOWN_CLASSES = 30
+#: Unreadable files named on the screen; metrics.json records them all.
+SHOWN_UNREADABLE = 5
+#: Misclassified examples listed on the screen; the report keeps more.
+SHOWN_MISTAKES = 10
+
+#: A row of the comparison: its label, and one cell per run.
+_Row = tuple[str, list[str]]
+
+
+# The data summary ------------------------------------------------------------------------
+
+
+def data_summary(dataset: str, summary: DataSummary) -> None:
+    """Classes and examples per split (and per class, when known), then the warnings."""
+    splits = list(summary.sizes)
+    table = _table(f"data: {_escape(dataset)}, {len(summary.class_names)} classes")
+    table.add_column("class", overflow="fold")
+    for split in splits:
+        table.add_column(split, justify="right")
+    if summary.class_counts:
+        for label, name in enumerate(summary.class_names[:SHOWN_CLASSES]):
+            counts = [summary.class_counts.get(split) for split in splits]
+            table.add_row(_escape(name), *(f"{c[label]:,}" if c else "-" for c in counts))
+        hidden = len(summary.class_names) - SHOWN_CLASSES
+        if hidden > 0:
+            table.add_row(f"... {hidden} more classes (in metrics.json)", *[""] * len(splits))
+    else:
+        console.status(f"classes: {', '.join(summary.class_names)}")
+    table.add_row("total", *(f"{summary.sizes[s]:,}" for s in splits), style="bold")
+    points = [summary.points_per_example(s) for s in splits]
+    table.add_row("one example is", *(f"{p:.1f} points" if p else "-" for p in points))
+    console.out.print(table)
+    for text in summary.warnings:
+        console.warning(text)
+    if summary.skipped:
+        _unreadable(dataset, summary)
+
+
+def _unreadable(dataset: str, summary: DataSummary) -> None:
+    named = list(summary.unreadable.items())
+    where = " (all are listed in the run's metrics.json)" if named else ""
+    files = "file" if summary.skipped == 1 else "files"
+    console.warning(f"dataset '{dataset}': skipped {summary.skipped} unreadable {files}{where}")
+    for file, reason in named[:SHOWN_UNREADABLE]:
+        console.status(f"  {file}: {reason}")
+    if len(named) > SHOWN_UNREADABLE:
+        console.status(f"  ... and {len(named) - SHOWN_UNREADABLE} more")
+
+
+# Evaluation reports ----------------------------------------------------------------------
+
+
+def evaluation(report: Evaluation) -> None:
+    """The confusion matrix, the scores per class, and the most confidently wrong."""
+    accuracy = report.accuracy
+    shown = f", accuracy {accuracy:.4f}" if accuracy is not None else ""
+    console.out.print(f"evaluation: {_escape(report.name)} ({report.examples} examples{shown})")
+    console.out.print(_confusion(report))
+    console.out.print(_per_class(report))
+    if report.mistakes:
+        console.out.print(_mistakes(report))
+    if report.figure:
+        console.out.print(f"confusion matrix: {_escape(_shown(report.figure))}")
+
+
+def _shown(path: str) -> str:
+    """``path`` as short as it reads: relative to the working directory when under it
+    (a long absolute path would fold across the table's lines)."""
+    relative = os.path.relpath(path)
+    return path if relative.startswith("..") else relative
+
+
+def _confusion(report: Evaluation) -> Table:
+    table = _table("confusion matrix")
+    table.add_column("true \\ predicted", overflow="fold")
+    for name in report.class_names:
+        table.add_column(_escape(name), justify="right")
+    for name, row in zip(report.class_names, report.confusion, strict=True):
+        table.add_row(_escape(name), *(str(n) for n in row))
+    return table
+
+
+def _per_class(report: Evaluation) -> Table:
+    table = _table("per class")
+    table.add_column("class", overflow="fold")
+    for column in ("precision", "recall", "F1", "examples"):
+        table.add_column(column, justify="right")
+    for c in report.classes:
+        scores = (_fraction(c.precision), _fraction(c.recall), _fraction(c.f1))
+        table.add_row(_escape(c.name), *scores, str(c.support))
+    macro = (_fraction(report.macro(score)) for score in ("precision", "recall", "f1"))
+    table.add_row("mean over classes", *macro, str(report.examples), style="bold")
+    return table
+
+
+def _mistakes(report: Evaluation) -> Table:
+    shown = report.mistakes[:SHOWN_MISTAKES]
+    table = _table(f"most confidently wrong ({len(shown)} of {report.misclassified})")
+    table.add_column("file" if shown[0].file is not None else "example", overflow="fold")
+    for column in ("true class", "predicted", "probability", "p(true class)"):
+        table.add_column(column, justify="right" if column.startswith("p") else "left")
+    for m in shown:
+        example = _shown(m.file) if m.file is not None else f"#{m.index}"
+        probabilities = (f"{m.probability:.4f}", f"{m.true_probability:.4f}")
+        table.add_row(_escape(example), _escape(m.true), _escape(m.predicted), *probabilities)
+    return table
+
+
+def evaluation_problems(errors: Sequence[Mapping[str, str]]) -> None:
+    """Files of an evaluation folder that could not be read."""
+    if not errors:
+        return
+    console.warning(f"skipped {len(errors)} unreadable {'file' if len(errors) == 1 else 'files'}:")
+    for row in errors:
+        console.status(f"  {row['file']}: {row['error']}")
+
+
+# Comparisons -----------------------------------------------------------------------------
+
+
+def comparison(data: Mapping[str, Any]) -> None:
+    """Runs side by side, one column each: what they were, what they reached, how long.
+
+    Runs that do not fit the terminal's width side by side go to further tables of the
+    same rows, so no header or cell wraps.
+    """
+    found = list(data["runs"])
+    rows = list(_comparison_rows(found, data.get("target")))
+    start = 0
+    for end in _fitting(found, rows):
+        shown = f"run {end}" if end - start == 1 else f"runs {start + 1}-{end}"
+        title = "comparison" if len(found) == end - start else f"{shown} of {len(found)}"
+        console.out.print(_comparison_table(title, found[start:end], rows, start))
+        start = end
+    for run in found:
+        console.out.print(f"{_escape(run['label'])}: {_escape(run['path'])}")
+    for text in data.get("warnings", []):
+        console.warning(text)
+
+
+def _comparison_table(
+    title: str, found: Sequence[Mapping[str, Any]], rows: Sequence[_Row], offset: int
+) -> Table:
+    table = _table(title)
+    table.add_column("", no_wrap=True)
+    for run in found:
+        table.add_column(_escape(run["label"]), justify="right", no_wrap=True)
+    for label, cells in rows:
+        table.add_row(label, *cells[offset : offset + len(found)])
+    return table
+
+
+def _fitting(found: Sequence[Mapping[str, Any]], rows: Sequence[_Row]) -> Iterable[int]:
+    """Where each table of runs ends: as many runs as fit the width, one at least."""
+    out = console.out
+    unbounded = out.options.update(max_width=1_000_000)  # measure, do not squeeze
+    start = 0
+    while start < len(found):
+        end = start + 1
+        while end < len(found):
+            table = _comparison_table("", found[start : end + 1], rows, start)
+            if Measurement.get(out, unbounded, table).maximum > out.width:
+                break
+            end += 1
+        yield end
+        start = end
+
+
+def _comparison_rows(found: Sequence[Mapping[str, Any]], target: float | None) -> Iterable[_Row]:
+    def row(label: str, value: Callable[..., Any]) -> _Row:
+        return label, [_escape(str(value(run))) for run in found]
+
+    yield row("status", lambda r: r["status"])
+    for kind in ("dataset", "backbone", "head"):
+        yield row(kind, lambda r, kind=kind: r[kind] or "-")
+    if any(run["differs"] for run in found):
+        differs = "\n".join
+        yield row("differs", lambda r: differs(f"{k}={v}" for k, v in r["differs"].items()))
+    yield row("trainable params", lambda r: _count(r["parameters"].get("trainable")))
+    yield row("total params", lambda r: _count(r["parameters"].get("total")))
+    yield row("epochs", _epochs_cell)
+    yield row("final val accuracy", lambda r: _fraction(r["final_val_accuracy"]))
+    yield row("best val accuracy", _best_cell)
+    yield row("test accuracy", lambda r: _fraction(r["test_accuracy"]))
+    reach = f"epochs to val acc ≥ {target:.4f}" if target is not None else "epochs to target"
+    yield row(reach, _reach_cell)
+    if any(run["stage_starts"].get("fine_tune") for run in found):
+        yield row("fine-tuning from epoch", lambda r: r["stage_starts"].get("fine_tune", "-"))
+    if any(run["resumed"] for run in found):
+        yield row("resumed", lambda r: _times(r["resumed"]))
+    phases = list(dict.fromkeys(p for run in found for p in run["timings"]))
+    for phase in phases:
+        yield row(f"time: {phase}", lambda r, p=phase: _seconds(r["timings"].get(p)))
+    yield row("time: total", lambda r: _seconds(r["total_seconds"]))
+
+
+def _epochs_cell(run: Mapping[str, Any]) -> str:
+    """``5``, ``3 of 5`` (stopped early), ``5 + 3 fine-tune`` with a second stage."""
+
+    def count(stage: Mapping[str, Any]) -> str:
+        done, planned = stage["done"], stage["planned"]
+        return str(done) if planned in (None, done) else f"{done} of {planned}"
+
+    stages = run["stages"]
+    cells = [count(stages["head"])] if "head" in stages else []
+    if "fine_tune" in stages:
+        cells.append(f"{count(stages['fine_tune'])} fine-tune")
+    return " + ".join(cells)
+
+
+def _best_cell(run: Mapping[str, Any]) -> str:
+    if run["best_val_accuracy"] is None:
+        return "-"
+    chance = " (chance)" if run["at_chance"] else ""
+    return f"{run['best_val_accuracy']:.4f} (epoch {run['best_epoch']}){chance}"
+
+
+def _reach_cell(run: Mapping[str, Any]) -> str:
+    return "never" if run["epochs_to_target"] is None else str(run["epochs_to_target"])
+
+
+def _times(count: int) -> str:
+    return {0: "-", 1: "once"}.get(count, f"{count} times")
+
+
+def _fraction(value: float | None) -> str:
+    return "-" if value is None else f"{value:.4f}"
+
+
+def _count(value: int | None) -> str:
+    return "-" if value is None else f"{value:,}"
+
+
+def _seconds(value: float | None) -> str:
+    return "-" if value is None else f"{value:.1f} s"
+
+
+def figure_written(path: Any) -> None:
+    console.out.print(f"figure: {_escape(path)}")
+
+
+# Predictions and exports ----------------------------------------------------------------
+
+
+def exported(fmt: str, path: Any) -> None:
+    console.out.print(f"exported ({_escape(fmt)}): {_escape(path)}")
+
+
+def predictions(
+    predicted: Sequence[Mapping[str, Any]], errors: Sequence[Mapping[str, str]], top_k: int
+) -> None:
+    """One row per file: its class and probability, and the top ``top_k`` if over 1."""
+    table = _table("predictions")
+    table.add_column("file", overflow="fold")
+    table.add_column("class")
+    table.add_column("probability", justify="right")
+    if top_k > 1:
+        table.add_column(f"top {top_k}", overflow="fold")
+    for row in predicted:
+        cells = [_escape(row["file"]), _escape(row["class"]), f"{row['probability']:.4f}"]
+        if top_k > 1:
+            cells.append(", ".join(_ranked(t) for t in row["top_k"]))
+        table.add_row(*cells)
+    if predicted:
+        console.out.print(table)
+    if errors:
+        failed = _table("unreadable")
+        failed.add_column("file", overflow="fold")
+        failed.add_column("error", overflow="fold")
+        for row in errors:
+            failed.add_row(_escape(row["file"]), _escape(row["error"]))
+        console.out.print(failed)
+    console.status(f"predicted {len(predicted)} files; {len(errors)} could not be read")
+
+
+def _ranked(entry: Mapping[str, Any]) -> str:
+    return f"{_escape(entry['class'])} {entry['probability']:.4f}"

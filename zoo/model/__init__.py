@@ -1,0 +1,3 @@
+"""The model: a backbone and a head assembled, zoo's own layers, and scoring what
+a classifier predicts.
+"""
