@@ -7,15 +7,15 @@ order that does not depend on the file system's listing order. A folder that hol
 subfolders, keeps its own split; a missing ``validation/`` or ``test/`` is carved from
 ``train/``, 10% each.
 
-Images are the files whose names say so (``zoo.images.IMAGE_EXTENSIONS``: JPEG, PNG,
+Images are the files whose names say so (``zoo.data.images.IMAGE_EXTENSIONS``: JPEG, PNG,
 WebP, TIFF and every other raster format Pillow reads); other files (``notes.txt``,
 ``Thumbs.db``) are ignored. Before training, every image is decoded once
-(``zoo.images.find_unreadable``; about 1 ms per 500x375 JPEG and core, so 25,000 photos
+(``zoo.data.images.find_unreadable``; about 1 ms per 500x375 JPEG and core, so 25,000 photos
 take a minute or less), so unreadable ones (empty, truncated, not what their name says)
 are skipped and named before the first epoch, and the split sizes are exact. Files
 that are not regular files (a named pipe, a link to ``/dev/zero``), files over
 ``ZOO_MAX_IMAGE_BYTES`` and images over ``ZOO_MAX_IMAGE_PIXELS`` are skipped and named
-the same way, never read whole nor decoded (``zoo.image_limits``); each epoch reads
+the same way, never read whole nor decoded (``zoo.data.limits``); each epoch reads
 through the same checks. The verdicts are cached per folder in ``$ZOO_CACHE_DIR``
 (default ``~/.cache/zoo``), keyed by each file's size and modification time and by the
 limits; the next run decodes only new or changed files. The cache carries the SHA-256
@@ -37,7 +37,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import zoo
-from zoo import images
+from zoo.data import images
 
 if TYPE_CHECKING:
     import tensorflow as tf

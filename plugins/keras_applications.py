@@ -11,7 +11,7 @@ The ``weights`` parameter is ``imagenet``, ``none`` (random) or the path of a we
 file (``.h5``, ``.weights.h5`` or ``.keras``). For ``imagenet`` and a path alike, the
 model is built exactly as Keras builds it for ImageNet weights (EfficientNet adds a
 rescaling layer then), and Keras's request for its weights file is answered by zoo
-(:func:`zoo.weights.fetch`): from the Keras cache when the file is there and intact,
+(:func:`zoo.downloads.weights.fetch`): from the Keras cache when the file is there and intact,
 else downloaded (a damaged copy moved aside to ``NAME.damaged`` first); offline, an
 error says which file to put where. Each backbone
 declares that file, its URL and Keras's MD5 (:func:`downloads`) for ``zoo fetch`` and
@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Any
 
 import zoo
-from zoo import weights
+from zoo.downloads import weights
 
 #: What each preprocessing mode does, for descriptions.
 _PREPROCESSING = {
@@ -50,7 +50,7 @@ class Application:
         constructor: The function in ``keras.applications``.
         module: The ``keras.applications`` submodule whose ``preprocess_input`` the
             network expects; ``preprocessing`` is the same computation.
-        preprocessing: A preprocessing mode (``zoo.layers.preprocessing_layer``).
+        preprocessing: A preprocessing mode (``zoo.model.layers.preprocessing_layer``).
         min_size: The smallest height and width Keras accepts.
         title: The network and its paper, for descriptions.
         weights_file: The ImageNet file (without the classifier) Keras loads.

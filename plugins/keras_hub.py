@@ -18,7 +18,7 @@ Presets come from the KerasHub cache (kagglehub's, ``$KAGGLEHUB_CACHE``, default
 fails at once (exit 2) naming the cache folder to fill and the local-directory way out.
 For ``zoo fetch`` each preset declares the three files zoo reads (:data:`READS`), laid
 out as kagglehub lays them out, with its completion markers. Before KerasHub reads them
-from the cache, zoo checks them (:func:`zoo.weights.set_aside_if_damaged`: the size and
+from the cache, zoo checks them (:func:`zoo.downloads.weights.set_aside_if_damaged`: the size and
 SHA-256 zoo recorded when it stored or first met each file, since Kaggle publishes
 none); a damaged file is moved aside with a warning, and KerasHub downloads it again.
 
@@ -40,7 +40,8 @@ from pathlib import Path
 from typing import Any
 
 import zoo
-from zoo import caches, confine, weights
+from zoo.downloads import weights
+from zoo.storage import caches, confine
 
 from .keras_hub_presets import CURATED
 

@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 import zoo
-from zoo.weights import sha256
+from zoo.downloads.weights import sha256
 
 #: The shipped weights, and the hash they must have.
 WEIGHTS_FILE = Path(__file__).resolve().parent / "weights" / "shapes_cnn.weights.h5"

@@ -32,7 +32,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import zoo
-from zoo import caches, confine
+from zoo.storage import caches, confine
 
 if TYPE_CHECKING:
     import tensorflow as tf
@@ -276,7 +276,7 @@ def tfds_downloads(
     it is each file's ``root``, so a file name cannot lead out of it. What TFDS prepares
     from them is ``prepared``, by default the dataset's folder in the data directory
     (so a run directory's ``data_dir`` is held to this machine's folders:
-    :func:`zoo.offline.from_run`).
+    :func:`zoo.downloads.readiness.from_run`).
 
     Raises:
         ZooError: ``name`` is no plain name, TFDS is not installed, has no table for it, or
