@@ -107,6 +107,32 @@ def test_an_explicit_target_some_runs_never_reach(zoo_cli, isolated: Path):
     assert_png(isolated / "out" / "c.png")
 
 
+def test_the_figure_is_written_whole_at_the_path_given(zoo_cli, isolated: Path):
+    """A --figure without a suffix is a PNG at that very path (matplotlib alone would
+    add .png to it), and nothing else is left beside it."""
+    run = fake_run(isolated, "a", [0.6, 0.9])
+    (isolated / "out").mkdir()
+
+    result = zoo_cli("compare", str(run), "--figure", "out/curves", "--json")
+
+    assert result.exit_code == 0, result.stderr
+    assert result.json()["figure"] == str(Path("out/curves"))
+    assert_png(isolated / "out" / "curves")
+    assert [p.name for p in (isolated / "out").iterdir()] == ["curves"]
+
+
+def test_a_figure_zoo_cannot_write_exits_2_saying_why(zoo_cli, isolated: Path):
+    run = fake_run(isolated, "a", [0.6, 0.9])
+    (isolated / "taken").write_text("a file, not a folder")
+
+    result = zoo_cli("compare", str(run), "--figure", "taken/c.png")
+
+    assert result.exit_code == 2
+    assert "cannot write the figure taken/c.png: " in result.stderr
+    assert "pass another --figure PATH" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
 def test_failed_resumed_and_unfinished_runs_are_shown_as_recorded(zoo_cli, isolated: Path):
     failed = fake_run(
         isolated, "nan_run", [0.5, 0.55], status="failed", error="RunFailed: NaN loss", test={}

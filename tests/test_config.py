@@ -169,6 +169,18 @@ def test_a_toml_syntax_error_names_the_file_and_line(isolated: Path):
     assert "line 3" in str(info.value)
 
 
+def test_an_unreadable_registry_file_says_why_and_keeps_the_cause_for_verbose(isolated: Path):
+    folder = isolated / "registry.toml"
+    folder.mkdir()
+
+    with pytest.raises(zoo.ZooError) as info:
+        read_registry_file(folder)
+
+    assert str(info.value).startswith(f"cannot read the registry file {folder}: Is a directory.")
+    assert info.value.got == str(folder)
+    assert isinstance(info.value.__cause__, IsADirectoryError)  # zoo --verbose prints it
+
+
 @pytest.mark.parametrize(
     ("text", "line", "complaint"),
     [

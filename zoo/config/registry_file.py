@@ -37,6 +37,7 @@ from typing import Any, NoReturn
 from zoo.components import KINDS
 from zoo.config.settings import BY_NAME
 from zoo.errors import ZooError, closest
+from zoo.storage import os_errors
 from zoo.storage.sizes import parse_size
 
 _TOP_KEYS = {"registry", "plugins", "run", "cache", "components", "recipes"}
@@ -88,15 +89,13 @@ def read_registry_file(path: Path) -> RegistryFile:
         ZooError: the file is missing, is not valid TOML, or has unknown or badly
             typed entries; the message names the file and the line.
     """
-    try:
+    with os_errors.explained(
+        "read the registry file",
+        path,
+        expected="a readable TOML file",
+        fix="check the path given with --registry or ZOO_REGISTRY",
+    ):
         raw = path.read_bytes()
-    except OSError as exc:
-        raise ZooError(
-            f"cannot read the registry file {path}: {exc.strerror}.",
-            expected="a readable TOML file",
-            fix="check the path given with --registry or ZOO_REGISTRY",
-            got=str(path),
-        ) from None
     text = _decoded(path, raw)
     try:
         data = tomllib.loads(text)

@@ -21,10 +21,12 @@ from typing import TYPE_CHECKING, Any
 
 from zoo.components import Splits
 from zoo.errors import ZooError
+from zoo.storage import os_errors
 from zoo.storage.runs import write_whole
 
 if TYPE_CHECKING:
     import numpy as np
+    from matplotlib.figure import Figure
 
 #: The confusion matrix of a run's test split, in its run directory.
 FIGURE = "confusion_matrix.png"
@@ -249,16 +251,17 @@ def draw(evaluation: Evaluation, path: Path) -> Path:
     accuracy = evaluation.accuracy
     shown = f", accuracy {accuracy:.4f}" if accuracy is not None else ""
     ax.set_title(f"{evaluation.name}: {evaluation.examples} examples{shown}")
-    png = io.BytesIO()
-    figure.savefig(png, format="png")
-    try:
+    return write_figure(figure, path, fix="pass another --output DIR")
+
+
+def write_figure(figure: Figure, path: Path, *, fix: str) -> Path:
+    """Write ``figure`` to ``path`` whole (:func:`zoo.storage.runs.write_whole`), as a
+    PNG unless the path's suffix names another format; ``fix`` says how to write elsewhere."""
+    drawn = io.BytesIO()
+    figure.savefig(drawn, format=path.suffix[1:] or "png")
+    with os_errors.explained(
+        "write the figure", path, expected="a folder zoo can write a PNG to", fix=fix
+    ):
         path.parent.mkdir(parents=True, exist_ok=True)
-        write_whole(path, png.getbuffer())
-    except OSError as exc:
-        raise ZooError(
-            f"cannot write the figure {path}: {exc.strerror}.",
-            expected="a folder zoo can write a PNG to",
-            fix="pass another --output DIR",
-            got=str(path),
-        ) from exc
+        write_whole(path, drawn.getbuffer())
     return path

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 from zoo.components import KINDS
 from zoo.config.settings import SETTINGS
-from zoo.errors import ZooError
+from zoo.model.scoring import write_figure
 from zoo.storage.runs import RunRecord, finite_number
 
 if TYPE_CHECKING:
@@ -258,17 +258,7 @@ def _data_of(record: RunRecord) -> tuple[Any, ...]:
 
 def plot(records: Sequence[RunRecord], comparison: Mapping[str, Any], path: Path) -> Path:
     """Draw :func:`figure` to ``path`` as a PNG."""
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        figure(records, comparison).savefig(path)
-    except OSError as exc:
-        raise ZooError(
-            f"cannot write the figure {path}: {exc.strerror}.",
-            expected="a path zoo can write a PNG to",
-            fix="pass another --figure PATH",
-            got=str(path),
-        ) from None
-    return path
+    return write_figure(figure(records, comparison), path, fix="pass another --figure PATH")
 
 
 def figure(records: Sequence[RunRecord], comparison: Mapping[str, Any]) -> Figure:
