@@ -114,17 +114,17 @@ def test_the_report_as_data_and_as_a_figure(isolated: Path):
 
 
 def test_files_written_whole_get_the_mode_a_plain_open_gives(tmp_path):
-    """Written under a temporary name (mkstemp: 0600), then given 0666 less the umask, as
-    a figure saved in place had and model.keras has: a run shared with a group stays so."""
+    """Written under a temporary name, with 0666 less the umask, as a figure saved in
+    place had and model.keras has: a run shared with a group stays so."""
     import os
 
-    from zoo.storage.runs import write_whole
+    from zoo.storage.atomic import write_bytes
 
     umask = os.umask(0o027)
     os.umask(umask)
     path = tmp_path / "figure.png"
 
-    write_whole(path, b"png")
+    write_bytes(path, b"png")
 
     assert path.read_bytes() == b"png"
     assert path.stat().st_mode & 0o777 == 0o666 & ~umask

@@ -2,9 +2,8 @@
 
 Published checks do not cover every cached file: Kaggle publishes no size or hash for
 KerasHub preset files, and a file with a published hash would have to be hashed on
-every use to be checked against it (ResNet50's 95 MB: 160 ms for SHA-256 and MD5 from
-the page cache, measured on 2 cores; more from a cold disk). So when
-zoo stores a file (downloaded, copied from a bundle) or first finds one intact, it
+every use to be checked against it, a cost that grows with the file. So when zoo
+stores a file (downloaded, copied from a bundle) or first finds one intact, it
 writes a record beside it, ``.NAME.zoo.json``: the file's size, SHA-256 and
 modification time. A use compares the size and modification time from ``stat`` with
 the record, and hashes the file only when they differ (a rewrite, a copy, damage) or
@@ -19,13 +18,13 @@ user placed may be the only copy), so the caller can download it again.
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import json
 import os
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from zoo.storage.declared import Download
+from zoo.storage.hashing import file_hashes
 from zoo.storage.runs import write_json
 
 #: What a damaged file is renamed to: ``NAME.damaged``, ``NAME.damaged-2``...
@@ -85,7 +84,7 @@ def damage(d: Download, *, thorough: bool = False) -> str | None:
         return f"it has {stat.st_size:,} bytes; zoo stored {known.size:,}"
     if known is not None and known.mtime_ns == stat.st_mtime_ns and not thorough:
         return None
-    digests = hashes(d.path, "sha256", *(["md5"] if d.md5 else []))
+    digests = file_hashes(d.path, "sha256", *(["md5"] if d.md5 else []))
     sha256, md5 = digests["sha256"], digests.get("md5")
     for expected, got, what in (
         (d.sha256, sha256, "SHA-256 is {got}; the one published is {expected}"),
@@ -114,13 +113,3 @@ def set_aside(d: Download) -> Path:
     if d.marker is not None:
         d.marker.unlink(missing_ok=True)  # kagglehub would take the next file as finished
     return aside
-
-
-def hashes(path: str | os.PathLike[str], *algorithms: str) -> dict[str, str]:
-    """The hex digest of the file at ``path`` by each of ``algorithms``, in one read."""
-    hashers = {name: hashlib.new(name, usedforsecurity=False) for name in algorithms}
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            for hasher in hashers.values():
-                hasher.update(block)
-    return {name: hasher.hexdigest() for name, hasher in hashers.items()}

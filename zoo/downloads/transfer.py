@@ -1,9 +1,9 @@
 """Moving declared files into place: downloading, copying and verifying them.
 
-Every file is written the same way, whether it comes from a URL or a bundle: to a
-temporary file beside its target (``.NAME.XXXX.part``), hashed while it is written,
-checked (the length the server announced, the declared size and hashes, a bundle's
-SHA-256), fsynced, and only then renamed to its name, so an interrupted or refused
+Every file is written the same way, whether it comes from a URL or a bundle: under a
+temporary name beside its target (:func:`zoo.storage.atomic.staged`), hashed while it is
+written, checked (the length the server announced, the declared size and hashes, a
+bundle's SHA-256), and only then renamed to its name, so an interrupted or refused
 transfer leaves nothing a cache could take for the file. A file written into its cache
 gets zoo's record of its size and SHA-256 beside it (:mod:`zoo.downloads.records`), which later
 uses check it against. zoo never replaces or deletes a file that is already there: a
@@ -21,9 +21,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import http.client
-import os
 import shutil
-import tempfile
 import urllib.error
 import urllib.request
 from collections.abc import Callable, Iterable, Iterator
@@ -34,7 +32,7 @@ from typing import Any
 from zoo._version import __version__
 from zoo.console import transfers
 from zoo.downloads import records
-from zoo.storage import caches, disk_full
+from zoo.storage import atomic, caches, disk_full
 from zoo.storage.declared import Download
 
 #: Seconds a download may wait for data before it fails, instead of hanging forever.
@@ -108,30 +106,26 @@ def _write(
     if target.exists():
         raise Failed(f"{target} already exists; zoo never replaces a file")
     target.parent.mkdir(parents=True, exist_ok=True)
-    fd, name = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".part")
-    partial = Path(name)
+    hashes = _Hashes(d)
+
+    def room() -> contextlib.AbstractContextManager[None]:
+        # Around the writes only: a transfer that fails (a timeout) is not the disk's.
+        return disk_full.writing(d.name, target, lambda: d.size or hashes.size + CHUNK, FIX)
+
     try:
-        hashes = _Hashes(d)
-
-        def room() -> contextlib.AbstractContextManager[None]:
-            # Around the writes only: a transfer that fails (a timeout) is not the disk's.
-            return disk_full.writing(d.name, target, lambda: d.size or hashes.size + CHUNK, FIX)
-
-        with os.fdopen(fd, "wb") as out:
-            for chunk in chunks:
-                with room():
-                    out.write(chunk)
-                hashes.update(chunk)
-                advance(len(chunk))
-            with room():
-                out.flush()
-                os.fsync(out.fileno())
-        hashes.check(d, sha256)
-        os.replace(partial, target)
-    except BaseException:
-        partial.unlink(missing_ok=True)
-        raise
-    _fsync_folder(target.parent)
+        with atomic.staged(target, suffix=".part", replace=False) as partial:
+            with open(partial, "wb") as out:
+                for chunk in chunks:
+                    with room():
+                        out.write(chunk)
+                    hashes.update(chunk)
+                    advance(len(chunk))
+                with room():  # some file systems (NFS) report a full disk only here
+                    out.flush()
+                    atomic.sync(partial)
+            hashes.check(d, sha256)
+    except FileExistsError:
+        raise Failed(f"{target} appeared while zoo wrote it; zoo never replaces a file") from None
     if target == d.path:
         records.record(target, hashes.sha256.hexdigest())
         mark(d)
@@ -239,20 +233,6 @@ def _check_space(d: Download, target: Path, size: int | None) -> None:
     folder = caches.existing_folder(target.parent)
     if size is not None and size > shutil.disk_usage(folder).free:
         raise disk_full.full(d.name, target, size, FIX)
-
-
-def _fsync_folder(folder: Path) -> None:
-    """Make the rename itself durable (POSIX); a no-op where folders cannot be opened."""
-    try:
-        fd = os.open(folder, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
 
 
 def _reason(exc: object) -> str:

@@ -26,6 +26,7 @@ from zoo.downloads.transfer import Failed, download
 from zoo.errors import ZooError
 from zoo.storage.caches import keras_cache, keras_home
 from zoo.storage.declared import Download, confined
+from zoo.storage.hashing import file_hashes
 
 __all__ = [
     "SetAside",
@@ -172,4 +173,4 @@ def _not_fetched(
 
 
 def _digest(path: str | os.PathLike[str], algorithm: str) -> str:
-    return records.hashes(path, algorithm)[algorithm]
+    return file_hashes(path, algorithm)[algorithm]

@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 from zoo.components import Splits
 from zoo.errors import ZooError
 from zoo.storage import os_errors
-from zoo.storage.runs import write_whole
+from zoo.storage.atomic import write_bytes
 
 if TYPE_CHECKING:
     import numpy as np
@@ -255,7 +255,7 @@ def draw(evaluation: Evaluation, path: Path) -> Path:
 
 
 def write_figure(figure: Figure, path: Path, *, fix: str) -> Path:
-    """Write ``figure`` to ``path`` whole (:func:`zoo.storage.runs.write_whole`), as a
+    """Write ``figure`` to ``path`` whole (:func:`zoo.storage.atomic.write_bytes`), as a
     PNG unless the path's suffix names another format; ``fix`` says how to write elsewhere."""
     drawn = io.BytesIO()
     figure.savefig(drawn, format=path.suffix[1:] or "png")
@@ -263,5 +263,5 @@ def write_figure(figure: Figure, path: Path, *, fix: str) -> Path:
         "write the figure", path, expected="a folder zoo can write a PNG to", fix=fix
     ):
         path.parent.mkdir(parents=True, exist_ok=True)
-        write_whole(path, drawn.getbuffer())
+        write_bytes(path, drawn.getbuffer())
     return path

@@ -25,16 +25,13 @@ from __future__ import annotations
 
 import contextlib
 import io
-import os
-import shutil
-import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from zoo.errors import ZooError
 from zoo.results.saving import MANIFEST, Manifest, save_model
-from zoo.storage import disk_full
+from zoo.storage import atomic, disk_full
 from zoo.storage.disk_full import variable_bytes
 
 if TYPE_CHECKING:
@@ -61,7 +58,8 @@ def export(trained: Trained, fmt: str, output: Path) -> Path:
     check_output(fmt, output)
     model = any_size(trained)
     needed = variable_bytes(model)
-    with _staged(output) as staging, disk_full.writing("the exported model", output, needed, FIX):
+    staged = _staged(output, fmt)
+    with disk_full.writing("the exported model", output, needed, FIX), staged as staging:
         if fmt == "keras":
             save_model(model, staging, trained.manifest)
         else:
@@ -165,21 +163,21 @@ def check_output(fmt: str, output: Path) -> None:
 
 
 @contextlib.contextmanager
-def _staged(output: Path) -> Iterator[Path]:
-    """A temporary path beside ``output``, renamed to it when the block succeeds."""
-    try:
-        output.parent.mkdir(parents=True, exist_ok=True)
-        staging = Path(tempfile.mkdtemp(prefix=f".{output.name}.", dir=output.parent))
-    except OSError as exc:
-        raise ZooError(
-            f"cannot write to {output.parent}: {exc.strerror}.",
-            expected="a folder zoo can write to",
-            fix="pass another --output PATH",
-            got=str(output),
-        ) from None
-    target = staging / output.name
-    try:
-        yield target
-        os.replace(target, output)
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
+def _staged(output: Path, fmt: str) -> Iterator[Path]:
+    """A file (``keras``) or folder (``savedmodel``) to write ``output`` in, renamed to it
+    when the block succeeds (never over one that appeared meanwhile)."""
+    with contextlib.ExitStack() as stack:
+        try:
+            output.parent.mkdir(parents=True, exist_ok=True)
+            staged = atomic.staged(
+                output, folder=fmt == "savedmodel", suffix=output.suffix, replace=False
+            )
+            staging = stack.enter_context(staged)
+        except OSError as exc:
+            raise ZooError(
+                f"cannot write to {output.parent}: {exc.strerror}.",
+                expected="a folder zoo can write to",
+                fix="pass another --output PATH",
+                got=str(output),
+            ) from None
+        yield staging

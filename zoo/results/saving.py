@@ -30,8 +30,6 @@ facts (:func:`manifest_from_run`).
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 import zipfile
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field, replace
@@ -50,6 +48,7 @@ from zoo.results.manifest import (
     Manifest,
     find_keras_objects,
 )
+from zoo.storage import atomic
 
 if TYPE_CHECKING:
     import keras
@@ -118,17 +117,10 @@ def save_model(
 
     serialized = keras.saving.serialize_keras_object(model)
     manifest = replace(manifest, keras_objects=find_keras_objects(serialized, head_layer))
-    fd, staging = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".keras")
-    os.close(fd)
-    try:
+    with atomic.staged(path, suffix=".keras") as staging:  # Keras saves no other name
         model.save(staging)
         with zipfile.ZipFile(staging, "a") as archive:
             archive.writestr(MANIFEST, manifest.to_json())
-        with open(staging, "rb") as f:
-            os.fsync(f.fileno())
-        os.replace(staging, path)
-    finally:
-        Path(staging).unlink(missing_ok=True)
 
 
 def _output(model: keras.Model) -> str:

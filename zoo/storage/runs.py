@@ -1,4 +1,4 @@
-"""Run directories: created fresh, written atomically, read back by later commands.
+"""Run directories: created fresh, written whole, read back by later commands.
 
 A run directory holds::
 
@@ -20,22 +20,15 @@ import datetime as _dt
 import importlib.metadata
 import json
 import math
-import os
 import platform
 import re
-import tempfile
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
 from zoo.errors import ZooError
-
-#: The mode a file opened plainly gets (0666 less the umask), read once, at import, before
-#: any thread could create a file while the umask is briefly changed to read it.
-_UMASK = os.umask(0o022)
-os.umask(_UMASK)
-FILE_MODE = 0o666 & ~_UMASK
+from zoo.storage import atomic
 
 CONFIG = "config.json"
 METRICS = "metrics.json"
@@ -76,23 +69,7 @@ def new_run_dir(root: Path, name: str) -> Path:
 def write_json(path: Path, data: Any) -> None:
     """Write ``data`` as JSON so that readers see the old file or the new one, never half."""
     text = json.dumps(data, indent=2, default=_jsonable)
-    write_whole(path, (text + "\n").encode("utf-8"))
-
-
-def write_whole(path: Path, data: bytes | memoryview) -> None:
-    """Write ``data`` under a temporary name beside ``path``, synced, then rename it: a
-    failed write (a full disk) leaves the previous file or none, never part of one."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        os.fchmod(fd, FILE_MODE)  # mkstemp's 0600 would hide a shared run from its group
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    atomic.write_bytes(path, (text + "\n").encode("utf-8"))
 
 
 def json_problem(path: Path, kind: type = dict) -> tuple[Any, str | None]:

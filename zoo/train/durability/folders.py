@@ -5,50 +5,37 @@ A folder is written under a temporary name, flushed to disk and renamed into pla
 What a later process finds may still be damaged (a truncated copy, a full disk, a stray
 ``truncate``), so the folder's ``state.json`` records each file's size and SHA-256
 (:func:`describe_files`), and :func:`files_problem` checks them before anything is
-loaded: hashing costs about a second per GB, next to the minutes an epoch of a model
-that large takes. The feature cache records a CRC-32 instead (``{"bytes", "crc32"}``,
-computed as its files are written, checked at about 2.7 GB/s), because its entries are
-read again by every run that uses them.
+loaded: hashing a checkpoint costs little next to the epoch that wrote it. The feature
+cache records a CRC-32 instead (``{"bytes", "crc32"}``, computed as its files are
+written, and several times faster to check), because its entries are read again by
+every run that uses them.
 """
 
 from __future__ import annotations
 
 import io
-import os
-import shutil
-import tempfile
 import zlib
 from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
-from zoo.storage import disk_full
-from zoo.train.record import file_sha256
+from zoo.storage import atomic, disk_full
+from zoo.storage.hashing import file_sha256
 
 
 def write_folder(
     parent: Path, name: str, write: Callable[[Path], None], what: str, needed: Callable[[], int]
 ) -> Path:
-    """``parent/name``, written by ``write(folder)`` under a temporary name, flushed to
-    disk and renamed into place: a process killed at any moment leaves all of it or
-    none. An existing folder of that name (a resumed run redoing an epoch) is replaced.
-    A full disk is a :class:`zoo.storage.disk_full.DiskFull` naming ``what`` and the bytes
-    ``needed()`` estimates.
+    """``parent/name``, written by ``write(folder)`` under a temporary name and renamed
+    into place (:func:`zoo.storage.atomic.staged`): a process killed at any moment leaves
+    all of it or none. An existing folder of that name (a resumed run redoing an epoch)
+    is replaced. A full disk is a :class:`zoo.storage.disk_full.DiskFull` naming ``what``
+    and the bytes ``needed()`` estimates.
     """
     parent.mkdir(exist_ok=True)
     final = parent / name
-    partial = Path(tempfile.mkdtemp(prefix=f".{name}.", dir=parent))
-    try:
-        with disk_full.writing(what, final, needed):
-            write(partial)
-            _fsync_tree(partial)
-        if final.exists():
-            shutil.rmtree(final)
-        partial.rename(final)
-        _fsync_dir(parent)
-    except BaseException:
-        shutil.rmtree(partial, ignore_errors=True)
-        raise
+    with disk_full.writing(what, final, needed), atomic.staged(final, folder=True) as partial:
+        write(partial)
     return final
 
 
@@ -115,18 +102,3 @@ def _same_checksum(path: Path, expected: Mapping[str, Any]) -> bool:
     if "sha256" in expected:
         return file_sha256(path) == expected["sha256"]
     return file_crc32(path) == int(expected["crc32"])
-
-
-def _fsync_tree(folder: Path) -> None:
-    for path in folder.iterdir():
-        with open(path, "rb") as f:
-            os.fsync(f.fileno())
-    _fsync_dir(folder)
-
-
-def _fsync_dir(folder: Path) -> None:
-    fd = os.open(folder, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)

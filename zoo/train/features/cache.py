@@ -29,7 +29,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, BinaryIO
 
-from zoo.storage import disk_full
+from zoo.storage import atomic, disk_full
 from zoo.train.features import store
 
 if TYPE_CHECKING:
@@ -264,10 +264,8 @@ class FeatureCache:
 def _rename(partial: Path, folder: Path) -> bool:
     """Move a finished entry into place (its lease follows); ``False`` if one is there."""
     try:
-        partial.rename(folder)
-    except OSError:
-        if not folder.is_dir():
-            raise
+        atomic.publish(partial, folder, replace=False)
+    except FileExistsError:
         return False
     return True
 
@@ -313,9 +311,9 @@ def extract_to(
             disk_full.point("features", folder / store.FEATURES)
             if report is not None:
                 report(step)
-        for f in (features, labels):
+        for f in (features, labels):  # synced here, where a full disk is named
             f.flush()
-            os.fsync(f.fileno())
+            atomic.sync(Path(f.name))
     files = {name: w.to_json() for name, w in written.items()}
     return {"count": count, "shape": list(shape), "views": views, "files": files}
 
