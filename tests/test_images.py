@@ -13,6 +13,7 @@ import pytest
 from PIL import Image
 
 from zoo.data import images
+from zoo.data.files import IMAGE_EXTENSIONS, find_files, is_image_name
 
 #: Two flat colours side by side, so lossy formats stay close to the source.
 LEFT, RIGHT = (200, 40, 60), (30, 160, 220)
@@ -209,7 +210,7 @@ def test_a_missing_file_is_unreadable(isolated: Path):
 
 def test_the_parallel_check_finds_exactly_what_read_image_rejects(isolated: Path):
     write_images(isolated, others=False)
-    files = images.find_files(isolated).images
+    files = find_files(isolated).images
 
     unreadable = images.find_unreadable(files)
 
@@ -242,7 +243,7 @@ def test_tf_data_decodes_exactly_like_read_image(isolated: Path):
     import tensorflow as tf
 
     write_images(isolated, bad=False, others=False)
-    files = [str(p) for p in images.find_files(isolated).images]
+    files = [str(p) for p in find_files(isolated).images]
 
     decoded = tf.data.Dataset.from_tensor_slices(files).map(
         lambda path: images.decode(tf.io.read_file(path)), num_parallel_calls=4
@@ -257,7 +258,7 @@ def test_find_files_is_sorted_recursive_and_leaves_out_hidden_files(isolated: Pa
         (isolated / name).parent.mkdir(parents=True, exist_ok=True)
         (isolated / name).write_bytes(b"")
 
-    found = images.find_files(isolated)
+    found = find_files(isolated)
 
     assert [p.relative_to(isolated).as_posix() for p in found.images] == [
         "a/10.JPG",
@@ -265,8 +266,8 @@ def test_find_files_is_sorted_recursive_and_leaves_out_hidden_files(isolated: Pa
         "b/2.png",
     ]
     assert [p.name for p in found.others] == ["Thumbs.db"]
-    assert images.is_image_name("photo.PNG") and images.is_image_name("photo.webp")
-    assert not images.is_image_name("notes.txt") and not images.is_image_name("model.h5")
+    assert is_image_name("photo.PNG") and is_image_name("photo.webp")
+    assert not is_image_name("notes.txt") and not is_image_name("model.h5")
 
 
 def test_every_image_ending_is_a_format_pillow_opens_by_itself():
@@ -275,9 +276,9 @@ def test_every_image_ending_is_a_format_pillow_opens_by_itself():
     Image.init()
     readable = {ext for ext, fmt in Image.registered_extensions().items() if fmt in Image.OPEN}
 
-    assert set(images.IMAGE_EXTENSIONS) <= readable
+    assert set(IMAGE_EXTENSIONS) <= readable
     # ... and a file of each is read by the tests above.
-    assert {Path(name).suffix.lower() for name in GOOD} >= set(images.IMAGE_EXTENSIONS)
+    assert {Path(name).suffix.lower() for name in GOOD} >= set(IMAGE_EXTENSIONS)
 
 
 def test_prediction_finds_in_a_folder_exactly_the_images_training_reads(isolated: Path):
@@ -288,4 +289,24 @@ def test_prediction_finds_in_a_folder_exactly_the_images_training_reads(isolated
     files, missing = find_images([isolated])
 
     assert {p.name for p in files} == set(GOOD) | set(BAD) and not missing  # not OTHERS
-    assert {p.name for p in files} == {p.name for p in images.find_files(isolated).images}
+    assert {p.name for p in files} == {p.name for p in find_files(isolated).images}
+
+
+def test_listing_images_loads_no_tensorflow(isolated: Path):
+    """A dataset's metadata and zoo predict's checks of its paths list folders before
+    TensorFlow loads: zoo.image_files is zoo.data.files, apart from the decoder."""
+    import subprocess
+    import sys
+
+    write_images(isolated)
+    code = (
+        "import sys, zoo; found = zoo.image_files('.').images; "
+        "loaded = {m.split('.')[0] for m in sys.modules}; "
+        "print(len(found), sorted(loaded & {'tensorflow', 'keras'}))"
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", code], cwd=isolated, capture_output=True, text=True, timeout=120
+    )
+
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.split(maxsplit=1) == [str(len(find_files(isolated).images)), "[]\n"]

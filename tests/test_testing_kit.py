@@ -367,3 +367,27 @@ def test_a_class_a_new_process_cannot_find_fails_the_round_trip(tmp_path: Path):
     assert "loading in a new process failed" in problem.detail
     assert "'Halving' (undecorated), of the head 'halving'" in problem.detail
     assert info.value.report.round_trips == []
+
+
+#: Prints what importing the module loaded of TensorFlow, Keras and zoo's build side.
+IMPORTED = """
+import sys
+import {module}
+heavy = ("tensorflow", "keras")
+print(sorted(m for m in sys.modules
+             if m.split(".")[0] in heavy or m.startswith(("zoo.train", "zoo.model"))))
+"""
+
+
+@pytest.mark.parametrize("module", ["zoo.testing", "zoo.testing.reload"])
+def test_importing_the_kit_or_its_new_process_loads_no_tensorflow(module: str):
+    """The kit loads TensorFlow once check_plugin knows whether to be verbose; the new
+    process of the round trip imports what zoo predict imports, not the building side."""
+    import subprocess
+    import sys
+
+    code = IMPORTED.format(module=module)
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == "[]"

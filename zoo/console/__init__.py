@@ -21,7 +21,7 @@ import sys
 import time
 import warnings
 from collections.abc import Iterable, Iterator, Mapping, Sequence
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
 from rich import box
 from rich.console import Console
@@ -32,8 +32,10 @@ from rich.text import Text
 from zoo.components import Backbone, Component, Head
 from zoo.config.registry_file import Recipe
 from zoo.errors import ZooError
-from zoo.model.assemble import LayerRow
 from zoo.registry import Entry, PluginInfo, Registry
+
+if TYPE_CHECKING:
+    from zoo.model.assemble import LayerRow  # imports Keras
 
 #: Control characters: C0 but newline and tab (zoo's own line breaks), DEL, and C1.
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")

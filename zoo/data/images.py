@@ -5,10 +5,8 @@ dataset maps it over file contents in tf.data, and ``read_image`` calls the same
 function eagerly, so a picture is decoded for ``zoo predict`` and ``zoo evaluate``
 exactly as it was for training.
 
-Which files are images is decided by their names (:data:`IMAGE_EXTENSIONS`): the
-raster formats Pillow reads without outside programs. Other files (``notes.txt``,
-``Thumbs.db``, ``.heic`` without a Pillow plugin) are not images and are left alone,
-never counted as unreadable.
+Which files are images is decided by their names (:mod:`zoo.data.files`, which lists
+them without TensorFlow); this module imports TensorFlow.
 
 What TensorFlow 2.21 does with each format (measured on files Pillow wrote):
 
@@ -34,7 +32,7 @@ eagerly.
 
 The file's own bytes decide how it is decoded, not its name: a PNG named ``.jpg`` is
 read. EXIF orientation is ignored, as Keras' ``image_dataset_from_directory`` ignores
-it. TensorFlow decodes a 500x375 JPEG in about 1 ms on one CPU core.
+it.
 """
 
 from __future__ import annotations
@@ -45,7 +43,8 @@ import os
 import re
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, NamedTuple
+
+import numpy as np
 
 from zoo.data.limits import (
     MAX_PIXELS,
@@ -57,51 +56,10 @@ from zoo.data.limits import (
     read_checked,
     read_file,
 )
-
-if TYPE_CHECKING:
-    import numpy as np
-    import tensorflow as tf
-
-#: File name endings read as images (compared in lower case): the raster formats
-#: Pillow reads by itself. (Pillow also opens ``.eps``, ``.mpg``, ``.h5`` and others by
-#: name, but only with outside programs or not at all: those stay "not images".)
-IMAGE_EXTENSIONS = (
-    ".apng", ".avif", ".bmp", ".dib", ".gif", ".ico", ".j2k", ".jfif", ".jp2", ".jpe",
-    ".jpeg", ".jpg", ".pbm", ".pcx", ".pgm", ".png", ".pnm", ".ppm", ".qoi", ".sgi",
-    ".tga", ".tif", ".tiff", ".webp",
-)  # fmt: skip
+from zoo.runtime.loader import tf, without_autotuning
 
 #: Changes whenever ``decode`` changes what it returns, so cached verdicts expire.
 DECODER_VERSION = "2"
-
-
-class FolderFiles(NamedTuple):
-    """The files under a folder: images (by their ending) and everything else."""
-
-    images: list[Path]
-    others: list[Path]
-
-
-def is_image_name(path: str | os.PathLike[str]) -> bool:
-    """Whether ``path`` ends like an image file zoo reads (``.jpg``, ``.PNG``, ...)."""
-    return Path(path).suffix.lower() in IMAGE_EXTENSIONS
-
-
-def find_files(folder: str | os.PathLike[str]) -> FolderFiles:
-    """Every file under ``folder``, recursively, sorted by relative path.
-
-    Hidden files and folders (``.DS_Store``, ``.ipynb_checkpoints``) are left out;
-    other files that are not images (``Thumbs.db``, ``README.txt``) are in ``others``.
-    The order does not depend on the file system's listing order.
-    """
-    root = Path(folder)
-    found = []
-    for parent, dirs, files in os.walk(root):
-        dirs[:] = [d for d in dirs if not d.startswith(".")]
-        found += [Path(parent, f) for f in files if not f.startswith(".")]
-    found.sort(key=lambda p: p.relative_to(root).as_posix())
-    images = [p for p in found if is_image_name(p)]
-    return FolderFiles(images, [p for p in found if not is_image_name(p)])
 
 
 def decode_file(path: tf.Tensor, within: Limits) -> tf.Tensor:
@@ -110,8 +68,6 @@ def decode_file(path: tf.Tensor, within: Limits) -> tf.Tensor:
     Read by :func:`zoo.data.limits.read_file` within ``within``, its pixels checked,
     then decoded as :func:`decode` decodes.
     """
-    import tensorflow as tf
-
     read = tf.autograph.experimental.do_not_convert(functools.partial(read_checked, within=within))
     contents = tf.numpy_function(read, [path], tf.string, stateful=True)
     return _decode_checked(tf.reshape(contents, ()))
@@ -126,8 +82,6 @@ def decode(contents: tf.Tensor, max_pixels: int = MAX_PIXELS) -> tf.Tensor:
     the bytes are not an image TensorFlow or Pillow can read, or the header says it
     has more than ``max_pixels`` (:func:`check_pixels`, before any decoder runs).
     """
-    import tensorflow as tf
-
     check = tf.autograph.experimental.do_not_convert(
         functools.partial(checked, max_pixels=max_pixels)
     )
@@ -135,8 +89,6 @@ def decode(contents: tf.Tensor, max_pixels: int = MAX_PIXELS) -> tf.Tensor:
 
 
 def _decode_checked(contents: tf.Tensor) -> tf.Tensor:
-    import tensorflow as tf
-
     def jpeg() -> tf.Tensor:
         # decode_image would use libjpeg's fast integer DCT: up to 11 levels off at
         # block edges. The accurate one matches Pillow exactly, at the same speed.
@@ -158,7 +110,6 @@ def _decode_checked(contents: tf.Tensor) -> tf.Tensor:
 
 
 def _decode_with_pillow(contents: bytes | np.ndarray) -> np.ndarray:
-    import numpy as np
     from PIL import Image, UnidentifiedImageError
 
     # bytes in a graph, a 0-d object array eagerly. (np.asarray(bytes) would drop
@@ -195,8 +146,6 @@ def read_image(path: str | os.PathLike[str], within: Limits | None = None) -> np
     data = read_file(path, within.bytes)
     if not data:
         raise UnreadableImage(path, "the file is empty (0 bytes)")
-    import tensorflow as tf
-
     try:
         check_pixels(data, within.pixels)  # decode checks too; this says why plainly
         return decode(tf.constant(data), within.pixels).numpy()
@@ -206,8 +155,6 @@ def read_image(path: str | os.PathLike[str], within: Limits | None = None) -> np
 
 def _reason(exc: Exception) -> str:
     """TensorFlow's message without its op names: ``Unknown image file format...``."""
-    import tensorflow as tf
-
     text = exc.message if isinstance(exc, tf.errors.OpError) else str(exc)
     text = re.sub(r"\{\{function_node [^}]*\}\}\s*", "", text)
     text = re.sub(r"\s*\[Op:\w+\].*$", "", text, flags=re.DOTALL)
@@ -222,14 +169,10 @@ def find_unreadable(paths: Sequence[str | os.PathLike[str]]) -> dict[Path, str]:
     """Decode every file once, in parallel; return the unreadable ones with the reason.
 
     The decoding runs in tf.data on all cores and keeps only the index and shape of each
-    image that decoded, so memory stays flat; they come back in batches (one at a
-    time, reading them took 0.34 s of 2,000 small JPEGs' 0.2 s). The few files that
-    fail are decoded once more, one at a time, to say why.
+    image that decoded, so memory stays flat; they come back in batches, as one at a
+    time would take longer than the decoding. The few files that fail are decoded once
+    more, one at a time, to say why.
     """
-    import tensorflow as tf
-
-    from zoo.runtime.loader import without_autotuning
-
     if not paths:
         return {}
     names = [os.fspath(p) for p in paths]

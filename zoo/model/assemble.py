@@ -3,22 +3,21 @@
 The assembled model takes raw pixels (float32, 0..255, ``image_size`` square) and runs
 the backbone's preprocessing, the backbone, and the head, so a saved model predicts
 from raw images exactly as it was trained. The head is a model of its own so that it
-can also be trained on cached backbone features.
+can also be trained on cached backbone features. Importing it imports Keras.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from zoo.components import TOKEN_POOLING, BuiltBackbone, BuiltHead, Splits
 from zoo.errors import ZooError, describe_error
+from zoo.model.layers import as_layer
 from zoo.registry import Entry
 from zoo.runconfig import Resolved
-
-if TYPE_CHECKING:
-    import keras
+from zoo.runtime.loader import keras
 
 
 class ComponentError(ZooError):
@@ -112,10 +111,6 @@ def _check_listings(entry: Entry, splits: Splits) -> None:
 
 def build_model(resolved: Resolved, num_classes: int) -> Assembled:
     """Build backbone and head and join them; nothing is compiled yet."""
-    import keras
-
-    from zoo.model.layers import as_layer
-
     config = resolved.config
     built = build_backbone(resolved.backbone, config.image_shape, config.backbone.params)
     preprocessing = _wrap(
@@ -154,7 +149,6 @@ def _split_pooling(
     entry: Entry, features: Any, pooled: Any, outputs: Any
 ) -> tuple[keras.Model, keras.Model]:
     """The head cut after its pooling; a head whose declaration does not hold is refused."""
-    import keras
 
     def refuse(why: str) -> ComponentError:
         return ComponentError(
@@ -181,8 +175,6 @@ def build_backbone(
     entry: Entry, image_shape: tuple[int, int, int], params: Mapping[str, Any]
 ) -> BuiltBackbone:
     """Call a backbone's builder and check what it returns."""
-    import keras
-
     built = call_builder(entry, image_shape, params)
     _expect(entry, built, BuiltBackbone, "zoo.BuiltBackbone")
     _expect(entry, built.model, keras.Model, "a keras.Model in BuiltBackbone.model")
@@ -209,8 +201,6 @@ def with_token_pooling(
 
 def make_optimizer(name: str, learning_rate: float, precision: str = "float32") -> Any:
     """The optimizer ``name``; under float16 wrapped to scale the loss against underflow."""
-    import keras
-
     optimizer = keras.optimizers.get(
         {"class_name": name, "config": {"learning_rate": learning_rate}}
     )
@@ -221,8 +211,6 @@ def make_optimizer(name: str, learning_rate: float, precision: str = "float32") 
 
 def _float32(outputs: Any) -> Any:
     """The head's outputs in float32: a float16 sigmoid saturates and breaks the loss."""
-    import keras
-
     if outputs.dtype == "float32":
         return outputs
     return keras.layers.Activation("linear", dtype="float32", name="output_float32")(outputs)

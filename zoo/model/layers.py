@@ -18,9 +18,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-import keras
-
 from zoo.components import PREPROCESSING_MODES
+from zoo.runtime.loader import keras
 
 # The constants of keras.applications.imagenet_utils.preprocess_input, per mode.
 _CAFFE_MEAN_BGR = (103.939, 116.779, 123.68)

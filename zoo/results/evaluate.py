@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from zoo.data.images import find_files
+from zoo.data.files import find_files
 from zoo.errors import ZooError, closest, one_of
 from zoo.model import scoring
 from zoo.registry import Registry

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from zoo.data.files import find_files
 from zoo.errors import ZooError
 from zoo.results.saving import Loaded, Manifest, load_saved, manifest_from_run
 from zoo.storage import runs
@@ -158,11 +159,9 @@ def find_images(paths: Sequence[Path]) -> tuple[list[Path], list[dict[str, str]]
     """The files to predict: files as given, and the images under folders, recursively.
 
     A file named on the command line is read whatever its ending; in folders, only
-    image endings count (:data:`zoo.data.images.IMAGE_EXTENSIONS`). A path that does not
+    image endings count (:data:`zoo.data.files.IMAGE_EXTENSIONS`). A path that does not
     exist is an error entry, not a reason to stop.
     """
-    from zoo.data.images import find_files
-
     files: list[Path] = []
     errors = []
     for path in paths:

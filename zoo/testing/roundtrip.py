@@ -4,11 +4,11 @@ For each backbone and head of the plugin under test, zoo builds a model as ``zoo
 does (:func:`zoo.model.assemble.build_model`): the backbone under a small probe head, the head
 on a small probe backbone (a feature map, else a vector). It trains the model one step
 with zoo's training loop, saves it as a run saves it (:func:`zoo.results.saving.save_trained`)
-and predicts four images. Then a new Python process (``python -m zoo.testing.roundtrip
-SPEC``) loads the plugin as zoo loads plugins, loads each model with
-:func:`zoo.results.saving.load_saved` and predicts the same images; the answers must agree.
-Only a new process shows whether a model loads where nothing but the plugin's
-registration has been imported, as in ``zoo predict`` after ``zoo run``.
+and predicts four images. Then a new Python process (:mod:`zoo.testing.reload`) loads
+the plugin as zoo loads plugins, loads each model and predicts the same images; the
+answers must agree. Only a new process shows whether a model loads where nothing but the
+plugin's registration has been imported, as in ``zoo predict`` after ``zoo run``.
+Imports TensorFlow and Keras.
 """
 
 from __future__ import annotations
@@ -19,35 +19,28 @@ import subprocess
 import sys
 import tempfile
 from collections.abc import Mapping, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from zoo.components import Backbone, Dataset, Head
+import numpy as np
+
+from zoo.components import Backbone, BuiltBackbone, BuiltHead, Dataset, Head
 from zoo.errors import ZooError
+from zoo.model.assemble import Assembled, ComponentError, build_model, make_optimizer
 from zoo.registry import Entry, PluginInfo
-from zoo.runtime import loader
+from zoo.results.saving import save_trained
+from zoo.runconfig import Choice, Resolved, RunConfig
+from zoo.runtime.loader import keras, tf
 from zoo.testing.contracts import Problem
-
-if TYPE_CHECKING:
-    from zoo.model.assemble import Assembled
-    from zoo.runconfig import Resolved
+from zoo.testing.reload import Saved, one_line
+from zoo.train.distribute import place
+from zoo.train.loop import Loop
 
 #: The images predicted on both sides of the round trip.
 _BATCH = 4
 #: Predictions of a reloaded model may differ from the saved one's by rounding only.
 _TOLERANCE = 1e-5
-
-
-@dataclass(frozen=True)
-class Saved:
-    """One model saved for the round trip, and where its images and answers are."""
-
-    label: str
-    model: str
-    images: str
-    expected: str
-    loaded: str
 
 
 def round_trip(
@@ -81,7 +74,7 @@ def round_trip(
                 size = max(image_size, getattr(entry.component, "min_image_size", 1))
                 saved.append(_save(entry, values[entry.qualified_name], size, Path(folder), i))
             except Exception as exc:
-                problems.append(Problem(label, "round trip", f"saving raised {_one_line(exc)}"))
+                problems.append(Problem(label, "round trip", f"saving raised {one_line(exc)}"))
         problems += _load_elsewhere(loader, saved, Path(folder))
     failed = {problem.component for problem in problems}
     return [s.label for s in saved if s.label not in failed], problems
@@ -101,10 +94,6 @@ def _loader(plugin: object) -> dict[str, Any] | None:
 
 
 def _save(entry: Entry, values: dict[str, Any], size: int, folder: Path, index: int) -> Saved:
-    import numpy as np
-
-    from zoo.results.saving import save_trained
-
     assembled, resolved, classes = _assemble(entry, values, size)
     rng = np.random.default_rng(index)
     images = rng.integers(0, 256, (_BATCH, size, size, 3)).astype("float32")
@@ -126,8 +115,6 @@ def _save(entry: Entry, values: dict[str, Any], size: int, folder: Path, index: 
 
 def _assemble(entry: Entry, values: dict[str, Any], size: int) -> tuple[Assembled, Resolved, int]:
     """The model ``zoo run`` would build around ``entry``, its configuration, its classes."""
-    from zoo.model.assemble import ComponentError, build_model
-
     if entry.kind == "backbone":
         resolved = _resolved(entry, values, _PROBE_HEAD, {}, size)
         return build_model(resolved, 2), resolved, 2
@@ -153,8 +140,6 @@ def _resolved(
     head_values: dict[str, Any],
     size: int,
 ) -> Resolved:
-    from zoo.runconfig import Choice, Resolved, RunConfig
-
     config = RunConfig(
         dataset=Choice("dataset", _PROBE_DATA.name, _PROBES.name),
         backbone=Choice("backbone", backbone.name, backbone.plugin.name, backbone_values),
@@ -171,12 +156,6 @@ def _resolved(
 
 def _train_step(assembled: Assembled, images: Any, labels: Any) -> None:
     """One step of zoo's own training loop, as a run trains."""
-    import tensorflow as tf
-
-    from zoo.model.assemble import make_optimizer
-    from zoo.train.distribute import place
-    from zoo.train.loop import Loop
-
     placement = place("default")
     loop = Loop(
         assembled.model,
@@ -203,7 +182,7 @@ def _load_elsewhere(loader: dict[str, Any], saved: list[Saved], folder: Path) ->
     )
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in sys.path if p)}
     proc = subprocess.run(
-        [sys.executable, "-m", "zoo.testing.roundtrip", str(spec)],
+        [sys.executable, "-m", "zoo.testing.reload", str(spec)],
         capture_output=True,
         text=True,
         env=env,
@@ -222,8 +201,6 @@ def _load_elsewhere(loader: dict[str, Any], saved: list[Saved], folder: Path) ->
 
 
 def _compare(saved: Saved, error: str | None) -> Problem | None:
-    import numpy as np
-
     if error:
         return Problem(saved.label, "round trip", f"loading in a new process failed: {error}")
     expected, loaded = np.load(saved.expected), np.load(saved.loaded)
@@ -237,59 +214,10 @@ def _compare(saved: Saved, error: str | None) -> Problem | None:
     )
 
 
-def main(argv: Sequence[str]) -> int:
-    """The new process: load the plugin, then each model, and predict its images."""
-    import numpy as np
-
-    from zoo.results.saving import load_saved
-
-    spec = json.loads(Path(argv[0]).read_text())
-    errors: dict[str, str | None] = {}
-    # Quiet, so that the last lines of stderr, shown if this process fails, say why.
-    with loader.quiet():
-        registry = _load_plugin(spec["plugin"])
-        for saved in (Saved(**s) for s in spec["models"]):
-            try:
-                model = load_saved(Path(saved.model), registry).model
-                np.save(saved.loaded, np.asarray(model.predict_on_batch(np.load(saved.images))))
-                errors[saved.label] = None
-            except Exception as exc:
-                errors[saved.label] = _one_line(exc)
-    Path(spec["results"]).write_text(json.dumps(errors))
-    return 0
-
-
-def _load_plugin(loader: Mapping[str, Any]) -> Any:
-    import importlib.util
-
-    from zoo.plugins import LoadOptions, load_registry
-
-    if "name" in loader:
-        return load_registry()
-    file = Path(loader["file"])
-    package = [str(file.parent)] if file.name == "__init__.py" else None
-    spec = importlib.util.spec_from_file_location(
-        loader["module"], file, submodule_search_locations=package
-    )
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[loader["module"]] = module
-    spec.loader.exec_module(module)
-    return load_registry(LoadOptions(builtins_only=True, extra=[module]))
-
-
-def _one_line(exc: BaseException) -> str:
-    return " ".join(f"{type(exc).__name__}: {exc}".split())
-
-
 # --- Probes: the other half of each model ------------------------------------------------
 
 
 def _probe_head(features: Any, num_classes: int, params: Mapping[str, Any]) -> Any:
-    import keras
-
-    from zoo.components import BuiltHead
-
     pool = {4: keras.layers.GlobalAveragePooling2D, 3: keras.layers.GlobalAveragePooling1D}
     rank = len(features.shape)
     x = pool[rank]()(features) if rank in pool else features
@@ -299,10 +227,6 @@ def _probe_head(features: Any, num_classes: int, params: Mapping[str, Any]) -> A
 
 def _probe_backbone(vector: bool) -> Any:
     def build(image_shape: tuple[int, int, int], params: Mapping[str, Any]) -> Any:
-        import keras
-
-        from zoo.components import BuiltBackbone
-
         layers = [keras.Input(image_shape), keras.layers.Conv2D(4, 3, padding="same")]
         if vector:
             layers.append(keras.layers.GlobalAveragePooling2D())
@@ -320,7 +244,3 @@ _PROBE_DATA = Entry(Dataset("probe_images", "random images (never built)", _neve
 _PROBE_HEAD = Entry(Head("probe_head", "pooling + Dense(n, softmax)", _probe_head), _PROBES)
 _PROBE_MAP = Entry(Backbone("probe_map", "Conv2D(4)", _probe_backbone(False)), _PROBES)
 _PROBE_VECTOR = Entry(Backbone("probe_vector", "Conv2D(4) + GAP", _probe_backbone(True)), _PROBES)
-
-
-if __name__ == "__main__":
-    sys.exit(main(sys.argv[1:]))
