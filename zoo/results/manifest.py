@@ -15,7 +15,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Callable, Iterator, Mapping
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from zoo.components import KINDS
@@ -121,11 +121,6 @@ class Manifest:
             ZooError: a field is missing or not as zoo writes it; the message names it.
         """
         return _Reader(source).manifest(data)
-
-
-def _known(cls: type, data: Mapping[str, Any]) -> dict[str, Any]:
-    names = {f.name for f in fields(cls)}
-    return {k: v for k, v in data.items() if k in names}
 
 
 _MISSING = object()
