@@ -8,22 +8,16 @@ exactly as it was for training.
 Which files are images is decided by their names (:mod:`zoo.data.files`, which lists
 them without TensorFlow); this module imports TensorFlow.
 
-What TensorFlow 2.21 does with each format (measured on files Pillow wrote):
+How each format is decoded, by the file's first bytes:
 
-- JPEG (RGB, greyscale, progressive, Adobe CMYK), PNG (RGB, RGBA, greyscale, grey +
-  alpha, palette with and without transparency, 16 bits per channel) and GIF (first
-  frame of an animation, frames smaller than the canvas) decode correctly with three
-  channels; alpha is dropped, as Pillow's ``convert("RGB")`` drops it. Pillow clips
-  16-bit greyscale PNGs to 255; TensorFlow scales them.
-- JPEG: ``decode_image`` uses libjpeg's fast integer DCT, up to 11 levels off at block
-  edges; ``decode_jpeg(dct_method="INTEGER_ACCURATE")`` matches Pillow pixel for
-  pixel, at the same speed, so JPEGs take that path.
-- BMP: TensorFlow reads the indices of a palette BMP as grey levels (wrong colours,
-  no error) and rejects 1-bit BMPs; WebP, TIFF, AVIF, JPEG 2000, ICO, QOI, TGA, PCX,
-  SGI and the PNM family it does not read at all. All of these go through Pillow,
-  inside the same function (``tf.numpy_function``, first frame, ``convert("RGB")``);
-  in tf.data they decode in parallel like the rest (Pillow's decoders release the GIL).
-- Truncated JPEG and PNG files, empty files and other formats are errors in both.
+- JPEG: ``decode_jpeg(dct_method="INTEGER_ACCURATE")``, which matches Pillow pixel for
+  pixel (``decode_image``'s fast integer DCT does not).
+- PNG and GIF (the first frame): TensorFlow's decoder, three channels, alpha dropped as
+  Pillow's ``convert("RGB")`` drops it, 16-bit PNGs scaled to 8 bits.
+- Every other format (BMP, whose palettes TensorFlow misreads; WebP, TIFF and the rest,
+  which it does not read): Pillow, inside the same function (``tf.numpy_function``,
+  first frame, ``convert("RGB")``), so tf.data decodes them in parallel like the rest.
+- Truncated files, empty files and other formats are errors.
 
 Image files are untrusted (:mod:`zoo.data.limits`): only regular files are read, at
 most ``ZOO_MAX_IMAGE_BYTES`` of them, and :func:`decode` refuses an image whose header
@@ -90,8 +84,8 @@ def decode(contents: tf.Tensor, max_pixels: int = MAX_PIXELS) -> tf.Tensor:
 
 def _decode_checked(contents: tf.Tensor) -> tf.Tensor:
     def jpeg() -> tf.Tensor:
-        # decode_image would use libjpeg's fast integer DCT: up to 11 levels off at
-        # block edges. The accurate one matches Pillow exactly, at the same speed.
+        # decode_image would use libjpeg's fast integer DCT, off from Pillow at block
+        # edges; the accurate one matches Pillow exactly.
         return tf.io.decode_jpeg(contents, channels=3, dct_method="INTEGER_ACCURATE")
 
     def png_or_gif() -> tf.Tensor:
