@@ -7,19 +7,18 @@ order that does not depend on the file system's listing order. A folder that hol
 subfolders, keeps its own split; a missing ``validation/`` or ``test/`` is carved from
 ``train/``, 10% each.
 
-Images are the files whose names say so (``zoo.data.images.IMAGE_EXTENSIONS``: JPEG, PNG,
-WebP, TIFF and every other raster format Pillow reads); other files (``notes.txt``,
-``Thumbs.db``) are ignored. Before training, every image is decoded once
-(``zoo.data.images.find_unreadable``; about 1 ms per 500x375 JPEG and core, so 25,000 photos
-take a minute or less), so unreadable ones (empty, truncated, not what their name says)
-are skipped and named before the first epoch, and the split sizes are exact. Files
-that are not regular files (a named pipe, a link to ``/dev/zero``), files over
-``ZOO_MAX_IMAGE_BYTES`` and images over ``ZOO_MAX_IMAGE_PIXELS`` are skipped and named
-the same way, never read whole nor decoded (``zoo.data.limits``); each epoch reads
-through the same checks. The verdicts are cached per folder in ``$ZOO_CACHE_DIR``
-(default ``~/.cache/zoo``), keyed by each file's size and modification time and by the
-limits; the next run decodes only new or changed files. The cache carries the SHA-256
-of its verdicts: a damaged one is said in one line and every image is checked again.
+Images are the files whose names say so (``zoo.image_files``: JPEG, PNG, WebP, TIFF and
+every other raster format Pillow reads); other files (``notes.txt``, ``Thumbs.db``) are
+ignored. Before training, every image is decoded once (``zoo.find_unreadable``), so
+unreadable ones (empty, truncated, not what their name says) are skipped and named
+before the first epoch, and the split sizes are exact. Files that are not regular files
+(a named pipe, a link to ``/dev/zero``), files over ``ZOO_MAX_IMAGE_BYTES`` and images
+over ``ZOO_MAX_IMAGE_PIXELS`` are skipped and named the same way, never read whole nor
+decoded (``zoo.image_limits``); each epoch reads through the same checks. The verdicts
+are cached per folder in zoo's cache (``zoo.zoo_cache()``: ``$ZOO_CACHE_DIR``, default
+``~/.cache/zoo``), keyed by each file's size and modification time and by the limits;
+the next run decodes only new or changed files. The cache carries the SHA-256 of its
+verdicts: a damaged one is said in one line and every image is checked again.
 
 The splits tell zoo their per-class counts and, for validation and test (which keep
 their order), the file of each example, so a run's evaluation names the misclassified
@@ -37,7 +36,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import zoo
-from zoo.data import images
 
 if TYPE_CHECKING:
     import tensorflow as tf
@@ -121,7 +119,7 @@ def _split_folders(root: Path) -> dict[str, Path]:
 
 
 def _too_few_classes(folder: Path, names: list[str]) -> None:
-    loose = images.find_files(folder).images if not names else []
+    loose = zoo.image_files(folder).images if not names else []
     raise zoo.ZooError(
         f"image_folder: {folder} has {len(names)} class folder(s); a classifier needs two "
         "or more." + (f" It holds {len(loose)} images directly." if loose else ""),
@@ -137,10 +135,10 @@ def class_names(params: Mapping[str, Any]) -> list[str]:
 
 
 def build(params: Mapping[str, Any]) -> zoo.Splits:
-    within = images.limits()
+    within = zoo.image_limits()
     found = layout(params["path"])
     listed = {
-        split: [images.find_files(folder / name) for name in found.class_names]
+        split: [zoo.image_files(folder / name) for name in found.class_names]
         for split, folder in found.folders.items()
     }
     decoder = _decoder_id()
@@ -217,7 +215,7 @@ def _check(
 
 
 def _dataset(
-    per_class: Sequence[Sequence[Path]], within: images.Limits, shuffle_seed: int | None = None
+    per_class: Sequence[Sequence[Path]], within: zoo.ImageLimits, shuffle_seed: int | None = None
 ) -> tf.data.Dataset:
     """``(uint8 image, label)`` pairs, decoded in parallel; in a seeded order if seeded."""
     import tensorflow as tf
@@ -235,7 +233,7 @@ def _dataset(
         # first, and extracting features (a pass) would move fine-tuning's orders.
         pairs = pairs.shuffle(len(paths), seed=shuffle_seed, reshuffle_each_iteration=False)
     return pairs.map(
-        lambda path, label: (images.decode_file(path, within), label),
+        lambda path, label: (zoo.decode_image_file(path, within), label),
         num_parallel_calls=tf.data.AUTOTUNE,
         deterministic=True,
     )
@@ -275,7 +273,7 @@ def _unreadable(root: Path, paths: Sequence[Path], decoder: str) -> dict[Path, s
         if entry and stamps[p] and entry[:2] == stamps[p]:
             verdicts[p] = entry[2]
     fresh = [p for p in paths if p not in verdicts]
-    found = images.find_unreadable(fresh)
+    found = zoo.find_unreadable(fresh)
     verdicts.update({p: found.get(p) for p in fresh})
     if fresh:
         entries = {_key(root, p): [*stamp, verdicts[p]] for p, stamp in stamps.items() if stamp}
@@ -284,18 +282,15 @@ def _unreadable(root: Path, paths: Sequence[Path], decoder: str) -> dict[Path, s
 
 
 def _cache_file(root: Path) -> Path:
-    given = os.environ.get("ZOO_CACHE_DIR")
-    xdg = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
-    base = Path(given) if given else xdg / "zoo"
     key = hashlib.sha256(str(root.resolve()).encode()).hexdigest()[:16]
-    return base / "image_folder" / f"{key}.json"
+    return zoo.zoo_cache() / "image_folder" / f"{key}.json"
 
 
 def _decoder_id() -> str:
     import PIL
     import tensorflow as tf
 
-    return f"{images.DECODER_VERSION}/tensorflow {tf.__version__}/pillow {PIL.__version__}"
+    return f"{zoo.IMAGE_DECODER_VERSION}/tensorflow {tf.__version__}/pillow {PIL.__version__}"
 
 
 def _stamp(path: Path) -> list[int] | None:
@@ -322,9 +317,7 @@ def _read_cache(path: Path, decoder: str) -> dict[str, list[Any]]:
 
 
 def _damaged(path: Path, problem: str) -> dict[str, list[Any]]:
-    from zoo import console
-
-    console.warning(f"the image checks cached in {path} were damaged ({problem}): checked again.")
+    zoo.warning(f"the image checks cached in {path} were damaged ({problem}): checked again.")
     return {}
 
 

@@ -11,7 +11,7 @@ The ``weights`` parameter is ``imagenet``, ``none`` (random) or the path of a we
 file (``.h5``, ``.weights.h5`` or ``.keras``). For ``imagenet`` and a path alike, the
 model is built exactly as Keras builds it for ImageNet weights (EfficientNet adds a
 rescaling layer then), and Keras's request for its weights file is answered by zoo
-(:func:`zoo.downloads.weights.fetch`): from the Keras cache when the file is there and intact,
+(:func:`zoo.fetch_weights`): from the Keras cache when the file is there and intact,
 else downloaded (a damaged copy moved aside to ``NAME.damaged`` first); offline, an
 error says which file to put where. Each backbone
 declares that file, its URL and Keras's MD5 (:func:`downloads`) for ``zoo fetch`` and
@@ -28,7 +28,6 @@ from pathlib import Path
 from typing import Any
 
 import zoo
-from zoo.downloads import weights
 
 #: What each preprocessing mode does, for descriptions.
 _PREPROCESSING = {
@@ -235,7 +234,7 @@ def _pretrained(
         if isinstance(source, Path):
             path = source
         else:
-            path = weights.fetch(file_name, origin, file_hash, purpose=purpose)
+            path = zoo.fetch_weights(file_name, origin, file_hash, purpose=purpose)
         asked.append(path)
         return path
 
@@ -292,7 +291,7 @@ def downloads(app: Application, params: Mapping[str, Any]) -> list[zoo.Download]
     """The ImageNet file, into the Keras cache, when ``weights`` is ``imagenet``."""
     if params["weights"].strip().lower() != "imagenet":
         return []  # random weights, or a file of the user's
-    return [weights.keras_download(app.weights_file, app.weights_url, app.weights_md5)]
+    return [zoo.keras_download(app.weights_file, app.weights_url, app.weights_md5)]
 
 
 def _params(app: Application) -> tuple[zoo.Param, ...]:

@@ -24,7 +24,6 @@ from pathlib import Path
 from typing import Any
 
 import zoo
-from zoo.downloads.weights import sha256
 
 #: The shipped weights, and the hash they must have.
 WEIGHTS_FILE = Path(__file__).resolve().parent / "weights" / "shapes_cnn.weights.h5"
@@ -44,7 +43,7 @@ def check_sha256(path: Path, expected: str) -> None:
             fix=f"reinstall zoo, or rebuild the file: {REBUILD}",
             got=str(path),
         )
-    found = sha256(path)
+    found = zoo.sha256(path)
     if found != expected:
         raise zoo.ZooError(
             f"shapes_cnn: the weights file {path} has the wrong SHA-256; it is damaged "

@@ -23,7 +23,7 @@ from zoo.downloads import records, weights
 
 REGISTRY = zoo.load_registry(zoo.LoadOptions(builtins_only=True))
 APPS = {
-    app.name: app for app in importlib.import_module("zoo_plugins.keras_applications").APPLICATIONS
+    app.name: app for app in importlib.import_module("zoo.builtins.keras_applications").APPLICATIONS
 }
 #: KerasHub presets need a download; tests/test_keras_hub.py builds them from tiny presets.
 BACKBONES = [e.name for e in REGISTRY.entries("backbone") if e.plugin.name != "keras_hub"]
@@ -360,7 +360,8 @@ def test_fetch_uses_a_cached_file_and_hashes_it_once(
     md5 = hashlib.md5(b"weights").hexdigest()
 
     got = weights.fetch("w.h5", "https://example.invalid/w.h5", md5)
-    monkeypatch.setattr(records, "hashes", None)  # a second hash would fail
+    monkeypatch.setattr(records, "file_hashes", None)  # a second hash would fail
+    monkeypatch.setattr(weights, "file_hashes", None)
     again = weights.fetch("w.h5", "https://example.invalid/w.h5", md5)
 
     assert got == again == cached

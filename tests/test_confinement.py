@@ -24,8 +24,8 @@ from helpers import offline_env, run_zoo
 import zoo
 from zoo.downloads import weights
 
-zoo.load_registry(zoo.LoadOptions(builtins_only=True))  # imports zoo_plugins.*
-TFDS = importlib.import_module("zoo_plugins.tfds_datasets")
+zoo.load_registry(zoo.LoadOptions(builtins_only=True))  # imports zoo.builtins.*
+TFDS = importlib.import_module("zoo.builtins.tfds_datasets")
 #: The Kaggle archive as TFDS's checksums table records it (name, size, SHA-256).
 (ARCHIVE,) = TFDS.cats_vs_dogs_downloads({"data_dir": None, "manual_dir": None})
 SENTINEL = b'{"auths": {"registry.example": {"auth": "c2VjcmV0"}}}\n'
@@ -278,7 +278,8 @@ def small_archive(isolated: Path, monkeypatch: pytest.MonkeyPatch) -> bytes:
     data = b"PK\x03\x04 a small archive standing for the real one"
     published = write_bytes(isolated / "published" / ARCHIVE.name, data)
     row = (published.as_uri(), len(data), hashlib.sha256(data).hexdigest(), ARCHIVE.name)
-    monkeypatch.setattr(TFDS, "_checksums", lambda name: [row])
+    tables = importlib.import_module("zoo.builtins.tfds_files")  # where the table is read
+    monkeypatch.setattr(tables, "_checksums", lambda name: [row])
     return data
 
 

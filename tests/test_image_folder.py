@@ -17,10 +17,9 @@ from PIL import Image
 from test_images import BAD, GOOD, write_images
 
 import zoo
-from zoo.data import images
 
-zoo.load_registry(zoo.LoadOptions(builtins_only=True))  # imports zoo_plugins.*
-IMAGE_FOLDER = importlib.import_module("zoo_plugins.image_folder")
+zoo.load_registry(zoo.LoadOptions(builtins_only=True))  # imports zoo.builtins.*
+IMAGE_FOLDER = importlib.import_module("zoo.builtins.image_folder")
 TINY_RUN = ["--epochs", "1", "--image-size", "32", "--batch-size", "8", "--json"]
 #: Unreadable images per folder written by ``write_images`` (the OTHERS are no images).
 UNREADABLE = len(BAD)
@@ -128,13 +127,13 @@ def test_verdicts_are_cached_and_only_new_files_are_decoded(
     photos(isolated / "data" / "b", 10, (0, 0, 255))
     build(isolated / "data")
     decoded: list[Path] = []
-    find_unreadable = images.find_unreadable
+    find_unreadable = zoo.find_unreadable
 
     def counting(paths):
         decoded.extend(paths)
         return find_unreadable(paths)
 
-    monkeypatch.setattr(images, "find_unreadable", counting)
+    monkeypatch.setattr(zoo, "find_unreadable", counting)
     (isolated / "data" / "b" / "new.jpg").write_bytes(b"")
 
     splits = build(isolated / "data")
@@ -240,10 +239,8 @@ def test_a_damaged_verdict_cache_is_said_once_and_every_file_checked_again(
     (cache,) = (isolated / ".zoo-cache" / "image_folder").iterdir()
     damage(cache)
     decoded: list[Path] = []
-    find_unreadable = images.find_unreadable
-    monkeypatch.setattr(
-        images, "find_unreadable", lambda p: decoded.extend(p) or find_unreadable(p)
-    )
+    find_unreadable = zoo.find_unreadable
+    monkeypatch.setattr(zoo, "find_unreadable", lambda p: decoded.extend(p) or find_unreadable(p))
     capsys.readouterr()
 
     again = build(isolated / "data")

@@ -35,7 +35,7 @@ import zoo.testing
 pytest.importorskip("keras_hub", reason="needs keras-hub: pip install 'zoo[hub]'")
 
 REGISTRY = zoo.load_registry(zoo.LoadOptions(builtins_only=True))
-PLUGIN = importlib.import_module("zoo_plugins.keras_hub")
+PLUGIN = importlib.import_module("zoo.builtins.keras_hub")
 #: Where zoo counts the image model it builds, not what KerasHub's table counts: timm's
 #: count with the classifier (EfficientNet), both encoders (CLIP, SigLIP).
 OWN_COUNTS = {"hub_efficientnet_b0", "hub_clip_base16", "hub_siglip_base16"}

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import importlib.metadata
+import sys
 from pathlib import Path
 
 import pytest
 from helpers import tiny_backbone_plugin, write
 
 import zoo
+import zoo.builtins
 from zoo.plugins import LoadOptions, builtin_registry_path, load_registry
 
 
@@ -25,6 +27,21 @@ def test_builtin_plugins_register_the_tutorial_components():
     shapes = registry.get("dataset", "shapes")
     assert (shapes.plugin.source, shapes.plugin.package) == ("built-in", "zoo")
     assert shapes.plugin.version == zoo.__version__
+
+
+def test_builtin_plugins_are_modules_of_zoo_builtins():
+    """Imported by module name, as any installed plugin is: no package named
+    ``plugins`` or ``zoo_plugins`` is made or needed."""
+    registry = load_registry(LoadOptions(builtins_only=True))
+
+    builtins = [p for p in registry.plugins if p.source == "built-in"]
+    assert builtins and all(p.status == "ok" for p in builtins)
+    assert {p.location for p in builtins} == {f"zoo.builtins.{p.name}" for p in builtins}
+    assert registry.plugin_manager is not None
+    shapes = registry.plugin_manager.get_plugin("shapes")
+    assert shapes is sys.modules["zoo.builtins.shapes"]
+    assert Path(shapes.__file__).parent == Path(zoo.builtins.__path__[-1])
+    assert "zoo_plugins" not in sys.modules and "plugins" not in sys.modules
 
 
 def test_local_plugin_from_registry_toml_in_the_working_directory(isolated: Path):
@@ -280,6 +297,100 @@ def test_two_distributions_with_one_plugin_name_clash(isolated: Path, monkeypatc
     assert [(p.package, p.status) for p in same] == [("zoo-a", "ok"), ("zoo-b", "failed")]
     assert "named like plugin 'same' (zoo-a 1.0, entry point)" in same[1].error
     assert "same:from_a" in names(registry, "backbone")
+
+
+# --- Hooks are called through pluggy, one plugin at a time ---------------------------
+
+
+def head_plugin(name: str, calls: list[str], **marks: bool) -> type:
+    """A plugin class called ``name`` whose ``register_heads`` (marked with ``marks``)
+    records its call in ``calls`` and registers a head of its own name."""
+
+    def register_heads(register):
+        calls.append(name)
+        register(zoo.Head(name=name.lower(), description="h", build=print))
+
+    return type(name, (), {"register_heads": staticmethod(zoo.hookimpl(**marks)(register_heads))})
+
+
+def test_hooks_are_called_in_pluggys_order_tryfirst_first():
+    calls: list[str] = []
+    plugins = [head_plugin("First", calls), head_plugin("Eager", calls, tryfirst=True)]
+
+    registry = load_registry(
+        LoadOptions(builtins_only=True, extra=[*plugins, head_plugin("Last", calls)])
+    )
+
+    assert calls[0] == "Eager"
+    assert sorted(calls) == ["Eager", "First", "Last"]
+    assert [registry.get("head", n).plugin.name for n in ("first", "eager", "last")] == [
+        "First",
+        "Eager",
+        "Last",
+    ]
+
+
+@pytest.mark.parametrize("style", ["wrapper", "hookwrapper"])
+def test_a_hook_wrapper_runs_around_its_own_plugins_hook(style: str):
+    """A wrapper runs, and what it registers is its plugin's, like the hook it wraps."""
+    seen: list[str] = []
+
+    class Wrapped:
+        @staticmethod
+        @zoo.hookimpl
+        def register_heads(register):
+            seen.append("hook")
+            register(zoo.Head(name="wrapped", description="h", build=print))
+
+        @staticmethod
+        @zoo.hookimpl(specname="register_heads", **{style: True})
+        def around(register):
+            seen.append("before")
+            register(zoo.Head(name="by_wrapper", description="h", build=print))
+            yield
+            seen.append("after")
+
+    registry = load_registry(LoadOptions(builtins_only=True, extra=[Wrapped]))
+
+    assert seen == ["before", "hook", "after"]
+    plugin = next(p for p in registry.plugins if p.name == "Wrapped")
+    assert (plugin.status, sorted(plugin.components)) == ("ok", ["head:by_wrapper", "head:wrapped"])
+
+
+def test_a_wrapper_that_raises_fails_its_own_plugin_only():
+    class Broken:
+        @staticmethod
+        @zoo.hookimpl(wrapper=True)
+        def register_heads(register):
+            register(zoo.Head(name="broken_head", description="h", build=print))
+            yield
+            raise RuntimeError("wrapper broke")
+
+    calls: list[str] = []
+    registry = load_registry(
+        LoadOptions(builtins_only=True, extra=[head_plugin("Before", calls), Broken])
+    )
+
+    broken = next(p for p in registry.plugins if p.name == "Broken")
+    assert broken.status == "failed" and "RuntimeError: wrapper broke" in (broken.error or "")
+    assert broken.unavailable == ["head:broken_head"] and broken.components == []
+    assert registry.get("head", "before").plugin.name == "Before"
+    assert registry.get("dataset", "shapes")  # the built-ins still load
+
+
+def test_a_misspelt_specname_is_reported_like_a_misspelt_hook():
+    class Typo:
+        @staticmethod
+        @zoo.hookimpl(specname="register_head")
+        def heads(register):
+            register(zoo.Head(name="typo_head", description="h", build=print))
+
+    registry = load_registry(LoadOptions(builtins_only=True, extra=[Typo]))
+
+    typo = next(p for p in registry.plugins if p.name == "Typo")
+    assert typo.status == "failed"
+    assert "register_head (did you mean register_heads?)" in (typo.error or "")
+    assert "head:typo_head" not in names(registry, "head")
 
 
 # --- One test per hook (tests/test_docs.py checks that each hook has one) ------------

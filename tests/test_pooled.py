@@ -26,14 +26,14 @@ import zoo
 
 
 def build(features, num_classes, params):
-    from zoo_plugins.heads import build_sigmoid
+    from zoo.builtins.heads import build_sigmoid
 
     return dataclasses.replace(build_sigmoid(features, num_classes, params), pooled=None)
 
 
 @zoo.hookimpl
 def register_heads(register):
-    from zoo_plugins.heads import _PARAMS
+    from zoo.builtins.heads import _PARAMS
 
     register(zoo.Head(name="gap_sigmoid_map", description="gap_sigmoid, cached as a map",
                       params=_PARAMS, build=build, max_classes=2))

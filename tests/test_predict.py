@@ -31,7 +31,7 @@ def train_tiny(output: Path, names: Sequence[str], sets: Sequence[str] = ()) -> 
 def shape_image(shape: str, size: tuple[int, int] = (50, 37), seed: int = 0) -> np.ndarray:
     """A uint8 picture of ``shape``, drawn as the ``shapes`` dataset draws them."""
     zoo.load_registry(zoo.LoadOptions(builtins_only=True))
-    draw = sys.modules["zoo_plugins.shapes"].draw
+    draw = sys.modules["zoo.builtins.shapes"].draw
     return draw(np.random.default_rng(seed), shape, min(size), max(size), 8.0)
 
 

@@ -16,7 +16,7 @@ from zoo.downloads.weights import sha256
 def pretrained():
     """The built-in plugin module, as zoo loaded it."""
     zoo.load_registry()
-    return sys.modules["zoo_plugins.pretrained"]
+    return sys.modules["zoo.builtins.pretrained"]
 
 
 def test_the_shipped_weights_have_the_recorded_hash_and_are_small(pretrained):
@@ -106,7 +106,7 @@ def test_the_pretrained_features_tell_apart_shapes_they_never_saw(pretrained):
 
     from zoo.model.layers import preprocessing_layer
 
-    shapes = sys.modules["zoo_plugins.shapes"]
+    shapes = sys.modules["zoo.builtins.shapes"]
     rng = np.random.default_rng(1)
     labels = np.arange(400) % 2
     images = np.stack(

@@ -94,7 +94,7 @@ def train(output: Path, names: list[str], sets: list[str]) -> Path:
 
 def shape_folder(folder: Path) -> Path:
     """Twelve drawn shapes per class in circle/, square/, triangle/."""
-    draw = sys.modules["zoo_plugins.shapes"].draw
+    draw = sys.modules["zoo.builtins.shapes"].draw
     rng = np.random.default_rng(0)
     for shape in ("circle", "square", "triangle"):
         (folder / shape).mkdir(parents=True)
@@ -119,12 +119,12 @@ def predicted_here(run_dir: Path, picture: Path) -> dict[str, float]:
 
 
 def reload(folder: Path, names: list[str], sets: list[str]) -> Reloaded:
-    zoo.load_registry()  # imports zoo_plugins.shapes, whose draw makes the pictures
+    zoo.load_registry()  # imports zoo.builtins.shapes, whose draw makes the pictures
     if "image_folder" in names:
         sets = [*sets, f"dataset.path={shape_folder(folder / 'shapes')}"]
     run_dir = train(folder / "runs", names, sets)
     picture = folder / "odd.png"
-    draw = sys.modules["zoo_plugins.shapes"].draw
+    draw = sys.modules["zoo.builtins.shapes"].draw
     square = Image.fromarray(draw(np.random.default_rng(1), "square", 60, 100, 8.0))
     square.resize(ODD_SIZE).save(picture)
 

@@ -17,8 +17,8 @@ import pytest
 
 import zoo
 
-zoo.load_registry(zoo.LoadOptions(builtins_only=True))  # imports zoo_plugins.*
-TFDS_PLUGIN = importlib.import_module("zoo_plugins.tfds_datasets")
+zoo.load_registry(zoo.LoadOptions(builtins_only=True))  # imports zoo.builtins.*
+TFDS_PLUGIN = importlib.import_module("zoo.builtins.tfds_datasets")
 TINY_RUN = ["--epochs", "1", "--image-size", "32", "--batch-size", "8", "--json"]
 
 

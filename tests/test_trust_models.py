@@ -222,6 +222,67 @@ def test_a_library_s_layer_loads_by_rebuilding_the_component_not_by_importing_it
     assert [o["module"] for o in manifest["keras_objects"]] == ["extlib.layers"]
 
 
+# --- Models saved before the built-in plugins moved into zoo.builtins ----------------------
+
+#: Keras objects as an older zoo recorded them: its layers under ``zoo.layers``, and a
+#: built-in plugin's class under ``zoo_plugins.<name>`` (built-ins were imported by path).
+OLD_OBJECTS = [
+    {"name": "zoo>Preprocess", "module": "zoo.layers", "qualname": "Preprocess"},
+    {"name": "zoo>Preprocess", "module": "zoo_plugins.small_cnn", "qualname": "Preprocess"},
+]
+
+
+def with_old_objects(manifest: dict[str, Any]) -> None:
+    manifest["keras_objects"] += [{**o, "component": "backbone"} for o in OLD_OBJECTS]
+
+
+def test_old_module_names_are_read_as_where_the_modules_are_now(run_dir: Path):
+    model = run_dir / "model.keras"
+    rewrite_manifest(model, with_old_objects)
+
+    objects = read_archive(model).manifest.keras_objects
+
+    assert [o.module for o in objects][-2:] == ["zoo.model.layers", "zoo.builtins.small_cnn"]
+
+
+def test_a_model_naming_the_old_built_in_modules_opens_in_a_new_process(
+    run_dir: Path, isolated: Path
+):
+    rewrite_manifest(run_dir / "model.keras", with_old_objects)
+
+    result = open_model("predict", run_dir, cwd=isolated)
+
+    assert result.exit_code == 0, result.stderr[-3000:]
+    assert "names the module" not in result.stderr
+
+
+def test_an_old_built_in_module_name_does_not_reach_a_planted_zoo_plugins_package(
+    run_dir: Path, isolated: Path
+):
+    """``zoo_plugins.payload`` is read as ``zoo.builtins.payload``, which zoo has not."""
+    write(isolated / "zoo_plugins" / "__init__.py", "")
+    write(isolated / "zoo_plugins" / "payload.py", PAYLOAD)
+    rewrite_manifest(run_dir / "model.keras", name_module("zoo_plugins.payload"))
+
+    result = open_model("predict", run_dir, cwd=isolated)
+
+    assert_refused(result, "zoo.builtins.payload", "small_cnn", isolated)
+
+
+def test_a_built_in_plugin_owns_zoo_builtins_and_nothing_else():
+    import zoo
+    from zoo.results.keras_classes import PluginPackage, _refused
+
+    registry = zoo.load_registry(zoo.LoadOptions(builtins_only=True))
+    assert registry.plugin_manager is not None
+    own = PluginPackage.of(registry.plugin_manager.get_plugin("small_cnn"))
+
+    assert own is not None and own.prefix == "zoo.builtins"
+    assert _refused("zoo.builtins.heads", [own]) is None  # a fellow built-in's module
+    assert "no such module" in (_refused("zoo.builtins.payload", [own]) or "")
+    assert "not a module of that plugin's package" in (_refused("zoo_plugins.heads", [own]) or "")
+
+
 # --- Tampered fields -----------------------------------------------------------------------
 
 

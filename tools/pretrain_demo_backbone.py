@@ -89,7 +89,7 @@ def main(argv: list[str] | None = None) -> int:
     from zoo.downloads.weights import sha256
 
     found = sha256(args.output)
-    shipped = sys.modules["zoo_plugins.pretrained"].WEIGHTS_SHA256
+    shipped = sys.modules["zoo.builtins.pretrained"].WEIGHTS_SHA256
     print(f"source run: {run_dir}")
     print(f"weights: {args.output} ({args.output.stat().st_size:,} bytes)")
     print(f"sha256: {found}")

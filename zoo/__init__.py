@@ -69,7 +69,7 @@ _EXPORTS: dict[str, tuple[str, str | None]] = {
     "fetch_weights": ("zoo.downloads.weights", "fetch"),
     "keras_download": ("zoo.downloads.weights", None),
     "set_aside_if_damaged": ("zoo.downloads.weights", None),
-    "sha256": ("zoo.downloads.weights", None),
+    "sha256": ("zoo.storage.hashing", "file_sha256"),
     # For plugins: image files, read as untrusted data.
     "IMAGE_DECODER_VERSION": ("zoo.data.images", "DECODER_VERSION"),
     "ImageLimits": ("zoo.data.limits", "Limits"),
@@ -166,7 +166,7 @@ if TYPE_CHECKING:
     from zoo.data.images import find_unreadable
     from zoo.data.limits import Limits as ImageLimits
     from zoo.data.limits import limits as image_limits
-    from zoo.downloads.weights import SetAside, keras_download, set_aside_if_damaged, sha256
+    from zoo.downloads.weights import SetAside, keras_download, set_aside_if_damaged
     from zoo.downloads.weights import fetch as fetch_weights
     from zoo.errors import PluginUnavailable, RunFailed, ZooError, closest
     from zoo.model.assemble import Assembled, build_model
@@ -178,4 +178,5 @@ if TYPE_CHECKING:
     from zoo.storage.caches import kagglehub_cache, keras_cache, tfds_data_dir, zoo_cache
     from zoo.storage.confine import component as plain_name
     from zoo.storage.declared import Download
+    from zoo.storage.hashing import file_sha256 as sha256
     from zoo.train.engine import EngineOptions, RunResult, run

@@ -5,7 +5,7 @@ Everything here is cheap to import: TensorFlow and Keras appear only in type hin
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -258,3 +258,60 @@ COMPONENT_TYPES: Mapping[str, type[Component]] = {
     "backbone": Backbone,
     "head": Head,
 }
+
+
+def validate(component: Component) -> None:
+    """Raise ValueError, saying what is wrong, if ``component`` breaks its contract."""
+    expected = COMPONENT_TYPES.get(getattr(component, "kind", ""))
+    if expected is None or not isinstance(component, expected):
+        raise ValueError(f"registered {component!r}, which is not a zoo.Dataset/Backbone/Head")
+    if not isinstance(component.name, str) or not component.name.isidentifier():
+        raise ValueError(
+            f"registered a {component.kind} named {component.name!r}; "
+            "names must be valid Python identifiers"
+        )
+    label = f"{component.kind} '{component.name}'"
+    for broken, problem in _problems(component):
+        if broken:
+            raise ValueError(f"{label} {problem}")
+
+
+def _problems(component: Any) -> Iterator[tuple[bool, str]]:
+    """``(is_broken, what is wrong)`` for each rule a component entry must follow.
+
+    Lazily: the caller stops at the first broken rule, so later rules may rely on
+    earlier ones (``max_classes`` is compared with a valid ``min_classes``).
+    """
+    params = component.params
+    yield not isinstance(component.description, str), "has a description that is not a string"
+    yield not callable(component.build), "has no callable builder"
+    yield (
+        component.downloads is not None and not callable(component.downloads),
+        "has a downloads that is neither None nor callable",
+    )
+    names = [getattr(p, "name", None) for p in params] if isinstance(params, list | tuple) else []
+    yield (
+        not isinstance(params, list | tuple)
+        or not all(isinstance(p, Param) for p in params)
+        or len(set(names)) != len(names),
+        "declares its parameters badly: they must be a list of zoo.Param with distinct names",
+    )
+    if component.kind == "dataset":
+        yield (
+            component.class_names is not None and not callable(component.class_names),
+            "has a class_names that is neither None nor callable",
+        )
+    if component.kind == "backbone":
+        yield not _count(component.min_image_size, 1), "needs min_image_size, an integer >= 1"
+    if component.kind == "head":
+        yield not _count(component.min_classes, 1), "needs min_classes, an integer >= 1"
+        yield (
+            component.max_classes is not None
+            and not _count(component.max_classes, component.min_classes),
+            "needs max_classes to be None or an integer >= min_classes",
+        )
+
+
+def _count(value: Any, least: Any) -> bool:
+    """``value`` is an integer (not a bool) of at least ``least``."""
+    return isinstance(value, int) and not isinstance(value, bool) and value >= least

@@ -113,7 +113,7 @@ def describe_error(exc: BaseException) -> str:
     numpy, pluggy, importlib) are passed over, so the line named is the plugin's.
     """
     host = str(Path(__file__).resolve().parent) + os.sep  # not a sibling like zoo_mine/
-    builtins = os.path.join(host, "_builtin")
+    builtins = os.path.join(host, "builtins", "")  # a wheel's built-in plugins: plugin code
     for frame in reversed(traceback.extract_tb(exc.__traceback__)):
         name = frame.filename
         in_host = name.startswith(host) and not name.startswith(builtins)

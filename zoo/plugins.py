@@ -35,6 +35,10 @@ from zoo.errors import PluginUnavailable, ZooError, closest, describe_error, one
 from zoo.registry import PluginInfo, PluginSource, Registry
 
 ENTRY_POINT_GROUP = "zoo"
+#: The package of zoo's built-in plugins (zoo/builtins/__init__.py).
+BUILTIN_PACKAGE = "zoo.builtins"
+#: The package a plugin file named by path in a user's registry.toml is imported into.
+LOCAL_PACKAGE = "zoo_local_plugins"
 #: The hooks called once per plugin while loading.
 _HOOKS = ("register_datasets", "register_backbones", "register_heads")
 #: Every hook: ``register_keras_objects`` is called only when a saved model is loaded.
@@ -94,7 +98,7 @@ def load_registry(options: LoadOptions | None = None) -> Registry:
 def builtin_registry_path() -> Path:
     """zoo's own registry.toml: packaged inside zoo, or at the root of a checkout."""
     package = Path(__file__).resolve().parent
-    for candidate in (package / "_builtin" / "registry.toml", package.parent / "registry.toml"):
+    for candidate in (package / "builtins" / "registry.toml", package.parent / "registry.toml"):
         if candidate.is_file():
             return candidate
     raise RuntimeError(f"zoo's built-in registry.toml is missing next to {package}")
@@ -144,7 +148,6 @@ class _Loader:
         self.pm.add_hookspecs(hookspecs)
         self.registry = Registry()
         self.disabled = disabled
-        self.objects: dict[str, Any] = {}
 
     def load_file(self, registry_file: RegistryFile, source: PluginSource) -> None:
         self.registry.files.append(registry_file)
@@ -162,7 +165,7 @@ class _Loader:
         if is_path:
             path = (registry_path.parent / entry).resolve()
             info.location = str(path)
-            self._add(info, lambda: _import_path(path, _package_for(source)))
+            self._add(info, lambda: _import_path(path, LOCAL_PACKAGE))
         else:
             self._add(info, lambda: importlib.import_module(entry))
 
@@ -207,24 +210,27 @@ class _Loader:
         except PLUGIN_ERRORS as exc:
             info.fail(f"could not be loaded: {describe_error(exc)}")
             return
-        unknown = _unknown_hooks(plugin)
+        unknown = _unknown_hooks(self.pm, plugin)
         if unknown:
             self.pm.unregister(plugin)
             info.fail(f"implements hooks zoo does not have: {_misspelt(unknown)}")
             return
-        self.objects[info.name] = plugin
 
     def finish(self) -> Registry:
         self.pm.check_pending()
         self.registry.plugin_manager = self.pm
         by_name = {p.name: p for p in self.registry.plugins if p.status == "ok"}
-        for name, plugin in self.objects.items():
-            self._call_hooks(plugin, by_name[name])
+        # Hook by hook, each plugin on its own, in pluggy's order (tryfirst, trylast);
+        # a plugin that fails is dropped whole and is not called again.
+        for hook in _HOOKS:
+            for plugin in _call_order(self.pm, hook):
+                if self.pm.is_registered(plugin):
+                    self._call(hook, plugin, by_name[self.pm.get_name(plugin) or ""])
         for registry_file in self.registry.files:
             self.registry.apply_metadata(registry_file)
         return self.registry
 
-    def _call_hooks(self, plugin: Any, info: PluginInfo) -> None:
+    def _call(self, hook: str, plugin: Any, info: PluginInfo) -> None:
         offered: list[str] = []
 
         def register(component: Any) -> None:
@@ -234,19 +240,35 @@ class _Loader:
             self.registry.add(component, info)
 
         try:
-            for hook in _HOOKS:
-                for impl in getattr(self.pm.hook, hook).get_hookimpls():
-                    if impl.plugin is plugin:
-                        impl.function(**{arg: register for arg in impl.argnames})
+            call_one(self.pm, hook, plugin, register=register)
         except PLUGIN_ERRORS as exc:
             # All or nothing: what it registered before failing is dropped, but
             # remembered, so asking for it names this plugin and the cause.
+            offered = list(dict.fromkeys([*info.components, *offered]))
             self.registry.remove_plugin(info)
             self.pm.unregister(plugin)
             if isinstance(exc, PluginUnavailable):
                 info.fail(exc.reason, offered, status="unavailable", install=exc.install)
             else:
                 info.fail(f"failed while registering components: {describe_error(exc)}", offered)
+
+
+def call_one(pm: pluggy.PluginManager, hook: str, plugin: Any, **kwargs: Any) -> list[Any]:
+    """Call ``plugin``'s implementations of ``hook`` alone, its wrappers included.
+
+    Through pluggy's ``subset_hook_caller``: one plugin's failure is its own, and every
+    component it registers is attributed to it.
+    """
+    others = [p for p in pm.get_plugins() if p is not plugin]
+    return pm.subset_hook_caller(hook, remove_plugins=others)(**kwargs)
+
+
+def _call_order(pm: pluggy.PluginManager, hook: str) -> list[Any]:
+    """The plugins implementing ``hook``, in the order pluggy calls them."""
+    impls = getattr(pm.hook, hook).get_hookimpls()  # pluggy calls the last one first
+    ordered = [i.plugin for i in reversed(impls) if not (i.hookwrapper or i.wrapper)]
+    ordered += [i.plugin for i in reversed(impls)]  # plugins with only wrappers, last
+    return list(dict.fromkeys(ordered))
 
 
 def _misspelt(unknown: Sequence[str]) -> str:
@@ -258,13 +280,17 @@ def _misspelt(unknown: Sequence[str]) -> str:
     return ", ".join(parts)
 
 
-def _unknown_hooks(plugin: Any) -> list[str]:
-    marker = "zoo_impl"
-    return [
-        name
-        for name in dir(plugin)
-        if hasattr(getattr(plugin, name, None), marker) and name not in _ALL_HOOKS
-    ]
+def _unknown_hooks(pm: pluggy.PluginManager, plugin: Any) -> list[str]:
+    """The hooks ``plugin`` implements that zoo has no spec for, as pluggy parses them."""
+    unknown = []
+    for name in dir(plugin):
+        opts = pm.parse_hookimpl_opts(plugin, name)
+        if opts is None or opts.get("optionalhook"):
+            continue
+        hook = opts.get("specname") or name
+        if hook not in _ALL_HOOKS:
+            unknown.append(hook)
+    return unknown
 
 
 def keras_objects(registry: Registry, plugin: str) -> list[Any]:
@@ -281,17 +307,11 @@ def keras_objects(registry: Registry, plugin: str) -> list[Any]:
     found: list[Any] = []
     if pm is None or target is None:
         return found
-    for impl in pm.hook.register_keras_objects.get_hookimpls():
-        if impl.plugin is target:
-            impl.function(**{arg: found.append for arg in impl.argnames})
+    call_one(pm, "register_keras_objects", target, register=found.append)
     for obj in found:
         if not callable(obj) or not hasattr(obj, "__name__"):
             raise TypeError(f"register_keras_objects got {obj!r}, not a class or function")
     return found
-
-
-def _package_for(source: PluginSource) -> str:
-    return "zoo_plugins" if source == "built-in" else "zoo_local_plugins"
 
 
 def _import_path(path: Path, package: str) -> types.ModuleType:

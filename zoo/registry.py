@@ -7,7 +7,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Generic, Literal, TypeVar, overload
 
-from zoo.components import COMPONENT_TYPES, KINDS, Backbone, Component, Dataset, Head
+from zoo.components import KINDS, Backbone, Component, Dataset, Head, validate
 from zoo.config.registry_file import ComponentMeta, Recipe, RegistryFile
 from zoo.errors import ZooError, closest, one_of
 from zoo.params import Param
@@ -22,6 +22,12 @@ C = TypeVar("C", bound=Component, covariant=True)
 
 if TYPE_CHECKING:
     import pluggy
+
+
+def origin(package: str, version: str) -> str:
+    """``"zoo 0.1.0"``: a plugin's package and version, or the package alone when the
+    version is unknown (``"-"`` for local plugins, ``""``)."""
+    return package if version in ("-", "") else f"{package} {version}"
 
 
 @dataclass
@@ -68,7 +74,7 @@ class PluginInfo:
     @property
     def origin(self) -> str:
         """``"zoo 0.1.0"``: the package and its version; ``"local"`` for local files."""
-        return self.package if self.version == "-" else f"{self.package} {self.version}"
+        return origin(self.package, self.version)
 
     @property
     def provider(self) -> str:
@@ -129,11 +135,14 @@ class Registry:
         Raises:
             ValueError: the entry is invalid, or the plugin registered the name twice.
         """
-        _validate(component)
+        validate(component)
         same = self._entries[component.kind][component.name]
         if any(e.plugin.name == plugin.name for e in same):
             raise ValueError(f"registers {component.kind} '{component.name}' twice")
         same.append(Entry(component, plugin))
+        # In the order plugins were loaded, whichever order their hooks were called in.
+        loaded = {id(p): i for i, p in enumerate(self.plugins)}
+        same.sort(key=lambda e: loaded.get(id(e.plugin), len(loaded)))
         plugin.components.append(f"{component.kind}:{component.name}")
 
     def remove_plugin(self, plugin: PluginInfo) -> None:
@@ -337,60 +346,3 @@ def _unavailable(what: str, name: str, at_fault: Sequence[PluginInfo]) -> ZooErr
         "`zoo plugins` shows every plugin's status",
         got=name,
     )
-
-
-def _validate(component: Component) -> None:
-    """Raise ValueError, saying what is wrong, if ``component`` breaks its contract."""
-    expected = COMPONENT_TYPES.get(getattr(component, "kind", ""))
-    if expected is None or not isinstance(component, expected):
-        raise ValueError(f"registered {component!r}, which is not a zoo.Dataset/Backbone/Head")
-    if not isinstance(component.name, str) or not component.name.isidentifier():
-        raise ValueError(
-            f"registered a {component.kind} named {component.name!r}; "
-            "names must be valid Python identifiers"
-        )
-    label = f"{component.kind} '{component.name}'"
-    for broken, problem in _problems(component):
-        if broken:
-            raise ValueError(f"{label} {problem}")
-
-
-def _problems(component: Any) -> Iterator[tuple[bool, str]]:
-    """``(is_broken, what is wrong)`` for each rule a component entry must follow.
-
-    Lazily: the caller stops at the first broken rule, so later rules may rely on
-    earlier ones (``max_classes`` is compared with a valid ``min_classes``).
-    """
-    params = component.params
-    yield not isinstance(component.description, str), "has a description that is not a string"
-    yield not callable(component.build), "has no callable builder"
-    yield (
-        component.downloads is not None and not callable(component.downloads),
-        "has a downloads that is neither None nor callable",
-    )
-    names = [getattr(p, "name", None) for p in params] if isinstance(params, list | tuple) else []
-    yield (
-        not isinstance(params, list | tuple)
-        or not all(isinstance(p, Param) for p in params)
-        or len(set(names)) != len(names),
-        "declares its parameters badly: they must be a list of zoo.Param with distinct names",
-    )
-    if component.kind == "dataset":
-        yield (
-            component.class_names is not None and not callable(component.class_names),
-            "has a class_names that is neither None nor callable",
-        )
-    if component.kind == "backbone":
-        yield not _count(component.min_image_size, 1), "needs min_image_size, an integer >= 1"
-    if component.kind == "head":
-        yield not _count(component.min_classes, 1), "needs min_classes, an integer >= 1"
-        yield (
-            component.max_classes is not None
-            and not _count(component.max_classes, component.min_classes),
-            "needs max_classes to be None or an integer >= min_classes",
-        )
-
-
-def _count(value: Any, least: Any) -> bool:
-    """``value`` is an integer (not a bool) of at least ``least``."""
-    return isinstance(value, int) and not isinstance(value, bool) and value >= least

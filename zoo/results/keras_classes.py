@@ -25,6 +25,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from zoo.errors import ZooError
+from zoo.plugins import BUILTIN_PACKAGE as BUILTINS
+from zoo.plugins import LOCAL_PACKAGE as LOCAL
 from zoo.results.manifest import MANIFEST, Component, KerasObject, Manifest
 
 if TYPE_CHECKING:
@@ -141,7 +143,11 @@ class ClassFinder:
         if why is None:
             return None
         component = self.manifest.components[obj.component]
-        where = f"{own.prefix}, in {own.root}" if own is not None else "its package unknown"
+        where = (
+            f"{own.prefix}, in {' or '.join(map(str, own.roots))}"
+            if own is not None
+            else "its package unknown"
+        )
         return ZooError(
             f"{self.source}: its {MANIFEST} names the module '{module}' for the "
             f"{obj.component} '{component.name}' of plugin '{plugin.name}', but {why}. "
@@ -264,16 +270,17 @@ def _install_hint(component: Component) -> str:
 @dataclass(frozen=True)
 class PluginPackage:
     """The modules a loaded plugin owns: those named ``prefix`` or ``prefix.*``, whose
-    files lie under ``root``.
+    files lie under one of ``roots``.
 
     It is read from the plugin's own loaded module, never from a model's manifest: the
     top regular package holding it (``zoo_plugin_example`` for
-    ``zoo_plugin_example.plugin``), the folder of a plugin loaded by path
-    (``zoo_plugins``, ``zoo_local_plugins``), or the plugin's one file.
+    ``zoo_plugin_example.plugin``), zoo's built-in plugins (``zoo.builtins``, in the
+    folders of its path), the folder of a plugin loaded by path (``zoo_local_plugins``),
+    or the plugin's one file.
     """
 
     prefix: str
-    root: Path
+    roots: tuple[Path, ...]
 
     @classmethod
     def of(cls, plugin: object) -> PluginPackage | None:
@@ -288,20 +295,23 @@ class PluginPackage:
             return None
         path = Path(file).resolve()
         parts = name.split(".")
-        if parts[0] in ("zoo_plugins", "zoo_local_plugins"):  # loaded by path: zoo.plugins
-            return cls(parts[0], path.parent)
+        if name.startswith(f"{BUILTINS}."):
+            folders = getattr(sys.modules.get(BUILTINS), "__path__", [path.parent])
+            return cls(BUILTINS, tuple(Path(folder).resolve() for folder in folders))
+        if parts[0] == LOCAL:  # loaded by path: zoo.plugins
+            return cls(LOCAL, (path.parent,))
         # The folder of each package above the module: pkg/sub/mod.py, pkg/sub/, pkg/.
         node = path.parent if path.name == "__init__.py" else path
         folders = [node, *node.parents][: len(parts)][::-1]
         for depth, folder in enumerate(folders, start=1):
             if folder.name == parts[depth - 1] and (folder / "__init__.py").is_file():
-                return cls(".".join(parts[:depth]), folder)
-        return cls(name, path)
+                return cls(".".join(parts[:depth]), (folder,))
+        return cls(name, (path,))
 
     @classmethod
     def zoo(cls) -> PluginPackage:
         """zoo itself, whose layers (``zoo.model.layers``) any plugin may use."""
-        return cls("zoo", Path(__file__).resolve().parents[1])
+        return cls("zoo", (Path(__file__).resolve().parents[1],))
 
     def names(self, module: str) -> bool:
         return module == self.prefix or module.startswith(self.prefix + ".")
@@ -338,7 +348,7 @@ class PluginPackage:
         if origin is None:
             return allow_none  # the prefix of a plugin loaded by path has no file
         path = Path(origin).resolve()
-        return path == self.root or self.root in path.parents
+        return any(path == root or root in path.parents for root in self.roots)
 
 
 def _refused(module: str, packages: list[PluginPackage]) -> str | None:

@@ -20,6 +20,7 @@ from typing import Any
 
 from zoo.components import KINDS
 from zoo.errors import ZooError
+from zoo.registry import origin
 
 #: zoo's member of a ``.keras`` archive.
 MANIFEST = "zoo.json"
@@ -33,9 +34,10 @@ _OUTPUTS = ("sigmoid", "softmax")
 _MODULE = re.compile(r"[A-Za-z_]\w*(\.[A-Za-z_]\w*)*", re.ASCII)
 #: Packages whose classes Keras imports by itself when it loads a model.
 _KERAS_PACKAGES = frozenset({"keras", "keras_hub", "keras_cv", "keras_nlp"})
-#: Modules that held Keras classes and have moved since, as an older manifest names them:
-#: it is read as naming the module that holds them now.
-MOVED = {"zoo.layers": "zoo.model.layers"}
+#: Modules and packages that held Keras classes and have moved since, as an older
+#: manifest names them: it is read as naming where they are now. zoo's built-in plugins
+#: were imported by path as ``zoo_plugins.<name>``; they are ``zoo.builtins.<name>`` now.
+MOVED = {"zoo.layers": "zoo.model.layers", "zoo_plugins": "zoo.builtins"}
 #: ``build_model`` names the head model so (older zoo did too); the rest is the backbone's.
 HEAD_LAYER = "head"
 
@@ -53,8 +55,7 @@ class Component:
     @property
     def provider(self) -> str:
         """``plugin 'example' (zoo-plugin-example 0.1.0)``."""
-        origin = self.package if self.version in ("-", "") else f"{self.package} {self.version}"
-        return f"plugin '{self.plugin}' ({origin})"
+        return f"plugin '{self.plugin}' ({origin(self.package, self.version)})"
 
 
 @dataclass(frozen=True)
@@ -151,8 +152,19 @@ def _optional_text(value: Any) -> bool:
 
 
 def moved(module: str | None) -> str | None:
-    """Where ``module``, recorded by an older zoo, is today (itself if it did not move)."""
-    return MOVED.get(module, module) if module else module
+    """Where ``module``, recorded by an older zoo, is today (itself if it did not move).
+
+    The longest moved module or package ``module`` starts with decides:
+    ``zoo_plugins.small_cnn`` is ``zoo.builtins.small_cnn``.
+    """
+    if not module:
+        return module
+    parts = module.split(".")
+    for depth in range(len(parts), 0, -1):
+        old = ".".join(parts[:depth])
+        if old in MOVED:
+            return ".".join([MOVED[old], *parts[depth:]])
+    return module
 
 
 def _module(value: Any) -> bool:
