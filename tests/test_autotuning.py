@@ -2,7 +2,7 @@
 
 With it on, destroying an iterator at a pass's end waits for the autotuning thread, and
 the wake-up that should end that thread's sleep is sometimes missed: the pass ends
-seconds later, idle (zoo.data.pipeline.without_autotuning). The stall is a race, so no test can
+seconds later, idle (zoo.runtime.loader.without_autotuning). The stall is a race, so no test can
 make it happen on demand; these tests make sure no pipeline zoo iterates can meet it.
 """
 

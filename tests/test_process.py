@@ -9,14 +9,13 @@ from typing import Any
 
 #: Loads TensorFlow as a command would, then says how many objects the collector skips.
 FROZEN_AFTER_LOADING = """
-import gc, json, sys
-from zoo.runtime import loader, process
-if sys.argv[1] == "zoo":
-    process.own()
-before = gc.get_freeze_count()
-loader.load()
-after = gc.get_freeze_count()
-process.freeze()
+import contextlib, gc, json, sys
+from zoo.runtime import loader, patches
+own = patches.command_process() if sys.argv[1] == "zoo" else contextlib.nullcontext()
+with own:
+    before = gc.get_freeze_count()
+    loader.load()
+    after = gc.get_freeze_count()
 print(json.dumps([before, after, gc.get_freeze_count()]))
 """
 
@@ -56,16 +55,16 @@ def test_the_installed_zoo_command_runs_in_a_process_of_its_own():
 
 #: Loads TensorFlow in a program of its own; says which collections ran meanwhile.
 COLLECTIONS_WHILE_LOADING = """
-import gc, json, sys
-from zoo.runtime import loader, process
+import contextlib, gc, json, sys
+from zoo.runtime import loader, patches
 if sys.argv[1] == "disabled":
     gc.disable()
-if sys.argv[1] == "zoo":
-    process.own()
+own = patches.command_process() if sys.argv[1] == "zoo" else contextlib.nullcontext()
 ran = []
 gc.callbacks.append(lambda phase, info: phase == "start" and ran.append(info["generation"]))
-loader.load()
-print(json.dumps({"during": ran, "enabled": gc.isenabled()}))
+with own:
+    loader.load()
+    print(json.dumps({"during": ran, "enabled": gc.isenabled()}))
 """
 
 

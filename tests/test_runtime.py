@@ -6,7 +6,6 @@ skipped without it, and the tests of its absence hide it from a real ``zoo`` pro
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import subprocess
@@ -20,7 +19,7 @@ from helpers import TINY_RUN, hide_openvino, run_zoo, write
 
 import zoo
 from zoo.plugins import load_registry
-from zoo.runtime import conversion, runners
+from zoo.runtime import conversion, patches, runners
 
 needs_openvino = pytest.mark.skipif(
     runners.installed() is None, reason="needs OpenVINO: pip install 'zoo[openvino]'"
@@ -159,7 +158,7 @@ def test_converting_finds_variables_by_index_with_features_bit_identical(monkeyp
     assert walks == []  # the index answered the converter
     assert TFGraphNodeDecoder.__dict__["get_variable"].__func__ is counted_walk  # put back
 
-    monkeypatch.setattr(conversion, "variables_indexed", contextlib.nullcontext)
+    monkeypatch.setenv("ZOO_NO_PATCHES", "1")  # the switch that turns every patch off
     walked = runners.OpenVinoModel(features)(images)
     assert walks  # the converter asks for variables: without the index, it walks
     np.testing.assert_array_equal(indexed, walked)
@@ -219,10 +218,10 @@ def test_conversions_in_two_threads_put_openvinos_own_lookup_back():
     second_entered = threading.Event()
 
     def second() -> None:
-        with conversion.variables_indexed():
+        with patches.openvino_indexed():
             second_entered.set()
 
-    with conversion.variables_indexed():
+    with patches.openvino_indexed():
         thread = threading.Thread(target=second)
         thread.start()
         # Without waiting its turn, the second would enter now and keep the first's index.

@@ -17,15 +17,14 @@ from zoo import console
 from zoo._version import __version__
 from zoo.commands import command_modules
 from zoo.errors import RunFailed, RunInterrupted, ZooError
-from zoo.runtime import loader, process
+from zoo.runtime import loader, patches
 
 
 def script() -> NoReturn:
     """The ``zoo`` console script and ``python -m zoo``: :func:`main` in a process of its
-    own, which tunes Python's garbage collector for it (:mod:`zoo.runtime.process`)."""
-    process.own()
-    code = main()
-    process.freeze()  # the exit then has nothing to walk
+    own, which tunes Python's garbage collector for it (:mod:`zoo.runtime.patches`)."""
+    with patches.command_process():
+        code = main()
     sys.exit(code)
 
 
@@ -36,8 +35,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not hasattr(args, "handler"):
         parser.print_help(sys.stderr)
         return 2
+    json_output = getattr(args, "json", False)
     try:
-        with console.python_warnings(), loader.quiet(args.verbose):
+        with (
+            console.python_warnings(),
+            loader.quiet(args.verbose),
+            console.tables_on_stderr(json_output),
+        ):
             return args.handler(args)
     except ZooError as exc:
         if args.verbose and exc.__cause__ is not None:
@@ -54,10 +58,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         console.error("interrupted")
         return 130
-    finally:
-        # A --json command moves tables to stderr; scripts calling zoo's API after
-        # main() in the same process get them on stdout again.
-        console.tables_to_stderr(False)
 
 
 def common_options() -> argparse.ArgumentParser:

@@ -59,7 +59,6 @@ def run(args: argparse.Namespace) -> int:
             got=args.target,
         )
     _check_labels(args.labels, len(args.run_dirs))
-    console.tables_to_stderr(args.json)
     show(args.run_dirs, args.figure, as_json=args.json, target=args.target, labels=args.labels)
     return 0
 

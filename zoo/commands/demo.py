@@ -55,7 +55,6 @@ def run(args: argparse.Namespace) -> int:
         resolve_run(registry, recipe=name, settings={"epochs": args.epochs}, sets=sets)
         for name in RECIPES
     ]
-    console.tables_to_stderr(args.json)
     demo_dir = runs.new_run_dir(args.output, "demo")
     command = ["zoo", *sys.argv[1:]]
     run_dirs = []

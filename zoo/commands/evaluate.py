@@ -50,7 +50,6 @@ def run(args: argparse.Namespace) -> int:
     from zoo.results.predict import load_trained
 
     checked("--batch-size", args.batch_size)
-    console.tables_to_stderr(args.json)
     registry = registry_from(args)  # the dataset, and the plugins' custom layers
     if args.folder is None:
         evaluate.test_split_record(args.run_dir)  # at once, before the model loads

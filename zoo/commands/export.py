@@ -38,7 +38,6 @@ def run(args: argparse.Namespace) -> int:
     from zoo.results.export import check_output, export
     from zoo.results.predict import load_trained
 
-    console.tables_to_stderr(args.json)
     check_output(args.fmt, args.output)
     trained = load_trained(args.run_dir, registry_from(args))
     for warning in trained.warnings:

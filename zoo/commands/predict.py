@@ -47,7 +47,6 @@ def run(args: argparse.Namespace) -> int:
     from zoo.results.predict import find_images, load_trained, predict_files
     from zoo.runtime import runners
 
-    console.tables_to_stderr(args.json)
     checked("--top-k", args.top_k, TOP_K)
     checked("--batch-size", args.batch_size)
     files, missing = find_images(args.paths)

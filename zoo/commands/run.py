@@ -133,7 +133,6 @@ def run(args: argparse.Namespace) -> int:
         cache_memory=parse_size(args.feature_cache_memory),
         cache_max=cache_max_size(registry, args.feature_cache_max, "--feature-cache-max"),
     )
-    console.tables_to_stderr(args.json)
     result = run_experiment(
         resolved,
         output=args.output,

@@ -59,14 +59,21 @@ class _Console(Console):
 _stdout = _Console(highlight=False, emoji=False, width=None if sys.stdout.isatty() else 120)
 # Status lines never wrap: in a log file, one event is one line.
 err = _Console(stderr=True, highlight=False, emoji=False, soft_wrap=True)
-#: Where tables go: stdout, or stderr while a command prints ``--json`` to stdout.
+#: Where tables go: stdout, or stderr within :func:`tables_on_stderr`.
 out = _stdout
 
 
-def tables_to_stderr(enabled: bool = True) -> None:
-    """Send tables to stderr, keeping stdout for ``--json`` output alone."""
+@contextlib.contextmanager
+def tables_on_stderr(enabled: bool = True) -> Iterator[None]:
+    """Within the block, tables go to stderr when ``enabled``, keeping stdout for a
+    command's ``--json`` output alone (:func:`zoo.cli.main` opens it around each command)."""
     global out
-    out = err if enabled else _stdout
+    before = out
+    out = err if enabled else before
+    try:
+        yield
+    finally:
+        out = before
 
 
 def _table(title: str | None = None) -> Table:

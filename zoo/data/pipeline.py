@@ -6,13 +6,11 @@ from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any
 
-from zoo.runtime.loader import without_autotuning
+import numpy as np
+
+from zoo.runtime.loader import keras, tf, without_autotuning
 
 if TYPE_CHECKING:
-    import keras
-    import numpy as np
-    import tensorflow as tf
-
     from zoo.config.settings import RunSettings
 
 #: Resized images held for shuffling; 1,024 x 100 x 100 x 3 float32 is about 120 MB.
@@ -60,8 +58,6 @@ class Augmentation:
 
     def layers(self, seed: int) -> list[keras.layers.Layer]:
         """The Keras layers, each seeded from ``seed``; a zero strength adds none."""
-        import keras
-
         random = keras.layers
         chosen: list[tuple[Any, dict[str, Any]]] = []
         if self.flip != "none":
@@ -99,8 +95,6 @@ class Augmentation:
         ``count``, labels repeated to match. One pass over the data makes every copy, so
         they stay with their image whatever order the dataset gives.
         """
-        import tensorflow as tf
-
         made = [self.layers(seed) for seed in range(count)]
 
         def expand(images: tf.Tensor, labels: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
@@ -118,7 +112,6 @@ def _augment(layers: Sequence[keras.layers.Layer], images: tf.Tensor) -> tf.Tens
 
 def resize_images(split: tf.data.Dataset, image_size: int) -> tf.data.Dataset:
     """``(uint8 image of any size, label)`` to ``(float32 [size, size, 3] in 0..255, label)``."""
-    import tensorflow as tf
 
     def resize(image: tf.Tensor, label: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
         image = tf.image.resize(image, (image_size, image_size))
@@ -147,8 +140,6 @@ def batches(
     ``size``, when the dataset declares it, tells Keras how many steps an epoch has
     (and TensorFlow checks it).
     """
-    import tensorflow as tf
-
     if size:
         split = split.apply(tf.data.experimental.assert_cardinality(size))
     split = resize_images(split, image_size)
@@ -169,8 +160,6 @@ def steps(size: int | None, batch_size: int) -> int | None:
 
 def labels_of(split: tf.data.Dataset) -> np.ndarray:
     """Every label of an unbatched ``(image, label)`` split, in order."""
-    import numpy as np
-
     labels = without_autotuning(split.map(lambda image, label: label).batch(4096))
     return np.concatenate(list(labels.as_numpy_iterator()))
 
@@ -179,8 +168,6 @@ def balanced_weights(labels: Sequence[int] | np.ndarray, num_classes: int) -> tu
     """Each class's weight ``n / (classes x n_class)`` (scikit-learn's ``balanced``): every
     class then weighs as much in the loss, and when every class occurs the weights
     average 1 over the examples. A class without examples gets 0 (it never occurs)."""
-    import numpy as np
-
     counts = np.bincount(np.asarray(labels, dtype=np.int64), minlength=num_classes)
     total = int(counts.sum())
     return tuple(total / (num_classes * int(c)) if c else 0.0 for c in counts)

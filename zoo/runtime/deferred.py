@@ -1,10 +1,10 @@
 """Modules that a library imports as it loads but zoo rarely uses: imported on first use.
 
 Keras imports ``matplotlib.pyplot`` (and ``matplotlib.patches``) as it loads, for its
-image-gallery plots, which zoo never draws. That import is a tenth of
-``import tensorflow``: 0.19 s of 2.1 s on two cores (six runs each way). zoo draws its
-own figures with ``matplotlib.figure`` and imports it only then (``zoo compare``, the
-confusion matrix).
+image-gallery plots, which zoo never draws, and the import is a sizeable part of
+loading TensorFlow. zoo draws its own figures with ``matplotlib.figure`` and imports it
+only then (``zoo compare``, the confusion matrix). The patch that uses this is
+:func:`zoo.runtime.patches.matplotlib_deferred`.
 
 Within :func:`deferred`, importing such a package or its submodules gives stand-ins
 (``plt = <deferred matplotlib.pyplot>``), and the stand-ins leave ``sys.modules`` when

@@ -26,7 +26,7 @@ from typing import Any, Literal
 
 from zoo._version import __version__
 from zoo.registry import Registry
-from zoo.runtime import loader
+from zoo.runtime import loader, patches
 from zoo.storage import caches
 
 Level = Literal["ok", "info", "warning", "problem"]
@@ -126,12 +126,19 @@ def examine(registry: Registry) -> Report:
             gpu_verdict(report.gpu),
             precision_verdict(report.gpu),
         ]
+    if not patches.enabled():
+        report.findings.append(_patches_off())
     report.findings += list(plugin_findings(registry))
     report.caches = [cache_facts(c) for c in caches.known()]
     report.findings += list(_cache_findings(report.caches))
     report.disks = disk_facts(report.caches)
     report.findings += [_disk_finding(d) for d in report.disks]
     return report
+
+
+def _patches_off() -> Finding:
+    text = f"off ({patches.ENV} is set): TensorFlow and OpenVINO run as they come, slower"
+    return Finding("patches", "info", text, fix=f"unset {patches.ENV} once the cause is found")
 
 
 def versions() -> dict[str, str | None]:

@@ -32,7 +32,7 @@ from collections.abc import Callable, Iterator, Sequence
 from types import FrameType, ModuleType
 from typing import TYPE_CHECKING, Any
 
-from zoo.runtime import deferred, process
+from zoo.runtime import patches
 
 if TYPE_CHECKING:
     import keras  # noqa: F401  (the type of `from zoo.runtime.loader import keras`)
@@ -44,9 +44,6 @@ LIBRARIES = ("tensorflow", "keras", "keras_hub", "tensorflow_datasets", "tf_kera
 LOGGERS = ("tensorflow", "absl", "urllib3", "h5py")
 #: Read by TensorFlow's C++ logging and gRPC when they load.
 ENVIRONMENT = {"TF_CPP_MIN_LOG_LEVEL": "3", "GRPC_VERBOSITY": "ERROR"}
-#: Imported by Keras as it loads, used by zoo only to draw: imported on first use
-#: (:mod:`zoo.runtime.deferred`), 0.2 s off every command that loads TensorFlow.
-DEFERRED = ("matplotlib",)
 #: The modules that call ``showwarning`` (``_py_warnings`` from Python 3.14).
 _WARNINGS_MODULES = ("warnings", "_py_warnings")
 
@@ -94,26 +91,21 @@ def __getattr__(name: str) -> ModuleType:
 
 
 def load() -> None:
-    """Import TensorFlow and Keras, silencing their start-up chatter unless verbose."""
+    """Import TensorFlow and Keras, silencing their start-up chatter unless verbose, with
+    the patches that speed the import up (:func:`zoo.runtime.patches.loading_tensorflow`)."""
     if "keras" in sys.modules and "tensorflow" in sys.modules:
         return
-    with process.collection_paused():
-        # Keras imports matplotlib's pyplot as it loads, for plots zoo never draws.
-        with deferred.deferred(DEFERRED):
-            if _verbose:
-                import keras
-                import tensorflow  # noqa: F401
-            else:
-                _quiet_environment()
-                with _fd2_silenced():
-                    import keras  # noqa: F401
-                    import tensorflow as tf
-                # TensorFlow sets up its logger as it loads.
-                tf.get_logger().setLevel(logging.ERROR)
-        # TensorFlow's and Keras's objects live as long as the process. Frozen before the
-        # collector resumes, they are not walked by the young-generation pass that
-        # resuming starts (0.12 s).
-        process.freeze()
+    with patches.loading_tensorflow():
+        if _verbose:
+            import keras
+            import tensorflow  # noqa: F401
+        else:
+            _quiet_environment()
+            with _fd2_silenced():
+                import keras  # noqa: F401
+                import tensorflow as tf
+            # TensorFlow sets up its logger as it loads.
+            tf.get_logger().setLevel(logging.ERROR)
 
 
 def _quiet_environment() -> Callable[[], None]:
@@ -230,21 +222,13 @@ def _fd2_silenced() -> Iterator[None]:
 
 def without_autotuning(dataset: tf.data.Dataset) -> tf.data.Dataset:
     """``dataset`` with tf.data's autotuning off, as every pipeline zoo iterates (and,
-    under a strategy that places batches on devices, the per-device datasets
-    TensorFlow builds: :func:`zoo.train.loop.distribute`).
+    under a strategy that places batches on devices, the per-device datasets TensorFlow
+    builds: :func:`zoo.runtime.patches.untuned_device_datasets`).
 
-    With autotuning on, each iterator runs a thread that tunes the pipeline and sleeps
-    between rounds, each sleep twice as long as the last (up to a minute). Destroying
-    the iterator at the end of a pass waits for that thread, and the wake-up that should
-    end its sleep is sometimes missed (TensorFlow 2.21): the pass then ends when the
-    sleep does, seconds later, with no CPU used. Seen with gdb (the main thread in
-    ``RootDataset::Iterator::~Iterator``, the tuning thread in a timed wait in
-    ``Model::OptimizeLoop``): the plain Keras script of benchmark 1 idles about 10 s at
-    the end of 14 of its 30 epochs, zoo's TensorFlow extraction 11 s in one run of
-    five, OpenVINO's 3.5 s in about half its passes before it was turned off there. Off,
-    a map with ``num_parallel_calls=AUTOTUNE`` runs on as many threads as the CPU
-    has cores (up to 16) and ``prefetch(AUTOTUNE)`` keeps its own buffer tuning, which
-    needs no thread.
+    With autotuning on, destroying an iterator at the end of a pass waits for its tuning
+    thread, whose wake-up is sometimes missed (TensorFlow 2.21), so the pass can end
+    seconds late with no CPU used (docs/architecture.md). Off, a parallel map runs on as
+    many threads as the CPU has cores, and ``prefetch(AUTOTUNE)`` still sizes its buffer.
     """
     import tensorflow as tf
 

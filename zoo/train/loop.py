@@ -15,16 +15,15 @@ callbacks of :mod:`zoo.train.callbacks`.
 
 from __future__ import annotations
 
-import functools
 import time
 import weakref
 from collections.abc import Callable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
-if TYPE_CHECKING:
-    import keras
-    import tensorflow as tf
+from zoo.runtime import patches
+from zoo.runtime.loader import keras, tf, without_autotuning
 
+if TYPE_CHECKING:
     from zoo.train.distribute import Placement
 
 #: Progress is read back from the device at most this often (reading syncs the device).
@@ -57,8 +56,6 @@ class Loop:
         optimizer: keras.optimizers.Optimizer | None = None,
         class_weights: Sequence[float] | None = None,
     ) -> None:
-        import keras
-
         self.model = model
         self.class_weights = tuple(class_weights) if class_weights is not None else None
         self.strategy = placement.strategy
@@ -121,8 +118,6 @@ class Loop:
         return results
 
     def _compile(self, replica_fn: Callable[..., Any]) -> Callable[..., Any]:
-        import tensorflow as tf
-
         def step(batch: Any) -> None:
             labels, predictions, losses = self.strategy.run(replica_fn, args=batch)
             self._update_metrics(labels, predictions, losses)
@@ -132,8 +127,6 @@ class Loop:
     def _replica_train(
         self, optimizer: keras.optimizers.Optimizer, images: tf.Tensor, labels: tf.Tensor
     ) -> tuple[Any, Any, Any]:
-        import tensorflow as tf
-
         context = tf.distribute.get_replica_context()
         # The mean over the global batch, however it is split: the same gradient as one
         # device would compute, including for a short last batch.
@@ -157,8 +150,6 @@ class Loop:
         return labels, predictions, self.loss(labels, predictions)
 
     def _update_metrics(self, labels: Any, predictions: Any, losses: Any) -> None:
-        import tensorflow as tf
-
         gather = self.strategy.gather
         # Fixed ranks keep Keras from broadcasting labels [n] against predictions [n, 1].
         labels = tf.reshape(gather(labels, axis=0), [-1])
@@ -171,47 +162,13 @@ class Loop:
 
 def distribute(strategy: tf.distribute.Strategy, dataset: tf.data.Dataset) -> Any:
     """``dataset`` (batched with the global batch size) spread over the strategy's replicas."""
-    import tensorflow as tf
-
-    from zoo.runtime.loader import without_autotuning
-
     options = tf.data.Options()
     # Every worker builds the same dataset (seeded); each takes its share of batches.
     options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA
     # Autotuning's thread can stall the end of a pass: see without_autotuning.
     dataset = without_autotuning(dataset.with_options(options))
-    _device_datasets_untuned()
+    patches.untuned_device_datasets(without_autotuning)  # and the strategy's per-device ones
     return strategy.experimental_distribute_dataset(dataset)
-
-
-@functools.cache
-def _device_datasets_untuned() -> None:
-    """Per-device datasets of a distributed input run without autotuning too.
-
-    A strategy that places batches on devices (a GPU's ``OneDeviceStrategy``,
-    ``MirroredStrategy``, multi-worker) reads the input through a multi-device
-    iterator, which builds a small dataset per device (a generator and a fixed
-    prefetch buffer: nothing to tune) with default options, not the input's. Each of
-    those iterators ran an autotuning thread (seen with gdb on a CPU
-    ``MirroredStrategy``: one ``Model::OptimizeLoop`` thread, none on the default
-    strategy), which can stall the end of every pass as the input's could
-    (:func:`zoo.data.pipeline.without_autotuning`). TensorFlow offers no option for them, so
-    zoo wraps the function that builds them, once per process. A TensorFlow without
-    that function is left as it is.
-    """
-    from tensorflow.python.data.ops import multi_device_iterator_ops as devices
-
-    from zoo.runtime.loader import without_autotuning
-
-    build = getattr(devices, "_create_device_dataset", None)
-    if build is None:
-        return
-
-    @functools.wraps(build)
-    def untuned(*args: Any, **kwargs: Any) -> Any:
-        return without_autotuning(build(*args, **kwargs))
-
-    devices._create_device_dataset = untuned
 
 
 def predict_batches(
@@ -235,8 +192,6 @@ _PREDICT_STEPS: weakref.WeakKeyDictionary[Any, tuple[Any, Callable[[Any], Any]]]
 
 
 def _predict_step(model: keras.Model, strategy: tf.distribute.Strategy) -> Callable[[Any], Any]:
-    import tensorflow as tf
-
     cached = _PREDICT_STEPS.get(model)
     if cached is not None and cached[0] is strategy:
         return cached[1]
@@ -260,41 +215,30 @@ def _predict_step(model: keras.Model, strategy: tf.distribute.Strategy) -> Calla
 
 def _per_example(loss: Any) -> Callable[[Any, Any], Any]:
     """A Keras loss that returns one value per example (no reduction)."""
-    import keras
-
     if isinstance(loss, keras.losses.Loss):
         return type(loss).from_config({**loss.get_config(), "reduction": None})
     function = keras.losses.get(loss)
     if isinstance(function, keras.losses.Loss):
         return type(function).from_config({**function.get_config(), "reduction": None})
-    return _per_example_class()(function)
+    return _PerExample(function)
 
 
-@functools.cache
-def _per_example_class() -> type:
-    """Defined on first use: this module must not import Keras when zoo is imported."""
-    import keras
+class _PerExample(keras.losses.Loss):
+    """A loss function (``y_true, y_pred -> per-example values``) without reduction."""
 
-    class PerExample(keras.losses.Loss):
-        """A loss function (``y_true, y_pred -> per-example values``) without reduction."""
+    def __init__(self, function: Callable[[Any, Any], Any]) -> None:
+        super().__init__(name=getattr(function, "__name__", "loss"), reduction=None)
+        self.function = function
 
-        def __init__(self, function: Callable[[Any, Any], Any]) -> None:
-            super().__init__(name=getattr(function, "__name__", "loss"), reduction=None)
-            self.function = function
-
-        def call(self, y_true: Any, y_pred: Any) -> Any:
-            # Integer labels [n] against one sigmoid output [n, 1], as Keras's wrapper does.
-            if len(y_true.shape) == len(y_pred.shape) - 1 and y_pred.shape[-1] == 1:
-                y_true = keras.ops.expand_dims(y_true, -1)
-            return self.function(y_true, y_pred)
-
-    return PerExample
+    def call(self, y_true: Any, y_pred: Any) -> Any:
+        # Integer labels [n] against one sigmoid output [n, 1], as Keras's wrapper does.
+        if len(y_true.shape) == len(y_pred.shape) - 1 and y_pred.shape[-1] == 1:
+            y_true = keras.ops.expand_dims(y_true, -1)
+        return self.function(y_true, y_pred)
 
 
 def _metric(spec: Any, units: int) -> keras.metrics.Metric:
     """A metric object for ``spec``; ``"accuracy"`` as Keras's compile would resolve it."""
-    import keras
-
     if isinstance(spec, keras.metrics.Metric):
         return spec
     if spec in ("accuracy", "acc"):
