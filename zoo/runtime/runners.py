@@ -1,36 +1,31 @@
 """Where a frozen model runs: TensorFlow, or OpenVINO on the CPU.
 
 A frozen backbone only predicts, so its features need not come from TensorFlow:
-OpenVINO's CPU runtime computes the same function faster (ResNet50 at 100x100 on two
-AVX-512 cores: about 1.4x TensorFlow's rate in float32, 2.5x in bfloat16; BENCHMARKS.md).
-``--runtime`` chooses, for feature extraction and ``zoo predict``:
+OpenVINO's CPU runtime computes the same function faster (BENCHMARKS.md has by how
+much). ``--runtime`` chooses, for feature extraction and ``zoo predict``:
 
 - ``tensorflow``: the Keras model itself.
 - ``openvino``: the Keras model, traced by zoo, converted in memory by
   ``openvino.convert_model`` (:mod:`zoo.runtime.conversion`; the preprocessing and the
-  backbone, KerasHub's included), compiled for the batch
-  shape (static shapes are about 10% faster than a dynamic batch), one synchronous
-  request with the ``LATENCY`` hint (the ``THROUGHPUT`` hint pays only with several
-  requests in flight, and was slower with one). Its batches come from tf.data with
-  tf.data's autotuning off, as all of zoo's (:func:`zoo.data.pipeline.without_autotuning`): on,
-  the iterator's end took 3.5 s in about half the passes over a split while OpenVINO
-  ran in the process (measured on two cores), so a pass of 1,600 images ran at 157
-  images/s where its batches ran at 240, as fast as the same batches in memory (245).
-  Off, no pass stalled; the pipeline's parallelism stays what AUTOTUNE starts with,
-  plenty for decoding, which is 2% of the work.
+  backbone, KerasHub's included), compiled for the batch shape (static shapes run
+  faster than a dynamic batch), one synchronous request with the ``LATENCY`` hint (the
+  ``THROUGHPUT`` hint pays only with several requests in flight). Its batches come from
+  tf.data with autotuning off, as all of zoo's
+  (:func:`zoo.runtime.loader.without_autotuning`): beside OpenVINO, the stall at a
+  pass's end that autotuning can cause was frequent.
 - ``auto`` (the default): ``openvino`` when it is installed, nothing runs on a GPU
   and there are images enough to repay the conversion (:data:`WORTH_CONVERTING`),
   else ``tensorflow``.
 
 A model that fails to convert runs on TensorFlow instead, and the choice says why.
 float32 is the default (features within 1e-3 relative of TensorFlow's; tested);
-bfloat16 (``--runtime-precision bfloat16``) is about twice as fast again on CPUs with
-BF16 instructions, with features about 1% off; OpenVINO runs float32 where the CPU
-has none, and the choice says so.
+bfloat16 (``--runtime-precision bfloat16``) is faster again on CPUs with BF16
+instructions, with features about 1% off; OpenVINO runs float32 where the CPU has none,
+and the choice says so.
 
 OpenVINO is an extra (``pip install 'zoo[openvino]'``): it only helps CPUs, and zoo
-works the same without it. :mod:`zoo.runtime.conversion` loads it with its usage telemetry off
-and converts models.
+works the same without it. :mod:`zoo.runtime.conversion` loads it with its usage
+telemetry off and converts models.
 """
 
 from __future__ import annotations
@@ -54,10 +49,8 @@ Name = Literal["tensorflow", "openvino"]
 #: What ``--runtime-precision`` accepts.
 PRECISIONS: tuple[str, ...] = BY_NAME["runtime_precision"].choices or ()
 INSTALL = "pip install 'zoo[openvino]'"
-#: ``auto`` converts to OpenVINO only for at least this many images. Converting and
-#: compiling ResNet50 at 100x100 takes about 1.1 s on two cores; float32 saves about
-#: 1.3 ms an image there (4 ms against TensorFlow's 5.3), so it pays from about 900
-#: images, bfloat16 from about 400.
+#: ``auto`` converts to OpenVINO only for at least this many images: below it, converting
+#: and compiling cost more than OpenVINO saves (worked out in docs/architecture.md).
 WORTH_CONVERTING = 1000
 #: OpenVINO's name of each precision.
 _OV_PRECISION = {"float32": "f32", "bfloat16": "bf16"}
@@ -216,9 +209,8 @@ class OpenVinoModel:
     """A Keras model converted to OpenVINO; called on a batch, it returns the first output.
 
     It is compiled for a static batch shape, the first batch's: a smaller batch (the
-    last one) is padded to it rather than compiled again (a ResNet50 compiles in about
-    0.1 s, as long as the padding of a 200-image split takes), a larger one is compiled
-    for.
+    last one) is padded to it rather than compiled again (compiling costs more than
+    the padded examples), a larger one is compiled for.
     """
 
     def __init__(self, model: keras.Model, precision: str = "float32") -> None:
@@ -256,8 +248,7 @@ class OpenVinoModel:
 
 def run_batches(runner: Runner, dataset: tf.data.Dataset) -> Iterator[tuple[Any, Any]]:
     """``(outputs, labels)`` as NumPy arrays, one batch of ``dataset`` at a time; read
-    with tf.data's autotuning off (:func:`zoo.data.pipeline.without_autotuning`: its iterator's
-    end stalled 3.5 s beside OpenVINO)."""
+    with tf.data's autotuning off (:func:`zoo.runtime.loader.without_autotuning`)."""
     from zoo.runtime.loader import without_autotuning
 
     for images, labels in without_autotuning(dataset):

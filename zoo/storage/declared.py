@@ -11,7 +11,7 @@ Whether a file is in place is decided by ``stat`` alone, so ``zoo list`` can ask
 every component in milliseconds: the file exists with the declared size (any size when
 none is declared) and, when it has one, its completion marker. Hashes are checked when
 a file is fetched, copied into a bundle or installed from one, never by ``zoo list``
-(hashing the 787 MiB cats_vs_dogs archive alone takes seconds).
+(hashing a dataset's archive takes seconds).
 """
 
 from __future__ import annotations

@@ -12,12 +12,11 @@ errno (h5py's ``RuntimeError`` or ``OSError`` without one, TensorFlow's
 target's filesystem is in fact full (``os.statvfs``: less free than the write needed, or
 no free inodes). Other errors keep their traceback: they are bugs.
 
-HDF5 is kept off a disk that can fill: once one of its writes fails, closing that file
-fails too (h5py's ``Exception ignored in ObjectID.__dealloc__``, already while the error
-propagates inside Keras), and HDF5's ``atexit`` handler then crashes closing it again
-(``H5D_close``: a segmentation fault, exit 139). So weights files are built in memory and
-written with one plain write (:func:`zoo.train.durability.folders.save_weights`), as Keras builds
-the weights of a ``.keras`` file.
+HDF5 is kept off a disk that can fill: once one of its writes fails, it cannot close
+that file, and crashes the process as it exits (docs/architecture.md). So weights files
+are built in memory and written with one plain write
+(:func:`zoo.train.durability.folders.save_weights`), as Keras builds the weights of a
+``.keras`` file.
 
 Test hook: with ``ZOO_TEST_ENOSPC=POINT`` in the environment, the write at :func:`point`
 ``POINT`` fails as a full disk would. The points (:data:`POINTS`): ``features`` (after
