@@ -205,3 +205,81 @@ def test_a_monitor_the_head_does_not_report_is_a_clear_error():
         Monitor("val_accuracy").value({"loss": 0.3, "val_loss": 0.4, "val_auc": 0.9})
 
     assert "val_loss, val_auc" in info.value.expected
+
+
+#: Every event a callback can hear, as :class:`Callback` declares them.
+EVENTS = sorted(name for name in vars(Callback) if name.startswith("on_"))
+
+
+def spy(label: str, heard: list[tuple[str, str, tuple]]) -> Callback:
+    """A callback that writes down ``(label, event, arguments)`` for each event it hears."""
+
+    def listener(name: str):
+        return lambda self, *args: heard.append((label, name, args))
+
+    return type("Spy", (Callback,), {name: listener(name) for name in EVENTS})()
+
+
+@pytest.mark.parametrize("name", EVENTS)
+def test_events_tells_each_event_to_every_callback_in_order(name: str):
+    heard: list[tuple[str, str, tuple]] = []
+    events = Events([spy("first", heard), spy("second", heard)])
+
+    getattr(events, name)("argument")
+
+    assert heard == [("first", name, ("argument",)), ("second", name, ("argument",))]
+
+
+def test_a_callback_that_raises_ends_the_event_before_the_callbacks_after_it():
+    """A checkpoint that cannot be written stops the reporter from showing the epoch."""
+
+    class DiskFull(Callback):
+        def on_epoch_end(self, epoch: EpochEnd) -> None:
+            raise OSError("no space left")
+
+    heard: list[tuple[str, str, tuple]] = []
+    events = Events([DiskFull(), spy("reporter", heard)])
+
+    with pytest.raises(OSError, match="no space left"):
+        events.on_epoch_end(EpochEnd("head", 1, 1, {}, True, ()))
+
+    assert heard == []
+
+
+def test_every_callback_is_asked_whether_to_stop_and_the_first_reason_wins():
+    first, second = StopAfter(1), StopAfter(1)
+
+    assert Events([first, second]).should_stop("head", {}) == "enough"
+    assert (first.seen, second.seen) == (1, 1)
+
+
+def test_a_run_tells_the_reporter_its_set_up_and_every_callback_the_rest(isolated: Path):
+    heard: list[tuple[str, str, tuple]] = []
+    resolved = resolve_run(
+        load_registry(),
+        ["shapes", "small_cnn", "gap_sigmoid"],
+        settings={"epochs": 1, "image_size": 32, "batch_size": 8},
+        sets=["dataset.num_images=40", "dataset.min_size=24", "dataset.max_size=40"],
+    )
+
+    zoo.run(
+        resolved, callbacks=[spy("callback", heard)], reporter=spy("reporter", heard), command=[]
+    )
+
+    def told(label: str) -> list[str]:
+        names = [name for who, name, _ in heard if who == label]
+        return [name for i, name in enumerate(names) if i == 0 or names[i - 1] != name]
+
+    run = [
+        "on_run_begin",
+        "on_stage_begin",
+        "on_epoch_begin",
+        "on_train_batch_end",
+        "on_epoch_end",
+        "on_stage_end",
+        "on_evaluation",
+        "on_run_end",
+    ]
+    assert told("reporter") == ["on_placement", "on_model_built", "on_data_loaded", *run]
+    assert told("callback") == run
+    assert heard[-1][2][0].status == "completed"

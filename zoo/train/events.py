@@ -1,11 +1,12 @@
 """What happens during a run, as events, and the :class:`Callback` that reacts to them.
 
-The engine and the trainer only say what happens; callbacks do the rest: write
-checkpoints and metrics.json, log to TensorBoard, stop a stage early, stop on a NaN
-loss, show progress. This is how Keras's ``fit`` calls its callbacks and pytest's runner
-calls its terminal reporter. Events arrive in this order::
+The run protocol (:mod:`zoo.train.protocol`) and the trainer only say what happens;
+callbacks do the rest: write checkpoints and metrics.json, log to TensorBoard, stop a
+stage early, stop on a NaN loss, show progress. This is how Keras's ``fit`` calls its
+callbacks and pytest's runner calls its terminal reporter. Events arrive in this order::
 
-    on_placement, on_model_built, on_data_loaded          (setting up; also a dry run)
+    on_placement, on_model_built, on_data_loaded          (setting up, also a dry run:
+                                                            told to the reporter alone)
     on_run_begin                                           (the run directory is open)
       on_warning...                                        (setups that cannot learn)
       on_runtime                                           (before the first features)
@@ -24,7 +25,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Concatenate, ParamSpec
 
 from zoo.storage.runs import RunStatus, Stage
 
@@ -238,96 +239,62 @@ class Callback:
         """The run has ended, however it ended."""
 
 
-class Events(Callback):
-    """Passes each event to every callback, in order.
+#: The arguments of one event, as :class:`Callback` declares them.
+P = ParamSpec("P")
 
-    Order matters where one callback's work builds on another's: the engine puts those
-    that write (checkpoints, TensorBoard, metrics.json) before the reporter, so a line
-    on the screen means the epoch is saved.
+
+def fan_out(
+    event: Callable[Concatenate[Callback, P], None],
+) -> Callable[Concatenate[Events, P], None]:
+    """``event`` told to each callback of an :class:`Events`, in order, typed as declared.
+
+    No callback is shielded from another: one that raises ends the event there and its
+    error propagates (a NaN stop, a full disk), so later callbacks do not hear of an
+    epoch that was not saved.
+    """
+    name = event.__name__
+
+    def forward(events: Events, /, *args: P.args, **kwargs: P.kwargs) -> None:
+        for callback in events.callbacks:
+            getattr(callback, name)(*args, **kwargs)
+
+    forward.__name__ = forward.__qualname__ = name
+    forward.__doc__ = event.__doc__
+    return forward
+
+
+class Events(Callback):
+    """Passes each event to every callback, in order (:func:`fan_out`).
+
+    Order matters where one callback's work builds on another's: the protocol puts
+    those that write (checkpoints, TensorBoard, metrics.json) before the reporter, so a
+    line on the screen means the epoch is saved (:func:`zoo.train.protocol.attach`).
     """
 
     def __init__(self, callbacks: Sequence[Callback]) -> None:
         self.callbacks = tuple(callbacks)
 
-    def on_placement(self, devices: Sequence[str], strategy: str, precision: str) -> None:
-        for callback in self.callbacks:
-            callback.on_placement(devices, strategy, precision)
-
-    def on_model_built(
-        self, name: str, rows: Sequence[LayerRow], counts: Mapping[str, int]
-    ) -> None:
-        for callback in self.callbacks:
-            callback.on_model_built(name, rows, counts)
-
-    def on_data_loaded(self, dataset: str, splits: Splits) -> None:
-        for callback in self.callbacks:
-            callback.on_data_loaded(dataset, splits)
-
-    def on_run_begin(self, run: RunStart) -> None:
-        for callback in self.callbacks:
-            callback.on_run_begin(run)
-
-    def on_warning(self, warning: RunWarning) -> None:
-        for callback in self.callbacks:
-            callback.on_warning(warning)
-
-    def on_runtime(self, choice: RuntimeChoice) -> None:
-        for callback in self.callbacks:
-            callback.on_runtime(choice)
-
-    def on_extract_begin(self, split: str, steps: int | None) -> None:
-        for callback in self.callbacks:
-            callback.on_extract_begin(split, steps)
-
-    def on_extract_step(self, step: int) -> None:
-        for callback in self.callbacks:
-            callback.on_extract_step(step)
-
-    def on_extract_end(self, split: str) -> None:
-        for callback in self.callbacks:
-            callback.on_extract_end(split)
-
-    def on_features(self, split: str, key: str, source: str, count: int) -> None:
-        for callback in self.callbacks:
-            callback.on_features(split, key, source, count)
-
-    def on_cache_pruned(self, pruned: Pruned) -> None:
-        for callback in self.callbacks:
-            callback.on_cache_pruned(pruned)
-
-    def on_fine_tune_unfrozen(self, unfrozen: Unfrozen, counts: Mapping[str, int]) -> None:
-        for callback in self.callbacks:
-            callback.on_fine_tune_unfrozen(unfrozen, counts)
-
-    def on_stage_begin(self, stage: StageStart) -> None:
-        for callback in self.callbacks:
-            callback.on_stage_begin(stage)
-
-    def on_epoch_begin(self, epoch: EpochStart) -> None:
-        for callback in self.callbacks:
-            callback.on_epoch_begin(epoch)
-
-    def on_train_batch_end(self, step: int, logs: Mapping[str, float]) -> None:
-        for callback in self.callbacks:
-            callback.on_train_batch_end(step, logs)
+    on_placement = fan_out(Callback.on_placement)
+    on_model_built = fan_out(Callback.on_model_built)
+    on_data_loaded = fan_out(Callback.on_data_loaded)
+    on_run_begin = fan_out(Callback.on_run_begin)
+    on_warning = fan_out(Callback.on_warning)
+    on_runtime = fan_out(Callback.on_runtime)
+    on_extract_begin = fan_out(Callback.on_extract_begin)
+    on_extract_step = fan_out(Callback.on_extract_step)
+    on_extract_end = fan_out(Callback.on_extract_end)
+    on_features = fan_out(Callback.on_features)
+    on_cache_pruned = fan_out(Callback.on_cache_pruned)
+    on_fine_tune_unfrozen = fan_out(Callback.on_fine_tune_unfrozen)
+    on_stage_begin = fan_out(Callback.on_stage_begin)
+    on_epoch_begin = fan_out(Callback.on_epoch_begin)
+    on_train_batch_end = fan_out(Callback.on_train_batch_end)
+    on_epoch_end = fan_out(Callback.on_epoch_end)
+    on_stage_end = fan_out(Callback.on_stage_end)
+    on_evaluation = fan_out(Callback.on_evaluation)
+    on_run_end = fan_out(Callback.on_run_end)
 
     def should_stop(self, stage: Stage, logs: Mapping[str, float]) -> str | None:
         """The first reason any callback gives; every callback is asked (they keep state)."""
         reasons = [callback.should_stop(stage, logs) for callback in self.callbacks]
         return next((reason for reason in reasons if reason is not None), None)
-
-    def on_epoch_end(self, epoch: EpochEnd) -> None:
-        for callback in self.callbacks:
-            callback.on_epoch_end(epoch)
-
-    def on_stage_end(self, stage: Stage, stopped: str | None) -> None:
-        for callback in self.callbacks:
-            callback.on_stage_end(stage, stopped)
-
-    def on_evaluation(self, evaluation: Evaluation) -> None:
-        for callback in self.callbacks:
-            callback.on_evaluation(evaluation)
-
-    def on_run_end(self, end: RunEnd) -> None:
-        for callback in self.callbacks:
-            callback.on_run_end(end)
