@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import ast
+import inspect
 import json
 import os
+import re
 from pathlib import Path
 
 import pytest
@@ -288,3 +291,27 @@ def test_a_bad_memory_size_is_a_clear_error(zoo_cli):
 
     assert result.exit_code == 2
     assert "512MB" in result.stderr
+
+
+def test_the_protocol_reads_in_its_docstring_as_run_protocol_runs_it():
+    """The steps a reader finds first, atop zoo/train/protocol.py, are the code's, in order."""
+    from zoo.train import protocol
+
+    steps = {
+        name
+        for name, value in vars(protocol).items()
+        if inspect.isfunction(value) and value.__module__ == protocol.__name__
+    } - {"run_protocol"}
+    steps = {name for name in steps if not name.startswith("_")}
+    documented = re.findall(r"^\d+\. :func:`(\w+)`", protocol.__doc__ or "", re.MULTILINE)
+    body = ast.parse(inspect.getsource(protocol.run_protocol))
+    calls = sorted(
+        (node for node in ast.walk(body) if isinstance(node, ast.Call)),
+        key=lambda node: (node.lineno, node.col_offset),
+    )
+    names = [c.func.id for c in calls if isinstance(c.func, ast.Name) and c.func.id in steps]
+    called = [name for i, name in enumerate(names) if i == 0 or names[i - 1] != name]
+    called.append(called.pop(called.index("ending")))  # it wraps the steps after it
+
+    assert set(documented) == steps
+    assert documented == called

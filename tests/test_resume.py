@@ -210,3 +210,19 @@ def test_fine_tuning_sees_the_same_images_whether_the_features_were_cached_or_no
     assert {s["source"] for s in cached["feature_cache"].values()} == {"cache"}
     assert history_numbers(cached) == pytest.approx(history_numbers(extracted))
     assert cached["weights_sha256"] == extracted["weights_sha256"]
+
+
+def test_a_run_that_cannot_resume_says_so_before_tensorflow_loads(isolated: Path):
+    """``zoo run --resume`` checks the run directory first: here TensorFlow cannot load."""
+    done = run_zoo("run", "shapes", "small_cnn", "gap_sigmoid", *TINY_RUN, "--json")
+    run_dir = json.loads(done.stdout)["run_dir"]
+    site = isolated / "site"
+    site.mkdir()
+    (site / "sitecustomize.py").write_text(
+        'import sys\n\nsys.modules["tensorflow"] = sys.modules["keras"] = None\n'
+    )
+
+    again = run_zoo("run", "--resume", run_dir, env={"PYTHONPATH": str(site)})
+
+    assert again.exit_code == 2, again.stderr
+    assert "is already completed; there is nothing to resume" in again.stderr

@@ -29,8 +29,6 @@ from typing import TYPE_CHECKING, Any
 from zoo.data import pipeline
 from zoo.model.assemble import make_optimizer, parameter_counts
 from zoo.train import schedules
-from zoo.train.context import RunContext
-from zoo.train.durability.checkpoints import Resume
 from zoo.train.events import StagePlan
 from zoo.train.features.extraction import FeatureSource
 from zoo.train.finetune import unfreeze_top
@@ -39,6 +37,9 @@ if TYPE_CHECKING:
     import keras
     import tensorflow as tf
 
+    from zoo.storage.runs import Stage
+    from zoo.train.state import Run
+
 
 Batches = tuple[Callable[[int], Any], Callable[[], Any]]
 
@@ -46,23 +47,30 @@ Batches = tuple[Callable[[int], Any], Callable[[], Any]]
 class Stages:
     """Plans the stages of one run and what its test is evaluated on."""
 
-    def __init__(self, context: RunContext, resume: Resume) -> None:
-        self.context = context
-        self.resume = resume
-        cached = context.config.feature_cache and context.assembled.backbone_frozen
-        self.augmentation = pipeline.Augmentation.of(context.config)
+    def __init__(self, run: Run) -> None:
+        self.run = run
+        cached = run.config.feature_cache and run.assembled.backbone_frozen
+        self.augmentation = pipeline.Augmentation.of(run.config)
         #: Where the head's features come from, when it trains on cached features (and,
         #: without fine-tuning, is tested on them).
-        self.features = FeatureSource(context, self.augmentation) if cached else None
+        self.features = FeatureSource(run, self.augmentation) if cached else None
         self.train_labels: Any = None
         self.weights: tuple[float, ...] | None = None
 
+    def plan(self, stage: Stage) -> tuple[StagePlan, int] | None:
+        """``stage``'s plan and how many of its epochs a resumed run has done; ``None``
+        when it has none to run: the head's ended before a resume, or no fine-tuning
+        was asked for."""
+        if stage == "head":
+            return None if self.run.resume.skips_head else self.head()
+        return self.fine_tune() if self.run.config.fine_tune_epochs else None
+
     def head(self) -> tuple[StagePlan, int]:
         """The head stage, and how many of its epochs a resumed run has done."""
-        config, assembled = self.context.config, self.context.assembled
+        config, assembled = self.run.config, self.run.assembled
         model = self.features.head if self.features is not None else assembled.model
         optimizer, schedule = self._optimizer(model, config.learning_rate, config.epochs)
-        start = self.resume.restore("head", optimizer)
+        start = self.run.resume.restore("head", optimizer)
         train, validation = (
             self._cached_batches() if self.features is not None else self._image_batches()
         )
@@ -79,7 +87,7 @@ class Stages:
             # Only the head changes: a frozen ResNet50 would add ~95 MB every epoch. The
             # backbone is rebuilt from the configuration on resume, checked by its digest.
             checkpointed=assembled.head if frozen else assembled.model,
-            backbone_sha256=self.context.backbone_digest() if frozen else None,
+            backbone_sha256=self.run.backbone_digest() if frozen else None,
             schedule=schedule,
             class_weights=self._class_weights(),
         )
@@ -87,17 +95,17 @@ class Stages:
 
     def fine_tune(self) -> tuple[StagePlan, int]:
         """The fine-tuning stage (the top of the backbone unfrozen), and its epochs done."""
-        context = self.context
-        config, assembled = context.config, context.assembled
-        with context.placement.strategy.scope():
+        run = self.run
+        config, assembled = run.config, run.assembled
+        with run.placement.strategy.scope():
             unfrozen = unfreeze_top(
                 assembled.backbone, config.fine_tune_layers, config.backbone.name
             )
-        context.events.on_fine_tune_unfrozen(unfrozen, parameter_counts(assembled.model))
+        run.events.on_fine_tune_unfrozen(unfrozen, parameter_counts(assembled.model))
         optimizer, schedule = self._optimizer(
             assembled.model, config.fine_tune_lr, config.fine_tune_epochs
         )
-        start = self.resume.restore("fine_tune", optimizer)
+        start = self.run.resume.restore("fine_tune", optimizer)
         train, validation = self._image_batches()
         plan = StagePlan(
             stage="fine_tune",
@@ -117,12 +125,12 @@ class Stages:
     def test(self) -> tuple[keras.Model, tf.data.Dataset]:
         """The trained model and the test split it is evaluated on: features of the test
         images for a head trained on features, else the images."""
-        context, features = self.context, self.features
-        if features is not None and not context.config.fine_tune_epochs:
-            with context.timer.phase("extract"):
+        run, features = self.run, self.features
+        if features is not None and not run.config.fine_tune_epochs:
+            with run.timer.phase("extract"):
                 test = features.get("test")
-            return features.head, test.batches(context.config.batch_size)
-        return context.assembled.model, self._images("test")
+            return features.head, test.batches(run.config.batch_size)
+        return run.assembled.model, self._images("test")
 
     def close(self) -> None:
         if self.features is not None:
@@ -130,12 +138,12 @@ class Stages:
 
     def _optimizer(self, model: keras.Model, learning_rate: float, epochs: int) -> tuple[Any, Any]:
         """The stage's optimizer, built on ``model``, and its schedule (``None``: constant)."""
-        context = self.context
-        shape = schedules.shape_of(context.config, epochs, self._steps())
-        with context.placement.strategy.scope():
+        run = self.run
+        shape = schedules.shape_of(run.config, epochs, self._steps())
+        with run.placement.strategy.scope():
             schedule = schedules.schedule(learning_rate, shape) if shape else None
             rate = learning_rate if schedule is None else schedule
-            optimizer = make_optimizer(context.config.optimizer, rate, context.precision)
+            optimizer = make_optimizer(run.config.optimizer, rate, run.precision)
             optimizer.build(model.trainable_variables)
         return optimizer, schedule
 
@@ -143,24 +151,22 @@ class Stages:
         """``balanced`` weights from the training labels, or ``None``. The labels are
         counted once: those of the cached features when the head trains on them, else
         by one pass over the training split (which reads its images once)."""
-        context = self.context
-        if context.config.class_weight == "none":
+        run = self.run
+        if run.config.class_weight == "none":
             return None
         if self.weights is None:
             if self.train_labels is None:
-                self.train_labels = pipeline.labels_of(context.splits.train)
-            self.weights = pipeline.balanced_weights(self.train_labels, context.splits.num_classes)
+                self.train_labels = pipeline.labels_of(run.splits.train)
+            self.weights = pipeline.balanced_weights(self.train_labels, run.splits.num_classes)
         return self.weights
 
     def _steps(self) -> int | None:
-        return pipeline.steps(
-            self.context.splits.sizes.get("train"), self.context.config.batch_size
-        )
+        return pipeline.steps(self.run.splits.sizes.get("train"), self.run.config.batch_size)
 
     def _shuffle_seed(self, epoch: int) -> int:
         """The shuffle seed of ``epoch``: a resumed run shuffles exactly as an unbroken one
         (given a training split in the same order on every pass: docs/plugins.md)."""
-        return self.context.config.seed * 100_003 + epoch
+        return self.run.config.seed * 100_003 + epoch
 
     def _images(
         self,
@@ -170,14 +176,14 @@ class Stages:
     ) -> tf.data.Dataset:
         """``split``'s images resized and batched; shuffled from ``seed`` when given, and
         changed by ``augment`` when given (the training split only)."""
-        context = self.context
+        run = self.run
         return pipeline.batches(
-            getattr(context.splits, split),
-            image_size=context.config.image_size,
-            batch_size=context.config.batch_size,
+            getattr(run.splits, split),
+            image_size=run.config.image_size,
+            batch_size=run.config.batch_size,
             shuffle=seed is not None,
             seed=seed or 0,
-            size=context.splits.sizes.get(split),
+            size=run.splits.sizes.get(split),
             augment=augment,
         )
 
@@ -195,14 +201,14 @@ class Stages:
     def _cached_batches(self) -> Batches:
         features = self.features
         assert features is not None, "only a head trained on cached features reads them"
-        with self.context.timer.phase("extract"):
+        with self.run.timer.phase("extract"):
             # The test split too, when it is tested on features: one runtime for all.
-            tested = [] if self.context.config.fine_tune_epochs else ["test"]
+            tested = [] if self.run.config.fine_tune_epochs else ["test"]
             features.settle(["train", "validation", *tested])
             train, validation = features.get("train"), features.get("validation")
         if self.train_labels is None:
             self.train_labels = train.labels
-        size = self.context.config.batch_size
+        size = self.run.config.batch_size
         return (
             lambda epoch: train.batches(size, self._shuffle_seed(epoch)),
             lambda: validation.batches(size),

@@ -32,7 +32,7 @@ if TYPE_CHECKING:
     import tensorflow as tf
 
     from zoo.data.pipeline import Augmentation
-    from zoo.train.context import RunContext
+    from zoo.train.state import Run
 
 
 @dataclass(frozen=True)
@@ -56,10 +56,10 @@ class _ConversionFailed(Exception):
 class FeatureSource:
     """Each split's features for a run whose head trains on cached features."""
 
-    def __init__(self, context: RunContext, augmentation: Augmentation | None) -> None:
-        self.context = context
+    def __init__(self, run: Run, augmentation: Augmentation | None) -> None:
+        self.run = run
         self.augmentation = augmentation
-        self.pooled = context.assembled.pooled
+        self.pooled = run.assembled.pooled
         self.cache: feature_cache.FeatureCache | None = None
         self.choice: runners.RuntimeChoice | None = None
         self.runner: runners.Runner | None = None
@@ -70,13 +70,13 @@ class FeatureSource:
     def model(self) -> keras.Model:
         """What computes the features: preprocessing, backbone, and the head's pooling."""
         pooled = self.pooled
-        return pooled.features if pooled is not None else self.context.assembled.features
+        return pooled.features if pooled is not None else self.run.assembled.features
 
     @property
     def head(self) -> keras.Model:
         """What trains on the features: the head, or its part after the pooling."""
         pooled = self.pooled
-        return pooled.head if pooled is not None else self.context.assembled.head
+        return pooled.head if pooled is not None else self.run.assembled.head
 
     def close(self) -> None:
         if self.cache is not None:
@@ -87,9 +87,9 @@ class FeatureSource:
         must be extracted (``auto``: enough images to repay it). Tells the callbacks once."""
         if self.choice is not None:
             return
-        context = self.context
-        gpu = any("GPU" in device.upper() for device in context.placement.devices)
-        config = context.config
+        run = self.run
+        gpu = any("GPU" in device.upper() for device in run.placement.devices)
+        config = run.config
         self.choice = runners.plan(config.runtime, config.runtime_precision, gpu=gpu)
         missing = [
             self._split(s) for s in splits if not self._cache().has(self._key(self._split(s)))
@@ -102,12 +102,12 @@ class FeatureSource:
             )
             if self.choice.name == "openvino":
                 self.runner, self.choice = self._compile(self.choice)
-        context.events.on_runtime(self.choice)
+        run.events.on_runtime(self.choice)
 
     def _images(self, asked: _Split) -> int | None:
         """How many images extracting ``asked`` runs the model on (copies counted), if
         the dataset says."""
-        size = self.context.splits.sizes.get(asked.split)
+        size = self.run.splits.sizes.get(asked.split)
         return None if size is None else size * (asked.views or 1)
 
     def get(self, split: str) -> feature_cache.Features:
@@ -119,9 +119,9 @@ class FeatureSource:
             found, pruned = self._get(asked)
         except _ConversionFailed as failed:  # a miss settle did not foresee (pruned, damaged)
             self.choice = failed.choice
-            self.context.events.on_runtime(failed.choice)
+            self.run.events.on_runtime(failed.choice)
             found, pruned = self._get(asked)
-        events = self.context.events
+        events = self.run.events
         if pruned is not None and (pruned.removed or (pruned.over and not self._told_over)):
             self._told_over = self._told_over or pruned.over  # said once a run
             events.on_cache_pruned(pruned)
@@ -135,17 +135,17 @@ class FeatureSource:
     def _compile(
         self, choice: runners.RuntimeChoice
     ) -> tuple[runners.Runner | None, runners.RuntimeChoice]:
-        what = f"the backbone {self.context.config.backbone.name}"
+        what = f"the backbone {self.run.config.backbone.name}"
         return runners.compile_model(self.model, choice, what)
 
     def _cache(self) -> feature_cache.FeatureCache:
         if self.cache is None:
-            context = self.context
-            directory = context.cache_dir or feature_cache.default_directory()
+            run, options = self.run, self.run.options
+            directory = options.cache_dir or feature_cache.default_directory()
             # Only the chief keeps features; the other workers' go when the run ends.
-            persistent = directory if context.placement.is_chief else None
+            persistent = directory if run.placement.is_chief else None
             self.cache = feature_cache.FeatureCache(
-                persistent, context.cache_memory, context.cache_max, self._damaged
+                persistent, options.cache_memory, options.cache_max, self._damaged
             )
         return self.cache
 
@@ -153,40 +153,40 @@ class FeatureSource:
         """Say, in one line, that a damaged entry was removed and is extracted again."""
         message = f"cached features {folder} were damaged ({problem}): removed, extracted again."
         fix = "nothing to do; if it recurs, check the disk that holds the cache"
-        self.context.events.on_warning(RunWarning("damaged_cache", message, fix))
+        self.run.events.on_warning(RunWarning("damaged_cache", message, fix))
 
     def _split(self, split: str) -> _Split:
         if split != "train" or self.augmentation is None:
             return _Split(split, split)
-        views = self.context.config.augment_views
+        views = self.run.config.augment_views
         augment = functools.partial(self.augmentation.copies, count=views)
         return _Split(split, f"train ({views} augmented copies of each image)", views, augment)
 
     def _extract(self, asked: _Split, folder: Path) -> Mapping[str, Any]:
-        context = self.context
+        run = self.run
         choice = self.choice
         assert choice is not None, "the runtime is settled before any extraction"
         if choice.name == "openvino" and self.runner is None:
             self.runner, converted = self._compile(choice)
             if converted != choice:  # the key named OpenVINO, which cannot compute them
                 raise _ConversionFailed(converted)
-        size = context.config.batch_size
-        events = context.events
+        size = run.config.batch_size
+        events = run.events
         events.on_extract_begin(
-            asked.shown, pipeline.steps(context.splits.sizes.get(asked.split), size)
+            asked.shown, pipeline.steps(run.splits.sizes.get(asked.split), size)
         )
         images = pipeline.batches(
-            getattr(context.splits, asked.split),
-            image_size=context.config.image_size,
+            getattr(run.splits, asked.split),
+            image_size=run.config.image_size,
             batch_size=size,
-            size=context.splits.sizes.get(asked.split),
+            size=run.splits.sizes.get(asked.split),
             augment=asked.augment,
         )
         if self.runner is None:
-            predicted = predict_batches(self.model, context.placement, images)
+            predicted = predict_batches(self.model, run.placement, images)
         else:
             predicted = runners.run_batches(self.runner, images)
-        total = context.splits.sizes.get(asked.split)
+        total = run.splits.sizes.get(asked.split)
         meta = feature_cache.extract_to(
             folder, predicted, events.on_extract_step, asked.views, total
         )
@@ -207,9 +207,9 @@ class FeatureSource:
         return self._base
 
     def _make_identity(self) -> dict[str, Any]:
-        context = self.context
-        config, splits = context.config, context.splits
-        preprocessing = context.assembled.preprocessing
+        run = self.run
+        config, splits = run.config, run.splits
+        preprocessing = run.assembled.preprocessing
         identity = {
             "dataset": {
                 "name": config.dataset.qualified_name,
@@ -221,11 +221,11 @@ class FeatureSource:
             "backbone": {
                 "name": config.backbone.qualified_name,
                 "params": dict(config.backbone.params),
-                "weights": context.backbone_digest(),
+                "weights": run.backbone_digest(),
             },
             "image_size": config.image_size,
             "preprocessing": _layer_identity(preprocessing),
-            "precision": context.precision,
+            "precision": run.precision,
         }
         if self.pooled is not None:
             identity["pooled"] = [_layer_identity(layer) for layer in self.pooled.pooling.layers]
@@ -237,7 +237,7 @@ class FeatureSource:
 
     def _about(self, split: str) -> dict[str, Any]:
         """What ``zoo cache list`` shows of an entry."""
-        config, choice = self.context.config, self.choice
+        config, choice = self.run.config, self.choice
         return {
             "dataset": config.dataset.name,
             "backbone": config.backbone.name,
