@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from zoo.data.summary import summarize
 from zoo.errors import RunFailed
 from zoo.model.scoring import Evaluation
+from zoo.runtime.loader import tf
 from zoo.storage import disk_full, runs
 from zoo.storage.runs import Stage
 from zoo.train.durability import checkpoints, interrupts
@@ -125,15 +126,11 @@ class TensorBoard(Callback):
         self.writers: dict[str, Any] = {}
 
     def on_run_begin(self, run: RunStart) -> None:
-        import tensorflow as tf
-
         for split in self.SPLITS:
             with self._writing():
                 self.writers[split] = tf.summary.create_file_writer(str(self.logs / split))
 
     def on_epoch_end(self, epoch: EpochEnd) -> None:
-        import tensorflow as tf
-
         for split, writer in self.writers.items():
             prefix = "val_" if split == "validation" else ""
             with self._writing(), writer.as_default():

@@ -13,6 +13,7 @@ import math
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
+from zoo.runtime.loader import keras
 from zoo.train.events import RunWarning
 
 if TYPE_CHECKING:
@@ -61,8 +62,6 @@ def batch_norm_few_steps(
     name: str, assembled: Assembled, epochs: int, steps_per_epoch: int | None
 ) -> RunWarning | None:
     """A trainable backbone whose BatchNormalization statistics cannot settle in time."""
-    import keras
-
     norms = [
         layer
         for layer in _all_layers(assembled.backbone)

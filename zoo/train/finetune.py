@@ -13,10 +13,9 @@ from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any
 
 from zoo.errors import ZooError, closest
+from zoo.runtime.loader import keras
 
 if TYPE_CHECKING:
-    import keras
-
     from zoo.components import Backbone
     from zoo.registry import Entry
 
@@ -62,8 +61,6 @@ def _layers(backbone: keras.Model) -> list[keras.layers.Layer]:
     sublayers include two or more composite layers of one class (the blocks) is
     replaced by its sublayers, so the count is in blocks.
     """
-    import keras
-
     found: list[keras.layers.Layer] = []
     for layer in backbone.layers:
         found += _blocks(layer) or [layer]
@@ -212,8 +209,6 @@ def _build(entry: Entry[Backbone], shape: tuple[int, int, int], params: Any) -> 
 
 
 def _is_batch_norm(layer: keras.layers.Layer) -> bool:
-    import keras
-
     return isinstance(layer, keras.layers.BatchNormalization)
 
 

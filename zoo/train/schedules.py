@@ -19,12 +19,12 @@ run continues its schedule exactly where it was.
 
 from __future__ import annotations
 
-import functools
 import math
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from zoo.errors import ZooError
+from zoo.runtime.loader import keras, tf
 from zoo.train.events import Callback, EpochEnd, StageStart
 from zoo.train.monitor import Improvement, Monitor
 
@@ -61,41 +61,33 @@ def shape_of(settings: RunSettings, epochs: int, steps_per_epoch: int | None) ->
     return Shape(epochs * steps_per_epoch, min(warmup, epochs) * steps_per_epoch, name == "cosine")
 
 
-def schedule(base: float, shape: Shape) -> Any:
+class Schedule(keras.optimizers.schedules.LearningRateSchedule):
+    """``rate(s)`` at the optimizer's step, with a ``factor`` variable for the plateau."""
+
+    def __init__(self, base: float, shape: Shape) -> None:
+        self.base = base
+        self.shape = shape
+        self.factor = tf.Variable(1.0, trainable=False, dtype=tf.float32, name="lr_factor")
+
+    def __call__(self, step: Any) -> Any:
+        step = tf.cast(step, tf.float32)
+        rate = self.base * self.factor
+        shape = self.shape
+        if shape.warmup_steps:
+            rate *= tf.minimum(1.0, (step + 1.0) / shape.warmup_steps)
+        if shape.cosine:
+            span = max(shape.steps - shape.warmup_steps, 1)
+            progress = tf.clip_by_value((step - shape.warmup_steps) / span, 0.0, 1.0)
+            rate *= 0.5 * (1.0 + tf.cos(math.pi * progress))
+        return rate
+
+
+def schedule(base: float, shape: Shape) -> Schedule:
     """A Keras ``LearningRateSchedule`` following ``rate(s)``, with a ``factor`` variable.
 
     Create it under the strategy's scope, so the variable is mirrored.
     """
-    return _schedule_class()(base, shape)
-
-
-@functools.cache
-def _schedule_class() -> type:
-    """Defined on first use: this module must not import Keras when zoo is imported."""
-    import keras
-    import tensorflow as tf
-
-    class Schedule(keras.optimizers.schedules.LearningRateSchedule):
-        """``rate(s)`` of :mod:`zoo.train.schedules` at the optimizer's step."""
-
-        def __init__(self, base: float, shape: Shape) -> None:
-            self.base = base
-            self.shape = shape
-            self.factor = tf.Variable(1.0, trainable=False, dtype=tf.float32, name="lr_factor")
-
-        def __call__(self, step: Any) -> Any:
-            step = tf.cast(step, tf.float32)
-            rate = self.base * self.factor
-            shape = self.shape
-            if shape.warmup_steps:
-                rate *= tf.minimum(1.0, (step + 1.0) / shape.warmup_steps)
-            if shape.cosine:
-                span = max(shape.steps - shape.warmup_steps, 1)
-                progress = tf.clip_by_value((step - shape.warmup_steps) / span, 0.0, 1.0)
-                rate *= 0.5 * (1.0 + tf.cos(math.pi * progress))
-            return rate
-
-    return Schedule
+    return Schedule(base, shape)
 
 
 class ReduceOnPlateau(Callback):

@@ -12,14 +12,12 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
+from zoo.runtime.loader import keras, tf
 from zoo.train.durability import interrupts
 from zoo.train.events import EpochEnd, EpochStart, Events, Row, StagePlan, StageStart
 from zoo.train.loop import Loop
 
 if TYPE_CHECKING:
-    import keras
-    import tensorflow as tf
-
     from zoo.train.distribute import Placement
 
 
@@ -93,7 +91,5 @@ class Trainer:
 def _learning_rate(optimizer: keras.optimizers.Optimizer) -> float:
     """The rate the next step will use (a schedule moves it every step), to float32's
     precision: about 7 significant digits, so 1e-3 reads as 0.001."""
-    import keras
-
     rate = float(keras.ops.convert_to_numpy(optimizer.learning_rate))
     return float(f"{rate:.7g}")
