@@ -40,10 +40,11 @@ def run(args: argparse.Namespace) -> int:
 
 def layers(args: argparse.Namespace) -> int:
     from zoo.runtime import loader
-    from zoo.train.finetune import layers_json
 
     entry = registry_from(args).get("backbone", args.name)
     loader.load()
+    from zoo.train.finetune import layers_json  # Keras at its top: after the name is checked
+
     listing = layers_json(entry)
     if args.json:
         console.print_json(listing)
