@@ -1,8 +1,11 @@
 """Loading plugins: built-ins, installed packages, and a user's local modules.
 
-Order: the built-in plugins named in zoo's registry.toml, then every installed
-distribution's entry points in the group ``zoo``, then the plugins named in the user's
-registry.toml (``--registry PATH``, else ``$ZOO_REGISTRY``, else ``./registry.toml``).
+Order: the built-in plugins named in zoo's registry.toml (the modules of
+``zoo.builtins``), then every installed distribution's entry points in the group
+``zoo``, then the plugins named in the user's registry.toml (``--registry PATH``, else
+``$ZOO_REGISTRY``, else ``./registry.toml``). Hooks are called through pluggy, one
+plugin at a time (``subset_hook_caller``), so a plugin's failure is its own and each
+component is recorded with the plugin that registered it.
 
 A plugin that fails to import, raises inside a hook, registers an invalid component or
 implements a hook zoo does not have is marked failed and skipped, with nothing it
@@ -39,7 +42,7 @@ ENTRY_POINT_GROUP = "zoo"
 BUILTIN_PACKAGE = "zoo.builtins"
 #: The package a plugin file named by path in a user's registry.toml is imported into.
 LOCAL_PACKAGE = "zoo_local_plugins"
-#: The hooks called once per plugin while loading.
+#: The hooks called once per plugin while loading, in this order.
 _HOOKS = ("register_datasets", "register_backbones", "register_heads")
 #: Every hook: ``register_keras_objects`` is called only when a saved model is loaded.
 _ALL_HOOKS = (*_HOOKS, "register_keras_objects")
