@@ -24,9 +24,11 @@ from importlib.machinery import ModuleSpec
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from zoo.errors import ZooError
+from zoo.errors import ZooError, describe_error
+from zoo.params import resolve
 from zoo.plugins import BUILTIN_PACKAGE as BUILTINS
 from zoo.plugins import LOCAL_PACKAGE as LOCAL
+from zoo.plugins import PLUGIN_ERRORS, keras_objects, load_registry
 from zoo.results.manifest import MANIFEST, Component, KerasObject, Manifest
 
 if TYPE_CHECKING:
@@ -48,8 +50,6 @@ class ClassFinder:
     @property
     def registry(self) -> Registry:
         if self._registry is None:
-            from zoo.plugins import load_registry
-
             self._registry = load_registry()
         return self._registry
 
@@ -118,9 +118,6 @@ class ClassFinder:
         return plugin if plugin is not None and plugin.status == "ok" else None
 
     def _import(self, obj: KerasObject) -> None:
-        from zoo.errors import describe_error
-        from zoo.plugins import PLUGIN_ERRORS
-
         # Once plugins are loaded, a local plugin's package (zoo_local_plugins) exists.
         plugin = self._loaded(obj.component)
         if not obj.module or obj.module == "__main__" or plugin is None:
@@ -163,9 +160,7 @@ class ClassFinder:
     def _declared(self, kind: str) -> None:
         import keras
 
-        from zoo.errors import describe_error
         from zoo.model.assemble import ComponentError
-        from zoo.plugins import PLUGIN_ERRORS, keras_objects
 
         plugin = self._loaded(kind)
         if plugin is None:
@@ -187,7 +182,6 @@ class ClassFinder:
         import keras
 
         from zoo.model.assemble import call_builder
-        from zoo.params import resolve
 
         component = self.manifest.components[kind]
         try:
