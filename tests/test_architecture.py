@@ -30,7 +30,7 @@ LAYERS = (
     ("results", ["zoo.results"]),
     ("training", ["zoo.train"]),
     ("testing kit", ["zoo.testing"]),
-    ("interface", ["zoo", "zoo.__main__", "zoo.cli", "zoo.commands"]),
+    ("interface", ["zoo", "zoo.__main__", "zoo.cli", "zoo.commands", "zoo.builtins"]),
 )
 UNITS = [unit for _, units in LAYERS for unit in units]
 

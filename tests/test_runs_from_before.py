@@ -81,7 +81,7 @@ def test_a_manifest_naming_zoos_old_layers_module_loads(finished: Path):
 
 def test_a_manifest_naming_a_module_beside_the_old_one_is_still_refused(finished: Path):
     model = finished / "model.keras"
-    planted = {"name": "zoo>Preprocess", "module": "zoo.layers_", "qualname": "Preprocess"}
+    planted = {"name": "zoo>Planted", "module": "zoo.layers_", "qualname": "Planted"}
     rewrite_manifest(
         model, lambda m: m["keras_objects"].append({**planted, "component": "backbone"})
     )
