@@ -33,6 +33,7 @@ from zoo.errors import ZooError
 from zoo.results.saving import MANIFEST, Manifest, save_model
 from zoo.storage import atomic, disk_full
 from zoo.storage.disk_full import variable_bytes
+from zoo.storage.os_errors import explained
 
 if TYPE_CHECKING:
     import keras
@@ -167,17 +168,11 @@ def _staged(output: Path, fmt: str) -> Iterator[Path]:
     """A file (``keras``) or folder (``savedmodel``) to write ``output`` in, renamed to it
     when the block succeeds (never over one that appeared meanwhile)."""
     with contextlib.ExitStack() as stack:
-        try:
+        expected, fix = "a folder zoo can write to", "pass another --output PATH"
+        with explained("write to", output.parent, expected=expected, fix=fix, got=output):
             output.parent.mkdir(parents=True, exist_ok=True)
             staged = atomic.staged(
                 output, folder=fmt == "savedmodel", suffix=output.suffix, replace=False
             )
             staging = stack.enter_context(staged)
-        except OSError as exc:
-            raise ZooError(
-                f"cannot write to {output.parent}: {exc.strerror}.",
-                expected="a folder zoo can write to",
-                fix="pass another --output PATH",
-                got=str(output),
-            ) from None
         yield staging

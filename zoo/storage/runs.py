@@ -29,6 +29,7 @@ from typing import Any, Literal
 
 from zoo.errors import ZooError
 from zoo.storage import atomic
+from zoo.storage.os_errors import explained
 
 CONFIG = "config.json"
 METRICS = "metrics.json"
@@ -45,15 +46,13 @@ Stage = Literal["head", "fine_tune"]
 
 def new_run_dir(root: Path, name: str) -> Path:
     """Create and return ``root/<timestamp>-<name>``, never reusing an existing one."""
-    try:
+    with explained(
+        "create the output directory",
+        root,
+        expected="a directory zoo can write to",
+        fix="pass another --output DIR",
+    ):
         root.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise ZooError(
-            f"cannot create the output directory {root}: {exc.strerror}.",
-            expected="a directory zoo can write to",
-            fix="pass another --output DIR",
-            got=str(root),
-        ) from None
     stamp = _dt.datetime.now().strftime("%Y%m%d-%H%M%S")
     base = f"{stamp}-{re.sub(r'[^A-Za-z0-9_.-]+', '_', name)}"
     for attempt in range(1, 1000):

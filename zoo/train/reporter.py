@@ -16,15 +16,7 @@ from zoo.console import reports
 from zoo.data.summary import summarize
 from zoo.storage.runs import Stage
 from zoo.storage.sizes import format_size
-from zoo.train.events import (
-    Callback,
-    EpochEnd,
-    EpochStart,
-    RunEnd,
-    RunStart,
-    RunWarning,
-    StageStart,
-)
+from zoo.train import events
 
 if TYPE_CHECKING:
     from zoo.components import Splits
@@ -38,7 +30,7 @@ if TYPE_CHECKING:
 LABELS: Mapping[Stage, str] = {"head": "train", "fine_tune": "fine-tune"}
 
 
-class ConsoleReporter(Callback):
+class ConsoleReporter(events.Callback):
     """Prints what happens: placement, the model, progress, early stops, results."""
 
     def __init__(self) -> None:
@@ -59,14 +51,14 @@ class ConsoleReporter(Callback):
     def on_data_loaded(self, dataset: str, splits: Splits) -> None:
         reports.data_summary(dataset, summarize(splits))
 
-    def on_run_begin(self, run: RunStart) -> None:
+    def on_run_begin(self, run: events.RunStart) -> None:
         self.run_dir = run.run_dir
         if run.resumed_from is not None:
             console.status(f"resuming after epoch {run.resumed_from}")
         if run.run_dir is not None:
             console.status(f"run directory: {run.run_dir}")
 
-    def on_warning(self, warning: RunWarning) -> None:
+    def on_warning(self, warning: events.RunWarning) -> None:
         console.warning(f"{warning.message} Fix: {warning.fix}.")
 
     def on_runtime(self, choice: RuntimeChoice) -> None:
@@ -95,13 +87,13 @@ class ConsoleReporter(Callback):
     def on_fine_tune_unfrozen(self, unfrozen: Unfrozen, counts: Mapping[str, int]) -> None:
         console.status(f"fine-tuning: {unfrozen.describe()}")
 
-    def on_stage_begin(self, stage: StageStart) -> None:
+    def on_stage_begin(self, stage: events.StageStart) -> None:
         plan = stage.plan
         self.scheduled = plan.schedule is not None
         self.training = console.TrainingProgress(plan.epochs, plan.steps, LABELS[plan.stage])
         self.training.start()
 
-    def on_epoch_begin(self, epoch: EpochStart) -> None:
+    def on_epoch_begin(self, epoch: events.EpochStart) -> None:
         if self.training is not None:
             self.training.epoch_begin(epoch.stage_epoch)
 
@@ -109,7 +101,7 @@ class ConsoleReporter(Callback):
         if self.training is not None:
             self.training.batch_end(step, logs)
 
-    def on_epoch_end(self, epoch: EpochEnd) -> None:
+    def on_epoch_end(self, epoch: events.EpochEnd) -> None:
         if self.training is not None:
             rate = epoch.history[-1].get("learning_rate")
             note = f"  lr {rate:.3g}" if self.scheduled and rate is not None else ""
@@ -123,7 +115,7 @@ class ConsoleReporter(Callback):
     def on_evaluation(self, evaluation: Evaluation) -> None:
         self.evaluation = evaluation
 
-    def on_run_end(self, end: RunEnd) -> None:
+    def on_run_end(self, end: events.RunEnd) -> None:
         self._stop_progress()
         if end.status == "interrupted" and self.run_dir is not None:
             console.warning(f"{end.error}. Resume with: zoo run --resume {self.run_dir}")
@@ -139,7 +131,7 @@ class ConsoleReporter(Callback):
             self.extracting.stop(done=False)
             self.extracting = None
 
-    def _results(self, end: RunEnd) -> None:
+    def _results(self, end: events.RunEnd) -> None:
         kept = end.kept or {}
         metrics = {k: v for k, v in kept.get("metrics", {}).items() if k != "learning_rate"}
         if kept:
