@@ -8,6 +8,7 @@ warnings and status lines to stderr.
 
 from __future__ import annotations
 
+import math
 import os
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
@@ -52,12 +53,21 @@ def data_summary(dataset: str, summary: DataSummary) -> None:
         console.status(f"classes: {', '.join(summary.class_names)}")
     table.add_row("total", *(f"{summary.sizes[s]:,}" for s in splits), style="bold")
     points = [summary.points_per_example(s) for s in splits]
-    table.add_row("one example is", *(f"{p:.1f} points" if p else "-" for p in points))
+    table.add_row("one example is", *(_points(p) if p else "-" for p in points))
     console.out.print(table)
     for text in summary.warnings:
         console.warning(text)
     if summary.skipped:
         _unreadable(dataset, summary)
+
+
+def _points(points: float) -> str:
+    """``1.0 points``, and under one point two significant digits (``0.025 points``), so a
+    large split does not read as ``0.0``."""
+    if points >= 1:
+        return f"{points:.1f} points"
+    decimals = 1 - math.floor(math.log10(points))
+    return f"{points:.{decimals}f} points"
 
 
 def _unreadable(dataset: str, summary: DataSummary) -> None:

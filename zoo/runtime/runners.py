@@ -151,8 +151,7 @@ def plan(
         return RuntimeChoice(requested, "tensorflow", precision, "asked for")
     if requested == "openvino":
         return RuntimeChoice(requested, "openvino", precision, "asked for", version)
-    if version is None:
-        return _tensorflow(requested, precision, f"OpenVINO is not installed ({INSTALL})")
+    # Where OpenVINO would not be chosen anyway, its absence is not the reason (nor news).
     if gpu:
         return _tensorflow(requested, precision, "the run has a GPU, where TensorFlow runs")
     if images is not None and images < WORTH_CONVERTING:
@@ -161,6 +160,8 @@ def plan(
             "costs more time than it saves"
         )
         return _tensorflow(requested, precision, reason)
+    if version is None:
+        return _tensorflow(requested, precision, f"OpenVINO is not installed ({INSTALL})")
     reason = "OpenVINO is installed and the run is on the CPU"
     return RuntimeChoice(requested, "openvino", precision, reason, version)
 

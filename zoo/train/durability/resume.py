@@ -27,6 +27,7 @@ and kept in metrics.json). ``config.json`` is read first, by the command.
 from __future__ import annotations
 
 import os
+import shlex
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -100,7 +101,7 @@ def _reopen(run_dir: Path, config: RunConfig) -> Reopened:
         raise ZooError(
             f"the run {run_dir} is already completed; there is nothing to resume.",
             expected="a run that was interrupted or killed",
-            fix="start a new run with the same settings: zoo run --recipe ... or names",
+            fix=_completed_fix(run_dir, config),
             got=str(run_dir),
         )
     checkpoint, damaged = checkpoints.find(run_dir)
@@ -116,6 +117,19 @@ def _reopen(run_dir: Path, config: RunConfig) -> Reopened:
         kept, lost = _best_so_far(run_dir, checkpoint, config.monitor)
         warnings += lost
     return Reopened(run_dir, checkpoint, kept, dict(record.metrics), tuple(warnings))
+
+
+def _completed_fix(run_dir: Path, config: RunConfig) -> str:
+    """Commands that work on a completed run: its results, or a new run of its components."""
+    if config.recipe is not None:
+        again = f"zoo run --recipe {shlex.quote(config.recipe)}"
+    else:
+        again = "zoo run " + " ".join(shlex.quote(c.name) for c in config.choices)
+    where = shlex.quote(str(run_dir))
+    return (
+        f"see its results with zoo evaluate {where}; or train the same components again "
+        f"in a new run: {again} (its other settings are in {run_dir / runs.CONFIG})"
+    )
 
 
 def _taken_over(run_dir: Path, stale: lock.Holder) -> RunWarning:
