@@ -3,6 +3,8 @@ the way the user runs it: the real ``zoo`` command in a subprocess."""
 
 from __future__ import annotations
 
+import os
+import shlex
 from pathlib import Path
 
 import pytest
@@ -30,9 +32,15 @@ def test_resuming_a_completed_run_offers_commands_that_work(finished_run):
     assert again.exit_code != 0
     assert "already completed" in message and "..." not in message
     assert f"zoo evaluate {run_dir}" in message
-    assert "zoo run shapes small_cnn gap_sigmoid" in message
+    assert f"zoo run shapes small_cnn gap_sigmoid {' '.join(TINY_RUN)} --json" in message
     evaluated = run_zoo("evaluate", str(run_dir), "--json", env=env)
     assert evaluated.exit_code == 0, evaluated.stderr
+    offered = shlex.split(message.split("in a new run: ")[1].split(" got:")[0])
+    root = run_dir.parent.parent
+    retrained = run_zoo(*offered[1:], cwd=root, env=env)
+    assert retrained.exit_code == 0, retrained.stderr
+    assert (root / retrained.json()["run_dir"]).parent == run_dir.parent
+    assert (root / retrained.json()["run_dir"]).name != run_dir.name
 
 
 def test_predict_on_a_few_images_does_not_mention_a_missing_openvino(finished_run, tmp_path):
@@ -111,3 +119,21 @@ def test_list_wraps_cells_between_words(tmp_path: Path):
         assert setting in words
     assert "long_settings" in words
     assert max(map(len, result.stdout.splitlines())) <= 120  # the width of a piped zoo
+
+
+@pytest.mark.parametrize("width", [12, 30, 60])
+def test_a_table_narrower_than_its_words_still_fits_the_terminal(width: int):
+    from rich.console import Console
+
+    from zoo.console.wrapping import WordTable
+
+    console = Console(width=width, record=True, file=open(os.devnull, "w"))  # noqa: SIM115
+    for columns in (1, 3):
+        table = WordTable()
+        for column in range(columns):
+            table.add_column(f"c{column}", overflow="fold")
+        table.add_row(*["a_rather_long_unbroken_word and more words here"] * columns)
+        console.print(table)
+
+    lines = console.export_text().splitlines()
+    assert lines and max(map(len, lines)) <= width

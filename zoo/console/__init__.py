@@ -24,13 +24,14 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, TextIO
 
 from rich import box
-from rich.console import Console, ConsoleOptions
+from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 from rich.text import Text
 
 from zoo.components import Backbone, Component, Head
 from zoo.config.registry_file import Recipe
+from zoo.console.wrapping import WordTable
 from zoo.errors import ZooError
 from zoo.registry import Entry, PluginInfo, Registry
 
@@ -76,34 +77,8 @@ def tables_on_stderr(enabled: bool = True) -> Iterator[None]:
         out = before
 
 
-class _Table(Table):
-    """A rich table that, when too wide for the terminal, narrows each column no further
-    than its longest word (where they all fit): rich alone narrows the widest columns
-    first, folding words such as ``lr_schedule=cosine`` mid-word."""
-
-    def _calculate_column_widths(self, console: Console, options: ConsoleOptions) -> list[int]:
-        ranges = [self._measure_column(console, options, column) for column in self.columns]
-        lows = [r.minimum for r in ranges]
-        wants = [r.maximum - r.minimum for r in ranges]
-        spare = options.max_width - sum(lows)
-        if self.expand or spare >= sum(wants) or options.max_width < 4 * len(lows):
-            return super()._calculate_column_widths(console, options)
-        if spare < 0:  # the longest words do not fit: fold the longest, the names last
-            for _ in range(-spare):
-                rest = max(lows[1:])
-                lows[lows.index(rest, 1) if rest > 4 else lows.index(max(lows))] -= 1
-            return lows
-        # Share the room beyond the longest words in proportion to what each column wants.
-        shares = [spare * want // sum(wants) for want in wants]
-        for index in sorted(range(len(wants)), key=lambda i: shares[i] - wants[i]):
-            if sum(shares) == spare:
-                break
-            shares[index] += shares[index] < wants[index]
-        return [low + share for low, share in zip(lows, shares, strict=True)]
-
-
 def _table(title: str | None = None) -> Table:
-    return _Table(title=title, box=box.SIMPLE_HEAD, title_justify="left", pad_edge=False)
+    return WordTable(title=title, box=box.SIMPLE_HEAD, title_justify="left", pad_edge=False)
 
 
 @contextlib.contextmanager

@@ -101,7 +101,7 @@ def _reopen(run_dir: Path, config: RunConfig) -> Reopened:
         raise ZooError(
             f"the run {run_dir} is already completed; there is nothing to resume.",
             expected="a run that was interrupted or killed",
-            fix=_completed_fix(run_dir, config),
+            fix=_completed_fix(record, config),
             got=str(run_dir),
         )
     checkpoint, damaged = checkpoints.find(run_dir)
@@ -119,16 +119,16 @@ def _reopen(run_dir: Path, config: RunConfig) -> Reopened:
     return Reopened(run_dir, checkpoint, kept, dict(record.metrics), tuple(warnings))
 
 
-def _completed_fix(run_dir: Path, config: RunConfig) -> str:
-    """Commands that work on a completed run: its results, or a new run of its components."""
-    if config.recipe is not None:
-        again = f"zoo run --recipe {shlex.quote(config.recipe)}"
-    else:
-        again = "zoo run " + " ".join(shlex.quote(c.name) for c in config.choices)
-    where = shlex.quote(str(run_dir))
+def _completed_fix(record: runs.RunRecord, config: RunConfig) -> str:
+    """Commands that work on a completed run: its results, or a new run like it (the
+    command that started it, as config.json records it)."""
+    command = list(record.config.get("command") or [])
+    if not command or "--resume" in command:
+        named = ["--recipe", config.recipe] if config.recipe else [c.name for c in config.choices]
+        command = ["zoo", "run", *named]
     return (
-        f"see its results with zoo evaluate {where}; or train the same components again "
-        f"in a new run: {again} (its other settings are in {run_dir / runs.CONFIG})"
+        f"see its results with zoo evaluate {shlex.quote(str(record.path))}; or train it "
+        f"again in a new run: {shlex.join(command)}"
     )
 
 
