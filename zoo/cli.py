@@ -81,6 +81,19 @@ def common_options() -> argparse.ArgumentParser:
     return common
 
 
+class CommandParser(argparse.ArgumentParser):
+    """A command's parser, which rejects arguments it does not know itself, so the
+    error shows ``zoo COMMAND``'s usage; argparse leaves them to the top-level parser."""
+
+    def parse_known_args(  # type: ignore[override]  # typeshed overloads; same behaviour
+        self, args: Sequence[str] | None = None, namespace: argparse.Namespace | None = None
+    ) -> tuple[argparse.Namespace, list[str]]:
+        parsed, extras = super().parse_known_args(args, namespace)
+        if extras:
+            self.error(f"unrecognized arguments: {' '.join(extras)}")
+        return parsed, extras
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="zoo",
@@ -88,7 +101,7 @@ def build_parser() -> argparse.ArgumentParser:
         epilog="Start with: zoo list, then zoo run shapes small_cnn gap_sigmoid",
     )
     parser.add_argument("--version", action="version", version=f"zoo {__version__}")
-    sub = parser.add_subparsers(title="commands", metavar="COMMAND")
+    sub = parser.add_subparsers(title="commands", metavar="COMMAND", parser_class=CommandParser)
     common = common_options()
     for module in command_modules():
         module.add(sub, common)
