@@ -80,6 +80,17 @@ def test_the_advice_for_a_required_parameter_works_in_zoo_info(isolated, tmp_pat
     assert "only_conv" in layer_names(listed)
 
 
+def test_info_lists_a_kerashub_presets_layers(tiny_presets, isolated):
+    refused = run_zoo("info", "keras_hub", "--layers")
+    listed = run_zoo(
+        "info", "keras_hub", "--layers", "--json", "--set", f"backbone.preset={tiny_presets.resnet}"
+    )
+
+    assert refused.exit_code == 2 and "--set backbone.preset=VALUE" in refused.stderr
+    assert layer_names(listed)
+    assert json.loads(listed.stdout)["params"]["preset"] == str(tiny_presets.resnet)
+
+
 def test_info_on_a_recipe_describes_it(isolated):
     text = run_zoo("info", "tutorial_transfer")
     data = run_zoo("info", "tutorial_transfer", "--json")
