@@ -137,3 +137,21 @@ def test_a_table_narrower_than_its_words_still_fits_the_terminal(width: int):
 
     lines = console.export_text().splitlines()
     assert lines and max(map(len, lines)) <= width
+
+
+@pytest.mark.parametrize("width", [60, 90])
+def test_short_values_stay_on_one_line_while_long_ones_fold(width: int):
+    from rich.console import Console
+
+    from zoo.console.wrapping import WordTable
+
+    console = Console(width=width, record=True, file=open(os.devnull, "w"))  # noqa: SIM115
+    table = WordTable()
+    for name in ("name", "source", "status"):
+        table.add_column(name, overflow="fold")
+    table.add_row("fails_import", "entry point", "failed: " + "/tmp/a/very/long/path/" * 4)
+    console.print(table)
+
+    text = console.export_text()
+    assert "entry point" in text
+    assert max(map(len, text.splitlines())) <= width

@@ -6,14 +6,19 @@ from rich.console import Console, ConsoleOptions
 from rich.table import Table
 
 
+_SHORT = 16  # cells, padding included
+
+
 class WordTable(Table):
     """A rich table that, when too wide for the terminal, narrows each column no further
     than its longest word (where they all fit): rich alone narrows the widest columns
-    first, folding words such as ``lr_schedule=cosine`` mid-word."""
+    first, folding words such as ``lr_schedule=cosine`` mid-word. A column of short
+    values keeps them whole: "entry point" is not worth two lines."""
 
     def _calculate_column_widths(self, console: Console, options: ConsoleOptions) -> list[int]:
         ranges = [self._measure_column(console, options, column) for column in self.columns]
-        lows = [r.minimum for r in ranges]
+        # A column whose widest cell is short ("entry point", "built-in") never folds.
+        lows = [r.maximum if r.maximum <= _SHORT else r.minimum for r in ranges]
         wants = [r.maximum - r.minimum for r in ranges]
         spare = options.max_width - sum(lows)
         if self.expand or spare >= sum(wants) or options.max_width < 4 * len(lows):
