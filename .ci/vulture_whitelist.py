@@ -43,3 +43,7 @@ used(_.round_trips)
 
 # TensorFlow reads tf.data.Options attributes that zoo sets (zoo/train/loop.py).
 used(_.auto_shard_policy)
+
+# zoo export's check is written to export.json through dataclasses.asdict; ONNX Runtime
+# reads its session options by name.
+used(_.size_bytes, _.intra_op_num_threads, _.log_severity_level)

@@ -22,10 +22,18 @@ def add(sub: Any, common: argparse.ArgumentParser) -> None:
         help="predict the classes of image files with a trained run",
         description="Predict each image's class with a run's model, preprocessed exactly "
         "as in training. Exit code 1 when some files could not be read.",
-        epilog="example: zoo predict runs/RUN photos/ cat.jpg --top-k 2",
+        epilog="examples: zoo predict runs/RUN photos/ cat.jpg --top-k 2\n"
+        "  zoo predict phone/model.tflite photos/",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     add_ = parser.add_argument
-    add_("run_dir", type=Path, metavar="RUN_DIR", help="a run directory")
+    add_(
+        "run_dir",
+        type=Path,
+        metavar="RUN_DIR",
+        help="a run directory, or an export for another runtime (the folder zoo export "
+        "--format litert|onnx|openvino wrote, or its model file), run by that runtime",
+    )
     add_("paths", nargs="+", type=Path, metavar="PATH", help="image files or folders")
     add_("--top-k", type=int, help="classes shown per image (default: 3, or all if fewer)")
     add_("--batch-size", type=int, help="images per batch (default: the run's)")
@@ -44,6 +52,7 @@ def add(sub: Any, common: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from zoo.results.exports.opening import is_export, open_export
     from zoo.results.predict import find_images, load_trained, predict_files
     from zoo.runtime import runners
 
@@ -58,15 +67,22 @@ def run(args: argparse.Namespace) -> int:
             got=[str(p) for p in args.paths],
         )
     runners.check(args.runtime, args.runtime_precision)
-    trained = load_trained(args.run_dir, registry_from(args))
-    for warning in trained.warnings:
-        console.warning(warning)
-    gpu, count = runners.gpu_visible(), len(files)
-    choice = runners.plan(args.runtime, args.runtime_precision, gpu=gpu, images=count)
-    runner, choice = runners.compile_model(trained.model, choice)
-    console.status(choice.describe())
+    if is_export(args.run_dir):
+        _runtime_not_chosen(args)
+        trained: Any = open_export(args.run_dir)
+        runner, runtime = trained.runner, trained.describe()
+        console.status(f"running {trained.path} with {trained.format.runtime}")
+        batch_size = args.batch_size or 32
+    else:
+        trained = load_trained(args.run_dir, registry_from(args))
+        for warning in trained.warnings:
+            console.warning(warning)
+        gpu, count = runners.gpu_visible(), len(files)
+        choice = runners.plan(args.runtime, args.runtime_precision, gpu=gpu, images=count)
+        runner, choice = runners.compile_model(trained.model, choice)
+        console.status(choice.describe())
+        runtime, batch_size = choice.to_json(), args.batch_size or trained.batch_size
     top_k = min(args.top_k or 3, len(trained.class_names))
-    batch_size = args.batch_size or trained.batch_size
     steps = -(-len(files) // batch_size)
     noun = "file" if len(files) == 1 else "files"
     with console.TaskProgress(f"predicting {len(files)} {noun}", steps) as progress:
@@ -84,7 +100,7 @@ def run(args: argparse.Namespace) -> int:
             {
                 "run_dir": str(args.run_dir),
                 "class_names": trained.class_names,
-                "runtime": choice.to_json(),
+                "runtime": runtime,
                 "predictions": result.predicted,
                 "errors": errors,
             }
@@ -94,3 +110,17 @@ def run(args: argparse.Namespace) -> int:
         shown = top_k if len(trained.class_names) > 2 else 1
         reports.predictions(result.predicted, errors, shown)
     return 1 if errors else 0
+
+
+def _runtime_not_chosen(args: argparse.Namespace) -> None:
+    """An export runs on its own runtime: refuse a --runtime or its precision."""
+    for name in ("runtime", "runtime_precision"):
+        setting = BY_NAME[name]
+        if getattr(args, name) != setting.default:
+            raise ZooError(
+                f"{setting.flag} chooses how a run directory's model runs; an export runs on "
+                "the runtime of its format.",
+                expected="a run directory with " + setting.flag,
+                fix=f"leave {setting.flag} out, or pass the run directory instead",
+                got=str(args.run_dir),
+            )

@@ -280,6 +280,37 @@ def exported(fmt: str, path: Any) -> None:
     console.out.print(f"exported ({_escape(fmt)}): {_escape(path)}")
 
 
+def export_check(folder: Any, check: Mapping[str, Any], runtime: str) -> None:
+    """The check of an export by its runtime (``export.json``), one row per measure."""
+    quantization = check["quantization"] or "none (float32)"
+    table = _table(f"{_escape(check['format'])} export checked by {_escape(runtime)}")
+    table.add_column("measure")
+    table.add_column("value", overflow="fold")
+    accuracy = check["accuracy_keras"], check["accuracy_export"]
+    rows = [
+        ("folder", _escape(folder)),
+        ("quantization", _escape(quantization)),
+        ("checked on", _escape(check["source"])),
+        ("file size", _size(check["size_bytes"])),
+        ("latency, batch 1", f"{check['latency_ms']:.2f} ms per image (median)"),
+        ("top-1 agreement", f"{check['agreement']:.2%}"),
+        ("largest difference", f"{check['max_difference']:.2g}"),
+    ]
+    if None not in accuracy:
+        rows.append(("accuracy", f"{accuracy[0]:.2%} Keras, {accuracy[1]:.2%} export"))
+    if check.get("calibration"):
+        rows.append(("calibrated on", _escape(check["calibration"])))
+    verdict = "passed" if check["passed"] else "accepted" if check["accepted"] else "FAILED"
+    rows.append(("check", f"{verdict}: {_escape(check['reason'])}"))
+    for row in rows:
+        table.add_row(*row)
+    console.out.print(table)
+
+
+def _size(count: int) -> str:
+    return f"{count / 1e6:.2f} MB" if count >= 1e5 else f"{count / 1e3:.1f} kB"
+
+
 def predictions(
     predicted: Sequence[Mapping[str, Any]], errors: Sequence[Mapping[str, str]], top_k: int
 ) -> None:

@@ -5,7 +5,6 @@ from __future__ import annotations
 from rich.console import Console, ConsoleOptions
 from rich.table import Table
 
-
 _SHORT = 16  # cells, padding included
 
 

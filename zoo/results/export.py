@@ -1,4 +1,5 @@
-"""Exporting a run's model for people without zoo: a ``.keras`` file or a SavedModel.
+"""Exporting a run's model for people without zoo: a ``.keras`` file or a SavedModel here;
+LiteRT, ONNX and OpenVINO in :mod:`zoo.results.exports`, checked by their runtimes.
 
 Both hold the whole model, preprocessing included (built-in Keras layers), and the
 class names.
@@ -40,7 +41,10 @@ if TYPE_CHECKING:
 
     from zoo.results.predict import Trained
 
-FORMATS = ("keras", "savedmodel")
+#: The formats for TensorFlow, then those for other runtimes (:mod:`zoo.results.exports`).
+FORMATS = ("keras", "savedmodel", "litert", "onnx", "openvino")
+#: Formats written as a folder.
+FOLDERS = ("savedmodel", "litert", "onnx", "openvino")
 #: How to go on after a full disk.
 FIX = "free space on that disk or pass another --output PATH, then export again"
 
@@ -59,8 +63,8 @@ def export(trained: Trained, fmt: str, output: Path) -> Path:
     check_output(fmt, output)
     model = any_size(trained)
     needed = variable_bytes(model)
-    staged = _staged(output, fmt)
-    with disk_full.writing("the exported model", output, needed, FIX), staged as staging:
+    writing = disk_full.writing("the exported model", output, needed, FIX)
+    with writing, staged(output, fmt in FOLDERS) as staging:
         if fmt == "keras":
             save_model(model, staging, trained.manifest)
         else:
@@ -144,7 +148,7 @@ def check_output(fmt: str, output: Path) -> None:
         raise ZooError(
             f"unknown export format '{fmt}'.",
             expected=f"one of {', '.join(FORMATS)}",
-            fix="pass --format keras or --format savedmodel",
+            fix=f"pass --format {FORMATS[0]} (or another of those)",
             got=fmt,
         )
     if output.exists():
@@ -161,18 +165,24 @@ def check_output(fmt: str, output: Path) -> None:
             fix=f"pass --output {output.with_suffix('.keras')}",
             got=str(output),
         )
+    if fmt in FOLDERS and output.suffix in (".tflite", ".onnx", ".xml", ".keras"):
+        raise ZooError(
+            f"--format {fmt} writes a folder (the model file, labels.txt, signature.json and "
+            "the check, export.json), and this name looks like a file's.",
+            expected="--output FOLDER, a folder that does not exist yet",
+            fix=f"pass --output {output.with_suffix('')}",
+            got=str(output),
+        )
 
 
 @contextlib.contextmanager
-def _staged(output: Path, fmt: str) -> Iterator[Path]:
-    """A file (``keras``) or folder (``savedmodel``) to write ``output`` in, renamed to it
-    when the block succeeds (never over one that appeared meanwhile)."""
+def staged(output: Path, folder: bool) -> Iterator[Path]:
+    """A file (``keras``) or folder (the other formats) to write ``output`` in, renamed to
+    it when the block succeeds (never over one that appeared meanwhile)."""
     with contextlib.ExitStack() as stack:
         expected, fix = "a folder zoo can write to", "pass another --output PATH"
         with explained("write to", output.parent, expected=expected, fix=fix, got=output):
             output.parent.mkdir(parents=True, exist_ok=True)
-            staged = atomic.staged(
-                output, folder=fmt == "savedmodel", suffix=output.suffix, replace=False
-            )
+            staged = atomic.staged(output, folder=folder, suffix=output.suffix, replace=False)
             staging = stack.enter_context(staged)
         yield staging
