@@ -34,7 +34,7 @@ pytestmark = pytest.mark.skipif(
 )
 needs_nncf = pytest.mark.skipif(
     importlib.util.find_spec("nncf") is None,
-    reason="int8 needs NNCF: pip install 'zoo[openvino]'",
+    reason="int8 needs NNCF: pip install 'zoo[openvino-int8]'",
 )
 
 SIZE = 16
@@ -256,7 +256,7 @@ def test_int8_quantization_reports_nothing_when_nncf_came_with_its_telemetry(tmp
 def test_int8_without_nncf_names_the_extra_that_installs_it(tmp_path, monkeypatch):
     monkeypatch.setitem(sys.modules, "nncf", None)  # what an import sees when it is missing
 
-    with pytest.raises(zoo.ZooError, match=r"zoo\[openvino\]"):
+    with pytest.raises(zoo.ZooError, match=r"zoo\[openvino-int8\]"):
         write_openvino(classifier(3), tmp_path / "m.xml", quantize="int8", calibration=list)
 
 

@@ -26,9 +26,14 @@ class Runner(Protocol):
     takes (``None``: any); ``outputs`` the number of probability columns.
     """
 
-    input_dtype: str
-    image_size: int | None
-    outputs: int
+    @property
+    def input_dtype(self) -> str: ...
+
+    @property
+    def image_size(self) -> int | None: ...
+
+    @property
+    def outputs(self) -> int: ...
 
     def __call__(self, images: np.ndarray) -> np.ndarray: ...
 

@@ -218,7 +218,7 @@ def _telemetry_blocked() -> Iterator[None]:
 def _nncf() -> ModuleType:
     """``nncf``, imported with its usage telemetry off, even when it was imported before."""
     with _telemetry_blocked():
-        nncf = require("nncf", "openvino", "int8 quantization of an OpenVINO export")
+        nncf = require("nncf", "openvino-int8", "int8 quantization of an OpenVINO export")
     with contextlib.suppress(ImportError, AttributeError):  # a later NNCF that moved it
         decorator: Any = importlib.import_module("nncf.telemetry.decorator")
         stub = importlib.import_module("nncf.telemetry.wrapper").NNCFTelemetryStub()

@@ -69,7 +69,7 @@ def prepare(fmt_name: str, options: Options) -> Format:
     for module in fmt.needs:
         require(module, fmt.extra, f"a {fmt.name} export")
     if options.quantize == "int8" and fmt.name == "openvino":
-        require("nncf", "openvino", "int8 quantization of an OpenVINO export")
+        require("nncf", "openvino-int8", "int8 quantization of an OpenVINO export")
     return fmt
 
 
