@@ -28,7 +28,8 @@ HIDDEN = ("zoo", "tensorflow", "keras")
 #: (run, zoo export's flags) for each kind of export the script handles.
 EXPORTS = {
     "onnx": ("softmax", ["--format", "onnx"]),
-    "onnx-sigmoid": ("sigmoid", ["--format", "onnx"]),
+    "litert": ("sigmoid", ["--format", "litert"]),
+    "litert-int8-uint8": ("softmax", ["--format", "litert", "--quantize", "int8", "--io", "uint8"]),
 }
 
 
