@@ -63,7 +63,7 @@ def run(args: argparse.Namespace) -> int:
         console.component_info(entry)
     if recipe:
         ready = transfers.readiness(recipe_readiness(registry, recipe.name))
-        console.recipes({recipe.name: with_params_shown(recipe)}, {recipe.name: ready})
+        console.recipe_info(with_params_shown(recipe), ready)
     return 0
 
 

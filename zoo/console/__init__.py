@@ -196,6 +196,15 @@ def recipes(found: Mapping[str, Recipe], offline: Mapping[str, str] | None = Non
     out.print(table)
 
 
+def recipe_info(recipe: Recipe, offline: str) -> None:
+    """One recipe, a line per field: a table of one row folds its description thin."""
+    settings = ", ".join(f"{k}={v}" for k, v in recipe.settings.items())
+    out.print(f"[bold]recipe {_escape(recipe.name)}[/]\n{_escape(recipe.description)}")
+    for label in ("dataset", "backbone", "head"):
+        out.print(_escape(f"{label}: {getattr(recipe, label)}"))
+    out.print(f"settings: {_escape(settings)}\noffline: {offline}")  # offline: zoo's markup
+
+
 def component_info(entry: Entry) -> None:
     named = f"{_escape(entry.kind)} {_escape(entry.name)}"
     out.print(f"[bold]{named}[/] ({_escape(entry.qualified_name)})")
