@@ -85,7 +85,9 @@ def any_size(trained: Trained) -> keras.Model:
     size = trained.image_size
     images = keras.Input((None, None, 3), name="image")
     resized = keras.layers.Resizing(size, size, interpolation="bilinear", name="resize")(images)
-    return keras.Model(images, trained.model(resized), name=f"{trained.model.name}_any_size")
+    # training=False: inference only, so exporters never see dropout's random ops.
+    outputs = trained.model(resized, training=False)
+    return keras.Model(images, outputs, name=f"{trained.model.name}_any_size")
 
 
 def write_saved_model(model: keras.Model, manifest: Manifest, path: Path) -> None:

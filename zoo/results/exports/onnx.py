@@ -1,4 +1,4 @@
-"""ONNX exports: written by Keras' own exporter (tf2onnx), run by ONNX Runtime.
+"""ONNX exports: the frozen inference graph converted by tf2onnx, run by ONNX Runtime.
 
 The file takes float32 RGB pixels (0..255) of any size, ``[batch, height, width, 3]``;
 resizing and the backbone's preprocessing are inside it. zoo's signature
@@ -9,6 +9,7 @@ resizing and the backbone's preprocessing are inside it. zoo's signature
 from __future__ import annotations
 
 import contextlib
+import functools
 import io
 import os
 import warnings
@@ -32,20 +33,27 @@ FIX = "export it again: zoo export RUN --format onnx --output DIR"
 def write_onnx(model: keras.Model, path: Path, *, metadata: Mapping[str, str]) -> None:
     """Write ``model`` (float32 pixels of any size in) as ONNX, with ``metadata`` inside.
 
+    The model is traced for inference and frozen (variables and captured tensors become
+    constants) before tf2onnx converts the graph. Keras' own ``model.export(format="onnx")``
+    hands tf2onnx the unfrozen function, and a tensor a layer captured (KerasHub's
+    position ids) becomes a second input of the file that nothing feeds.
+
     Raises:
         ZooError: tf2onnx or onnx is not installed, or the model does not convert
-            (the message keeps the converter's reason).
+            (the message keeps the converter's reason, or names the op ONNX lacks).
     """
-    require("tf2onnx", "onnx", "an ONNX export")
+    tf2onnx = require("tf2onnx", "onnx", "an ONNX export")
     onnx = require("onnx", "onnx", "an ONNX export")
-    import tensorflow as tf
-
-    spec = tf.TensorSpec((None, *model.inputs[0].shape[1:]), tf.float32, name="image")
+    _teach_tf2onnx_erfc()
     try:
-        # tf2onnx prints to stdout; Keras' bridge to it warns of NumPy's np.object.
+        graph, inputs, outputs = _frozen(model)
+        # tf2onnx prints to stdout and logs; Keras' NumPy 2 patch warns of np.object.
         with contextlib.redirect_stdout(io.StringIO()), warnings.catch_warnings():
             warnings.simplefilter("ignore", FutureWarning)
-            model.export(str(path), format="onnx", input_signature=[spec], verbose=False)
+            _numpy2_patch()
+            tf2onnx.convert.from_graph_def(
+                graph, input_names=inputs, output_names=outputs, output_path=str(path)
+            )
     except Exception as exc:
         raise ZooError(
             f"the model did not convert to ONNX: {type(exc).__name__}: {exc}",
@@ -54,10 +62,73 @@ def write_onnx(model: keras.Model, path: Path, *, metadata: Mapping[str, str]) -
             got=model.name,
         ) from exc
     proto = onnx.load(str(path))
+    _refuse_unknown_ops(proto, onnx)
     for key, value in metadata.items():
         entry = proto.metadata_props.add()
         entry.key, entry.value = key, value
     onnx.save(proto, str(path))
+
+
+def _frozen(model: keras.Model) -> tuple[Any, list[str], list[str]]:
+    """``model``'s inference graph with constants for its variables, and its tensor names."""
+    import tensorflow as tf
+    from tensorflow.python.framework.convert_to_constants import (
+        convert_variables_to_constants_v2,
+    )
+
+    spec = tf.TensorSpec((None, *model.inputs[0].shape[1:]), tf.float32, name="image")
+    forward = tf.function(lambda image: model(image, training=False), autograph=False)
+    frozen = convert_variables_to_constants_v2(forward.get_concrete_function(spec))
+    names = [[t.name for t in tensors] for tensors in (frozen.inputs, frozen.outputs)]
+    return frozen.graph.as_graph_def(), names[0], names[1]
+
+
+def _numpy2_patch() -> None:
+    """Keras' fix of tf2onnx 1.17 for NumPy 2 (``np.cast``, ``np.object``), where it is."""
+    try:
+        from keras.src.export.tf2onnx_lib import patch_tf2onnx
+    except ImportError:  # a later Keras: tf2onnx fixed, or the fix moved
+        return
+    patch_tf2onnx()
+
+
+def _refuse_unknown_ops(proto: Any, onnx: Any) -> None:
+    """tf2onnx leaves an op it cannot convert in the graph under its TensorFlow name, and
+    ONNX Runtime refuses the file; say so at export, naming the op and where it is."""
+    unknown = [
+        node for node in proto.graph.node if not onnx.defs.has(node.op_type, node.domain or "")
+    ]
+    if unknown:
+        node = unknown[0]
+        ops = sorted({n.op_type for n in unknown})
+        raise ZooError(
+            f"the model uses TensorFlow ops ONNX has no equivalent for ({', '.join(ops)}), "
+            f"first at {node.name}.",
+            expected="layers tf2onnx converts to standard ONNX ops",
+            fix="export it as openvino, litert or savedmodel instead",
+            got=node.name,
+        )
+
+
+@functools.cache
+def _teach_tf2onnx_erfc() -> None:
+    """Convert TensorFlow's ``Erfc`` as ``1 - Erf``: exact GELU (ViT, DeiT, DINOv2 and CLIP
+    use it) is ``0.5 * x * erfc(-x / sqrt(2))`` in TensorFlow, and tf2onnx 1.17 has no
+    handler for ``Erfc``, so it would leave an op ONNX lacks."""
+    import numpy as np
+    from tf2onnx import utils
+    from tf2onnx.handler import tf_op
+
+    @tf_op("Erfc")
+    class Erfc:
+        @classmethod
+        def version_9(cls, ctx: Any, node: Any, **_: Any) -> None:
+            dtype = utils.map_onnx_to_numpy_type(ctx.get_dtype(node.input[0]))
+            node.type = "Erf"
+            one = ctx.make_const(utils.make_name("erfc_one"), np.array(1, dtype=dtype))
+            inputs = [one.output[0], node.output[0]]
+            name = utils.make_name(f"{node.name}_one_minus")
+            ctx.insert_new_node_on_output("Sub", node.output[0], inputs=inputs, name=name)
 
 
 class OnnxRunner:
