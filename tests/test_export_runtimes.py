@@ -230,3 +230,40 @@ def test_the_check_compares_probabilities_of_the_same_images(run_dir):
     assert result.accuracy_export == np.mean(np.argmax(reference[:, ::-1], -1) == labels)
     assert result.max_difference == pytest.approx(np.max(np.abs(reference - reference[:, ::-1])))
     assert not result.passed and "over 0.0001" in result.reason
+
+
+def test_an_op_onnx_lacks_is_refused_at_export_naming_where_it_is(tmp_path):
+    import keras
+    import tensorflow as tf
+
+    import zoo
+    from zoo.results.exports.onnx import write_onnx
+
+    class Singular(keras.layers.Layer):
+        def call(self, x):
+            return tf.linalg.svd(tf.reshape(x, (-1, 4, 4)), compute_uv=False)
+
+    inputs = keras.Input((4, 4, 1))
+    outputs = keras.layers.Dense(2, activation="softmax")(Singular(name="singular")(inputs))
+
+    with pytest.raises(zoo.ZooError, match=r"no equivalent for \(Svd\), first at .*singular"):
+        write_onnx(keras.Model(inputs, outputs), tmp_path / "m.onnx", metadata={})
+
+
+def test_exact_gelu_converts_although_tf2onnx_lacks_erfc(tmp_path):
+    """ViT, DINOv2 and CLIP use exact GELU, which TensorFlow computes with erfc."""
+    import keras
+    import onnxruntime
+
+    from zoo.results.exports.onnx import write_onnx
+
+    inputs = keras.Input((None, None, 3))
+    x = keras.layers.Conv2D(4, 3, activation="gelu")(keras.layers.Resizing(8, 8)(inputs))
+    model = keras.Model(inputs, keras.layers.Dense(2)(keras.layers.GlobalAveragePooling2D()(x)))
+    images = np.random.default_rng(0).uniform(-4, 4, (5, 8, 8, 3)).astype(np.float32)
+
+    write_onnx(model, tmp_path / "m.onnx", metadata={})
+    session = onnxruntime.InferenceSession(str(tmp_path / "m.onnx"))
+    [answer] = session.run(None, {session.get_inputs()[0].name: images})
+
+    np.testing.assert_allclose(answer, model.predict(images, verbose=0), atol=1e-5)
