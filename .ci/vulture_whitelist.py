@@ -47,3 +47,7 @@ used(_.auto_shard_policy)
 # zoo export's check is written to export.json through dataclasses.asdict; ONNX Runtime
 # reads its session options by name.
 used(_.size_bytes, _.intra_op_num_threads, _.log_severity_level)
+
+# tf2onnx finds an op handler by the op it registers (@tf_op("Erfc")) and calls its
+# version_N method for the opset; NNCF reads its telemetry object by attribute name.
+used(_.Erfc, _.version_9, _.telemetry)

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
 from zoo.errors import ZooError
+from zoo.results.exports import litert, onnx, openvino
 
 if TYPE_CHECKING:
     import keras
@@ -69,33 +70,23 @@ class Format:
         """Write ``model`` as ``folder / self.file``."""
         path = folder / self.file
         if self.name == "litert":
-            from zoo.results.exports.litert import write_litert
-
-            write_litert(model, path, quantize=quantize, calibration=calibration, io_dtype=io_dtype)
+            litert.write_litert(
+                model, path, quantize=quantize, calibration=calibration, io_dtype=io_dtype
+            )
         elif self.name == "onnx":
-            from zoo.results.exports.onnx import write_onnx
-
-            write_onnx(model, path, metadata=metadata)
+            onnx.write_onnx(model, path, metadata=metadata)
         else:
-            from zoo.results.exports.openvino import write_openvino
-
-            write_openvino(
+            openvino.write_openvino(
                 model, path, quantize=quantize, calibration=calibration, metadata=metadata
             )
 
     def open(self, path: Path) -> Runner:
         """Open the exported file at ``path`` with this format's runtime."""
         if self.name == "litert":
-            from zoo.results.exports.litert import open_litert
-
-            return open_litert(path)
+            return litert.open_litert(path)
         if self.name == "onnx":
-            from zoo.results.exports.onnx import open_onnx
-
-            return open_onnx(path)
-        from zoo.results.exports.openvino import open_openvino
-
-        return open_openvino(path)
+            return onnx.open_onnx(path)
+        return openvino.open_openvino(path)
 
 
 FORMATS = {
@@ -105,7 +96,7 @@ FORMATS = {
         extra="litert",
         runtime="LiteRT",
         any_size=False,
-        quantizations=("float16", "dynamic", "int8"),
+        quantizations=litert.QUANTIZATIONS,
         needs=("ai_edge_litert.interpreter",),
     ),
     "onnx": Format(
@@ -114,7 +105,7 @@ FORMATS = {
         extra="onnx",
         runtime="ONNX Runtime",
         any_size=True,
-        quantizations=(),
+        quantizations=onnx.QUANTIZATIONS,
         needs=("tf2onnx", "onnx", "onnxruntime"),
     ),
     "openvino": Format(
@@ -123,7 +114,7 @@ FORMATS = {
         extra="openvino",
         runtime="OpenVINO",
         any_size=True,
-        quantizations=("float16", "int8"),
+        quantizations=openvino.QUANTIZATIONS,
         needs=("openvino",),
     ),
 }
