@@ -3,8 +3,8 @@
 The issue's bar: for a small CNN run, a frozen ResNet50 run, a KerasHub ViT run (a small
 local preset) and a run whose head is a third-party plugin's own layer, every float
 format's runtime gives Keras' probabilities within 1e-4 on up to 200 test images; an int8
-LiteRT file of a model whose classes are learned (the pretrained ``shapes_cnn`` on
-``shapes``) loses at most 2 accuracy points. ``zoo export`` runs here in this process
+LiteRT file of a model whose classes are learned loses at most 2 accuracy points
+(tests/test_export_quantized.py). ``zoo export`` runs here in this process
 (tests/test_export_runtimes.py runs it as users do, in its own).
 """
 
@@ -15,7 +15,6 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import pytest
-from PIL import Image
 
 import zoo
 
@@ -99,51 +98,3 @@ def test_every_float_export_gives_keras_probabilities_within_1e_4(zoo_cli, run_d
 
 def _test_size(run_dir: Path) -> int:
     return json.loads((run_dir / "metrics.json").read_text())["dataset"]["sizes"]["test"]
-
-
-@pytest.fixture(scope="module")
-def learned(tmp_path_factory) -> Path:
-    """The demo's pretrained run: shapes_cnn, frozen, learned ring vs diamond."""
-    registry = zoo.load_registry(zoo.LoadOptions(builtins_only=True))
-    resolved = zoo.resolve_run(registry, recipe="demo_pretrained", settings={"epochs": 4})
-    run_dir = zoo.run(resolved, output=tmp_path_factory.mktemp("runs")).run_dir
-    assert run_dir is not None
-    return run_dir
-
-
-@pytest.mark.parametrize("io", ["float32", "uint8"])
-def test_int8_litert_of_a_learned_model_stays_within_2_points(zoo_cli, learned, io):
-    check, output = exported(zoo_cli, learned, "litert", "--quantize", "int8", "--io", io)
-
-    assert check["passed"], check["reason"]
-    assert check["accuracy_keras"] > 0.8  # the classes are learned: not a coin toss
-    assert 100 * (check["accuracy_keras"] - check["accuracy_export"]) <= 2
-    assert check["calibration"].startswith("the run's training split: 200 of")
-    signature = json.loads((output / "signature.json").read_text())
-    assert signature["input"]["dtype"] == io and signature["quantization"] == "int8"
-
-
-@pytest.mark.parametrize("accept", [False, True])
-def test_an_int8_export_calibrated_on_the_wrong_images_fails_its_check(
-    zoo_cli, learned, isolated, accept
-):
-    """Calibrated on black images, int8 clips every real pixel: the check must say so."""
-    black = isolated / "black"
-    black.mkdir()
-    for index in range(4):
-        Image.new("RGB", (64, 64)).save(black / f"{index}.png")
-    output = isolated / "clipped"
-    args = ["export", str(learned), "--format", "litert", "--quantize", "int8",
-            "--calibration", str(black), "--output", str(output)]  # fmt: skip
-
-    result = zoo_cli(*args, *(["--accept"] if accept else []))
-    check = json.loads((output / "export.json").read_text())
-
-    assert not check["passed"] and "over --max-drop 2" in check["reason"]
-    assert check["calibration"] == f"{black}: 4 of 4 images"
-    assert (output / "model.tflite").is_file()  # kept, whatever the verdict
-    if accept:
-        assert result.exit_code == 0 and check["accepted"]
-    else:
-        assert result.exit_code == 1 and not check["accepted"]
-        assert "pass --accept to accept it" in " ".join(result.stderr.split())
