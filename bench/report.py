@@ -191,3 +191,51 @@ def _section(section: Section) -> list[str]:
     for note in section.notes:
         lines += [note, ""]
     return lines
+
+
+def merge(text: str, section: Section) -> str:
+    """The report ``text`` with ``section`` in place of its namesake, summary rows too.
+
+    A section ``text`` lacks goes at its end, its summary rows after the others; the rest
+    of ``text`` stays as it was. So one benchmark can be rerun alone (``python -m bench
+    exports``) without rerunning the others.
+    """
+    summary = ["| " + " | ".join(row) + " |" for row in _summary([section])]
+    return _replace(text, section.title, _section(section), summary)
+
+
+def keep(old: str, new: str, title: str) -> str:
+    """``new`` with section ``title`` and its summary rows as ``old`` had them, when
+    ``new`` lacks that section (a run that left it out)."""
+    block, summary = _found(old, title)
+    if not block or _found(new, title)[0]:
+        return new
+    return _replace(new, title, block, summary)
+
+
+def _found(text: str, title: str) -> tuple[list[str], list[str]]:
+    """Section ``title``'s lines in ``text`` (to the next ``## ``), and its summary rows."""
+    lines = text.splitlines()
+    summary = [line for line in lines if line.startswith(f"| {title} |")]
+    if f"## {title}" not in lines:
+        return [], summary
+    start = lines.index(f"## {title}")
+    end = next((i for i in range(start + 1, len(lines)) if lines[i].startswith("## ")), None)
+    return lines[start:end], summary
+
+
+def _replace(text: str, title: str, block: list[str], summary: list[str]) -> str:
+    block = "\n".join(block).rstrip().splitlines()
+    lines = [line for line in text.splitlines() if not line.startswith(f"| {title} |")]
+    if "## Summary" in lines:
+        end = lines.index("## Summary") + 2  # past the heading and its blank line
+        while end < len(lines) and lines[end].startswith("|"):
+            end += 1
+        lines[end:end] = summary
+    old, _ = _found("\n".join(lines), title)
+    if old:
+        start = lines.index(f"## {title}")
+        lines[start : start + len(old)] = [*block, ""]
+    else:
+        lines += ["", *block]
+    return "\n".join(lines).rstrip() + "\n"
