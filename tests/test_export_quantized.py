@@ -27,9 +27,16 @@ def learned(tmp_path_factory) -> Path:
     return run_dir
 
 
-@pytest.mark.parametrize("io", ["float32", "uint8"])
-def test_int8_litert_of_a_learned_model_stays_within_2_points(zoo_cli, learned, io):
-    check, output = exported(zoo_cli, learned, "litert", "--quantize", "int8", "--io", io)
+@pytest.mark.parametrize(
+    ("fmt", "io"),
+    [("litert", "float32"), ("litert", "uint8"), ("openvino", "float32")],
+    ids=["litert", "litert-uint8", "openvino"],
+)
+def test_int8_of_a_learned_model_stays_within_2_points(zoo_cli, learned, fmt, io):
+    if fmt == "openvino":
+        pytest.importorskip("nncf", reason="pip install 'zoo[openvino-int8]'")
+    flags = ["--quantize", "int8", *(["--io", io] if io != "float32" else [])]
+    check, output = exported(zoo_cli, learned, fmt, *flags)
 
     assert check["passed"], check["reason"]
     assert check["accuracy_keras"] > 0.8  # the classes are learned: not a coin toss
