@@ -54,6 +54,8 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         prog="python -m bench",
         description="Measure zoo against a plain Keras run, side by side; write BENCHMARKS.md.",
+        epilog="python -m bench exports [--full] measures every export format and "
+        "quantization (benchmark 8) alone and merges its section into BENCHMARKS.md.",
     )
     mode = parser.add_mutually_exclusive_group()
     mode.add_argument("--quick", action="store_true", help="small sizes, 1 repeat (default)")
