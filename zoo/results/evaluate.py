@@ -16,7 +16,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from zoo.data.files import find_files
 from zoo.errors import ZooError, closest, one_of
@@ -25,6 +25,9 @@ from zoo.registry import Registry
 from zoo.results.predict import Trained
 from zoo.storage import confine
 from zoo.storage.runs import CONFIG, METRICS, RESTORE, RunRecord, read_run
+
+if TYPE_CHECKING:
+    from zoo.components import Splits
 
 
 @dataclass
@@ -70,19 +73,10 @@ def on_test_split(
             classes are not the run's.
     """
     from zoo.data import pipeline
-    from zoo.downloads import readiness
-    from zoo.model.assemble import build_splits
 
     figure = figure_path(output, "test")
-    record = test_split_record(trained.run_dir)
-    splits = build_splits(readiness.from_run(registry, record))
-    if list(splits.class_names) != trained.class_names:
-        raise ZooError(
-            "the run's dataset now has other classes than the run was trained on.",
-            expected=f"the classes in {trained.run_dir / METRICS}: {trained.class_names}",
-            fix="evaluate on a labelled folder instead: zoo evaluate RUN FOLDER",
-            got=list(splits.class_names),
-        )
+    fix = "evaluate on a labelled folder instead: zoo evaluate RUN FOLDER"
+    splits, record = rebuilt_splits(registry, trained, fix)
     recorded = (record.metrics.get("dataset") or {}).get("fingerprint")
     warnings = []
     if recorded and splits.fingerprint and recorded != splits.fingerprint:
@@ -106,6 +100,31 @@ def on_test_split(
     files = splits.files.get("test")
     evaluation = scoring.evaluate("test", predictions(), trained.class_names, files, figure)
     return Report(evaluation, warnings=warnings)
+
+
+def rebuilt_splits(registry: Registry, trained: Trained, fix: str) -> tuple[Splits, RunRecord]:
+    """The run's dataset, rebuilt from its config.json by its plugin, and its records.
+
+    Args:
+        fix: What to do instead when the dataset's classes are not the run's.
+
+    Raises:
+        ZooError: the dataset cannot be rebuilt (missing data, plugin gone), or its
+            classes are not the run's.
+    """
+    from zoo.downloads import readiness
+    from zoo.model.assemble import build_splits
+
+    record = test_split_record(trained.run_dir)
+    splits = build_splits(readiness.from_run(registry, record))
+    if list(splits.class_names) != trained.class_names:
+        raise ZooError(
+            "the run's dataset now has other classes than the run was trained on.",
+            expected=f"the classes in {trained.run_dir / METRICS}: {trained.class_names}",
+            fix=fix,
+            got=list(splits.class_names),
+        )
+    return splits, record
 
 
 def test_split_record(run_dir: Path) -> RunRecord:

@@ -42,25 +42,16 @@ class Sample:
 
 
 def rebuilt_splits(registry: Registry, trained: Trained) -> Splits:
-    """The run's dataset, rebuilt from its config.json by its plugin.
+    """The run's dataset, rebuilt from its config.json by its plugin, as ``zoo evaluate``
+    rebuilds it (:func:`zoo.results.evaluate.rebuilt_splits`).
 
     Raises:
         ZooError: the dataset cannot be rebuilt, or has other classes than the run.
     """
-    from zoo.downloads import readiness
-    from zoo.model.assemble import build_splits
-    from zoo.results.evaluate import test_split_record
+    from zoo.results.evaluate import rebuilt_splits as rebuilt
 
-    record = test_split_record(trained.run_dir)
-    splits = build_splits(readiness.from_run(registry, record))
-    if list(splits.class_names) != trained.class_names:
-        raise ZooError(
-            "the run's dataset now has other classes than the run was trained on.",
-            expected=f"the run's classes: {trained.class_names}",
-            fix="check the run's dataset; calibrate on a folder with --calibration FOLDER",
-            got=list(splits.class_names),
-        )
-    return splits
+    fix = "check the run's dataset; calibrate on a folder with --calibration FOLDER"
+    return rebuilt(registry, trained, fix)[0]
 
 
 def from_split(splits: Splits, name: str, image_size: int, count: int) -> Sample:
