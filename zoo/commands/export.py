@@ -85,7 +85,7 @@ def run(args: argparse.Namespace) -> int:
     runtime = args.fmt in FOLDERS and args.fmt != "savedmodel"
     if not runtime:
         _no_runtime_options(args)
-        trained = _loaded(args)
+        trained = _loaded(args, registry_from(args))
         path = export(trained, args.fmt, args.output)
         if args.json:
             console.print_json(
@@ -123,8 +123,8 @@ def _for_runtime(args: argparse.Namespace) -> int:
         accept=args.accept,
     )
     fmt = prepare(args.fmt, options)
-    trained = _loaded(args)
     registry = registry_from(args)
+    trained = _loaded(args, registry)
     done = export_for_runtime(trained, fmt, args.output, options, registry, console.status)
     check = done.check.to_dict() | {"calibration": done.calibration}
     if args.json:
@@ -160,10 +160,10 @@ def _no_runtime_options(args: argparse.Namespace) -> None:
         )
 
 
-def _loaded(args: argparse.Namespace) -> Any:
+def _loaded(args: argparse.Namespace, registry: Any) -> Any:
     from zoo.results.predict import load_trained
 
-    trained = load_trained(args.run_dir, registry_from(args))
+    trained = load_trained(args.run_dir, registry)
     for warning in trained.warnings:
         console.warning(warning)
     return trained
