@@ -281,8 +281,9 @@ def _does_not_fit(app: Application, path: Path, exc: Exception) -> zoo.ZooError:
         f"{app.name}: the weights in {path} do not load into {app.constructor}: {detail}",
         expected=f"{app.constructor} weights without the classifier (include_top=False), "
         f"such as Keras's {app.weights_file}",
-        fix="pass weights saved from this backbone, delete a damaged file from the Keras "
-        "cache to download it again, or use --set backbone.weights=none",
+        fix="pass weights saved from this backbone, or delete a damaged file from the Keras "
+        "cache to download it again (zoo fetch NAME --to DIR on a machine with internet, "
+        "then zoo fetch --from DIR here, when this one is offline)",
         got=str(path),
     )
 

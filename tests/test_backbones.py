@@ -200,10 +200,15 @@ def test_offline_imagenet_weights_say_which_file_to_put_where(isolated: Path):
         str(home / "models"),
         RESNET50_URL,
         "--set backbone.weights=PATH",
-        "--set backbone.weights=none",
+        "zoo fetch NAME --to DIR",
+        "zoo fetch --from DIR",
         "Connection refused",  # the proxy, not the internet, answered
     ):
         assert text in result.stderr
+    # Frozen random weights leave the head at chance: random weights come only unfrozen.
+    said = " ".join(result.stderr.split())
+    assert said.count("backbone.weights=none") == 1
+    assert "--set backbone.weights=none --set backbone.trainable=true" in said
     assert "Traceback" not in result.stderr
     assert list((home / "models").glob("*")) == []  # no partial download left behind
 

@@ -164,11 +164,12 @@ def _not_fetched(
     return ZooError(
         f"Could not download {purpose} ({target.name}): {reason}.{before}",
         expected=f"{target.name} in the Keras cache, {target.parent}",
-        fix=f"on a machine with internet access, download {origin} and copy it into "
-        f"{target.parent}/ (or point KERAS_HOME at a folder whose models/ holds it; "
-        "zoo fetch NAME --to DIR and zoo fetch --from DIR carry it for you); or pass "
-        f"a local copy with --set backbone.weights=PATH{yours}; or start from random "
-        "weights with --set backbone.weights=none",
+        fix="on a machine with internet access, write a bundle with zoo fetch NAME --to DIR "
+        f"and install it here with zoo fetch --from DIR (or download {origin} and copy it "
+        f"into {target.parent}/, or point KERAS_HOME at a folder whose models/ holds it); "
+        f"or pass a local copy with --set backbone.weights=PATH{yours}; or train from scratch: "
+        "a backbone made for it (small_cnn), or this one whole (--set backbone.weights=none "
+        "--set backbone.trainable=true; frozen, random weights leave the head at chance)",
     )
 
 
