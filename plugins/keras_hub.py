@@ -39,6 +39,7 @@ from .keras_hub_files import (
     check,
     downloads,
     fetch,
+    fetch_converter,
     locate,
     weights_file,
 )
@@ -66,7 +67,7 @@ def build(image_shape: tuple[int, int, int], params: Mapping[str, Any]) -> zoo.B
     files = cached(where)
     damaged = check(files, where)
     encoder = _image_model(fetch(where, hub.models.Backbone, damaged), where)
-    converter = fetch(where, hub.layers.ImageConverter, damaged)
+    converter = fetch_converter(where, hub.layers.ImageConverter, damaged)
     check(files, where)  # records what KerasHub just downloaded, so later damage shows
     if converter is None:  # a timm preset without its preprocessing configuration
         raise zoo.ZooError(

@@ -122,6 +122,17 @@ def fetch(where: Where, kind: Any, damaged: Sequence[zoo.SetAside] = ()) -> Any:
         raise
 
 
+def fetch_converter(where: Where, kind: Any, damaged: Sequence[zoo.SetAside] = ()) -> Any:
+    """:func:`fetch` of the image converter, which a backbone-only directory lacks.
+
+    Raises:
+        ZooError: as :func:`fetch`, or a directory without ``image_converter.json``.
+    """
+    if where.directory is not None and not (where.directory / READS[2]).is_file():
+        raise _no_converter(where.directory, where.value)
+    return fetch(where, kind, damaged)
+
+
 def download_failure(exc: BaseException) -> BaseException | None:
     """The network or hub error behind ``exc``, if a download is what failed."""
     seen: BaseException | None = exc
@@ -256,6 +267,22 @@ def _undeclared(value: str) -> zoo.ZooError:
         fix="pass the preset's Kaggle handle, --set backbone.preset=kaggle://...; "
         "keras_hub.models.Backbone.presets[NAME]['kaggle_handle'] holds it (a Hugging Face "
         "preset: download it with huggingface_hub and pass its folder)",
+        got=value,
+    )
+
+
+def _no_converter(path: Path, value: str) -> zoo.ZooError:
+    """A directory ``Backbone.save_to_preset`` wrote alone: zoo cannot guess the pixels."""
+    return zoo.ZooError(
+        f"the preset directory {path} has no {READS[2]}, so zoo cannot know how the "
+        "backbone's images were preprocessed (Backbone.save_to_preset writes only "
+        f"{READS[0]} and {READS[1]}).",
+        expected=f"a directory with {PRESET_FILES}: what Backbone.save_to_preset and "
+        "ImageConverter.save_to_preset write together",
+        fix="save the image converter into the same directory too: "
+        f"converter.save_to_preset('{path}'), where converter is the "
+        "keras_hub.layers.ImageConverter the backbone was trained with (a preset's own: "
+        "keras_hub.layers.ImageConverter.from_preset(NAME))",
         got=value,
     )
 

@@ -285,7 +285,7 @@ def test_a_preset_not_in_the_cache_fails_at_once_naming_both_ways_out(isolated: 
     [
         ("vit_base_patch16_224_imagenett", "did you mean vit_base_patch16_224_imagenet"),
         ("empty_folder", "is not a KerasHub preset directory: it has no config.json"),
-        ("no_converter", "image_converter.json"),
+        ("no_converter", "ImageConverter.save_to_preset write together"),
         ("text_model", "which has no image model"),
     ],
 )
@@ -309,6 +309,28 @@ def test_a_bad_preset_is_a_clear_error(
 
     assert result.exit_code == 2, result.stderr
     assert complaint in result.stderr
+
+
+def test_a_backbone_only_preset_names_both_save_calls_and_the_fix_works(
+    tiny_presets: TinyPresets, isolated: Path
+):
+    """What the README's comment led a user to write: ``Backbone.save_to_preset`` alone."""
+    import keras_hub
+
+    mine = isolated / "my_preset"
+    keras_hub.models.Backbone.from_preset(str(tiny_presets.resnet)).save_to_preset(mine)
+    command = ("run", "shapes", "keras_hub", "gap_sigmoid", "--dry-run", "--image-size", "48",
+               "--set", f"backbone.preset={mine}")  # fmt: skip
+
+    refused = run_zoo(*command)
+
+    said = " ".join(refused.stderr.split())
+    assert refused.exit_code == 2, refused.stderr
+    assert f"the preset directory {mine} has no image_converter.json" in said
+    assert "Backbone.save_to_preset" in said and f"converter.save_to_preset('{mine}')" in said
+    # The fix, as the message words it: the converter saved into the same directory.
+    keras_hub.layers.ImageConverter.from_preset(str(tiny_presets.resnet)).save_to_preset(mine)
+    assert run_zoo(*command).exit_code == 0
 
 
 def test_a_damaged_preset_directory_is_a_clear_error(tiny_presets: TinyPresets, isolated: Path):
