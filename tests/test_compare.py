@@ -61,6 +61,12 @@ def fake_run(
     return run_dir
 
 
+def rows(stdout: str) -> list[list[str]]:
+    """The first line of each run's row of ``zoo compare``'s table, split into cells."""
+    lines = [line.strip() for line in stdout.splitlines()]
+    return [re.split(r"\s{2,}", line) for line in lines if re.match(r"\d+ {2,}\S", line)]
+
+
 def assert_png(path: Path) -> None:
     """A readable PNG of a real figure's size, not an empty canvas."""
     assert path.stat().st_size > 20_000
@@ -101,8 +107,10 @@ def test_an_explicit_target_some_runs_never_reach(zoo_cli, isolated: Path):
     result = zoo_cli("compare", *map(str, runs), "--target", "0.8", "--figure", "out/c.png")
 
     assert result.exit_code == 0, result.stderr
-    row = next(line for line in result.stdout.splitlines() if "epochs to val acc" in line)
-    assert "0.8000" in row and row.split()[-2:] == ["2", "never"]
+    assert "epochs to 0.8000" in " ".join(result.stdout.split())
+    first, second = rows(result.stdout)
+    assert first[:2] == ["1", "small_cnn #1"] and "2" in first
+    assert "never" in second
     assert "figure: out/c.png" in result.stdout
     assert_png(isolated / "out" / "c.png")
 
@@ -163,17 +171,17 @@ def test_failed_resumed_and_unfinished_runs_are_shown_as_recorded(zoo_cli, isola
     assert_png(isolated / "comparison.png")
 
 
-def test_the_table_marks_fine_tuning_resumes_and_failures(zoo_cli, isolated: Path):
+def test_the_table_marks_resumes_and_failures(zoo_cli, isolated: Path):
     failed = fake_run(isolated, "failed", [], status="failed", error="boom")
     tuned = fake_run(isolated, "tuned", [0.6, 0.8], backbone="resnet50", resumed=[{}, {}])
 
     result = zoo_cli("compare", str(failed), str(tuned))
 
     assert result.exit_code == 0, result.stderr
-    lines = {line.split("  ")[0].strip(): line for line in result.stdout.splitlines()}
-    assert "failed" in lines["status"] and "completed" in lines["status"]
-    assert lines["resumed"].split()[-2:] == ["2", "times"]
-    assert lines["best val accuracy"].split()[-3:] == ["0.8000", "(epoch", "2)"]
+    resumed, failed_row = rows(result.stdout)  # best first; a run without epochs last
+    assert resumed[:2] == ["1", "resnet50"] and resumed[2].startswith("completed, resumed")
+    assert "0.8000 (2)" in resumed
+    assert failed_row[:3] == ["2", "small_cnn", "failed"]
     assert "warning: run small_cnn failed: boom; it recorded no epochs" in result.stderr
 
 
@@ -184,8 +192,8 @@ def test_runs_on_different_data_are_compared_with_a_warning(zoo_cli, isolated: P
     result = zoo_cli("compare", str(a), str(b), "--json")
 
     data = result.json()
-    assert [r["label"] for r in data["runs"]] == ["first", "second"]
-    assert data["runs"][1]["differs"] == {"dataset.classes": "ring,diamond"}
+    assert [r["label"] for r in data["runs"]] == ["second", "first"]  # best first
+    assert data["runs"][0]["differs"] == {"dataset.classes": "ring,diamond"}
     assert any("different data" in w for w in data["warnings"])
 
 
@@ -223,13 +231,14 @@ def test_default_labels_are_the_fewest_settings_that_tell_the_runs_apart(zoo_cli
 
     assert result.exit_code == 0, result.stderr
     labels = [run["label"] for run in result.json()["runs"]]
-    # Given, then backbone and learning rate; "b" and "d" differ in nothing: numbered.
+    # Given, then the backbone, and the learning rate only where the backbone is the
+    # same; "b" and "d" differ in nothing: numbered.
     assert labels == [
+        "resnet50",
+        "small_cnn lr=0.01 #4",
+        "small_cnn lr=0.01 #2",
         "first",
-        "small_cnn learning_rate=0.01 #2",
-        "resnet50 learning_rate=0.001",
-        "small_cnn learning_rate=0.01 #4",
-    ]
+    ]  # best first: c and d reached 0.9
 
 
 def test_differs_leaves_out_what_a_run_does_not_set(zoo_cli, isolated: Path):
@@ -246,11 +255,12 @@ def test_differs_leaves_out_what_a_run_does_not_set(zoo_cli, isolated: Path):
     result = zoo_cli("compare", str(transfer), str(scratch), "--json")
 
     first, second = result.json()["runs"]
+    # Fine-tuning settings apply to the fine-tuned run only: none is a difference of
+    # the other, and the layer reads as what it was.
     assert first["differs"] == {
-        "backbone": "resnet50", "backbone.weights": "none",
-        "fine_tune_epochs": 2, "fine_tune_layers": "conv5",
+        "backbone": "resnet50", "backbone.weights": "none", "fine_tuned": "from conv5"
     }  # fmt: skip
-    assert second["differs"] == {"backbone": "small_cnn", "fine_tune_epochs": 0}
+    assert second["differs"] == {"backbone": "small_cnn"}
 
 
 def test_the_default_target_ignores_runs_at_chance(zoo_cli, isolated: Path):
@@ -261,8 +271,8 @@ def test_the_default_target_ignores_runs_at_chance(zoo_cli, isolated: Path):
 
     data = result.json()
     assert data["target"] == 0.93
-    assert [run["at_chance"] for run in data["runs"]] == [True, False]
-    assert data["runs"][1]["epochs_to_target"] == 3
+    assert [run["at_chance"] for run in data["runs"]] == [False, True]  # best first
+    assert data["runs"][0]["epochs_to_target"] == 3
     assert any("small_cnn stayed at chance" in w for w in data["warnings"])
 
 
@@ -274,7 +284,7 @@ def test_chance_is_the_most_common_validation_class_when_recorded(zoo_cli, isola
     )
     other = fake_run(isolated, "other", [0.9, 0.95], backbone="resnet50")
 
-    data = zoo_cli("compare", str(skewed), str(other), "--json").json()
+    data = zoo_cli("compare", str(skewed), str(other), "--json", "--sort", "given").json()
 
     assert data["runs"][0]["chance"] == 0.8 and data["runs"][0]["at_chance"]
     assert data["target"] == 0.95
@@ -296,17 +306,16 @@ def test_epochs_are_counted_per_stage(zoo_cli, isolated: Path):
             row["stage"] = "head" if row["epoch"] <= head else "fine_tune"
         (run_dir / "metrics.json").write_text(json.dumps(metrics))
 
-    result = zoo_cli("compare", str(tuned), str(stopped), "--label", "tuned", "--label", "stopped")
+    labels = ["--label", "tuned", "--label", "stopped", "--sort", "given"]
+    result = zoo_cli("compare", str(tuned), str(stopped), *labels)
 
     assert result.exit_code == 0, result.stderr
-    epochs = next(line for line in result.stdout.splitlines() if line.strip().startswith("epochs "))
-    assert re.split(r"\s{2,}", epochs.strip())[1:] == [
-        "3 + 2 fine-tune",
-        "3 of 5 + 2 of 3 fine-tune",
-    ]
+    tuned_row, stopped_row = rows(result.stdout)
+    assert "3 + 2 fine-tune" in tuned_row
+    assert "3 of 5 + 2 of 3 fine-tune" in stopped_row
 
 
-def test_many_runs_go_to_tables_that_fit_and_no_header_wraps(zoo_cli, isolated: Path):
+def test_many_runs_are_rows_of_one_table_best_first(zoo_cli, isolated: Path):
     rates = [0.1, 0.03, 0.01, 0.003, 0.001, 0.0003, 0.0001, 3e-05, 1e-05]
     runs = [
         fake_run(isolated, f"run{i}", [0.6, 0.7 + i / 100], settings={"learning_rate": rate})
@@ -317,20 +326,23 @@ def test_many_runs_go_to_tables_that_fit_and_no_header_wraps(zoo_cli, isolated: 
 
     assert result.exit_code == 0, result.stderr
     lines = [line.rstrip() for line in result.stdout.splitlines()]
-    assert [line for line in lines if line.startswith("runs ")] == [
-        "runs 1-4 of 9",
-        "runs 5-8 of 9",
+    assert [line for line in lines if " runs, " in line] == [
+        "9 runs, ranked by best validation accuracy (best first)"
     ]
-    assert "run 9 of 9" in lines
     assert max(map(len, lines)) <= 120  # stdout is not a terminal: 120 columns
-    assert "…" not in result.stdout  # nothing cut short
-    for rate in rates:  # in its table's header and differs row, and named below
-        label = re.compile(rf"learning_rate={re.escape(str(rate))}(\s|:|$)")
-        assert sum(bool(label.search(line)) for line in lines) == 3
+    found = rows(result.stdout)
+    assert [row[0] for row in found] == [str(i) for i in range(1, 10)]
+    # The last run learned most; each label is its learning rate, once in its row and
+    # once beside its directory.
+    assert [row[1] for row in found] == [f"lr={rate}" for rate in reversed(rates)]
+    for rate in rates:
+        label = re.compile(rf"lr={re.escape(str(rate))}(\s|:|$)")
+        assert sum(bool(label.search(line)) for line in lines) == 2
 
 
 def test_the_legend_is_outside_the_plots(isolated: Path):
-    from zoo.results.compare import compare, figure
+    from zoo.results.compare import compare
+    from zoo.results.curves import figure
     from zoo.storage.runs import read_run
 
     records = [read_run(fake_run(isolated, f"r{i}", [0.5, 0.6 + i / 20])) for i in range(8)]

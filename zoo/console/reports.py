@@ -13,7 +13,6 @@ import os
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
-from rich.measure import Measurement
 from rich.table import Table
 
 from zoo import console
@@ -27,10 +26,6 @@ SHOWN_CLASSES = 30
 SHOWN_UNREADABLE = 5
 #: Misclassified examples listed on the screen; the report keeps more.
 SHOWN_MISTAKES = 10
-
-#: A row of the comparison: its label, and one cell per run.
-_Row = tuple[str, list[str]]
-
 
 # The data summary ------------------------------------------------------------------------
 
@@ -151,81 +146,91 @@ def evaluation_problems(errors: Sequence[Mapping[str, str]]) -> None:
 
 # Comparisons -----------------------------------------------------------------------------
 
+#: Characters of a difference shown in its column (the JSON has it whole).
+SHOWN_VALUE = 32
+
 
 def comparison(data: Mapping[str, Any]) -> None:
-    """Runs side by side, one column each: what they were, what they reached, how long.
-
-    Runs that do not fit the terminal's width side by side go to further tables of the
-    same rows, so no header or cell wraps.
-    """
+    """One table, a run per row, best first: what sets each run apart, what it reached
+    and how long it took; then each label's run directory, and the warnings."""
     found = list(data["runs"])
-    rows = list(_comparison_rows(found, data.get("target")))
-    start = 0
-    for end in _fitting(found, rows):
-        shown = f"run {end}" if end - start == 1 else f"runs {start + 1}-{end}"
-        title = "comparison" if len(found) == end - start else f"{shown} of {len(found)}"
-        console.out.print(_comparison_table(title, found[start:end], rows, start))
-        start = end
+    console.out.print(_comparison_table(data, found))
+    shared = _shared_components(found)
+    if shared:
+        console.out.print(f"every run: {_escape(shared)}")
     for run in found:
         console.out.print(f"{_escape(run['label'])}: {_escape(run['path'])}")
     for text in data.get("warnings", []):
         console.warning(text)
 
 
-def _comparison_table(
-    title: str, found: Sequence[Mapping[str, Any]], rows: Sequence[_Row], offset: int
-) -> Table:
-    table = _table(title)
-    table.add_column("", no_wrap=True)
+def _comparison_table(data: Mapping[str, Any], found: Sequence[Mapping[str, Any]]) -> Table:
+    columns = list(_comparison_columns(found, data.get("target"), data.get("on")))
+    table = _table(_comparison_title(data, found))
+    for header, _ in columns:
+        left = header in ("run", "status", "differs")
+        table.add_column(header, justify="left" if left else "right")
     for run in found:
-        table.add_column(_escape(run["label"]), justify="right", no_wrap=True)
-    for label, cells in rows:
-        table.add_row(label, *cells[offset : offset + len(found)])
+        table.add_row(*(_escape(str(cell(run))) for _, cell in columns))
     return table
 
 
-def _fitting(found: Sequence[Mapping[str, Any]], rows: Sequence[_Row]) -> Iterable[int]:
-    """Where each table of runs ends: as many runs as fit the width, one at least."""
-    out = console.out
-    unbounded = out.options.update(max_width=1_000_000)  # measure, do not squeeze
-    start = 0
-    while start < len(found):
-        end = start + 1
-        while end < len(found):
-            table = _comparison_table("", found[start : end + 1], rows, start)
-            if Measurement.get(out, unbounded, table).maximum > out.width:
-                break
-            end += 1
-        yield end
-        start = end
+def _comparison_title(data: Mapping[str, Any], found: Sequence[Mapping[str, Any]]) -> str:
+    sort = data["sort"]
+    runs = f"{len(found)} run{'s' if len(found) != 1 else ''}"
+    if sort["key"] == "given":
+        return f"{runs}, in the order given"
+    if sort["key"] == "held-out":
+        return f"{runs}, ranked by accuracy on {_escape(data['on'])}"
+    order = "best first" if sort["best_first"] else "lowest first"
+    return f"{runs}, ranked by {sort['by']} ({order})"
 
 
-def _comparison_rows(found: Sequence[Mapping[str, Any]], target: float | None) -> Iterable[_Row]:
-    def row(label: str, value: Callable[..., Any]) -> _Row:
-        return label, [_escape(str(value(run))) for run in found]
+def _comparison_columns(
+    found: Sequence[Mapping[str, Any]], target: float | None, on: str | None
+) -> Iterable[tuple[str, Callable[[Mapping[str, Any]], Any]]]:
+    yield "#", lambda r: r["rank"]
+    yield "run", lambda r: r["label"]
+    if any(r["status"] != "completed" or r["resumed"] for r in found):
+        yield "status", _status_cell
+    if any(_differences(r) for r in found):
+        yield "differs", lambda r: "\n".join(_differences(r)) or "-"
+    if on:
+        yield "held-out acc", lambda r: _fraction((r["held_out"] or {}).get("accuracy"))
+        yield "images", lambda r: _count((r["held_out"] or {}).get("examples"))
+    yield "best val (epoch)", _best_cell
+    yield "test acc", lambda r: _fraction(r["test_accuracy"])
+    reach = f"epochs to {target:.4f}" if target is not None else "epochs to target"
+    yield reach, _reach_cell
+    yield "epochs", _epochs_cell
+    yield "trainable params", _params_cell
+    yield "time", lambda r: _seconds(r["total_seconds"] or None)
 
-    yield row("status", lambda r: r["status"])
-    for kind in ("dataset", "backbone", "head"):
-        yield row(kind, lambda r, kind=kind: r[kind] or "-")
-    if any(run["differs"] for run in found):
-        differs = "\n".join
-        yield row("differs", lambda r: differs(f"{k}={v}" for k, v in r["differs"].items()))
-    yield row("trainable params", lambda r: _count(r["parameters"].get("trainable")))
-    yield row("total params", lambda r: _count(r["parameters"].get("total")))
-    yield row("epochs", _epochs_cell)
-    yield row("final val accuracy", lambda r: _fraction(r["final_val_accuracy"]))
-    yield row("best val accuracy", _best_cell)
-    yield row("test accuracy", lambda r: _fraction(r["test_accuracy"]))
-    reach = f"epochs to val acc ≥ {target:.4f}" if target is not None else "epochs to target"
-    yield row(reach, _reach_cell)
-    if any(run["stage_starts"].get("fine_tune") for run in found):
-        yield row("fine-tuning from epoch", lambda r: r["stage_starts"].get("fine_tune", "-"))
-    if any(run["resumed"] for run in found):
-        yield row("resumed", lambda r: _times(r["resumed"]))
-    phases = list(dict.fromkeys(p for run in found for p in run["timings"]))
-    for phase in phases:
-        yield row(f"time: {phase}", lambda r, p=phase: _seconds(r["timings"].get(p)))
-    yield row("time: total", lambda r: _seconds(r["total_seconds"]))
+
+def _differences(run: Mapping[str, Any]) -> list[str]:
+    """``lr=0.01``, ``fine-tuned from conv5``: a run's differences that its label does
+    not say, each cut to :data:`SHOWN_VALUE` characters."""
+    texts = run["differences"]
+    return [_elided(t, SHOWN_VALUE) for t in texts if f" {t} " not in f" {run['label']} "]
+
+
+def _elided(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def _shared_components(found: Sequence[Mapping[str, Any]]) -> str:
+    """``dataset shapes, head gap_sigmoid``: the components every run shares."""
+    shared = [
+        f"{kind} {found[0][kind]}"
+        for kind in ("dataset", "backbone", "head")
+        if found[0][kind] and all(r[kind] == found[0][kind] for r in found)
+    ]
+    return ", ".join(shared)
+
+
+def _status_cell(run: Mapping[str, Any]) -> str:
+    resumed = run["resumed"]
+    return run["status"] + (f", resumed {_times(resumed)}" if resumed else "")
 
 
 def _epochs_cell(run: Mapping[str, Any]) -> str:
@@ -242,11 +247,18 @@ def _epochs_cell(run: Mapping[str, Any]) -> str:
     return " + ".join(cells)
 
 
+def _params_cell(run: Mapping[str, Any]) -> str:
+    """Trainable parameters: ``65``; ``65, then 9,410`` when fine-tuning unfroze more."""
+    head = _count(run["parameters"].get("trainable"))
+    tuned = run["fine_tune_parameters"].get("trainable")
+    return f"{head}, then {tuned:,}" if tuned is not None else head
+
+
 def _best_cell(run: Mapping[str, Any]) -> str:
     if run["best_val_accuracy"] is None:
         return "-"
-    chance = " (chance)" if run["at_chance"] else ""
-    return f"{run['best_val_accuracy']:.4f} (epoch {run['best_epoch']}){chance}"
+    chance = " chance" if run["at_chance"] else ""
+    return f"{run['best_val_accuracy']:.4f} ({run['best_epoch']}){chance}"
 
 
 def _reach_cell(run: Mapping[str, Any]) -> str:
@@ -276,8 +288,10 @@ def figure_written(path: Any) -> None:
 # Predictions and exports ----------------------------------------------------------------
 
 
-def exported(fmt: str, path: Any) -> None:
+def exported(fmt: str, path: Any, needs: Sequence[str]) -> None:
+    """Where the export went, and the packages that load it."""
     console.out.print(f"exported ({_escape(fmt)}): {_escape(path)}")
+    console.out.print(f"loads with: {_escape(', '.join(needs))} installed")
 
 
 def export_check(folder: Any, check: Mapping[str, Any], runtime: str) -> None:

@@ -1,4 +1,5 @@
-"""Comparing runs: a table of what each run was and achieved, and a figure of its curves.
+"""Comparing runs: a table of what each run was and achieved (its figure of curves is
+:mod:`zoo.results.curves`).
 
 Reads run directories only (``config.json``, ``metrics.json``); TensorFlow is never
 imported. Runs may differ in length, may have failed, stopped or been resumed: each is
@@ -6,24 +7,23 @@ shown with what it recorded.
 
 Each run gets a short label: the one given (``--label``), else its recipe, else the
 fewest of the settings that differ between the runs which tell them apart
-(``resnet50 learning_rate=0.01``). The default target accuracy ignores runs that stayed
-at chance, which would make it meaningless.
+(``resnet50 lr=0.01``). Settings that did not apply to a run (fine-tuning settings of a
+run that never fine-tuned, augmentation settings without ``--augment``) are not its
+differences, and a fine-tuned backbone reads ``fine-tuned from LAYER``, not the
+``trainable=False`` of its first stage. The default target accuracy ignores runs that
+stayed at chance, which would make it meaningless. Runs are ranked by
+:mod:`zoo.results.ranking`.
 """
 
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Mapping, Sequence
-from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
 
 from zoo.components import KINDS
 from zoo.config.settings import SETTINGS
-from zoo.model.scoring import write_figure
 from zoo.storage.runs import RunRecord, finite_number
-
-if TYPE_CHECKING:
-    from matplotlib.figure import Figure
 
 #: Closer than this to the target counts as reaching it (the default target is one of
 #: the recorded values, which must reach itself).
@@ -32,6 +32,32 @@ _TOLERANCE = 1e-9
 CHANCE_MARGIN = 0.05
 #: Settings shown bare in labels: their values are names (``resnet50``, not ``backbone=``).
 _NAMED = ("recipe", *KINDS)
+#: How a fine-tuned run's backbone reads, in its differences and label (``None``: the
+#: run did not fine-tune).
+FINE_TUNED = "fine_tuned"
+#: A setting that did not apply to a run (see :data:`_APPLIES`): never a difference.
+NOT_APPLIED = object()
+#: What labels say first when it tells runs apart: the names, then fine-tuning.
+_FIRST = (*_NAMED, FINE_TUNED)
+#: Settings the epochs counted say, left out of a run's ``differences``.
+_COUNTED = ("epochs", "fine_tune_epochs")
+#: Names shorter than the settings' own, for labels.
+_SHORT = {"learning_rate": "lr"}
+#: The settings that apply only when another says so, and when they apply.
+_APPLIES: dict[str, Callable[[Mapping[str, Any]], bool]] = {
+    **dict.fromkeys(
+        ("fine_tune_epochs", "fine_tune_lr", "fine_tune_layers"),
+        lambda flat: bool(flat.get("fine_tune_epochs")),
+    ),
+    **dict.fromkeys(
+        (s.name for s in SETTINGS if s.name.startswith("augment_")),
+        lambda flat: bool(flat.get("augment")),
+    ),
+    **dict.fromkeys(
+        ("plateau_patience", "plateau_factor"), lambda flat: flat.get("lr_schedule") == "plateau"
+    ),
+    "runtime_precision": lambda flat: flat.get("runtime") != "tensorflow",
+}
 #: How a warning says what became of a run that did not complete.
 _STATES = {
     "failed": "failed",
@@ -112,7 +138,12 @@ def summarize(
         "error": record.metrics.get("error"),
         **{kind: record.config.get(kind, {}).get("name") for kind in KINDS},
         "differs": {k: v for k, v in differs.items() if not _unset(v)},
+        "differences": [
+            setting_text(k, v) for k, v in differs.items() if not _unset(v) and k not in _COUNTED
+        ],
         "parameters": dict(record.metrics.get("parameters") or {}),
+        "fine_tuned": fine_tuned_from(record) if record.config.get("fine_tune_epochs") else None,
+        "fine_tune_parameters": dict(record.metrics.get("fine_tune_parameters") or {}),
         "epochs": len(record.history),
         "planned_epochs": sum(s["planned"] or 0 for s in stages.values()) or None,
         "stages": stages,
@@ -167,11 +198,47 @@ def flat_settings(config: Mapping[str, Any]) -> dict[str, Any]:
     return flat
 
 
+def applied_settings(record: RunRecord) -> dict[str, Any]:
+    """:func:`flat_settings` less those that did not apply to the run (see
+    :data:`_APPLIES`); a fine-tuned run's backbone is ``fine_tuned`` rather than the
+    ``trainable=False`` of its first stage."""
+    flat = flat_settings(record.config)
+    applied = {
+        k: v if k not in _APPLIES or _APPLIES[k](flat) else NOT_APPLIED for k, v in flat.items()
+    }
+    applied[FINE_TUNED] = fine_tuned_from(record) if flat.get("fine_tune_epochs") else None
+    if applied[FINE_TUNED]:
+        applied.pop("fine_tune_layers", None)
+        if applied.get("backbone.trainable") is False:
+            applied["backbone.trainable"] = NOT_APPLIED
+    return applied
+
+
+def fine_tuned_from(record: RunRecord) -> str:
+    """``from conv5_block1`` (the first layer unfrozen, as recorded), else as asked:
+    ``from LAYER``, or ``top N layers``."""
+    unfrozen = record.metrics.get("fine_tune_layers")
+    if isinstance(unfrozen, list) and unfrozen and isinstance(unfrozen[0], str):
+        return f"from {unfrozen[0]}"
+    asked = str(record.config.get("fine_tune_layers") or "").strip()
+    if asked.isdigit():
+        return f"top {asked} layers"
+    return f"from {asked}" if asked else "top layers"
+
+
 def differing_settings(records: Sequence[RunRecord]) -> list[dict[str, Any]]:
-    """Per run, the settings whose values are not the same in every run."""
-    flats = [flat_settings(r.config) for r in records]
-    differ = [k for k in _keys(flats) if len({repr(flat.get(k)) for flat in flats}) > 1]
+    """Per run, the applied settings whose values are not the same in every run where
+    they applied (a parameter a run's component lacks is ``None``)."""
+    flats = [applied_settings(r) for r in records]
+    differ = _differing(flats)
     return [{k: flat.get(k) for k in differ} for flat in flats]
+
+
+def _differing(flats: Sequence[Mapping[str, Any]]) -> list[str]:
+    def values(key: str) -> set[str]:
+        return {repr(f.get(key)) for f in flats if f.get(key) is not NOT_APPLIED}
+
+    return [k for k in _keys(flats) if len(values(k)) > 1]
 
 
 def run_labels(records: Sequence[RunRecord], given: Sequence[str] = ()) -> list[str]:
@@ -182,40 +249,64 @@ def run_labels(records: Sequence[RunRecord], given: Sequence[str] = ()) -> list[
     if all(recipes) and len(set(recipes)) == len(recipes):
         defaults = [str(r) for r in recipes]
     else:
-        defaults = _telling_labels([flat_settings(r.config) for r in records])
+        defaults = _telling_labels([applied_settings(r) for r in records])
     labels = [*given, *defaults[len(given) :]]
     repeated = {label for label in labels if labels.count(label) > 1}
     return [f"{label} #{i}" if label in repeated else label for i, label in enumerate(labels, 1)]
 
 
 def _telling_labels(flats: Sequence[Mapping[str, Any]]) -> list[str]:
-    """Labels made of the fewest differing settings that make them distinct: names
-    first (backbone, head, dataset), then other settings in their order."""
-    differ = [k for k in _keys(flats) if len({repr(f.get(k)) for f in flats}) > 1]
-    differ.sort(key=lambda k: _NAMED.index(k) if k in _NAMED else len(_NAMED))
-    chosen: list[str] = []
-    for key in differ:
-        if len({_label(f, chosen) for f in flats}) == len(flats):
-            break
-        if len({_label(f, [*chosen, key]) for f in flats}) > len(
-            {_label(f, chosen) for f in flats}
-        ):
-            chosen.append(key)
-    return [_label(f, chosen) or str(f.get("backbone")) for f in flats]
+    """Labels made of the settings that tell the runs apart, each run's no longer than
+    it needs: see :func:`_tell_apart`."""
+    differ = _differing(flats)
+    keys = [k for k in _FIRST if k in differ] + [k for k in differ if k not in _FIRST]
+    parts: list[list[str]] = [[] for _ in flats]
+    _tell_apart(list(range(len(flats))), flats, keys, parts)
+    return [" ".join(p) or str(f.get("backbone")) for p, f in zip(parts, flats, strict=True)]
 
 
-def _label(flat: Mapping[str, Any], keys: Sequence[str]) -> str:
-    parts = [
-        str(flat[k]) if k in _NAMED else f"{k.rsplit('.', 1)[-1]}={flat[k]}"
-        for k in keys
-        if not _unset(flat.get(k))
-    ]
-    return " ".join(parts)
+def _tell_apart(
+    group: list[int],
+    flats: Sequence[Mapping[str, Any]],
+    keys: Sequence[str],
+    parts: list[list[str]],
+) -> None:
+    """Add to the labels of ``group`` (runs labelled alike so far) the first of
+    :data:`_FIRST` that tells some of them apart, else the setting that tells most of them
+    apart; then do the same within each group still labelled alike."""
+
+    def values(key: str) -> set[str]:
+        return {repr(flats[i].get(key)) for i in group if flats[i].get(key) is not NOT_APPLIED}
+
+    telling = [k for k in keys if len(values(k)) > 1]
+    if len(group) < 2 or not telling:
+        return
+    first = [k for k in telling if k in _FIRST]
+    key = first[0] if first else max(telling, key=lambda k: len(values(k)))
+    alike: dict[str, list[int]] = {}
+    for i in group:
+        if not _unset(flats[i].get(key)):
+            parts[i].append(setting_text(key, flats[i][key]))
+        alike.setdefault(repr(flats[i].get(key)), []).append(i)
+    for runs in alike.values():
+        _tell_apart(runs, flats, keys, parts)
+
+
+def setting_text(key: str, value: Any) -> str:
+    """How a setting reads in a label or a difference: ``resnet50``, ``lr=0.01``,
+    ``weights=none``, ``fine-tuned from conv5``."""
+    if key in _NAMED:
+        return str(value)
+    if key == FINE_TUNED:
+        return f"fine-tuned {value}"
+    name = key.rsplit(".", 1)[-1]
+    return f"{_SHORT.get(name, name)}={value}"
 
 
 def _unset(value: Any) -> bool:
-    """``None`` (a parameter the run's component lacks) or ``""`` (a setting left empty)."""
-    return value is None or value == ""
+    """``None`` (a parameter the run's component lacks), ``""`` (a setting left empty) or
+    :data:`NOT_APPLIED`."""
+    return value is None or value is NOT_APPLIED or value == ""
 
 
 def _keys(flats: Sequence[Mapping[str, Any]]) -> list[str]:
@@ -254,64 +345,3 @@ def mismatch_warnings(records: Sequence[RunRecord], labels: Sequence[str]) -> li
 def _data_of(record: RunRecord) -> tuple[Any, ...]:
     dataset = record.config.get("dataset") or {}
     return (dataset.get("name"), dataset.get("params"), record.config.get("image_size"))
-
-
-def plot(records: Sequence[RunRecord], comparison: Mapping[str, Any], path: Path) -> Path:
-    """Draw :func:`figure` to ``path`` as a PNG."""
-    return write_figure(figure(records, comparison), path, fix="pass another --figure PATH")
-
-
-def figure(records: Sequence[RunRecord], comparison: Mapping[str, Any]) -> Figure:
-    """Training and validation accuracy and loss per epoch of every run.
-
-    Solid lines are validation, dashed lines training; a dotted vertical line marks
-    where a run's fine-tuning stage starts, a grey line the target accuracy. One legend,
-    outside the plots, names each run once by its colour.
-    """
-    from matplotlib import colormaps
-    from matplotlib.figure import Figure
-    from matplotlib.lines import Line2D
-    from matplotlib.ticker import MaxNLocator
-
-    # A bare Figure draws with the Agg canvas: no display, no pyplot state.
-    drawn = Figure(figsize=(13, 4.8), dpi=100, layout="constrained")
-    axes = dict(zip(("accuracy", "loss"), drawn.subplots(1, 2), strict=True))
-    palette = colormaps["tab10" if len(records) <= 10 else "tab20"]
-    handles = []
-    for i, (record, row) in enumerate(zip(records, comparison["runs"], strict=True)):
-        notes = [row["status"]] if row["status"] != "completed" else []
-        notes += ["resumed"] if row["resumed"] else []
-        name = row["label"] + (f" ({', '.join(notes)})" if notes else "")
-        colour = palette(i % palette.N)
-        _plot_run(axes, record, colour)
-        handles.append(Line2D([], [], color=colour, marker="o", markersize=3, label=name))
-    handles += [
-        Line2D([], [], color="black", linestyle="-", label="validation"),
-        Line2D([], [], color="black", linestyle="--", label="training"),
-    ]
-    if any(r.stage_starts().get("fine_tune") for r in records):
-        handles.append(Line2D([], [], color="black", linestyle=":", label="fine-tuning starts"))
-    if comparison.get("target") is not None:
-        target = comparison["target"]
-        label = f"target {target:.4f}"
-        axes["accuracy"].axhline(target, color="grey", linestyle=":", linewidth=1)
-        handles.append(Line2D([], [], color="grey", linestyle=":", linewidth=1, label=label))
-    for metric, ax in axes.items():
-        ax.set_title(f"training and validation {metric}")
-        ax.set_xlabel("epoch")
-        ax.set_ylabel(metric)
-        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-        ax.grid(alpha=0.3)
-    drawn.legend(handles=handles, loc="outside right upper", fontsize="small")
-    return drawn
-
-
-def _plot_run(axes: Mapping[str, Any], record: RunRecord, colour: Any) -> None:
-    for metric, ax in axes.items():
-        for key, style in ((metric, "--"), (f"val_{metric}", "-")):
-            epochs, values = record.series(key)
-            if epochs:
-                ax.plot(epochs, values, style, color=colour, marker="o", markersize=3)
-        start = record.stage_starts().get("fine_tune")
-        if start is not None:
-            ax.axvline(start - 0.5, color=colour, linestyle=":")
