@@ -1,11 +1,13 @@
 """The ``image_folder`` dataset: your own images, one subfolder per class.
 
 ``PetImages/Cat/*.jpg`` and ``PetImages/Dog/*.jpg`` make two classes, ``Cat`` and
-``Dog`` (folder names, sorted). The images are split 80/10/10, per class, in a seeded
-order that does not depend on the file system's listing order. A folder that holds
+``Dog`` (folder names, sorted). The images are split per class, in a seeded order that
+does not depend on the file system's listing order: ``validation_fraction`` and
+``test_fraction`` of each class (0.1 each, 80/10/10, by default). A folder that holds
 ``train/``, ``validation/`` (or ``val/``) and ``test/`` folders, each with the class
 subfolders, keeps its own split; a missing ``validation/`` or ``test/`` is carved from
-``train/``, 10% each.
+``train/`` at its fraction (the fraction of a split the folder has is not used, and a
+warning says so when it was changed).
 
 Images are the files whose names say so (``zoo.image_files``: JPEG, PNG, WebP, TIFF and
 every other raster format Pillow reads); other files (``notes.txt``, ``Thumbs.db``) are
@@ -37,13 +39,13 @@ from typing import TYPE_CHECKING, Any
 
 import zoo
 
+from . import split_fractions
+
 if TYPE_CHECKING:
     import tensorflow as tf
 
 #: Folder names that mark a folder's own split, per split.
 SPLIT_FOLDERS = {"train": ("train",), "validation": ("validation", "val"), "test": ("test",)}
-#: The share of each class carved off for a missing validation or test split.
-CARVED_FRACTION = 0.1
 #: How the training split is ordered, in the fingerprint: features cached when the names
 #: were reshuffled on every pass were stored in another order, and get other keys.
 ORDER = "names shuffled once"
@@ -137,6 +139,8 @@ def class_names(params: Mapping[str, Any]) -> list[str]:
 def build(params: Mapping[str, Any]) -> zoo.Splits:
     within = zoo.image_limits()
     found = layout(params["path"])
+    own = {split: str(folder) for split, folder in found.folders.items() if split != "train"}
+    fractions = split_fractions.carved("image_folder", params, own)
     listed = {
         split: [zoo.image_files(folder / name) for name in found.class_names]
         for split, folder in found.folders.items()
@@ -149,8 +153,9 @@ def build(params: Mapping[str, Any]) -> zoo.Splits:
         split: [[p for p in f.images if p not in skipped] for f in per_class]
         for split, per_class in listed.items()
     }
-    files = _carve(files, params["seed"])
-    _check(found, files, skipped)
+    # Each class's files are in path order: the split depends on the seed and names alone.
+    files = {**files, **split_fractions.carve(files["train"], params["seed"], fractions)}
+    _check(found, files, skipped, fractions)
     return zoo.Splits(
         train=_dataset(files["train"], within, shuffle_seed=params["seed"]),
         validation=_dataset(files["validation"], within),
@@ -169,49 +174,31 @@ def build(params: Mapping[str, Any]) -> zoo.Splits:
     )
 
 
-def _carve(files: dict[str, list[list[Path]]], seed: int) -> dict[str, list[list[Path]]]:
-    """Take the missing validation and test splits from train, per class, seeded.
-
-    Each class's files are in path order, so the shuffle, and the split, depend only on
-    the seed and the names, never on the order the file system lists them in.
-    """
-    import numpy as np
-
-    missing = [split for split in ("validation", "test") if split not in files]
-    carved: dict[str, list[list[Path]]] = {split: [] for split in missing}
-    train = []
-    for label, paths in enumerate(files["train"]):
-        order = [paths[i] for i in np.random.default_rng([seed, label]).permutation(len(paths))]
-        share = int(len(paths) * CARVED_FRACTION + 0.5)  # rounded half up: 5 images give 1
-        for i, split in enumerate(missing):
-            carved[split].append(order[i * share : (i + 1) * share])
-        train.append(order[len(missing) * share :])
-    return {**files, "train": train, **carved}
-
-
 def _check(
-    found: Layout, files: Mapping[str, list[list[Path]]], skipped: Mapping[Path, str]
+    found: Layout,
+    files: Mapping[str, list[list[Path]]],
+    skipped: Mapping[Path, str],
+    fractions: Mapping[str, float],
 ) -> None:
     """Every class needs a training image; every split needs an image."""
-    for name, paths in zip(found.class_names, files["train"], strict=True):
-        if not paths:
+    for label, name in enumerate(found.class_names):
+        if not files["train"][label]:
             folder = found.folders["train"] / name
             bad = sum(1 for p in skipped if p.is_relative_to(folder))
+            carved = sum(len(files[split][label]) for split in fractions)
             raise zoo.ZooError(
                 f"image_folder: class '{name}' has no readable training image "
-                f"({bad} file(s) in {folder} skipped as unreadable).",
+                f"({bad} file(s) in {folder} skipped as unreadable, {carved} carved for "
+                "validation and test).",
                 expected="at least one readable image (JPEG, PNG, WebP, TIFF...) per class",
-                fix=f"add images to {folder}, or remove the folder to drop the class",
+                fix=f"add images to {folder}, or remove the folder to drop the class"
+                + (", or lower dataset.validation_fraction and test_fraction" if carved else ""),
                 got=name,
             )
     for split in ("validation", "test"):
         if not any(files[split]):
-            raise zoo.ZooError(
-                f"image_folder: the {split} split of {found.root} is empty.",
-                expected=f"enough images for a 10% {split} share (5 or more in a class)",
-                fix=f"add images, or provide a {split}/ folder next to train/",
-                got=sum(map(len, files["train"])),
-            )
+            where = str(found.folders.get(split, found.folders["train"]))
+            raise split_fractions.empty("image_folder", split, where, fractions.get(split))
 
 
 def _dataset(
@@ -349,9 +336,10 @@ PARAMS: Sequence[zoo.Param] = (
         "seed",
         int,
         0,
-        help="seeds the per-class 80/10/10 split and the order of training images",
+        help="seeds the per-class split (80/10/10 by default) and the order of training images",
         minimum=0,
     ),
+    *split_fractions.PARAMS,
 )
 
 
@@ -361,7 +349,7 @@ def register_datasets(register: Callable[[zoo.Dataset], None]) -> None:
         zoo.Dataset(
             name="image_folder",
             description="Your images, one subfolder per class (JPEG, PNG, WebP, TIFF and "
-            "more), split 80/10/10",
+            "more), split 80/10/10 by default",
             params=PARAMS,
             build=build,
             class_names=class_names,

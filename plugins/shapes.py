@@ -13,6 +13,8 @@ from typing import TYPE_CHECKING, Any
 
 import zoo
 
+from . import split_fractions
+
 if TYPE_CHECKING:
     import numpy as np
 
@@ -31,7 +33,6 @@ SHAPES: dict[str, Mask] = {
     "diamond": lambda dy, dx, r: abs(dy) + abs(dx) <= 1.25 * r,
 }
 
-SPLIT_FRACTIONS = {"train": 0.8, "validation": 0.1, "test": 0.1}
 VERSION = "1.0.0"
 
 
@@ -94,10 +95,13 @@ def generate(params: Mapping[str, Any]) -> tuple[list[np.ndarray], np.ndarray, l
     return images, labels, names
 
 
-def split_bounds(count: int) -> dict[str, tuple[int, int]]:
-    """Index ranges of train/validation/test: 80/10/10."""
-    train = int(count * SPLIT_FRACTIONS["train"])
-    validation = train + int(count * SPLIT_FRACTIONS["validation"])
+def split_bounds(count: int, fractions: Mapping[str, float]) -> dict[str, tuple[int, int]]:
+    """Index ranges of train/validation/test, in the order the images are drawn (their
+    labels are random): validation and test take their fractions, rounded down, and
+    test the rest (80/10/10 by default).
+    """
+    train = int(count * (1 - fractions["validation"] - fractions["test"]))
+    validation = train + int(count * fractions["validation"])
     return {"train": (0, train), "validation": (train, validation), "test": (validation, count)}
 
 
@@ -112,6 +116,9 @@ def build(params: Mapping[str, Any]) -> zoo.Splits:
             fix="for example --set dataset.min_size=64 --set dataset.max_size=160",
             got=(params["min_size"], params["max_size"]),
         )
+    fractions = split_fractions.carved("shapes", params, own={})
+    bounds = split_bounds(params["num_images"], fractions)
+    _check_bounds(bounds, params["num_images"], fractions)
     images, labels, names = generate(params)
     signature = (
         tf.TensorSpec(shape=(None, None, 3), dtype=tf.uint8),
@@ -125,7 +132,6 @@ def build(params: Mapping[str, Any]) -> zoo.Splits:
 
         return tf.data.Dataset.from_generator(items, output_signature=signature)
 
-    bounds = split_bounds(len(images))
     return zoo.Splits(
         train=split(*bounds["train"]),
         validation=split(*bounds["validation"]),
@@ -140,15 +146,41 @@ def build(params: Mapping[str, Any]) -> zoo.Splits:
     )
 
 
+def _check_bounds(
+    bounds: Mapping[str, tuple[int, int]], count: int, fractions: Mapping[str, float]
+) -> None:
+    """Every split needs an image: shares are rounded down, so small pools can leave none."""
+    empty = [split for split, (lo, hi) in bounds.items() if lo == hi]
+    if empty:
+        shares = ", ".join(
+            f"{split} {split_fractions.percent(f)}" for split, f in fractions.items()
+        )
+        raise zoo.ZooError(
+            f"shapes: the {empty[0]} split of {count} images is empty ({shares}, rounded down).",
+            expected="at least one image in every split",
+            fix="raise dataset.num_images, or change dataset.validation_fraction and "
+            "dataset.test_fraction",
+            got=count,
+        )
+
+
 PARAMS: Sequence[zoo.Param] = (
     # 5,000 images give the small CNN enough steps (125 an epoch at batch 32) to learn
     # circles vs squares in 7 epochs; with 2,000 it is still near chance.
-    zoo.Param("num_images", int, 5000, "images in all, split 80/10/10", minimum=10, maximum=10**6),
+    zoo.Param(
+        "num_images",
+        int,
+        5000,
+        "images in all, split 80/10/10 by default",
+        minimum=10,
+        maximum=10**6,
+    ),
     zoo.Param("classes", str, "circle,square", f"shape names ({', '.join(SHAPES)}) or how many"),
     zoo.Param("seed", int, 0, "the same seed draws the same images", minimum=0),
     zoo.Param("min_size", int, 64, "smallest image side in pixels", minimum=8, maximum=4096),
     zoo.Param("max_size", int, 160, "largest image side in pixels", minimum=8, maximum=4096),
     zoo.Param("noise", float, 8.0, "standard deviation of pixel noise", minimum=0),
+    *split_fractions.PARAMS,
 )
 
 

@@ -2,11 +2,12 @@
 
 ``cats_vs_dogs`` is TFDS's copy of Microsoft's Kaggle archive
 (``kagglecatsanddogs_5340.zip``, 787 MiB; TFDS drops its 1,738 corrupt images while
-preparing it). It has only a ``train`` split, so zoo takes 80/10/10 of it with TFDS's
-split strings: ``train[:80%]``, ``train[80%:90%]``, ``train[90%:]`` (the tutorial's
+preparing it). It has only a ``train`` split, so zoo carves validation and test from it
+with TFDS's split strings, ``validation_fraction`` and ``test_fraction`` of it (0.1
+each by default: ``train[:80%]``, ``train[80%:90%]``, ``train[90%:]``; the tutorial's
 ``tfds.Split.TRAIN.subsplit`` no longer exists). ``tfds`` loads any TFDS image
 classification dataset by name the same way, using the dataset's own ``validation`` and
-``test`` splits when it has them.
+``test`` splits when it has them (their fractions are then not used).
 
 A dataset is prepared once into the TFDS data directory (``data_dir``, by default
 ``~/tensorflow_datasets`` or ``$TFDS_DATA_DIR``) and read from there afterwards. To
@@ -24,12 +25,13 @@ import contextlib
 import functools
 import hashlib
 import sys
-from collections.abc import Callable, Collection, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import zoo
 
+from . import split_fractions
 from .tfds_files import data_dir, tfds_downloads
 
 if TYPE_CHECKING:
@@ -41,29 +43,29 @@ CATS_VS_DOGS_CLASSES = ("cat", "dog")
 CATS_VS_DOGS_ARCHIVE = "kagglecatsanddogs_5340.zip"
 #: The version TFDS prepares; its folder in the data directory means the archive is used.
 CATS_VS_DOGS_VERSION = "4.0.1"
-#: The share of train carved off for each split a dataset lacks.
-CARVED_PERCENT = 10
 #: TFDS retries a failed download 10 times with exponential back-off (about three
 #: minutes offline); 2 retries fail within a second and still ride out a hiccup.
 DOWNLOAD_RETRIES = 2
 
 
-def split_strings(available: Collection[str]) -> dict[str, str]:
+def split_strings(fractions: Mapping[str, float]) -> dict[str, str]:
     """The TFDS split read for each of zoo's splits.
 
-    The dataset's own ``validation`` and ``test`` splits are used when it has them;
-    each missing one is the next 10% of ``train``. With neither: ``train[:80%]``,
-    ``train[80%:90%]``, ``train[90%:]``.
+    Each split in ``fractions`` (those the dataset lacks) is the next share of ``train``
+    (``{"validation": 0.1, "test": 0.1}``: ``train[:80%]``, ``train[80%:90%]``,
+    ``train[90%:]``); the others are the dataset's own ``validation`` and ``test``.
     """
-    missing = [split for split in ("validation", "test") if split not in available]
-    start = 100 - CARVED_PERCENT * len(missing)
-    strings = {"train": f"train[:{start}%]" if missing else "train"}
+    start = 1 - sum(fractions.values())
+    strings = {"train": f"train[:{split_fractions.percent(start)}]" if fractions else "train"}
     for split in ("validation", "test"):
-        if split in available:
+        if split not in fractions:
             strings[split] = split
             continue
-        end = start + CARVED_PERCENT
-        strings[split] = f"train[{start}%:{end}%]" if end < 100 else f"train[{start}%:]"
+        end = start + fractions[split]
+        last = split == list(fractions)[-1]  # to the end, whatever the rounding
+        strings[split] = f"train[{split_fractions.percent(start)}:" + (
+            "]" if last else f"{split_fractions.percent(end)}]"
+        )
         start = end
     return strings
 
@@ -81,7 +83,10 @@ def load(name: str, params: Mapping[str, Any]) -> zoo.Splits:
             fix="choose another dataset; `tfds.builder(NAME).info.splits` lists a dataset's splits",
             got=sorted(available),
         )
-    strings = split_strings(available)
+    own = {
+        split: f"TFDS's '{split}' split" for split in ("validation", "test") if split in available
+    }
+    strings = split_strings(split_fractions.carved(name, params, own))
     datasets = {split: _read(builder, s) for split, s in strings.items()}
     return zoo.Splits(
         train=datasets["train"],
@@ -274,6 +279,7 @@ def tfds_classes(params: Mapping[str, Any]) -> list[str]:
 
 
 def _folder_params(archive: str) -> tuple[zoo.Param, ...]:
+    """Where the dataset is, and the fractions of ``train`` carved for missing splits."""
     return (
         zoo.Param(
             "data_dir",
@@ -289,6 +295,7 @@ def _folder_params(archive: str) -> tuple[zoo.Param, ...]:
             f"a folder holding {archive} already downloaded; TFDS checks its checksum "
             "and prepares the dataset from it instead of downloading",
         ),
+        *split_fractions.PARAMS,
     )
 
 
@@ -297,7 +304,7 @@ def register_datasets(register: Callable[[zoo.Dataset], None]) -> None:
     register(
         zoo.Dataset(
             name=CATS_VS_DOGS,
-            description="The tutorial's cats vs dogs photos (TFDS), split 80/10/10",
+            description="The tutorial's cats vs dogs photos (TFDS), split 80/10/10 by default",
             params=_folder_params(CATS_VS_DOGS_ARCHIVE),
             build=functools.partial(load, CATS_VS_DOGS),
             class_names=cats_vs_dogs_classes,

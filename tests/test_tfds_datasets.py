@@ -50,17 +50,23 @@ def params(**values: str | None) -> dict[str, str | None]:
 
 
 @pytest.mark.parametrize(
-    ("available", "expected"),
+    ("fractions", "expected"),
     [
-        ({"train"}, ["train[:80%]", "train[80%:90%]", "train[90%:]"]),
-        (set(), ["train[:80%]", "train[80%:90%]", "train[90%:]"]),
-        ({"train", "test"}, ["train[:90%]", "train[90%:]", "test"]),
-        ({"train", "validation"}, ["train[:90%]", "validation", "train[90%:]"]),
-        ({"train", "validation", "test"}, ["train", "validation", "test"]),
+        ({"validation": 0.1, "test": 0.1}, ["train[:80%]", "train[80%:90%]", "train[90%:]"]),
+        ({"test": 0.1}, ["train[:90%]", "validation", "train[90%:]"]),
+        ({"validation": 0.1}, ["train[:90%]", "train[90%:]", "test"]),
+        ({}, ["train", "validation", "test"]),
+        ({"validation": 0.2, "test": 0.3}, ["train[:50%]", "train[50%:70%]", "train[70%:]"]),
+        (
+            {"validation": 0.15, "test": 0.125},
+            ["train[:72.5%]", "train[72.5%:87.5%]", "train[87.5%:]"],
+        ),
     ],
 )
-def test_split_strings_use_the_datasets_own_splits_and_carve_the_rest(available, expected):
-    strings = TFDS_PLUGIN.split_strings(available)
+def test_split_strings_carve_the_missing_splits_from_train_and_keep_the_datasets_own(
+    fractions, expected
+):
+    strings = TFDS_PLUGIN.split_strings(fractions)
 
     assert [strings["train"], strings["validation"], strings["test"]] == expected
 
@@ -245,6 +251,21 @@ def test_tfds_reads_a_prepared_dataset_with_its_own_test_split(tiny_tfds: Path):
     image, _ = next(splits.test.as_numpy_iterator())
     assert image.shape == (12, 10, 3) and image.dtype == np.uint8  # grey became RGB
     assert (image == image[..., :1]).all()
+
+
+def test_tfds_carves_validation_at_its_fraction_and_says_test_fraction_is_unused(
+    tiny_tfds: Path, capsys: pytest.CaptureFixture[str]
+):
+    values = params(data_dir=str(tiny_tfds), validation_fraction=0.2, test_fraction=0.3)
+
+    splits = TFDS_PLUGIN.load("zoo_tiny_pictures", values)
+
+    assert splits.sizes == {"train": 24, "validation": 6, "test": 9}  # test: its own 9
+    assert "test_fraction=0.3 is not used: the test split is the data's own" in " ".join(
+        capsys.readouterr().err.split()
+    )
+    default = TFDS_PLUGIN.load("zoo_tiny_pictures", params(data_dir=str(tiny_tfds)))
+    assert default.fingerprint != splits.fingerprint
 
 
 def test_tfds_trains_on_a_dataset_by_name(zoo_cli, tiny_tfds: Path):
