@@ -62,7 +62,7 @@ def test_savedmodel_serves_any_size_of_uint8_or_float_pixels_like_zoo_predict(
 
     assert result.exit_code == 0, result.stderr
     # model.export's own summary is silenced: stdout holds zoo's line alone.
-    assert result.stdout == "exported (savedmodel): served/1\n"
+    assert result.stdout == "exported (savedmodel): served/1\nloads with: tensorflow installed\n"
     served = tf.saved_model.load("served/1")
     assert set(served.signatures) == {"serve", "serve_float32", "serving_default", "class_names"}
     image = pictures[picture][None]
@@ -106,11 +106,17 @@ def test_keras_export_takes_any_size_and_holds_the_class_names(zoo_cli, run_dir,
     result = zoo_cli("export", str(run_dir), "--output", "model.keras", "--json")
 
     assert result.exit_code == 0, result.stderr
-    assert result.json() == {"run_dir": str(run_dir), "format": "keras", "output": "model.keras"}
+    assert result.json() == {
+        "run_dir": str(run_dir),
+        "format": "keras",
+        "output": "model.keras",
+        "requires": ["keras", "tensorflow"],
+    }
     model = keras.models.load_model("model.keras")
     manifest = json.loads(zipfile.ZipFile("model.keras").read("zoo.json"))
     assert manifest["class_names"] == ["circle", "square"]
     assert manifest["keras_objects"] == []  # Keras's own layers only: plain Keras loads it
+    assert manifest["requires"] == []
     for picture in ("raw", "odd"):
         p_square = float(model.predict_on_batch(pictures[picture][None])[0, 0])
         assert p_square == pytest.approx(predicted(zoo_cli, run_dir, f"{picture}.png")["square"])

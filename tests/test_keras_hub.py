@@ -14,6 +14,7 @@ import json
 import shutil
 import subprocess
 import sys
+import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -373,14 +374,21 @@ def test_a_run_predicts_and_exports_in_new_processes(tiny_presets: TinyPresets, 
     assert prediction["class"] in {"circle", "square"}
     assert saved.exit_code == 0 and (isolated / "served" / "saved_model.pb").is_file()
     assert kept.exit_code == 0, kept.stderr
+    # zoo says, and writes into the file, that Keras needs keras-hub to load it ...
+    assert "loads with: keras, tensorflow, keras-hub installed" in kept.stdout
+    manifest = json.loads(zipfile.ZipFile(isolated / "model.keras").read("zoo.json"))
+    assert manifest["requires"] == ["keras-hub"]
     plain_keras = "import keras, sys; keras.saving.load_model(sys.argv[1]).summary()"
-    loaded = subprocess.run(
-        [sys.executable, "-c", plain_keras, str(isolated / "model.keras")],
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+    without_hub = "import sys; sys.modules['keras_hub'] = None; " + plain_keras
+
+    def load(program: str) -> subprocess.CompletedProcess[str]:
+        command = [sys.executable, "-c", program, str(isolated / "model.keras")]
+        return subprocess.run(command, capture_output=True, text=True, timeout=300)
+
+    loaded = load(plain_keras)
     assert loaded.returncode == 0, loaded.stderr  # plain Keras: no zoo class inside
+    # ... and it does: where keras-hub cannot be imported, plain Keras fails.
+    assert load(without_hub).returncode != 0
 
 
 def test_features_are_cached_and_fine_tuning_keeps_batch_norm_frozen(

@@ -79,7 +79,7 @@ def add(sub: Any, common: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from zoo.results.export import FOLDERS, check_output, export
+    from zoo.results.export import FOLDERS, check_output, export, loads_with
 
     check_output(args.fmt, args.output)
     runtime = args.fmt in FOLDERS and args.fmt != "savedmodel"
@@ -87,12 +87,18 @@ def run(args: argparse.Namespace) -> int:
         _no_runtime_options(args)
         trained = _loaded(args, registry_from(args))
         path = export(trained, args.fmt, args.output)
+        needs = loads_with(args.fmt, path)
         if args.json:
             console.print_json(
-                {"run_dir": str(args.run_dir), "format": args.fmt, "output": str(path)}
+                {
+                    "run_dir": str(args.run_dir),
+                    "format": args.fmt,
+                    "output": str(path),
+                    "requires": needs,
+                }
             )
         else:
-            reports.exported(args.fmt, path)
+            reports.exported(args.fmt, path, needs)
         return 0
     return _for_runtime(args)
 

@@ -8,9 +8,12 @@ Both take RGB pixels (0..255) of any size and resize them to the training size a
 ``zoo predict`` does (a ``Resizing`` layer in front of the trained model, see
 :func:`any_size`).
 
-- ``.keras``: loads with ``keras.models.load_model`` alone, unless a plugin's own
-  Keras classes are in it (``zoo.json``'s ``keras_objects`` names their modules; import
-  them first, or use ``zoo.load_model``). Input: float32 ``[batch, height, width, 3]``.
+- ``.keras``: loads with ``keras.models.load_model`` where the packages of its
+  classes are installed: Keras alone for Keras Applications backbones, ``keras-hub`` too
+  for a KerasHub backbone, a plugin's package for a plugin's own Keras classes
+  (``zoo.json``'s ``requires`` names the packages, ``keras_objects`` the classes;
+  ``zoo export`` prints them; or use ``zoo.load_model``).
+  Input: float32 ``[batch, height, width, 3]``.
   Output: the model's probabilities (one sigmoid output for two classes: the second
   class's probability). ``zoo.json`` in the archive is the manifest
   (:class:`zoo.results.saving.Manifest`): class names, image size, components.
@@ -70,6 +73,22 @@ def export(trained: Trained, fmt: str, output: Path) -> Path:
         else:
             write_saved_model(model, trained.manifest, staging)
     return output
+
+
+def loads_with(fmt: str, output: Path) -> list[str]:
+    """The packages (pip names) that load the export at ``output``, read back from it.
+
+    A SavedModel needs TensorFlow alone. A ``.keras`` file needs Keras and its backend,
+    and the packages its manifest names (``keras-hub`` for a KerasHub backbone: Keras
+    imports the backbone's classes from it).
+    """
+    if fmt == "savedmodel":
+        return ["tensorflow"]
+    from zoo.results.saving import read_archive
+
+    manifest = read_archive(output).manifest
+    extra = manifest.requires if manifest is not None else []
+    return ["keras", "tensorflow", *(name for name in extra if name not in ("keras", "tensorflow"))]
 
 
 def any_size(trained: Trained) -> keras.Model:

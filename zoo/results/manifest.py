@@ -90,6 +90,9 @@ class Manifest:
     components: dict[str, Component]
     keras_objects: list[KerasObject] = field(default_factory=list)
     written_by: dict[str, str] = field(default_factory=dict)
+    #: The packages (pip names) ``keras.saving.load_model`` needs besides Keras and its
+    #: backend, such as ``keras-hub`` for a KerasHub backbone (:func:`required_packages`).
+    requires: list[str] = field(default_factory=list)
 
     def to_json(self) -> str:
         return json.dumps({"format": FORMAT, **asdict(self)}, indent=2) + "\n"
@@ -217,7 +220,13 @@ class _Reader:
             components=components,
             keras_objects=[self.keras_object(i, o, components) for i, o in enumerate(objects)],
             written_by=self.texts("written_by", data.get("written_by", {})),
+            requires=self.names("requires", data.get("requires", [])),
         )
+
+    def names(self, name: str, value: Any) -> list[str]:
+        for i, text in enumerate(self.check(name, value, _list, "a list of package names")):
+            self.check(f"{name}[{i}]", text, _name, "a package name: printable text")
+        return list(value)
 
     def feature_shape(self, value: Any) -> list[int | None]:
         shape = self.check("feature_shape", value, _list, "a list: the head's input shape")
@@ -303,6 +312,35 @@ def find_keras_objects(serialized: Any, head_layer: str = HEAD_LAYER) -> list[Ke
             ),
         )
     return list(found.values())
+
+
+def required_packages(serialized: Any) -> list[str]:
+    """The installed distributions (pip names) whose classes a serialized model holds.
+
+    ``keras.saving.load_model`` imports each class's module, so the file loads only where
+    its package is installed: ``keras-hub`` for a KerasHub backbone, ``zoo`` for a zoo
+    layer. Keras itself is left out, and so are classes of a script (``__main__``),
+    which no package brings: the manifest's ``keras_objects`` name them.
+    """
+    import importlib.metadata
+
+    installed = importlib.metadata.packages_distributions()
+    tops = {module.split(".")[0] for module in _modules(serialized)}
+    return sorted(
+        {installed.get(top, [top])[0] for top in tops - {"keras", "builtins", "__main__"}}
+    )
+
+
+def _modules(config: Any) -> Iterator[str]:
+    """Every ``module`` a serialized Keras object names, at any depth."""
+    if isinstance(config, list):
+        for item in config:
+            yield from _modules(item)
+    elif isinstance(config, dict):
+        if "class_name" in config and isinstance(config.get("module"), str):
+            yield config["module"]
+        for value in config.values():
+            yield from _modules(value)
 
 
 def _custom_objects(

@@ -47,6 +47,7 @@ from zoo.results.manifest import (
     Component,
     Manifest,
     find_keras_objects,
+    required_packages,
 )
 from zoo.storage import atomic
 
@@ -116,7 +117,8 @@ def save_model(
     import keras
 
     serialized = keras.saving.serialize_keras_object(model)
-    manifest = replace(manifest, keras_objects=find_keras_objects(serialized, head_layer))
+    objects = find_keras_objects(serialized, head_layer)
+    manifest = replace(manifest, keras_objects=objects, requires=required_packages(serialized))
     with atomic.staged(path, suffix=".keras") as staging:  # Keras saves no other name
         model.save(staging)
         with zipfile.ZipFile(staging, "a") as archive:
