@@ -156,6 +156,24 @@ def test_cache_list_shows_what_a_run_cached(zoo_cli, folder):
     assert "shapes" in table.stdout and "small_cnn" in table.stdout
 
 
+def test_cache_list_says_where_each_entry_came_from(zoo_cli, folder):
+    """The data's parameters (an image_folder's path), the weights, the augmentation."""
+    pretrained = [a if a != "small_cnn" else "shapes_cnn" for a in FROZEN_RUN]
+    zoo_cli(*pretrained, "--augment", "--augment-views", "2", "--set", "dataset.num_images=48")
+
+    listed = run_zoo("cache", "list", "--json").json()["entries"]
+    table = run_zoo("cache", "list").stdout.split()  # the words: cells wrap between them
+
+    train = next(e for e in listed if e["split"] == "train")
+    assert train["dataset_params"]["num_images"] == 48
+    assert train["backbone_params"] == {"weights": "shapes4", "trainable": False}
+    assert (train["views"], train["augmentation"]["flip"]) == (2, "horizontal")
+    assert {e["views"] for e in listed if e["split"] != "train"} == {None}
+    assert "(num_images=48," in table and "(weights=shapes4," in table
+    assert "seed=" not in " ".join(table)  # a dataset shows what differs from its defaults
+    assert "augmented" in table
+
+
 def test_a_damaged_entry_is_listed_as_such_and_extracted_again(zoo_cli, folder):
     # On OpenVINO where it is installed, which converts only when it finds the damage.
     auto = [*FROZEN_RUN, "--runtime", "openvino" if runners.installed() else "tensorflow"]

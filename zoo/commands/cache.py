@@ -43,7 +43,9 @@ def add(sub: Any, common: argparse.ArgumentParser) -> None:
         help="the cache folder (default: $ZOO_CACHE_DIR/features, else ~/.cache/zoo/features)",
     )
     listing = actions.add_parser(
-        "list", parents=[common, folder], help="each entry: dataset, backbone, size, last use"
+        "list",
+        parents=[common, folder],
+        help="each entry: dataset and backbone with their parameters, augmentation, size, last use",
     )
     listing.add_argument("--json", action="store_true", help="print JSON instead of a table")
     listing.set_defaults(handler=list_entries)
@@ -97,29 +99,52 @@ def list_entries(args: argparse.Namespace) -> int:
             }
         )
         return 0
-    rows = [_row(entry) for entry in found]
+    defaults = _dataset_defaults(registry_from(args, warn_failed=False))
+    rows = [_row(entry, defaults) for entry in found]
     noun = "entry" if len(found) == 1 else "entries"
     title = f"feature cache {directory}: {len(found)} {noun}, {format_size(total)}"
     console.cache_entries(rows, title)
     return 0
 
 
-def _row(entry: Entry) -> list[str]:
-    about = entry.about
+def _dataset_defaults(registry: Any) -> dict[str, dict[str, Any]]:
+    """Each dataset's defaults, by name, so a row shows only what a run chose."""
+    return {e.name: e.defaults for e in registry.entries("dataset")}
+
+
+def _row(entry: Entry, dataset_defaults: dict[str, dict[str, Any]]) -> list[str]:
+    about = entry.about  # read from the entry's meta.json: shown, never trusted
     what = [f"{about['image_size']} px" if "image_size" in about else ""]
     what.append("pooled" if about.get("pooled") else "map")
     if about.get("runtime"):
         what.append(f"{about['runtime']} {about.get('precision') or ''}".strip())
+    if about.get("views"):
+        what.append(f"{about['views']} augmented views")
     used = time.strftime("%Y-%m-%d %H:%M", time.localtime(entry.last_use))
     return [
         entry.key[:12],
-        str(about.get("dataset", "?")),
-        str(about.get("backbone", "?")),
+        _with_params(about.get("dataset", "?"), about.get("dataset_params"), dataset_defaults),
+        _with_params(about.get("backbone", "?"), about.get("backbone_params")),
         str(about.get("split", "?")),
         ", ".join(filter(None, what)),
         format_size(entry.size),
         used + (" (in use)" if entry.in_use else ""),
     ]
+
+
+def _with_params(name: Any, params: Any, defaults: dict[str, dict[str, Any]] | None = None) -> str:
+    """``image_folder (path=/data/pets)``, ``resnet50 (weights=imagenet, trainable=False)``:
+    the component and where its data or weights came from.
+
+    A backbone shows all its parameters (few: its weights or preset, and trainable); a
+    dataset those that differ from its defaults. Entries written before zoo recorded
+    parameters show the name alone.
+    """
+    if not isinstance(params, dict):
+        return str(name)
+    usual = (defaults or {}).get(str(name), {})
+    shown = ", ".join(f"{k}={v}" for k, v in params.items() if k not in usual or usual[k] != v)
+    return f"{name} ({shown})" if shown else str(name)
 
 
 def clear(args: argparse.Namespace) -> int:

@@ -130,7 +130,7 @@ class FeatureSource:
 
     def _get(self, asked: _Split) -> tuple[feature_cache.Features, store.Pruned | None]:
         extract = functools.partial(self._extract, asked)
-        return self._cache().get(self._key(asked), extract, self._about(asked.split))
+        return self._cache().get(self._key(asked), extract, self._about(asked))
 
     def _compile(
         self, choice: runners.RuntimeChoice
@@ -235,17 +235,24 @@ class FeatureSource:
         assert self.choice is not None, "the runtime is settled before any key is made"
         return {**self._base_identity(), **self.choice.identity()}
 
-    def _about(self, split: str) -> dict[str, Any]:
-        """What ``zoo cache list`` shows of an entry."""
+    def _about(self, asked: _Split) -> dict[str, Any]:
+        """What ``zoo cache list`` shows of an entry: where its images and weights came
+        from (the components' parameters: a folder, a preset, a weights file) and how
+        its training images were augmented."""
         config, choice = self.run.config, self.choice
+        augmentation = self.augmentation if asked.views is not None else None
         return {
             "dataset": config.dataset.name,
             "backbone": config.backbone.name,
-            "split": split,
+            "split": asked.split,
             "image_size": config.image_size,
             "pooled": self.pooled is not None,
             "runtime": choice.name if choice else None,
             "precision": choice.precision if choice else None,
+            "dataset_params": dict(config.dataset.params),
+            "backbone_params": dict(config.backbone.params),
+            "views": asked.views if augmentation else None,
+            "augmentation": augmentation.to_json() if augmentation else None,
         }
 
 

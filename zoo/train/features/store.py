@@ -7,7 +7,9 @@ One folder per entry, named by its key (:func:`zoo.train.features.cache.cache_ke
                              "files": {"features.f32": {"bytes": B, "crc32": C},
                                        "labels.i32": {"bytes": B, "crc32": C}},
                              "about": {"dataset", "backbone", "split", "image_size",
-                                       "pooled", "runtime", "precision"}}
+                                       "pooled", "runtime", "precision",
+                                       "dataset_params", "backbone_params",
+                                       "views", "augmentation"}}
     DIR/KEY/features.f32    float32, C order: N x shape (with K views, shape is K x ...)
     DIR/KEY/labels.i32      int32: N
     DIR/KEY/lock            every process using the entry holds a shared flock on it;
