@@ -60,7 +60,7 @@ def carved(dataset: str, params: Mapping[str, Any], own: Mapping[str, str]) -> d
 def _bad(dataset: str, given: Mapping[str, float], fractions: Mapping[str, float]) -> zoo.ZooError:
     empty = [split for split, fraction in given.items() if fraction <= 0]
     problem = (
-        f"leave the {' and '.join(empty)} split empty"
+        f"leave the {' and '.join(empty)} split{'s' * (len(empty) > 1)} empty"
         if empty
         else f"hold out {percent(sum(fractions.values()))} of the images, leaving none to train on"
     )
