@@ -146,8 +146,10 @@ def evaluation_problems(errors: Sequence[Mapping[str, str]]) -> None:
 
 # Comparisons -----------------------------------------------------------------------------
 
-#: Characters of a difference shown in its column (the JSON has it whole).
+#: Characters of a difference shown in its column, and differences shown per run (the
+#: JSON has them all, whole).
 SHOWN_VALUE = 32
+SHOWN_DIFFERENCES = 6
 
 
 def comparison(data: Mapping[str, Any]) -> None:
@@ -169,7 +171,7 @@ def _comparison_table(data: Mapping[str, Any], found: Sequence[Mapping[str, Any]
     table = _table(_comparison_title(data, found))
     for header, _ in columns:
         left = header in ("run", "status", "differs")
-        table.add_column(header, justify="left" if left else "right")
+        table.add_column(header, justify="left" if left else "right", overflow="fold")
     for run in found:
         table.add_row(*(_escape(str(cell(run))) for _, cell in columns))
     return table
@@ -200,8 +202,9 @@ def _comparison_columns(
         yield "images", lambda r: _count((r["held_out"] or {}).get("examples"))
     yield "best val (epoch)", _best_cell
     yield "test acc", lambda r: _fraction(r["test_accuracy"])
-    reach = f"epochs to {target:.4f}" if target is not None else "epochs to target"
-    yield reach, _reach_cell
+    if not on:  # room for the held-out scores; the JSON keeps the epochs to the target
+        reach = f"epochs to {target:.4f}" if target is not None else "epochs to target"
+        yield reach, _reach_cell
     yield "epochs", _epochs_cell
     yield "trainable params", _params_cell
     yield "time", lambda r: _seconds(r["total_seconds"] or None)
@@ -210,8 +213,10 @@ def _comparison_columns(
 def _differences(run: Mapping[str, Any]) -> list[str]:
     """``lr=0.01``, ``fine-tuned from conv5``: a run's differences that its label does
     not say, each cut to :data:`SHOWN_VALUE` characters."""
-    texts = run["differences"]
-    return [_elided(t, SHOWN_VALUE) for t in texts if f" {t} " not in f" {run['label']} "]
+    texts = [t for t in run["differences"] if f" {t} " not in f" {run['label']} "]
+    hidden = len(texts) - SHOWN_DIFFERENCES
+    shown = [_elided(t, SHOWN_VALUE) for t in texts[: SHOWN_DIFFERENCES - (hidden > 0)]]
+    return shown + ([f"{hidden + 1} more (--json)"] if hidden > 0 else [])
 
 
 def _elided(text: str, limit: int) -> str:
