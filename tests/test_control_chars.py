@@ -153,7 +153,7 @@ def test_zoo_compare_shows_a_hostile_run_directory_safely(plain_run: Path, isola
     copy = shutil.copytree(plain_run, isolated / f"{TITLE}{MARKUP}{C1}")
 
     shown = run_zoo("compare", str(plain_run), str(copy), "--figure", "c.png")
-    data = run_zoo("compare", str(plain_run), str(copy), "--figure", "c.png", "--json")
+    data = run_zoo("compare", str(plain_run), str(copy), "--figure", "d.png", "--json")
 
     assert shown.exit_code == 0, shown.stderr
     assert_shown_safely(shown)

@@ -8,7 +8,7 @@ import shlex
 from pathlib import Path
 
 import pytest
-from helpers import TINY_RUN, colour_folder, hide_openvino, run_zoo, write
+from helpers import TINY_RUN, colour_folder, hide_openvino, offline_env, run_zoo, write
 
 
 @pytest.fixture(scope="module")
@@ -155,3 +155,29 @@ def test_short_values_stay_on_one_line_while_long_ones_fold(width: int):
     text = console.export_text()
     assert "entry point" in text
     assert max(map(len, text.splitlines())) <= width
+
+
+def test_a_dry_run_shows_the_data_summary_when_the_data_is_here(isolated: Path):
+    """It checks the data as a run would (per-class counts, warnings), and trains nothing."""
+    result = run_zoo("run", "shapes", "small_cnn", "gap_sigmoid", *TINY_RUN, "--dry-run")
+
+    said = result.stdout + result.stderr
+    assert result.exit_code == 0, result.stderr
+    assert "data: shapes, 2 classes" in said
+    assert "one example is" in said and "validation" in said
+    assert not (isolated / "runs").exists()
+
+
+def test_a_dry_run_downloads_no_data_and_says_so(isolated: Path):
+    """The tutorial's data is an 800 MB archive: a dry run names it and goes on."""
+    result = run_zoo(
+        "run", "--recipe", "tutorial_transfer", "--dry-run", "--set", "backbone.weights=none",
+        env=offline_env(),
+    )  # fmt: skip
+
+    said = " ".join(result.stderr.split())
+    assert result.exit_code == 0, result.stderr
+    assert "Total params: 23,589,761" in " ".join(result.stdout.split())
+    assert "dry run: the data summary is left out: cats_vs_dogs's files may not be here" in said
+    assert "zoo fetch cats_vs_dogs" in said
+    assert "Connection refused" not in said  # nothing was even tried

@@ -12,25 +12,27 @@ directory checked) before TensorFlow loads. Then:
 2. :func:`load_data`, here only when the dataset cannot tell its classes without its
    data (the head needs their number). ``on_data_loaded``.
 3. :func:`build_model`: the backbone and head assembled; ``--fine-tune-layers`` checked
-   against the backbone. ``on_model_built``. A dry run ends here.
-4. :func:`load_data`, unless step 2 did.
-5. :func:`open_run`: a new run directory, locked, with its config.json (the chief's), or
+   against the backbone. ``on_model_built``.
+4. :func:`dry_run_data`: a dry run reads the data when it is here (never downloading
+   it; it says so otherwise) for its summary, and ends.
+5. :func:`load_data`, unless step 2 did.
+6. :func:`open_run`: a new run directory, locked, with its config.json (the chief's), or
    the one reopened.
-6. :func:`attach`: the callbacks that keep the run directory join the reporter
+7. :func:`attach`: the callbacks that keep the run directory join the reporter
    (stopping rules, the best epoch, checkpoints, TensorBoard, metrics.json, then the
    caller's, then the reporter), and the trainer that tells them.
-7. :func:`begin`: ``on_run_begin``, then ``on_warning`` for what a resume found damaged
+8. :func:`begin`: ``on_run_begin``, then ``on_warning`` for what a resume found damaged
    and for setups that cannot learn (:mod:`zoo.train.checks`).
-8. :func:`train` the head, then fine-tune: :mod:`zoo.train.stages` plans each (a resumed
+9. :func:`train` the head, then fine-tune: :mod:`zoo.train.stages` plans each (a resumed
    checkpoint restored into the first that runs), the :class:`~zoo.train.trainer.Trainer`
    runs its epochs, and after each epoch the callbacks save it before the reporter
    shows it.
-9. :func:`final_weights`: what the test and the saved model are: a resumed checkpoint no
+10. :func:`final_weights`: what the test and the saved model are: a resumed checkpoint no
    stage took (a run resumed after its last epoch), then, with ``--keep best``, the best
    epoch's weights.
-10. :func:`test`: the test split evaluated and its predictions scored. ``on_evaluation``.
-11. :func:`save`: model.keras and the manifest that reloads it (the chief's).
-12. :func:`ending`: ``on_run_end`` however the run ends: completed; failed (a full disk
+11. :func:`test`: the test split evaluated and its predictions scored. ``on_evaluation``.
+12. :func:`save`: model.keras and the manifest that reloads it (the chief's).
+13. :func:`ending`: ``on_run_end`` however the run ends: completed; failed (a full disk
     anywhere is :class:`~zoo.storage.disk_full.DiskFull`, naming the run to resume); or
     interrupted by Ctrl-C (what is saved is said, and the run resumes).
 
@@ -76,6 +78,8 @@ def run_protocol(run: Run) -> RunResult:
             load_data(run)  # only the data can tell the head how many classes
         build_model(run)
         if run.dry_run:
+            if not run.has_data:
+                dry_run_data(run)
             return RunResult(None, run.counts)
         if not run.has_data:
             load_data(run)
@@ -113,6 +117,29 @@ def load_data(run: Run) -> None:
         run.splits = assemble.build_splits(run.resolved)
     check_classes(run.resolved, run.splits.num_classes)
     run.events.on_data_loaded(run.resolved.dataset.name, run.splits)
+
+
+def dry_run_data(run: Run) -> None:
+    """``--dry-run``: the data summary when the data is here; never a download.
+
+    A dataset whose declared files are missing (cats_vs_dogs before its archive is
+    fetched) is left unread, and the run says so.
+    """
+    from zoo.downloads.readiness import Target, needs
+
+    dataset = run.resolved.dataset
+    found = needs(Target(dataset, dict(run.config.dataset.params)))
+    if found.readiness == "ready":
+        load_data(run)
+        return
+    summary = found.summary()
+    why = ", ".join(summary["missing"]) or summary["reason"]
+    message = (
+        f"dry run: the data summary is left out: {dataset.name}'s files may not be "
+        f"here ({why}), and a dry run downloads nothing"
+    )
+    fix = f"zoo fetch {dataset.name} downloads them; a run without --dry-run does too"
+    run.events.on_warning(RunWarning("data_not_here", message, fix))
 
 
 def build_model(run: Run) -> None:
