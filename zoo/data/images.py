@@ -8,16 +8,25 @@ exactly as it was for training.
 Which files are images is decided by their names (:mod:`zoo.data.files`, which lists
 them without TensorFlow); this module imports TensorFlow.
 
-How each format is decoded, by the file's first bytes:
+How each format is decoded, by the file's first bytes and its header's mode:
 
 - JPEG: ``decode_jpeg(dct_method="INTEGER_ACCURATE")``, which matches Pillow pixel for
-  pixel (``decode_image``'s fast integer DCT does not).
-- PNG and GIF (the first frame): TensorFlow's decoder, three channels, alpha dropped as
-  Pillow's ``convert("RGB")`` drops it, 16-bit PNGs scaled to 8 bits.
-- Every other format (BMP, whose palettes TensorFlow misreads; WebP, TIFF and the rest,
-  which it does not read): Pillow, inside the same function (``tf.numpy_function``,
-  first frame, ``convert("RGB")``), so tf.data decodes them in parallel like the rest.
+  pixel (``decode_image``'s fast integer DCT does not); CMYK JPEGs by Pillow.
+- PNG: TensorFlow's decoder, three channels, alpha dropped as Pillow's
+  ``convert("RGB")`` drops it, 16-bit colour PNGs scaled to 8 bits (as Pillow reads
+  them); 16-bit greyscale by Pillow.
+- Every other format (GIF, whose transparent pixels TensorFlow makes black; BMP, whose
+  palettes it misreads; WebP, TIFF and the rest, which it does not read): Pillow,
+  inside the same function (``tf.numpy_function``, first frame, :func:`as_rgb`), so
+  tf.data decodes them in parallel like the rest.
 - Truncated files, empty files and other formats are errors.
+
+Whatever decodes it, the result is Pillow's ``np.asarray(image.convert("RGB"))``,
+except 16-bit greyscale, scaled to 8 bits (the high byte) where ``convert`` clips it.
+And it is upright, as ``PIL.ImageOps.exif_transpose`` turns it by its EXIF orientation
+(Keras' ``image_dataset_from_directory`` does not): after TensorFlow's decoders, by
+TensorFlow ops with the orientation read from the header (:mod:`zoo.data.exif`); after
+Pillow's, by ``exif_transpose`` itself.
 
 Image files are untrusted (:mod:`zoo.data.limits`): only regular files are read, at
 most ``ZOO_MAX_IMAGE_BYTES`` of them, and :func:`decode` refuses an image whose header
@@ -25,79 +34,130 @@ says it has more than ``ZOO_MAX_IMAGE_PIXELS`` before any decoder runs, in tf.da
 eagerly.
 
 The file's own bytes decide how it is decoded, not its name: a PNG named ``.jpg`` is
-read. EXIF orientation is ignored, as Keras' ``image_dataset_from_directory`` ignores
-it.
+read.
 """
 
 from __future__ import annotations
 
-import functools
 import io
 import os
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from zoo.data.exif import upright
 from zoo.data.limits import (
     MAX_PIXELS,
+    Header,
     Limits,
     UnreadableImage,
-    check_pixels,
-    checked,
     limits,
     read_checked,
     read_file,
+    read_header,
 )
 from zoo.runtime.loader import tf, without_autotuning
 
-#: Changes whenever ``decode`` changes what it returns, so cached verdicts expire.
-DECODER_VERSION = "2"
+if TYPE_CHECKING:
+    import PIL.Image
+
+#: Changes whenever ``decode`` changes what it returns, so cached verdicts expire and
+#: cached features are computed again (3: EXIF orientation, CMYK JPEGs and 16-bit
+#: greyscale by Pillow as the README's snippet reads them).
+DECODER_VERSION = "3"
+#: Pillow's modes of 16-bit greyscale, scaled to 8 bits as TensorFlow scales a 16-bit
+#: PNG (Pillow's ``convert("RGB")`` would clip every value over 255 to white).
+SIXTEEN_BIT_GREY = ("I;16", "I;16L", "I;16B", "I;16N")
+#: What the header tells the graph: the file's bytes, its orientation, whether Pillow
+#: decodes it.
+_HEADER_TYPES = (tf.string, tf.int32, tf.bool)
 
 
 def decode_file(path: tf.Tensor, within: Limits) -> tf.Tensor:
     """The image in the file named by the string tensor ``path``, in a graph.
 
-    Read by :func:`zoo.data.limits.read_file` within ``within``, its pixels checked,
-    then decoded as :func:`decode` decodes.
+    Read by :func:`zoo.data.limits.read_file` within ``within``, its header checked,
+    then decoded and turned upright as :func:`decode` does.
     """
-    read = tf.autograph.experimental.do_not_convert(functools.partial(read_checked, within=within))
-    contents = tf.numpy_function(read, [path], tf.string, stateful=True)
-    return _decode_checked(tf.reshape(contents, ()))
+
+    def read(name: bytes) -> tuple[np.ndarray, np.int32, np.bool_]:
+        return _for_graph(*read_checked(name, within))
+
+    return _decode_checked(*_header_op(read, path))
 
 
 def decode(contents: tf.Tensor, max_pixels: int = MAX_PIXELS) -> tf.Tensor:
-    """An image file's bytes as a uint8 ``[height, width, 3]`` tensor.
+    """An image file's bytes as an upright uint8 ``[height, width, 3]`` tensor.
 
     Works eagerly and inside ``tf.data`` maps. Greyscale, palette and CMYK images
-    become RGB, alpha is dropped, 16-bit PNGs are scaled to 8 bits, and an animation
-    gives its first frame. Raises ``tf.errors.InvalidArgumentError`` (in a graph) when
-    the bytes are not an image TensorFlow or Pillow can read, or the header says it
-    has more than ``max_pixels`` (:func:`check_pixels`, before any decoder runs).
+    become RGB, alpha is dropped, 16-bit images are scaled to 8 bits, an animation
+    gives its first frame, and the EXIF orientation is applied as Pillow's
+    ``ImageOps.exif_transpose`` applies it. Raises ``tf.errors.InvalidArgumentError``
+    (in a graph) when the bytes are not an image TensorFlow or Pillow can read, or the
+    header says it has more than ``max_pixels`` (:func:`read_header`, before any
+    decoder runs).
     """
-    check = tf.autograph.experimental.do_not_convert(
-        functools.partial(checked, max_pixels=max_pixels)
-    )
-    return _decode_checked(tf.reshape(tf.numpy_function(check, [contents], tf.string), ()))
+
+    def check(data: bytes | np.ndarray) -> tuple[np.ndarray, np.int32, np.bool_]:
+        data = _as_bytes(data)
+        return _for_graph(data, read_header(data, max_pixels))
+
+    return _decode_checked(*_header_op(check, contents))
 
 
-def _decode_checked(contents: tf.Tensor) -> tf.Tensor:
+# Python functions called by tf.numpy_function: a ValueError becomes TensorFlow's
+# InvalidArgumentError, as its own decoders raise; bytes travel as 0-d object arrays
+# (as bytes, numpy would drop trailing zero bytes, and BMP pixel rows often end so).
+
+
+def _header_op(
+    function: Callable[[Any], tuple[np.ndarray, np.int32, np.bool_]], given: tf.Tensor
+) -> tuple[tf.Tensor, tf.Tensor, tf.Tensor]:
+    unconverted = tf.autograph.experimental.do_not_convert(function)
+    contents, orientation, pillow = tf.numpy_function(unconverted, [given], _HEADER_TYPES)
+    return tf.reshape(contents, ()), tf.reshape(orientation, ()), tf.reshape(pillow, ())
+
+
+def _for_graph(data: bytes, header: Header) -> tuple[np.ndarray, np.int32, np.bool_]:
+    return np.array(data, dtype=object), np.int32(header.orientation), np.bool_(_by_pillow(header))
+
+
+def _by_pillow(header: Header) -> bool:
+    """Whether Pillow decodes it although TensorFlow reads the format.
+
+    TensorFlow turns CMYK JPEGs into RGB with other rounding than Pillow's, and reads
+    16-bit greyscale only in PNGs; Pillow reads every 16-bit greyscale the same way.
+    """
+    return (header.format == "JPEG" and header.mode == "CMYK") or header.mode in SIXTEEN_BIT_GREY
+
+
+def _as_bytes(contents: bytes | np.ndarray) -> bytes:
+    # bytes in a graph, a 0-d object array eagerly. (np.asarray(bytes) would drop
+    # trailing zero bytes, and BMP pixel rows often end with them.)
+    return contents.item() if isinstance(contents, np.ndarray) else contents
+
+
+def _decode_checked(contents: tf.Tensor, orientation: tf.Tensor, pillow: tf.Tensor) -> tf.Tensor:
     def jpeg() -> tf.Tensor:
         # decode_image would use libjpeg's fast integer DCT, off from Pillow at block
         # edges; the accurate one matches Pillow exactly.
-        return tf.io.decode_jpeg(contents, channels=3, dct_method="INTEGER_ACCURATE")
+        pixels = tf.io.decode_jpeg(contents, channels=3, dct_method="INTEGER_ACCURATE")
+        return upright(pixels, orientation)
 
-    def png_or_gif() -> tf.Tensor:
-        return tf.io.decode_image(contents, channels=3, expand_animations=False)
+    def png() -> tf.Tensor:
+        return upright(tf.io.decode_png(contents, channels=3), orientation)
 
-    def pillow() -> tf.Tensor:  # BMP, WebP, TIFF and every other format
+    def by_pillow() -> tf.Tensor:  # BMP, WebP, TIFF, every other format, and the above
+        # Turned upright by Pillow itself: its TIFF decoder turns them as it loads.
         return tf.numpy_function(_decode_with_pillow, [contents], tf.uint8, stateful=False)
 
-    start = tf.strings.substr(contents, 0, 4)
-    png_or_gif_bytes = tf.logical_or(start == b"\x89PNG", start == b"GIF8")
+    png_bytes = tf.strings.substr(contents, 0, 4) == b"\x89PNG"
     image = tf.case(
-        [(tf.io.is_jpeg(contents), jpeg), (png_or_gif_bytes, png_or_gif)], default=pillow
+        [(pillow, by_pillow), (tf.io.is_jpeg(contents), jpeg), (png_bytes, png)],
+        default=by_pillow,
     )
     image.set_shape((None, None, 3))
     return image
@@ -106,19 +166,31 @@ def _decode_checked(contents: tf.Tensor) -> tf.Tensor:
 def _decode_with_pillow(contents: bytes | np.ndarray) -> np.ndarray:
     from PIL import Image, UnidentifiedImageError
 
-    # bytes in a graph, a 0-d object array eagerly. (np.asarray(bytes) would drop
-    # trailing zero bytes, and BMP pixel rows often end with them.) An animation
-    # (GIF, WebP, TIFF pages) opens on its first frame.
-    data = contents.item() if isinstance(contents, np.ndarray) else contents
+    # An animation (GIF, WebP, TIFF pages) opens on its first frame.
     try:
-        with Image.open(io.BytesIO(data)) as image:
-            return np.asarray(image.convert("RGB"))
+        with Image.open(io.BytesIO(_as_bytes(contents))) as image:
+            return as_rgb(image)
     # ValueError becomes InvalidArgumentError in a graph, like TensorFlow's decoders.
     except UnidentifiedImageError as exc:
         unknown = "Unknown image file format: neither TensorFlow nor Pillow reads it"
         raise ValueError(unknown) from exc
     except Exception as exc:  # Pillow raises OSError, SyntaxError, ValueError...
         raise ValueError(f"Pillow cannot decode it: {exc}") from exc
+
+
+def as_rgb(image: PIL.Image.Image) -> np.ndarray:
+    """A Pillow image's pixels as zoo decodes them: upright, uint8 ``[height, width, 3]``.
+
+    ``ImageOps.exif_transpose`` then ``convert("RGB")``, except for 16-bit greyscale,
+    whose values are scaled to 8 bits (the high byte) as TensorFlow scales a 16-bit PNG.
+    """
+    from PIL import ImageOps
+
+    turned = ImageOps.exif_transpose(image)
+    if turned.mode in SIXTEEN_BIT_GREY:
+        grey = (np.asarray(turned) >> 8).astype(np.uint8)
+        return np.repeat(grey[..., None], 3, axis=2)
+    return np.asarray(turned.convert("RGB"))
 
 
 def read_image(path: str | os.PathLike[str], within: Limits | None = None) -> np.ndarray:
@@ -141,7 +213,7 @@ def read_image(path: str | os.PathLike[str], within: Limits | None = None) -> np
     if not data:
         raise UnreadableImage(path, "the file is empty (0 bytes)")
     try:
-        check_pixels(data, within.pixels)  # decode checks too; this says why plainly
+        read_header(data, within.pixels)  # decode checks too; this says why plainly
         return decode(tf.constant(data), within.pixels).numpy()
     except (tf.errors.OpError, ValueError) as exc:
         raise UnreadableImage(path, _reason(exc)) from exc

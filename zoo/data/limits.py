@@ -8,9 +8,10 @@ Pillow's decompression-bomb check covers only what Pillow decodes). So:
 - :func:`read_file` opens regular files only (``os.stat`` after resolving links, then
   ``fstat`` on the descriptor, opened without blocking) and reads at most
   ``ZOO_MAX_IMAGE_BYTES``;
-- :func:`check_pixels` reads an image's size from its header (Pillow parses the header
+- :func:`read_header` reads an image's size from its header (Pillow parses the header
   of every format zoo reads without decoding it) and refuses one over
-  ``ZOO_MAX_IMAGE_PIXELS``, before any decoder allocates its pixels.
+  ``ZOO_MAX_IMAGE_PIXELS``, before any decoder allocates its pixels; it reads the
+  format, mode and EXIF orientation the decoder needs from the same header.
 
 :mod:`zoo.data.images` reads and decodes through these, in tf.data as eagerly, so training,
 ``zoo predict`` and ``zoo evaluate`` refuse the same files for the same reasons.
@@ -23,12 +24,9 @@ import os
 import re
 import stat
 from pathlib import Path
-from typing import TYPE_CHECKING, NamedTuple
+from typing import NamedTuple
 
 from zoo.errors import ZooError
-
-if TYPE_CHECKING:
-    import numpy as np
 
 #: The most pixels an image may have, unless ``ZOO_MAX_IMAGE_PIXELS`` says otherwise:
 #: Pillow's own decompression-bomb limit (twice ``PIL.Image.MAX_IMAGE_PIXELS``), an
@@ -154,7 +152,18 @@ def _too_large(size: str, limit: int) -> str:
     return f"the file is {size} bytes, over the limit of {limit:,} ({BYTES_VARIABLE} raises it)"
 
 
-def check_pixels(data: bytes, limit: int = MAX_PIXELS) -> None:
+class Header(NamedTuple):
+    """What an image's header says, besides its size: how zoo decodes and turns it."""
+
+    #: Pillow's name for the format, for example ``"JPEG"``.
+    format: str
+    #: Pillow's mode, for example ``"RGB"``, ``"CMYK"`` or ``"I;16"``.
+    mode: str
+    #: The EXIF orientation, 1 to 8 (:func:`zoo.data.exif.orientation`).
+    orientation: int
+
+
+def read_header(data: bytes, limit: int = MAX_PIXELS) -> Header:
     """Refuse an image of more than ``limit`` pixels, read from its header alone.
 
     Pillow reads the header of every format zoo reads without decoding the pixels. A
@@ -165,11 +174,14 @@ def check_pixels(data: bytes, limit: int = MAX_PIXELS) -> None:
     """
     from PIL import Image, UnidentifiedImageError
 
+    from zoo.data.exif import orientation
+
     _pillow_allows(limit)
     try:
         with Image.open(io.BytesIO(data)) as image:
             width, height = image.size
             frames = getattr(image, "n_frames", 1) if image.format == "GIF" else 1
+            header = Header(image.format or "", image.mode, orientation(image, data))
     except UnidentifiedImageError as exc:
         raise ValueError(
             "Unknown image file format: Pillow does not read its header, so its size "
@@ -184,6 +196,7 @@ def check_pixels(data: bytes, limit: int = MAX_PIXELS) -> None:
     if width * height * frames > limit:
         shape = f"{width}x{height}" if frames == 1 else f"{frames} frames of {width}x{height}"
         raise ValueError(_over(f"{shape} ({width * height * frames:,} pixels)", limit))
+    return header
 
 
 def _over(what: str, limit: int) -> str:
@@ -205,27 +218,14 @@ def _pillow_allows(limit: int) -> None:
         Image.MAX_IMAGE_PIXELS = -(-limit // 2)
 
 
-# Called by tf.numpy_function in zoo.data.images: a ValueError becomes TensorFlow's
-# InvalidArgumentError, as its own decoders raise; bytes travel as 0-d object arrays
-# (as bytes, numpy would drop trailing zero bytes, and BMP pixel rows often end so).
+def read_checked(name: str | bytes, within: Limits) -> tuple[bytes, Header]:
+    """The file ``name``'s bytes, read within ``within``, and its header, checked.
 
-
-def read_checked(name: bytes, within: Limits) -> np.ndarray:
-    """The file ``name``'s bytes, read within ``within`` and its pixels checked."""
-    import numpy as np
-
+    Raises:
+        ValueError: as :func:`read_header`, or the file cannot be read (the reason).
+    """
     try:
         data = read_file(os.fsdecode(name), within.bytes)
     except UnreadableImage as exc:
         raise ValueError(exc.reason) from exc
-    check_pixels(data, within.pixels)
-    return np.array(data, dtype=object)
-
-
-def checked(contents: bytes | np.ndarray, max_pixels: int) -> np.ndarray:
-    """``contents``, once its header shows at most ``max_pixels`` pixels."""
-    import numpy as np
-
-    data = contents.item() if isinstance(contents, np.ndarray) else contents
-    check_pixels(data, max_pixels)
-    return np.array(data, dtype=object)
+    return data, read_header(data, within.pixels)
