@@ -24,9 +24,10 @@ def add(sub: Any, common: argparse.ArgumentParser) -> None:
         parents=[common],
         help="export a run's model: .keras, SavedModel, LiteRT, ONNX or OpenVINO",
         description="Export a run's trained model, preprocessing and class names included. "
-        "The .keras file takes raw pixels (0..255) of the training size; the SavedModel's "
-        "'serve' function takes uint8 images of any size and resizes them as zoo predict "
-        "does. litert, onnx and openvino write a folder: the model file, labels.txt, "
+        "The .keras file takes raw pixels (0..255) of any size and resizes them as zoo "
+        "predict does; so does the SavedModel's 'serve' function, which takes uint8 "
+        "images; zoo export says which packages load the file. litert, onnx and "
+        "openvino write a folder: the model file, labels.txt, "
         "signature.json (input spec, classes) and export.json, the check of the written "
         "file by its own runtime against Keras on the run's test images (agreement, "
         "largest probability difference, accuracy, size, latency). A float export must "
