@@ -110,3 +110,12 @@ def test_files_and_counts_that_disagree_with_the_sizes_are_the_plugins_fault(
     message = " ".join(result.stderr.split())
     assert "files['test'] names 1 examples, sizes['test'] is 4" in message
     assert "class_counts['train'] is [3, 3], for 2 classes and 4 examples" in message
+
+
+def test_a_small_evaluation_split_is_named_with_how_to_hold_out_more():
+    from zoo.data.summary import small_splits
+
+    [warning] = small_splits({"train": 320, "validation": 40, "test": 400})
+
+    assert warning.startswith("the validation split has only 40 examples: each is 2.5 points")
+    assert "--set dataset.validation_fraction=0.2" in warning

@@ -124,7 +124,8 @@ def small_splits(sizes: Mapping[str, int]) -> list[str]:
     return [
         f"the {split} split has only {size} examples: each is {100 / size:.1f} points of "
         f"accuracy, too coarse to tell close results apart ({SMALL_SPLIT} or more make "
-        "one example worth a point or less)"
+        "one example worth a point or less; a dataset that splits one pool of images "
+        f"holds out more with --set dataset.{split}_fraction=0.2)"
         for split in ("validation", "test")
         if 0 < (size := sizes.get(split, 0)) < SMALL_SPLIT
     ]
