@@ -69,22 +69,28 @@ def _after_pixels(data: bytes) -> bool:
 def upright(image: tf.Tensor, tag: tf.Tensor) -> tf.Tensor:
     """``image`` ``[height, width, channels]`` turned as EXIF orientation ``tag`` says.
 
-    Works in a graph and eagerly; a ``tag`` outside 1..8 leaves the image as it is.
+    Works in a graph and eagerly; a ``tag`` outside 1..8 leaves the image as it is. No
+    branches: tags 5 to 8 swap rows and columns, then each tag flips rows, columns or
+    both (Pillow's seven transposes are these two steps).
     """
     import tensorflow as tf
 
-    def transposed(pixels: tf.Tensor) -> tf.Tensor:
-        return tf.transpose(pixels, [1, 0, 2])
-
-    turns = [
-        lambda: image,
-        lambda: tf.image.flip_left_right(image),
-        lambda: tf.image.rot90(image, 2),
-        lambda: tf.image.flip_up_down(image),
-        lambda: transposed(image),
-        lambda: tf.image.rot90(image, 3),  # rot90 turns anticlockwise
-        lambda: tf.image.rot90(transposed(image), 2),
-        lambda: tf.image.rot90(image, 1),
-    ]
     index = tf.where((tag >= 1) & (tag <= 8), tag - 1, 0)
-    return tf.switch_case(tf.cast(index, tf.int32), turns)
+    perm = tf.where(index >= 4, [1, 0, 2], [0, 1, 2])
+    flips = tf.gather(_FLIPS, index)  # [flip rows, flip columns]
+    return tf.reverse(tf.transpose(image, perm), tf.boolean_mask([0, 1], flips))
+
+
+#: Per tag 1 to 8, after any swap: whether rows are flipped (upside down) and columns
+#: (mirrored). 6 is ROTATE_270: swapped then mirrored; 8 is ROTATE_90: swapped then
+#: upside down.
+_FLIPS = (
+    (False, False),
+    (False, True),
+    (True, True),
+    (True, False),
+    (False, False),
+    (False, True),
+    (True, True),
+    (True, False),
+)
