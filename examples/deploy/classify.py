@@ -16,7 +16,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
-from PIL import Image
+from PIL import Image, ImageOps
 
 Model = Callable[[np.ndarray], np.ndarray]  # pixels [1, height, width, 3] -> probabilities
 
@@ -68,14 +68,23 @@ def open_litert(folder: Path) -> Model:
     return run
 
 
+def read_rgb(path):
+    """An image file's pixels as zoo decodes them: uint8 [height, width, 3]."""
+    with Image.open(path) as image:  # an animation opens on its first frame
+        image = ImageOps.exif_transpose(image)  # upright, as its EXIF orientation says
+    if image.mode in ("I;16", "I;16L", "I;16B", "I;16N"):  # 16-bit grey: the high byte
+        grey = (np.asarray(image) >> 8).astype(np.uint8)
+        return np.repeat(grey[..., None], 3, axis=2)
+    return np.asarray(image.convert("RGB"))  # alpha dropped; palette, CMYK, grey to RGB
+
+
 def classify(folder: Path, images: list[str]) -> None:
     signature = json.loads((folder / "signature.json").read_text(encoding="utf-8"))
     labels = (folder / "labels.txt").read_text(encoding="utf-8").splitlines()
     model = {"onnx": open_onnx, "litert": open_litert}[signature["format"]](folder)
     size = signature["input"]["shape"][1]  # None: any size, the model resizes inside
     for path in images:
-        with Image.open(path) as image:  # RGB as zoo reads it: first frame, no alpha
-            pixels = np.asarray(image.convert("RGB"))  # uint8 [height, width, 3]
+        pixels = read_rgb(path)
         if size is not None:
             pixels = resize(pixels, size)
         [output] = model(pixels[None].astype(np.float32))
