@@ -1,11 +1,12 @@
-"""Every example in README.md and docs/*.md runs as written, and so does every ``--help`` one.
+"""Every example in README.md and docs/*.md runs as written; every ``--help`` example parses.
 
 Each fenced ``bash``, ``sh``, ``shell``, ``console`` or ``python`` block is one test,
 named by its file, line and first words. The blocks of one file run in their order in
 one workspace, as a reader runs them in one folder: shell blocks with ``bash -e`` (of a
 ``console`` block, the ``$`` lines), Python blocks with this Python in a new process.
-A block whose first line names a file (``# my_heads.py``, ``# registry.toml``) is also
-written there, as the reader saves it. A block that fails fails its test.
+A block whose first line names a file (``# my_heads.py``, ``# registry.toml``), in any
+language, is saved there before the examples after it run, as the reader saves it. A
+block that fails fails its test.
 
 A block that cannot run here carries a tag readers see, a line in italics right above
 it, whose text after the colon is the test's skip reason::
@@ -25,6 +26,9 @@ that refuse every download, and a ``registry.toml`` whose ``[run]`` and shapes d
 are small (one epoch of 40 images at 32x32), as a user's may be. So a command trains in
 seconds as written; sizes an example gives itself win, and a block that writes its own
 registry.toml replaces it.
+
+The ``zoo ...`` examples of each command's ``--help`` (its epilog) are parsed by zoo's
+own parser, so an unknown flag or a missing value there fails.
 """
 
 from __future__ import annotations
