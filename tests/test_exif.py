@@ -272,7 +272,7 @@ def test_a_run_rechecks_images_an_earlier_zoo_judged(isolated: Path):
 def readme_snippet() -> Callable[[str | Path], np.ndarray]:
     """The README's Python block that reads an image with Pillow as zoo does."""
     blocks = re.findall(r"```python\n(.*?)```", README.read_text(encoding="utf-8"), re.DOTALL)
-    [source] = [block for block in blocks if "exif_transpose" in block]
+    [source] = [block for block in blocks if "def read_rgb(" in block]
     namespace: dict[str, object] = {}
     exec(compile(source, "README.md", "exec"), namespace)  # our own README's code
     return namespace["read_rgb"]  # type: ignore[return-value]  # defined by the block
