@@ -325,6 +325,9 @@ TAMPERED = {
     "keras_objects element": ("keras_objects[0]", setting("keras_objects", ["this"])),
     "keras_objects component": ("keras_objects[0].component", object_component),
     "keras_objects module": ("keras_objects[0].module", object_module),
+    "requires text": ("requires", setting("requires", "keras-hub")),
+    "requires number": ("requires[0]", setting("requires", [3])),
+    "requires control": ("requires[0]", setting("requires", ["keras-hub\x1b[2J"])),
 }
 
 
