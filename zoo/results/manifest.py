@@ -325,43 +325,42 @@ def required_packages(serialized: Any) -> list[str]:
     import importlib.metadata
 
     installed = importlib.metadata.packages_distributions()
-    tops = {module.split(".")[0] for module in _modules(serialized)}
+    modules = {obj["module"] for obj, _ in _serialized(serialized, HEAD_LAYER, "backbone")}
+    tops = {module.split(".")[0] for module in modules if isinstance(module, str)}
     return sorted(
         {installed.get(top, [top])[0] for top in tops - {"keras", "builtins", "__main__"}}
     )
-
-
-def _modules(config: Any) -> Iterator[str]:
-    """Every ``module`` a serialized Keras object names, at any depth."""
-    if isinstance(config, list):
-        for item in config:
-            yield from _modules(item)
-    elif isinstance(config, dict):
-        if "class_name" in config and isinstance(config.get("module"), str):
-            yield config["module"]
-        for value in config.values():
-            yield from _modules(value)
 
 
 def _custom_objects(
     config: Any, head_layer: str, component: str
 ) -> Iterator[tuple[str, str | None, str]]:
     """``(name Keras looks up, module, component)`` of each object Keras cannot import."""
+    for obj, owner in _serialized(config, head_layer, component):
+        module = obj["module"]
+        if module == "builtins" and obj["class_name"] == "function":
+            # A registered function: its registered name is the config itself.
+            if isinstance(obj.get("config"), str) and ">" in obj["config"]:
+                yield obj["config"], None, owner
+        elif module is None or str(module).split(".")[0] not in _KERAS_PACKAGES | {"builtins"}:
+            yield obj.get("registered_name") or obj["class_name"], module, owner
+
+
+def _serialized(
+    config: Any, head_layer: str, component: str
+) -> Iterator[tuple[dict[str, Any], str]]:
+    """Each serialized Keras object in ``config`` (a dict with ``class_name`` and
+    ``module``), at any depth, with its component: inside the layer named ``head_layer``,
+    ``"head"``; elsewhere ``component``."""
     if isinstance(config, list):
         for item in config:
-            yield from _custom_objects(item, head_layer, component)
+            yield from _serialized(item, head_layer, component)
         return
     if not isinstance(config, dict):
         return
     if "class_name" in config and "module" in config:
         if config.get("name") == head_layer:
             component = "head"
-        module = config["module"]
-        if module == "builtins" and config["class_name"] == "function":
-            # A registered function: its registered name is the config itself.
-            if isinstance(config.get("config"), str) and ">" in config["config"]:
-                yield config["config"], None, component
-        elif module is None or str(module).split(".")[0] not in _KERAS_PACKAGES | {"builtins"}:
-            yield config.get("registered_name") or config["class_name"], module, component
+        yield config, component
     for value in config.values():
-        yield from _custom_objects(value, head_layer, component)
+        yield from _serialized(value, head_layer, component)
