@@ -184,6 +184,19 @@ def environment(folder: Path) -> dict[str, str]:
     }
 
 
+def run_in(folder: Path, source: str, python: bool = False) -> subprocess.CompletedProcess[str]:
+    """``source`` run in ``folder`` as the reader runs it: with ``bash -e``, or Python."""
+    return subprocess.run(
+        [sys.executable, "-"] if python else ["bash", "-e", "-o", "pipefail"],
+        input=source,
+        capture_output=True,
+        text=True,
+        cwd=folder,
+        env=environment(folder),
+        timeout=600,
+    )
+
+
 def script(block: Block) -> str:
     """What runs: a shell block's commands, a Python block's source."""
     if block.language != "console":
@@ -216,16 +229,7 @@ def test_every_example_runs_as_written(block: Block, workspaces: Callable[[Path]
     source = script(block)
     if block.language == "python" and is_signature(source):
         return
-    shell = ["bash", "-e", "-o", "pipefail"]
-    proc = subprocess.run(
-        [sys.executable, "-"] if block.language == "python" else shell,
-        input=source,
-        capture_output=True,
-        text=True,
-        cwd=folder,
-        env=environment(folder),
-        timeout=600,
-    )
+    proc = run_in(folder, source, python=block.language == "python")
 
     assert proc.returncode == 0, f"{block.name}: exit {proc.returncode}\n{proc.stdout}{proc.stderr}"
 
@@ -314,14 +318,6 @@ def test_every_help_example_runs_as_written(example: str, tmp_path: Path, traine
     """In a workspace of its own, as the README's examples run (see the module docstring)."""
     folder = workspace(tmp_path, trained_run)
     commands = [HELP_BEFORE[example]] if example in HELP_BEFORE else []
-    proc = subprocess.run(
-        ["bash", "-e", "-o", "pipefail"],
-        input="\n".join([*commands, example]) + "\n",
-        capture_output=True,
-        text=True,
-        cwd=folder,
-        env=environment(folder),
-        timeout=600,
-    )
+    proc = run_in(folder, "\n".join([*commands, example]) + "\n")
 
     assert proc.returncode == 0, f"{example}: exit {proc.returncode}\n{proc.stdout}{proc.stderr}"
