@@ -142,7 +142,7 @@ def summarize(
             setting_text(k, v) for k, v in differs.items() if not _unset(v) and k not in _COUNTED
         ],
         "parameters": dict(record.metrics.get("parameters") or {}),
-        "fine_tuned": fine_tuned_from(record) if record.config.get("fine_tune_epochs") else None,
+        "fine_tuned": fine_tuned_from(record),
         "fine_tune_parameters": dict(record.metrics.get("fine_tune_parameters") or {}),
         "epochs": len(record.history),
         "planned_epochs": sum(s["planned"] or 0 for s in stages.values()) or None,
@@ -206,7 +206,7 @@ def applied_settings(record: RunRecord) -> dict[str, Any]:
     applied = {
         k: v if k not in _APPLIES or _APPLIES[k](flat) else NOT_APPLIED for k, v in flat.items()
     }
-    applied[FINE_TUNED] = fine_tuned_from(record) if flat.get("fine_tune_epochs") else None
+    applied[FINE_TUNED] = fine_tuned_from(record)
     if applied[FINE_TUNED]:
         applied.pop("fine_tune_layers", None)
         if applied.get("backbone.trainable") is False:
@@ -214,9 +214,11 @@ def applied_settings(record: RunRecord) -> dict[str, Any]:
     return applied
 
 
-def fine_tuned_from(record: RunRecord) -> str:
+def fine_tuned_from(record: RunRecord) -> str | None:
     """``from conv5_block1`` (the first layer unfrozen, as recorded), else as asked:
-    ``from LAYER``, or ``top N layers``."""
+    ``from LAYER``, or ``top N layers``; ``None`` for a run that did not fine-tune."""
+    if not record.config.get("fine_tune_epochs"):
+        return None
     unfrozen = record.metrics.get("fine_tune_layers")
     if isinstance(unfrozen, list) and unfrozen and isinstance(unfrozen[0], str):
         return f"from {unfrozen[0]}"
@@ -235,10 +237,12 @@ def differing_settings(records: Sequence[RunRecord]) -> list[dict[str, Any]]:
 
 
 def _differing(flats: Sequence[Mapping[str, Any]]) -> list[str]:
-    def values(key: str) -> set[str]:
-        return {repr(f.get(key)) for f in flats if f.get(key) is not NOT_APPLIED}
+    return [k for k in _keys(flats) if len(_values(flats, k)) > 1]
 
-    return [k for k in _keys(flats) if len(values(k)) > 1]
+
+def _values(flats: Sequence[Mapping[str, Any]], key: str) -> set[str]:
+    """The distinct values of ``key`` among the runs where it applied."""
+    return {repr(f.get(key)) for f in flats if f.get(key) is not NOT_APPLIED}
 
 
 def run_labels(records: Sequence[RunRecord], given: Sequence[str] = ()) -> list[str]:
@@ -275,14 +279,12 @@ def _tell_apart(
     :data:`_FIRST` that tells some of them apart, else the setting that tells most of them
     apart; then do the same within each group still labelled alike."""
 
-    def values(key: str) -> set[str]:
-        return {repr(flats[i].get(key)) for i in group if flats[i].get(key) is not NOT_APPLIED}
-
-    telling = [k for k in keys if len(values(k)) > 1]
+    members = [flats[i] for i in group]
+    telling = [k for k in keys if len(_values(members, k)) > 1]
     if len(group) < 2 or not telling:
         return
     first = [k for k in telling if k in _FIRST]
-    key = first[0] if first else max(telling, key=lambda k: len(values(k)))
+    key = first[0] if first else max(telling, key=lambda k: len(_values(members, k)))
     alike: dict[str, list[int]] = {}
     for i in group:
         if not _unset(flats[i].get(key)):
