@@ -25,6 +25,7 @@ _ = _Any()
 # pluggy calls hook specifications and implementations by their names
 # (zoo/hookspecs.py, the built-in plugins' @zoo.hookimpl functions).
 used(_.register_datasets, _.register_backbones, _.register_heads, _.register_keras_objects)
+used(_.register_observers)
 
 # Keras finds a registered serializable class by its registered name (zoo>Preprocess)
 # when it loads an older model, never by the Python name.

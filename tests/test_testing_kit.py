@@ -292,7 +292,7 @@ def test_a_plugin_that_registers_nothing_is_a_problem():
         def register_heads(register):
             pass
 
-    with pytest.raises(ContractError, match="registers no dataset, backbone or head"):
+    with pytest.raises(ContractError, match="registers no dataset, backbone, head or observer"):
         check_plugin(Empty)
 
 

@@ -19,6 +19,8 @@ if TYPE_CHECKING:
 #: The three kinds of component, in the order ``zoo run`` names them.
 Kind = Literal["dataset", "backbone", "head"]
 KINDS: tuple[Kind, ...] = ("dataset", "backbone", "head")
+#: Every kind a plugin registers: the three a run is made of, and run observers.
+ALL_KINDS: tuple[str, ...] = (*KINDS, "observer")
 
 #: Preprocessing modes zoo knows by name (see ``zoo.model.layers.preprocessing_layer``).
 PREPROCESSING_MODES = ("caffe", "tf", "torch", "unit", "none")
@@ -253,10 +255,27 @@ class Head(Component):
         return f"{self.min_classes} to {self.max_classes}"
 
 
+@dataclass(frozen=True)
+class Observer(Component):
+    """A run observer: a tracker (MLflow, Weights & Biases), a notifier, a logger.
+
+    The builder is ``build(params: dict, run: zoo.ObservedRun) -> zoo.Callback``. It runs
+    once per run that names the observer in ``--track`` (or ``[run] track``), on the chief
+    worker, before the run starts; the object it returns is told what happens during the
+    run (:class:`zoo.Callback`'s methods) after zoo's own callbacks and before the console.
+    A builder raises ``zoo.ZooError`` for a user error (a missing package, a bad
+    parameter): the run does not start. An observer that raises while the run goes on
+    is reported once and the run continues without it.
+    """
+
+    kind = "observer"
+
+
 COMPONENT_TYPES: Mapping[str, type[Component]] = {
     "dataset": Dataset,
     "backbone": Backbone,
     "head": Head,
+    "observer": Observer,
 }
 
 
@@ -264,7 +283,9 @@ def validate(component: Component) -> None:
     """Raise ValueError, saying what is wrong, if ``component`` breaks its contract."""
     expected = COMPONENT_TYPES.get(getattr(component, "kind", ""))
     if expected is None or not isinstance(component, expected):
-        raise ValueError(f"registered {component!r}, which is not a zoo.Dataset/Backbone/Head")
+        raise ValueError(
+            f"registered {component!r}, which is not a zoo.Dataset/Backbone/Head/Observer"
+        )
     if not isinstance(component.name, str) or not component.name.isidentifier():
         raise ValueError(
             f"registered a {component.kind} named {component.name!r}; "

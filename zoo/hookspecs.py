@@ -22,7 +22,7 @@ from typing import Any
 
 import pluggy
 
-from zoo.components import Backbone, Dataset, Head
+from zoo.components import Backbone, Dataset, Head, Observer
 
 hookspec = pluggy.HookspecMarker("zoo")
 
@@ -99,6 +99,42 @@ def register_heads(register: Callable[[Head], None]) -> None:
                 description="GlobalMaxPooling2D + Dense(n, softmax)",
                 build=build_gmp_softmax,
                 min_classes=2,
+            ))
+    """
+
+
+@hookspec
+def register_observers(register: Callable[[Observer], None]) -> None:
+    """Register run observers: trackers, notifiers, loggers that are told what happens
+    during a run.
+
+    Call ``register(zoo.Observer(...))`` once per observer. A run uses the observers it
+    names (``zoo run ... --track NAME[,NAME]``, or ``[run] track`` in registry.toml). The
+    builder receives the resolved parameters (``[components.observer.NAME] defaults``
+    in registry.toml) and a :class:`zoo.ObservedRun` (the run's settings, where its run
+    directories go, the versions of zoo and its plugins), and returns a
+    :class:`zoo.Callback`, whose methods are told the run's placement, data, model,
+    warnings, stages and epochs, evaluation and end, in the order they happen, after zoo's
+    own callbacks have saved each epoch and before the console shows it. Only the chief
+    worker builds observers; a dry run builds none.
+
+    A builder raises ``zoo.ZooError`` for a user error (a package missing, a bad
+    parameter): the run does not start. An observer that raises while the run goes on
+    is reported once, naming its plugin, and the run continues without it. An observer
+    cannot stop a run (its ``should_stop`` is not asked), and it keeps its work off the
+    training thread when it talks to the network.
+
+    :param register: Call it with a :class:`zoo.Observer`.
+
+    Example::
+
+        @zoo.hookimpl
+        def register_observers(register):
+            register(zoo.Observer(
+                name="epoch_log",
+                description="Append each epoch's metrics to a CSV file",
+                params=[zoo.Param("path", str, "epochs.csv", "the file, in the run directory")],
+                build=EpochLog,   # (params, run) -> zoo.Callback
             ))
     """
 

@@ -43,7 +43,7 @@ BUILTIN_PACKAGE = "zoo.builtins"
 #: The package a plugin file named by path in a user's registry.toml is imported into.
 LOCAL_PACKAGE = "zoo_local_plugins"
 #: The hooks called once per plugin while loading, in this order.
-_HOOKS = ("register_datasets", "register_backbones", "register_heads")
+_HOOKS = ("register_datasets", "register_backbones", "register_heads", "register_observers")
 #: Every hook: ``register_keras_objects`` is called only when a saved model is loaded.
 _ALL_HOOKS = (*_HOOKS, "register_keras_objects")
 #: What a broken plugin may raise without taking zoo down: a plugin calling

@@ -7,7 +7,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Generic, Literal, TypeVar, overload
 
-from zoo.components import KINDS, Backbone, Component, Dataset, Head, validate
+from zoo.components import ALL_KINDS, KINDS, Backbone, Component, Dataset, Head, Observer, validate
 from zoo.config.registry_file import ComponentMeta, Recipe, RegistryFile
 from zoo.errors import ZooError, closest, one_of
 from zoo.params import Param
@@ -124,7 +124,7 @@ class Registry:
     files: list[RegistryFile] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
     _entries: dict[str, dict[str, list[Entry[Component]]]] = field(
-        default_factory=lambda: {kind: defaultdict(list) for kind in KINDS}
+        default_factory=lambda: {kind: defaultdict(list) for kind in ALL_KINDS}
     )
     #: The plugins' hooks, for the hooks called after loading (``register_keras_objects``).
     plugin_manager: pluggy.PluginManager | None = field(default=None, repr=False)
@@ -176,6 +176,8 @@ class Registry:
     @overload
     def entries(self, kind: Literal["head"]) -> list[Entry[Head]]: ...
     @overload
+    def entries(self, kind: Literal["observer"]) -> list[Entry[Observer]]: ...
+    @overload
     def entries(self, kind: str) -> list[Entry[Component]]: ...
 
     def entries(self, kind: str) -> list[Entry[Any]]:
@@ -200,6 +202,8 @@ class Registry:
     def get(self, kind: Literal["backbone"], name: str) -> Entry[Backbone]: ...
     @overload
     def get(self, kind: Literal["head"], name: str) -> Entry[Head]: ...
+    @overload
+    def get(self, kind: Literal["observer"], name: str) -> Entry[Observer]: ...
     @overload
     def get(self, kind: str, name: str) -> Entry[Component]: ...
 

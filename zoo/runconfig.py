@@ -6,11 +6,12 @@ the recipe, the command line (flags and ``--set``).
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from zoo.components import KINDS, Backbone, Dataset, Head
+from zoo.components import KINDS, Backbone, Dataset, Head, Observer
 from zoo.config.registry_file import Recipe
 from zoo.config.settings import BY_NAME, SETTINGS, RunSettings
 from zoo.errors import ZooError, one_of
@@ -50,6 +51,25 @@ class RunConfig(RunSettings):
     def image_shape(self) -> tuple[int, int, int]:
         return (self.image_size, self.image_size, 3)
 
+    def flat(self) -> dict[str, str | int | float | bool]:
+        """The components, their parameters and the settings as one flat mapping of plain
+        values, for trackers (MLflow's params, TensorBoard's hyperparameters)::
+
+            {"dataset": "shapes", "dataset.n": 400, "backbone": "resnet50",
+             "backbone.weights": "imagenet", "head": "gap_sigmoid", "epochs": 7, ...}
+
+        A value that is not a string, number or boolean (``None``, a list) is its JSON text.
+        """
+        flat: dict[str, Any] = {}
+        for choice in self.choices:
+            flat[choice.kind] = choice.name
+            flat.update({f"{choice.kind}.{k}": v for k, v in sorted(choice.params.items())})
+        flat.update({s.name: getattr(self, s.name) for s in SETTINGS})
+        if self.recipe is not None:
+            flat["recipe"] = self.recipe
+        plain = (str, int, float)  # bool is an int
+        return {k: v if isinstance(v, plain) else json.dumps(v) for k, v in flat.items()}
+
     def to_dict(self) -> dict[str, Any]:
         """As config.json holds it: the components, the settings, the recipe."""
         data = asdict(self)
@@ -86,6 +106,33 @@ class Resolved:
     backbone: Entry[Backbone]
     head: Entry[Head]
     heads: tuple[Entry[Head], ...] = field(default=(), repr=False)
+    #: The observers ``config.track`` names, each with its resolved parameters.
+    observers: tuple[Tracked, ...] = ()
+
+
+@dataclass(frozen=True)
+class Tracked:
+    """A run observer a run names (``--track``), with its resolved parameters."""
+
+    entry: Entry[Observer]
+    params: Mapping[str, Any]
+
+
+def tracked(registry: Registry, track: str) -> tuple[Tracked, ...]:
+    """The observers ``track`` names (``"mlflow,epoch_log"``), each with its parameters:
+    its declared defaults under the registry files' (``[components.observer.NAME]``).
+
+    Raises:
+        ZooError: a name is not a registered observer (the closest are listed), or its
+            plugin is unavailable (the message gives the install command).
+    """
+    names = dict.fromkeys(name.strip() for name in track.split(",") if name.strip())
+    found = []
+    for name in names:
+        entry = registry.get("observer", name)
+        layers = [(entry.meta.source or "registry.toml", entry.meta.defaults)]
+        found.append(Tracked(entry, resolve("observer", entry.name, entry.params, layers)))
+    return tuple(found)
 
 
 def resolve_run(
@@ -136,7 +183,8 @@ def resolve_run(
         recipe=chosen.recipe.name if chosen.recipe else None,
         **run,
     )
-    resolved = Resolved(config, *entries, tuple(registry.entries("head")))
+    heads = tuple(registry.entries("head"))
+    resolved = Resolved(config, *entries, heads, tracked(registry, config.track))
     check_compatibility(resolved)
     return resolved
 
@@ -158,9 +206,24 @@ def resolve_saved(registry: Registry, saved: Mapping[str, Any]) -> Resolved:
     entries = _lookup(registry, (config.dataset, config.backbone, config.head))
     for choice, entry in zip(config.choices, entries, strict=True):
         resolve(choice.kind, entry.name, entry.params, [("config.json", choice.params)])
-    resolved = Resolved(config, *entries, tuple(registry.entries("head")))
+    heads = tuple(registry.entries("head"))
+    resolved = Resolved(config, *entries, heads, _saved_observers(registry, config.track))
     check_compatibility(resolved)
     return resolved
+
+
+def _saved_observers(registry: Registry, track: str) -> tuple[Tracked, ...]:
+    """The observers config.json names; one missing here says how to go on without it."""
+    try:
+        return tracked(registry, track)
+    except ZooError as exc:
+        raise ZooError(
+            f"config.json tracks the run with {track!r}, but {exc.what}",
+            expected=exc.expected,
+            fix=f"{exc.fix or 'install the plugin that provides it'}; or resume without "
+            "it: zoo run --resume RUN_DIR --track '' (or --track with other observers)",
+            got=exc.got,
+        ) from None
 
 
 def _lookup(

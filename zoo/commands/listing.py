@@ -7,19 +7,21 @@ from typing import Any
 
 from zoo import console
 from zoo.commands._common import entry_json, plugin_json, registry_from
-from zoo.components import KINDS, Component
+from zoo.components import ALL_KINDS, Component
 from zoo.console import transfers
 from zoo.downloads.readiness import Target, needs, summarise, targets
 from zoo.errors import ZooError
 from zoo.registry import Entry, Registry
 
 POSITION = 10
-LISTABLE = ("datasets", "backbones", "heads", "plugins", "recipes")
+LISTABLE = ("datasets", "backbones", "heads", "observers", "plugins", "recipes")
 
 
 def add(sub: Any, common: argparse.ArgumentParser) -> None:
     parser = sub.add_parser(
-        "list", parents=[common], help="list datasets, backbones, heads, plugins, recipes"
+        "list",
+        parents=[common],
+        help="list datasets, backbones, heads, run observers, plugins, recipes",
     )
     parser.add_argument(
         "what", nargs="?", choices=LISTABLE, help="one kind only (default: components, recipes)"
@@ -30,7 +32,7 @@ def add(sub: Any, common: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     registry = registry_from(args)
-    wanted = [args.what] if args.what else [f"{k}s" for k in KINDS] + ["recipes"]
+    wanted = [args.what] if args.what else [f"{k}s" for k in ALL_KINDS] + ["recipes"]
     if args.json:
         data = {what: listing(registry, what) for what in wanted}
         console.print_json(data[args.what] if args.what else data)
@@ -46,7 +48,7 @@ def run(args: argparse.Namespace) -> int:
             kind = what[:-1]
             entries = registry.entries(kind)
             labels = {e.qualified_name: transfers.readiness(readiness(e)) for e in entries}
-            console.components(kind, registry, labels)
+            console.components(kind, registry, labels if kind != "observer" else None)
     return 0
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import sys
 from pathlib import Path
 from typing import Any
@@ -120,6 +121,8 @@ def run(args: argparse.Namespace) -> int:
         _check_resume(args, settings)
         record = runs.read_run(args.resume)
         record.require(runs.CONFIG, "--resume needs")
+        if settings["track"] is not None:  # the observers this resume tells instead
+            record = dataclasses.replace(record, config={**record.config, "track": args.track})
         resolved = readiness.from_run(registry, record)  # its values held to our folders
     else:
         resolved = resolve_run(
@@ -149,7 +152,9 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _check_resume(args: argparse.Namespace, settings: dict[str, Any]) -> None:
-    changed = [BY_NAME[name].flag for name, value in settings.items() if value is not None]
+    # Which observers are told is how it runs, not what: a resume may change them.
+    given = {name: value for name, value in settings.items() if name != "track"}
+    changed = [BY_NAME[name].flag for name, value in given.items() if value is not None]
     changed += ["names"] * bool(args.names) + ["--recipe"] * bool(args.recipe)
     changed += ["--set"] * bool(args.sets)
     if changed:

@@ -34,7 +34,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, NoReturn
 
-from zoo.components import KINDS
+from zoo.components import ALL_KINDS, KINDS
 from zoo.config.settings import BY_NAME
 from zoo.errors import ZooError, closest
 from zoo.storage import os_errors
@@ -169,7 +169,7 @@ class _Parser:
             self._fail(what, "cache.max_size", table["max_size"], expected=exc.expected)
 
     def _components(self, table: Any) -> dict[tuple[str, str], ComponentMeta]:
-        self._keys(self._table(table, "components"), set(KINDS), "[components]", "components")
+        self._keys(self._table(table, "components"), set(ALL_KINDS), "[components]", "components")
         found = {}
         for kind, entries in table.items():
             for name, body in self._table(entries, f"components.{kind}").items():

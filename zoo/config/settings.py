@@ -190,6 +190,12 @@ class RunSettings:
     fine_tune_lr: float = setting(
         1e-5, "learning rate of the fine-tuning stage (default {default})", minimum=0, metavar="LR"
     )
+    track: str = setting(
+        "",
+        "also tell the run to these observers, comma-separated: mlflow, or a plugin's "
+        "(`zoo list observers`); with --resume, replaces the run's own",
+        metavar="NAMES",
+    )
 
 
 @dataclass(frozen=True, kw_only=True)

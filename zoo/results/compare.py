@@ -57,6 +57,8 @@ _APPLIES: dict[str, Callable[[Mapping[str, Any]], bool]] = {
         ("plateau_patience", "plateau_factor"), lambda flat: flat.get("lr_schedule") == "plateau"
     ),
     "runtime_precision": lambda flat: flat.get("runtime") != "tensorflow",
+    # Which observers heard a run (--track) never changes what it learns.
+    "track": lambda flat: False,
 }
 #: How a warning says what became of a run that did not complete.
 _STATES = {

@@ -25,6 +25,9 @@ help, and with a default or marked required; only a ``str`` parameter may defaul
   ``[batch, num_classes]`` (or ``[batch, 1]`` for two classes) that train one step on
   integer labels with its loss and metrics to a finite loss. A head may refuse a
   feature shape by raising ``zoo.ZooError``; it must accept one of them.
+- a run observer: ``build(params, run)`` gives an observer that is told a whole tiny run
+  (the built-in ``shapes`` dataset, ``small_cnn``, ``gap_sigmoid``, one epoch) without
+  raising, ``recorded()`` included (what metrics.json keeps of it, if it says).
 
 Then :func:`check_plugin` round-trips each backbone and head that passed
 (:mod:`zoo.testing.roundtrip`): built into a model as ``zoo run`` builds it, trained one step,
@@ -39,6 +42,7 @@ from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from zoo.components import ALL_KINDS
 from zoo.params import resolve
 from zoo.plugins import LoadOptions, load_registry
 from zoo.registry import Entry, PluginInfo, Registry
@@ -129,7 +133,7 @@ def check_plugin(
         found = _found_plugin(registry, info, plugin)
         if info is None or info.status != "ok":
             return Report(problems=found).raise_for_problems()
-        entries = [e for e in registry if e.plugin is info]
+        entries = [e for kind in ALL_KINDS for e in registry.entries(kind) if e.plugin is info]
         report = check_components(
             entries,
             params=params,
@@ -242,8 +246,8 @@ def _found_plugin(registry: Registry, info: PluginInfo | None, plugin: object) -
         return [Problem(label, "load", "disabled by $ZOO_DISABLE_PLUGINS")]
     if info.status == "failed":
         return [Problem(label, "load", info.error or "failed")]
-    if not any(e.plugin is info for e in registry):
-        return [Problem(label, "components", "registers no dataset, backbone or head")]
+    if not info.components:
+        return [Problem(label, "components", "registers no dataset, backbone, head or observer")]
     return []
 
 

@@ -26,6 +26,7 @@ from zoo.testing.contracts import (
     check_downloads,
     resolved,
 )
+from zoo.testing.observing import check_observer
 
 SPLITS = ("train", "validation", "test")
 #: The feature shapes a head is built on: a small feature map [h, w, c], a feature
@@ -264,4 +265,5 @@ CHECKS: Mapping[str, Callable[[Entry, dict[str, Any], Found, Settings], None]] =
     "dataset": _check_dataset,
     "backbone": _check_backbone,
     "head": _check_head,
+    "observer": check_observer,
 }

@@ -10,7 +10,7 @@ from __future__ import annotations
 import contextlib
 import datetime as _dt
 import math
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -163,9 +163,17 @@ class RunRecord(Callback):
     recorded for a full disk: :meth:`unrecorded` then tells the failure so.
     """
 
-    def __init__(self, record: Record) -> None:
+    def __init__(self, record: Record, tracking: Callable[[], Mapping[str, Any]] = dict) -> None:
         self.record = record
+        self.tracking = tracking
         self.lost: disk_full.DiskFull | None = None
+
+    def tracked(self) -> None:
+        """What the run's observers say of themselves (MLflow's run id), under
+        ``tracking`` (:func:`zoo.train.observers.said`)."""
+        tracking = self.tracking()
+        if tracking:
+            self.record.update(tracking=dict(tracking))
 
     def on_run_begin(self, run: RunStart) -> None:
         self.record.update(
@@ -217,6 +225,7 @@ class RunRecord(Callback):
 
     def on_epoch_end(self, epoch: EpochEnd) -> None:
         self.record.data["history"] = list(epoch.history)
+        self.tracked()
         interrupts.point("metrics.write", epoch.epoch)
         self.record.write("running")
 
@@ -229,6 +238,7 @@ class RunRecord(Callback):
             self.record.update(kept=dict(end.kept))
         if end.status == "completed":
             self.record.update(test=dict(end.test or {}), weights_sha256=end.weights_sha256)
+        self.tracked()
         try:
             self.record.write(end.status, end.error)
         except disk_full.DiskFull as exc:

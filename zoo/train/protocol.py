@@ -8,7 +8,8 @@ Before it, :func:`zoo.train.engine.run` reopens a run to resume (its lock taken,
 directory checked) before TensorFlow loads. Then:
 
 1. :func:`set_up`: the runtime checked, the placement (strategy, devices) and precision
-   chosen, the seeds set. ``on_placement``.
+   chosen, the run's observers built (``--track``; on the chief, not in a dry run:
+   :mod:`zoo.train.observers`), the seeds set. ``on_placement``.
 2. :func:`load_data`, here only when the dataset cannot tell its classes without its
    data (the head needs their number). ``on_data_loaded``.
 3. :func:`build_model`: the backbone and head assembled; ``--fine-tune-layers`` checked
@@ -20,7 +21,7 @@ directory checked) before TensorFlow loads. Then:
    the one reopened.
 7. :func:`attach`: the callbacks that keep the run directory join the reporter
    (stopping rules, the best epoch, checkpoints, TensorBoard, metrics.json, then the
-   caller's, then the reporter), and the trainer that tells them.
+   caller's, then the observers, then the reporter), and the trainer that tells them.
 8. :func:`begin`: ``on_run_begin``, then ``on_warning`` for what a resume found damaged
    and for setups that cannot learn (:mod:`zoo.train.checks`).
 9. :func:`train` the head, then fine-tune: :mod:`zoo.train.stages` plans each (a resumed
@@ -41,6 +42,7 @@ Last, whatever happened, Keras's precision policy is put back and the lock relea
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -56,13 +58,14 @@ from zoo.runtime.loader import keras, tf
 from zoo.storage import disk_full, runs
 from zoo.storage.hashing import file_sha256
 from zoo.storage.runs import Stage
-from zoo.train import checks, finetune
+from zoo.train import checks, finetune, observers
 from zoo.train.callbacks import Checkpointing, EarlyStopping, RunRecord, TensorBoard, TerminateOnNaN
 from zoo.train.distribute import choose_precision, place
 from zoo.train.durability import best, checkpoints, interrupts, lock
 from zoo.train.events import Callback, Events, RunEnd, RunStart, RunWarning
 from zoo.train.features import cache as feature_cache
 from zoo.train.loop import predict_batches
+from zoo.train.observers import observed_run
 from zoo.train.record import STAGE_PHASE, Record
 from zoo.train.schedules import ReduceOnPlateau
 from zoo.train.stages import Stages
@@ -101,6 +104,8 @@ def set_up(run: Run) -> None:
     config = run.config
     runners.check(config.runtime, config.runtime_precision)
     run.placement = place(run.options.strategy, run.events.on_warning)
+    run.observers = _observers(run)
+    run.events = Events([*run.observers, run.reporter])
     run.precision = choose_precision(run.options.precision, run.placement)
     keras.mixed_precision.set_global_policy(run.precision)
     keras.utils.set_random_seed(config.seed)
@@ -178,12 +183,16 @@ def attach(run: Run) -> None:
     """zoo's callbacks join the caller's and the reporter; the trainer tells them all."""
     reopened, config = run.reopened, run.config
     previous = reopened.previous if reopened is not None else {}
-    run.record = RunRecord(Record(run.writable, run.resolved, previous, run.timer))
+    record = Record(run.writable, run.resolved, previous, run.timer)
+    run.record = RunRecord(record, functools.partial(observers.said, run.observers))
     run.keep_best = None
     if config.keep == "best":
         so_far = reopened.best if reopened is not None else None
         run.keep_best = best.KeepBest(run.monitor, run.assembled, run.writable, so_far)
-    run.events = Events([*_callbacks(run), *run.callbacks, run.reporter])
+    watching = [*run.observers, observers.Recorded(run.record)] if run.observers else []
+    run.events = Events([*_callbacks(run), *run.callbacks, *watching, run.reporter])
+    for observer in run.observers:
+        observer.report = run.events.on_warning
     history = run.checkpoint.state.history if run.checkpoint is not None else ()
     assembled = run.assembled
     run.trainer = Trainer(assembled.loss, assembled.metrics, run.placement, run.events, history)
@@ -274,6 +283,14 @@ def _afterwards() -> Iterator[None]:
     finally:
         keras.mixed_precision.set_global_policy(policy)
         lock.release()  # the run directory, which this process trained
+
+
+def _observers(run: Run) -> list[observers.Isolated]:
+    """The observers ``--track`` names, built: on the chief only, and not for a dry run."""
+    if not run.placement.is_chief or run.dry_run:
+        return []
+    resume = run.reopened.run_dir if run.reopened is not None else None
+    return observers.build(run.resolved, observed_run(run.resolved, run.output, resume))
 
 
 def _classes_known(run: Run) -> bool:

@@ -27,6 +27,7 @@ if TYPE_CHECKING:
     from zoo.train.durability.best import KeepBest
     from zoo.train.durability.checkpoints import Checkpoint, Resume
     from zoo.train.durability.resume import Reopened
+    from zoo.train.observers import Isolated
     from zoo.train.trainer import Trainer
 
 
@@ -85,6 +86,9 @@ class Run:
     #: :func:`~zoo.train.protocol.open_run`.
     run_dir: Path | None
     writable: Path | None
+    #: The observers the run names (``--track``), on the chief and not in a dry run:
+    #: :func:`~zoo.train.protocol.set_up`.
+    observers: list[Isolated]
     #: The callbacks that keep the run directory, the trainer that tells them, and the
     #: checkpoint it resumes from: :func:`~zoo.train.protocol.attach`.
     record: RunRecord
