@@ -12,7 +12,7 @@ import datetime as _dt
 import math
 from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
 from zoo.data.summary import summarize
 from zoo.errors import RunFailed
@@ -115,20 +115,30 @@ class TensorBoard(Callback):
     """Per-epoch scalars under ``logs/train`` and ``logs/validation``, as Keras names them
     (``epoch_loss``, ``epoch_accuracy``), so the tutorial's TensorBoard views work.
 
+    ``logs`` itself is the run's session in the HParams dashboard, as ``hp.KerasCallback``
+    writes one: the settings (``hparams``, :meth:`zoo.runconfig.RunConfig.flat`) when the
+    run begins, its success when it completes. TensorBoard takes the splits' scalars as
+    the session's metrics (``epoch_accuracy`` of ``validation``) and keeps the first
+    summary of each kind in a run, so a resume, with the same settings, writes no start,
+    and a run that failed or was interrupted, which may yet be resumed, writes no end.
+
     The writers open when the run begins (a full disk then fails the run as any write
     does) and flush every epoch; a full disk is :class:`zoo.storage.disk_full.DiskFull`.
     """
 
     SPLITS = ("train", "validation")
 
-    def __init__(self, run_dir: Path) -> None:
+    def __init__(self, run_dir: Path, hparams: Mapping[str, str | int | float | bool]) -> None:
         self.logs = run_dir / runs.LOGS
+        self.hparams = dict(hparams)
         self.writers: dict[str, Any] = {}
 
     def on_run_begin(self, run: RunStart) -> None:
         for split in self.SPLITS:
             with self._writing():
                 self.writers[split] = tf.summary.create_file_writer(str(self.logs / split))
+        if run.resumed_from is None:
+            self._write_session("start")
 
     def on_epoch_end(self, epoch: EpochEnd) -> None:
         for split, writer in self.writers.items():
@@ -151,6 +161,23 @@ class TensorBoard(Callback):
             except disk_full.DiskFull:
                 if end.status == "completed":
                     raise  # a failed run's logs were flushed each epoch: they stay as they are
+        if end.status == "completed":
+            self._write_session("end")
+
+    def _write_session(self, part: Literal["start", "end"]) -> None:
+        """Write the session's start (the settings) or end (a success) into ``logs`` itself."""
+        # Imported here as TensorFlow is: they load it. (tensorboard ships no types.)
+        from tensorboard.plugins.hparams import api, api_pb2, summary  # type: ignore[import-untyped]
+
+        if part == "start":
+            pb = api.hparams_pb(self.hparams, trial_id=self.logs.parent.name)
+        else:
+            pb = summary.session_end_pb(api_pb2.STATUS_SUCCESS)
+        with self._writing():
+            writer = tf.summary.create_file_writer(str(self.logs))
+            with writer.as_default():
+                tf.summary.experimental.write_raw_pb(pb.SerializeToString(), step=0)
+            writer.close()
 
     def _writing(self) -> contextlib.AbstractContextManager[None]:
         return disk_full.writing("the TensorBoard logs", self.logs, lambda: 65536)

@@ -313,7 +313,7 @@ def _callbacks(run: Run) -> list[Callback]:
     if run.keep_best is not None:
         callbacks.append(run.keep_best)
     if run.writable is not None:
-        callbacks += [Checkpointing(run.writable), TensorBoard(run.writable)]
+        callbacks += [Checkpointing(run.writable), TensorBoard(run.writable, config.flat())]
     return [*callbacks, run.record]
 
 
