@@ -196,11 +196,13 @@ class RunRecord(Callback):
         self.lost: disk_full.DiskFull | None = None
 
     def tracked(self) -> None:
-        """What the run's observers say of themselves (MLflow's run id), under
+        """What this process's observers say of themselves (MLflow's run id), under
         ``tracking`` (:func:`zoo.train.observers.said`)."""
         tracking = self.tracking()
         if tracking:
             self.record.update(tracking=dict(tracking))
+        else:  # a resume told to no observer (--track ''): nothing tracks it now
+            self.record.data.pop("tracking", None)
 
     def on_run_begin(self, run: RunStart) -> None:
         self.record.update(
