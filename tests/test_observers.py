@@ -26,7 +26,7 @@ TINY = ("--set", "dataset.num_images=40", "--image-size", "24", "--batch-size", 
 RUN = ("run", "shapes", "small_cnn", "gap_sigmoid", *TINY)
 
 #: Observers that break, and one that writes down what it is told, in order.
-WATCHERS = '''
+WATCHERS = """
 import json
 
 import zoo
@@ -89,7 +89,7 @@ def register_observers(register):
     register(zoo.Observer(name="raises", description="Raises in each epoch", build=Raises))
     register(zoo.Observer(name="unbuilt", description="Builder fails", build=broken_builder))
     register(zoo.Observer(name="refuses", description="Asks for a token", build=refusing_builder))
-'''
+"""
 
 
 @pytest.fixture
