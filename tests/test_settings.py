@@ -22,11 +22,15 @@ GIVEN = {
     "image_size": "48",
     "learning_rate": "0.01",
     "optimizer": "sgd",
+    "weight_decay": "0.01",
     "lr_schedule": "cosine",
     "warmup_epochs": "1",
     "plateau_patience": "3",
     "plateau_factor": "0.2",
     "class_weight": "balanced",
+    "label_smoothing": "0.1",
+    "ema": None,
+    "ema_momentum": "0.9",
     "seed": "5",
     "feature_cache": None,  # a flag without a value
     "runtime": "tensorflow",
@@ -44,6 +48,7 @@ GIVEN = {
     "fine_tune_epochs": "1",
     "fine_tune_layers": "2",
     "fine_tune_lr": "0.0001",
+    "track": "mlflow",  # the built-in observer (zoo[mlflow], which the tests install)
 }
 #: What a setting needs besides: fine-tuning must know what to unfreeze, and for how long.
 NEEDS = {

@@ -32,6 +32,7 @@ def setting(
     *,
     minimum: float | None = None,
     maximum: float | None = None,
+    below: float | None = None,
     choices: tuple[Any, ...] | None = None,
     metavar: str | None = None,
     flag_help: str | None = None,
@@ -46,13 +47,14 @@ def setting(
         minimum: The smallest number allowed.
         maximum: The largest number allowed: what the libraries take (a seed numpy
             accepts) or what is sensible (epochs, batch sizes) before a step overflows.
+        below: A number every value must be below (a smoothing, a momentum: below 1).
         choices: The only values allowed.
         metavar: How ``zoo run --help`` names the flag's value.
         flag_help: The help of a ``--no-NAME`` flag, which says what turning it off does.
     """
-    meta = {"help": help, "minimum": minimum, "maximum": maximum, "choices": choices}
-    meta["metavar"] = metavar
-    return dataclasses.field(default=default, metadata={**meta, "flag_help": flag_help})
+    bounds = {"minimum": minimum, "maximum": maximum, "below": below}
+    meta = {"help": help, "choices": choices, "metavar": metavar, "flag_help": flag_help}
+    return dataclasses.field(default=default, metadata={**meta, **bounds})
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -64,7 +66,19 @@ class RunSettings:
     batch_size: int = setting(32, "images per step (the global batch)", minimum=1, maximum=2**20)
     image_size: int = setting(100, "resize images to SIZE x SIZE", minimum=1, maximum=8192)
     learning_rate: float = setting(1e-3, "the optimizer's learning rate", minimum=0)
-    optimizer: str = setting("adam", "adam, sgd or rmsprop", choices=("adam", "sgd", "rmsprop"))
+    optimizer: str = setting(
+        "adam",
+        "adam, adamw (Keras's AdamW: Adam with --weight-decay, the same as adam with it), "
+        "sgd or rmsprop",
+        choices=("adam", "adamw", "sgd", "rmsprop"),
+    )
+    weight_decay: float = setting(
+        0.0,
+        "decoupled weight decay: before each update, every trainable weight shrinks by "
+        "learning rate x W (AdamW's decay, which Keras applies with every optimizer)",
+        minimum=0,
+        metavar="W",
+    )
     lr_schedule: str = setting(
         "constant",
         "each stage's learning rate: constant, cosine (falling to 0 over the stage) or "
@@ -97,6 +111,27 @@ class RunSettings:
         "weight each example's loss: none, or balanced (n / (classes x the class's "
         "training images), as scikit-learn computes it)",
         choices=("none", "balanced"),
+    )
+    label_smoothing: float = setting(
+        0.0,
+        "train towards softened labels: 1 - F on the true class plus F shared evenly by "
+        "all classes (validation and test losses stay unsmoothed)",
+        minimum=0,
+        below=1,
+        metavar="F",
+    )
+    ema: bool = setting(
+        False,
+        "keep an average of the weights over steps (Keras's EMA); the average is what is "
+        "validated, kept as the best epoch, tested and saved",
+    )
+    ema_momentum: float = setting(
+        0.99,
+        "with --ema: what each step keeps of the average (average = M x average + "
+        "(1 - M) x weights)",
+        minimum=0,
+        below=1,
+        metavar="M",
     )
     seed: int = setting(0, "seeds shuffling and initialisation", minimum=0, maximum=_SEED)
     feature_cache: bool = setting(
@@ -229,6 +264,7 @@ def _declared(cls: type) -> Iterator[Setting]:
             choices=meta["choices"],
             minimum=meta["minimum"],
             maximum=meta["maximum"],
+            below=meta["below"],
             metavar=meta["metavar"],
             flag_help=meta["flag_help"],
         )

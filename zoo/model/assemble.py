@@ -8,6 +8,7 @@ can also be trained on cached backbone features. Importing it imports Keras.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -70,6 +71,9 @@ class Assembled:
     weights_file: str | None = None
     pretrained: bool | None = None
     pooled: Pooled | None = None
+    #: What training minimises: ``loss`` with its labels smoothed (``label_smoothing``),
+    #: or ``None`` for ``loss`` itself. Validation and test use ``loss``.
+    training_loss: Any = None
 
     @property
     def backbone_frozen(self) -> bool:
@@ -142,6 +146,7 @@ def build_model(resolved: Resolved, num_classes: int) -> Assembled:
         weights_file=built.weights_file,
         pretrained=built.pretrained,
         pooled=pooled,
+        training_loss=smoothed(resolved.head, head_out.loss, config.label_smoothing),
     )
 
 
@@ -199,14 +204,91 @@ def with_token_pooling(
     return {**params, "token_pooling": declared}
 
 
-def make_optimizer(name: str, learning_rate: float, precision: str = "float32") -> Any:
-    """The optimizer ``name``; under float16 wrapped to scale the loss against underflow."""
-    optimizer = keras.optimizers.get(
-        {"class_name": name, "config": {"learning_rate": learning_rate}}
-    )
+def make_optimizer(
+    name: str,
+    learning_rate: Any,
+    precision: str = "float32",
+    *,
+    weight_decay: float = 0.0,
+    ema_momentum: float | None = None,
+) -> Any:
+    """The optimizer ``name`` at ``learning_rate`` (a rate or a schedule); under float16
+    wrapped to scale the loss against underflow.
+
+    ``weight_decay`` is Keras's decoupled decay, which every Keras optimizer applies
+    alike (``w -= w * rate * decay`` before each update; ``adamw`` is ``adam`` with it).
+    ``ema_momentum`` keeps Keras's moving average of the weights (``use_ema``), which
+    :func:`swap_average` puts in the model.
+    """
+    config: dict[str, Any] = {"learning_rate": learning_rate}
+    if weight_decay or name == "adamw":  # AdamW wants a number, even 0
+        config["weight_decay"] = weight_decay
+    if ema_momentum is not None:
+        config.update(use_ema=True, ema_momentum=ema_momentum)
+    optimizer = keras.optimizers.get({"class_name": name, "config": config})
     if precision == "mixed_float16":
         optimizer = keras.optimizers.LossScaleOptimizer(optimizer)
     return optimizer
+
+
+def swap_average(optimizer: Any) -> bool:
+    """Swap the weights ``optimizer`` trains with its moving average of them, and say
+    whether it keeps one. Keras's ``SwapEMAWeights`` swaps the same variables by adding
+    and subtracting, which rounds; copying lets a resume continue bit for bit."""
+    inner = getattr(optimizer, "inner_optimizer", optimizer)  # under LossScaleOptimizer
+    if not getattr(inner, "use_ema", False):
+        return False
+    pairs = zip(inner._trainable_variables, inner._model_variables_moving_average, strict=True)
+    for weights, average in pairs:
+        trained = keras.ops.convert_to_numpy(weights)
+        weights.assign(average)
+        average.assign(trained)
+    return True
+
+
+def smoothed(head: Entry, loss: Any, label_smoothing: float) -> Any:
+    """``loss`` with labels of ``1 - F`` on the true class plus ``F / K`` on each of the
+    ``K`` classes (``None`` for ``F = 0``): Keras's ``label_smoothing`` of binary
+    cross-entropy, and of categorical cross-entropy on one-hot labels for sparse
+    categorical cross-entropy, whose Keras class has none. Used only in training, it is
+    never saved with the model; a head with another loss is refused."""
+    if not label_smoothing:
+        return None
+    name, from_logits = _cross_entropy(loss)
+    if name == "binary_crossentropy":
+        return keras.losses.BinaryCrossentropy(
+            from_logits=from_logits, label_smoothing=label_smoothing
+        )
+    if name == "sparse_categorical_crossentropy":
+        return functools.partial(
+            _smoothed_sparse, from_logits=from_logits, smoothing=label_smoothing
+        )
+    raise ZooError(
+        f"--label-smoothing needs a cross-entropy loss; head '{head.name}' from plugin "
+        f"{head.plugin.provider} trains with {loss!r}.",
+        expected="a head whose loss is binary or sparse categorical cross-entropy",
+        fix="leave out --label-smoothing, or pick another head",
+        got=label_smoothing,
+    )
+
+
+def _cross_entropy(loss: Any) -> tuple[str | None, bool]:
+    """Which cross-entropy ``loss`` is (a name, a Keras function or object), if any, and
+    whether it takes logits."""
+    for name in ("binary_crossentropy", "sparse_categorical_crossentropy"):
+        function = getattr(keras.losses, name)
+        if loss == name or loss is function:
+            return name, False
+        if isinstance(loss, keras.losses.Loss) and getattr(loss, "fn", None) is function:
+            return name, bool(loss.get_config().get("from_logits"))
+    return None, False
+
+
+def _smoothed_sparse(labels: Any, outputs: Any, *, from_logits: bool, smoothing: float) -> Any:
+    one_hot = keras.ops.one_hot(keras.ops.reshape(labels, [-1]), outputs.shape[-1])
+    return keras.losses.categorical_crossentropy(
+        one_hot, outputs, from_logits=from_logits, label_smoothing=smoothing
+    )
 
 
 def _float32(outputs: Any) -> Any:

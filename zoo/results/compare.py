@@ -43,7 +43,9 @@ _FIRST = (*_NAMED, FINE_TUNED)
 _COUNTED = ("epochs", "fine_tune_epochs")
 #: Names shorter than the settings' own, for labels.
 _SHORT = {"learning_rate": "lr"}
-#: The settings that apply only when another says so, and when they apply.
+#: The settings that apply only when another says so, and when they apply. Weight decay
+#: and label smoothing always apply: 0 is a value (no decay, hard labels), with every
+#: optimizer, since Keras decays with each (``adamw`` is ``adam`` with decay).
 _APPLIES: dict[str, Callable[[Mapping[str, Any]], bool]] = {
     **dict.fromkeys(
         ("fine_tune_epochs", "fine_tune_lr", "fine_tune_layers"),
@@ -57,6 +59,7 @@ _APPLIES: dict[str, Callable[[Mapping[str, Any]], bool]] = {
         ("plateau_patience", "plateau_factor"), lambda flat: flat.get("lr_schedule") == "plateau"
     ),
     "runtime_precision": lambda flat: flat.get("runtime") != "tensorflow",
+    "ema_momentum": lambda flat: bool(flat.get("ema")),
     # Which observers heard a run (--track) never changes what it learns.
     "track": lambda flat: False,
 }

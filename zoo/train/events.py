@@ -61,6 +61,9 @@ class StagePlan:
         schedule: The learning-rate schedule the optimizer follows
             (:class:`zoo.train.schedules.Schedule`), or ``None`` for a constant rate.
         class_weights: Each class's weight in the training loss, or ``None`` (all 1).
+        training_loss: The loss training minimises when it is not the head's (labels
+            smoothed, ``--label-smoothing``); ``None``: the head's. Validation and the
+            test use the head's.
     """
 
     stage: Stage
@@ -75,6 +78,7 @@ class StagePlan:
     backbone_sha256: str | None = None
     schedule: Any = None
     class_weights: tuple[float, ...] | None = None
+    training_loss: Any = None
 
 
 @dataclass(frozen=True)

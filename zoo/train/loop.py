@@ -45,6 +45,8 @@ class Loop:
         class_weights: Each class's weight in the training loss (one per class, by
             label); the reported training ``loss`` is the weighted one. Evaluation is
             never weighted.
+        training_loss: What training minimises and reports, when not ``loss`` (labels
+            smoothed); evaluation uses ``loss``.
     """
 
     def __init__(
@@ -55,6 +57,7 @@ class Loop:
         placement: Placement,
         optimizer: keras.optimizers.Optimizer | None = None,
         class_weights: Sequence[float] | None = None,
+        training_loss: Any = None,
     ) -> None:
         self.model = model
         self.class_weights = tuple(class_weights) if class_weights is not None else None
@@ -62,6 +65,7 @@ class Loop:
         self.optimizer = optimizer
         self.units = int(model.outputs[0].shape[-1])
         self.loss = _per_example(loss)
+        self.training_loss = self.loss if training_loss is None else _per_example(training_loss)
         self.mean_loss = keras.metrics.Mean(name="loss")
         self.metrics = [_metric(m, self.units) for m in metrics]
         self._train_step: Callable[..., Any] | None = None
@@ -133,7 +137,7 @@ class Loop:
         count = context.all_reduce("sum", tf.cast(tf.shape(labels)[0], tf.float32))
         with tf.GradientTape() as tape:
             predictions = self.model(images, training=True)
-            losses = self.loss(labels, predictions)
+            losses = self.training_loss(labels, predictions)
             if self.class_weights is not None:
                 losses *= tf.gather(tf.constant(self.class_weights, losses.dtype), labels)
             loss = tf.reduce_sum(losses) / tf.maximum(count, 1.0)

@@ -9,7 +9,9 @@ learning rate. A resumed run restores its checkpoint into the first stage that r
 before any features are extracted.
 
 Each stage's optimizer follows the run's learning-rate schedule over that stage's steps
-(:mod:`zoo.train.schedules`), and its loss weighs classes as ``--class-weight`` says.
+(:mod:`zoo.train.schedules`), decays weights as ``--weight-decay`` says and, with
+``--ema``, keeps their moving average; its loss weighs classes as ``--class-weight``
+says and smooths labels as ``--label-smoothing`` says.
 
 With ``--augment``, training images are changed at random in the input pipeline
 (:class:`zoo.data.pipeline.Augmentation`), differently every epoch. A frozen backbone's features
@@ -90,6 +92,7 @@ class Stages:
             backbone_sha256=self.run.backbone_digest() if frozen else None,
             schedule=schedule,
             class_weights=self._class_weights(),
+            training_loss=self.run.assembled.training_loss,
         )
         return plan, start
 
@@ -119,6 +122,7 @@ class Stages:
             checkpointed=assembled.model,
             schedule=schedule,
             class_weights=self._class_weights(),
+            training_loss=self.run.assembled.training_loss,
         )
         return plan, start
 
@@ -138,12 +142,19 @@ class Stages:
 
     def _optimizer(self, model: keras.Model, learning_rate: float, epochs: int) -> tuple[Any, Any]:
         """The stage's optimizer, built on ``model``, and its schedule (``None``: constant)."""
-        run = self.run
-        shape = schedules.shape_of(run.config, epochs, self._steps())
+        run, config = self.run, self.run.config
+        shape = schedules.shape_of(config, epochs, self._steps())
+        ema = config.ema_momentum if config.ema else None
         with run.placement.strategy.scope():
             schedule = schedules.schedule(learning_rate, shape) if shape else None
             rate = learning_rate if schedule is None else schedule
-            optimizer = make_optimizer(run.config.optimizer, rate, run.precision)
+            optimizer = make_optimizer(
+                config.optimizer,
+                rate,
+                run.precision,
+                weight_decay=config.weight_decay,
+                ema_momentum=ema,
+            )
             optimizer.build(model.trainable_variables)
         return optimizer, schedule
 

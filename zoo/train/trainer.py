@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
+from zoo.model.assemble import swap_average
 from zoo.runtime.loader import keras, tf
 from zoo.train.durability import interrupts
 from zoo.train.events import EpochEnd, EpochStart, Events, Row, StagePlan, StageStart
@@ -54,9 +55,21 @@ class Trainer:
         return len(self.history)
 
     def fit(self, plan: StagePlan, start: int = 0) -> None:
-        """Run ``plan``'s epochs from ``start`` (the stage's epochs already finished)."""
+        """Run ``plan``'s epochs from ``start`` (the stage's epochs already finished).
+
+        With an optimizer that keeps a moving average of the weights (``--ema``), the
+        average is swapped into the model after each epoch trains: it is validated and
+        saved (best epoch, checkpoint), then swapped out again, except after the stage's
+        last epoch, which leaves it in the model, as Keras's ``finalize_variable_values``.
+        """
         loop = Loop(
-            plan.model, self.loss, self.metrics, self.placement, plan.optimizer, plan.class_weights
+            plan.model,
+            self.loss,
+            self.metrics,
+            self.placement,
+            plan.optimizer,
+            plan.class_weights,
+            plan.training_loss,
         )
         previous = tuple(row for row in self.history if row.get("stage", "head") == plan.stage)
         self.events.on_stage_begin(StageStart(plan, start, previous))
@@ -68,6 +81,7 @@ class Trainer:
             rate = _learning_rate(plan.optimizer)
             logs = loop.train_epoch(plan.train_batches(self.epoch), self.events.on_train_batch_end)
             interrupts.point("epoch.validate", epoch)
+            averaged = swap_average(plan.optimizer)
             logs.update({f"val_{k}": v for k, v in loop.evaluate(plan.val_batches()).items()})
             stopped = self.events.should_stop(plan.stage, logs)
             interrupts.point("epoch.end", epoch)
@@ -78,6 +92,8 @@ class Trainer:
                 self.history.append(row)
                 end = EpochEnd(plan.stage, stage_epoch, epoch, logs, done, tuple(self.history))
                 self.events.on_epoch_end(end)
+                if averaged and not done:
+                    swap_average(plan.optimizer)  # training goes on from the trained weights
                 self.in_progress = None
             if stopped is not None:
                 break

@@ -303,7 +303,10 @@ class Resume:
         """Load the checkpoint for ``stage``; return how many of its epochs are done.
 
         A checkpoint of ``stage`` restores the optimizer too; one of the previous stage
-        (which ended there) restores only the weights, and ``stage`` starts afresh.
+        (which ended there) restores only the weights, and ``stage`` starts afresh. A
+        moving average of the weights (``--ema``) was saved in the model's place, as
+        the trainer validates and saves it; the trained weights go back in the model to
+        go on training.
         """
         checkpoint, self.checkpoint = self.checkpoint, None
         if checkpoint is None:
@@ -313,6 +316,10 @@ class Resume:
             load_weights(checkpoint, model)
             return 0
         restore(checkpoint, model, optimizer)
+        if not checkpoint.state.stage_done:
+            from zoo.model.assemble import swap_average  # imports Keras
+
+            swap_average(optimizer)
         return checkpoint.state.stage_epoch
 
     def finish(self) -> None:
