@@ -275,3 +275,26 @@ def test_hook_register_observers():
         observer,
     )
     assert entry.plugin.components == ["observer:hooked"]
+
+
+@pytest.mark.parametrize(("chief", "dry_run"), [(True, False), (False, False), (True, True)])
+def test_only_the_chief_builds_observers_and_a_dry_run_builds_none(chief, dry_run, plugins):
+    from types import SimpleNamespace
+
+    from zoo.runconfig import resolve_run
+    from zoo.train.protocol import _observers
+
+    registry = load_registry()
+    names = ["shapes", "small_cnn", "gap_sigmoid"]
+    resolved = resolve_run(registry, names, settings={"track": "epoch_log"})
+    run = SimpleNamespace(
+        placement=SimpleNamespace(is_chief=chief),
+        dry_run=dry_run,
+        reopened=None,
+        resolved=resolved,
+        output=plugins / "runs",
+    )
+
+    built = _observers(run)
+
+    assert [o.name for o in built] == (["epoch_log"] if chief and not dry_run else [])
