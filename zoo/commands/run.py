@@ -25,7 +25,8 @@ def add(sub: Any, common: argparse.ArgumentParser) -> None:
         help="train and evaluate DATASET BACKBONE HEAD",
         description="Train BACKBONE + HEAD on DATASET, evaluate it, and write a run directory.",
         epilog="examples: zoo run shapes small_cnn gap_sigmoid --epochs 3; "
-        "zoo run --recipe tutorial_transfer; zoo run --resume runs/RUN",
+        "zoo run --recipe tutorial_transfer; zoo run --resume runs/RUN; "
+        "zoo run shapes small_cnn gap_sigmoid --find-lr",
     )
     add_ = parser.add_argument
     add_("names", nargs="*", metavar="DATASET BACKBONE HEAD", help="the three components")
@@ -85,6 +86,13 @@ def add(sub: Any, common: argparse.ArgumentParser) -> None:
         "--dry-run", action="store_true", help="check and print the model summary, then stop"
     )
     how.add_argument(
+        "--find-lr",
+        action="store_true",
+        help="instead of training, find a learning rate: the range test (rates rising from "
+        "1e-7 to 10 over up to 100 batches, on cached features when the backbone is frozen), "
+        "its figure and a suggested rate, under OUTPUT/lr-find",
+    )
+    how.add_argument(
         "--json", action="store_true", help="print the run's metrics as JSON at the end"
     )
     parser.set_defaults(handler=run)
@@ -115,6 +123,13 @@ def run(args: argparse.Namespace) -> int:
     from zoo.train.engine import EngineOptions
     from zoo.train.engine import run as run_experiment
 
+    if args.find_lr and args.dry_run:
+        raise ZooError(
+            "--find-lr trains for up to 100 batches; --dry-run stops before any.",
+            expected="one of --find-lr and --dry-run",
+            fix="drop one of them",
+            got="--find-lr --dry-run",
+        )
     registry = registry_from(args)
     settings = {s.name: getattr(args, s.name) for s in SETTINGS}
     if args.resume is not None:
@@ -140,6 +155,7 @@ def run(args: argparse.Namespace) -> int:
         resolved,
         output=args.output,
         dry_run=args.dry_run,
+        find_lr=args.find_lr,
         command=["zoo", *sys.argv[1:]],
         options=options,
         resume=args.resume,
@@ -148,10 +164,21 @@ def run(args: argparse.Namespace) -> int:
         console.print_json(
             {"run_dir": result.run_dir, "parameters": result.parameters, **result.metrics}
         )
+    elif args.find_lr:
+        from zoo.console import reports
+
+        reports.learning_rate_found(result.metrics["lr_find"])
     return 0
 
 
 def _check_resume(args: argparse.Namespace, settings: dict[str, Any]) -> None:
+    if args.find_lr:
+        raise ZooError(
+            "--resume continues training; --find-lr does not train.",
+            expected="zoo run --resume RUN_DIR, or --find-lr on DATASET BACKBONE HEAD",
+            fix="drop --find-lr, or name the components instead of --resume",
+            got="--find-lr",
+        )
     # Which observers are told is how it runs, not what: a resume may change them.
     given = {name: value for name, value in settings.items() if name != "track"}
     changed = [BY_NAME[name].flag for name, value in given.items() if value is not None]

@@ -359,3 +359,15 @@ def predictions(
 
 def _ranked(entry: Mapping[str, Any]) -> str:
     return f"{_escape(entry['class'])} {entry['probability']:.4f}"
+
+
+def learning_rate_found(found: Mapping[str, Any]) -> None:
+    """``zoo run --find-lr``'s answer: the suggested rate (stdout) and where its figure is."""
+    suggested = found["suggested_learning_rate"]
+    if suggested is None:
+        console.out.print("no rate to suggest: the loss diverged within the first batches")
+    else:
+        rate = f"{suggested:.2g}"
+        console.out.print(f"suggested learning rate: {rate} (--learning-rate {rate})")
+    console.err.print(_escape(f"{found['batches']} batches; {found['stopped']}"))
+    console.err.print(_escape(f"figure: {found['figure']}"))

@@ -28,6 +28,7 @@ def run(
     *,
     output: Path = Path("runs"),
     dry_run: bool = False,
+    find_lr: bool = False,
     command: Sequence[str] | None = None,
     options: EngineOptions | None = None,
     resume: Path | None = None,
@@ -38,6 +39,9 @@ def run(
 
     Args:
         resume: An interrupted run's directory to continue (``zoo run --resume``).
+        find_lr: Run the learning-rate range test instead of training
+            (``zoo run --find-lr``): ``metrics["lr_find"]`` holds the suggested rate and
+            the folder of its curve and figure; no run directory is made.
         callbacks: More callbacks to tell what happens (after zoo's own).
         reporter: What shows the run; by default the console
             (:class:`zoo.train.reporter.ConsoleReporter`).
@@ -60,6 +64,7 @@ def run(
             output=output,
             command=list(command or sys.argv),
             dry_run=dry_run,
+            find_lr=find_lr,
             callbacks=callbacks,
             reporter=reporter or ConsoleReporter(),
         )

@@ -17,23 +17,25 @@ directory checked) before TensorFlow loads. Then:
 4. :func:`dry_run_data`: a dry run reads the data when it is here (never downloading
    it; it says so otherwise) for its summary, and ends.
 5. :func:`load_data`, unless step 2 did.
-6. :func:`open_run`: a new run directory, locked, with its config.json (the chief's), or
+6. :func:`find_lr`, with ``--find-lr``: the learning-rate range test on the head stage's
+   batches (:mod:`zoo.train.lr_find`) instead of training, and ends.
+7. :func:`open_run`: a new run directory, locked, with its config.json (the chief's), or
    the one reopened.
-7. :func:`attach`: the callbacks that keep the run directory join the reporter
+8. :func:`attach`: the callbacks that keep the run directory join the reporter
    (stopping rules, the best epoch, checkpoints, TensorBoard, metrics.json, then the
    caller's, then the observers, then the reporter), and the trainer that tells them.
-8. :func:`begin`: ``on_run_begin``, then ``on_warning`` for what a resume found damaged
+9. :func:`begin`: ``on_run_begin``, then ``on_warning`` for what a resume found damaged
    and for setups that cannot learn (:mod:`zoo.train.checks`).
-9. :func:`train` the head, then fine-tune: :mod:`zoo.train.stages` plans each (a resumed
+10. :func:`train` the head, then fine-tune: :mod:`zoo.train.stages` plans each (a resumed
    checkpoint restored into the first that runs), the :class:`~zoo.train.trainer.Trainer`
    runs its epochs, and after each epoch the callbacks save it before the reporter
    shows it.
-10. :func:`final_weights`: what the test and the saved model are: a resumed checkpoint no
+11. :func:`final_weights`: what the test and the saved model are: a resumed checkpoint no
    stage took (a run resumed after its last epoch), then, with ``--keep best``, the best
    epoch's weights.
-11. :func:`test`: the test split evaluated and its predictions scored. ``on_evaluation``.
-12. :func:`save`: model.keras and the manifest that reloads it (the chief's).
-13. :func:`ending`: ``on_run_end`` however the run ends: completed; failed (a full disk
+12. :func:`test`: the test split evaluated and its predictions scored. ``on_evaluation``.
+13. :func:`save`: model.keras and the manifest that reloads it (the chief's).
+14. :func:`ending`: ``on_run_end`` however the run ends: completed; failed (a full disk
     anywhere is :class:`~zoo.storage.disk_full.DiskFull`, naming the run to resume); or
     interrupted by Ctrl-C (what is saved is said, and the run resumes).
 
@@ -58,7 +60,7 @@ from zoo.runtime.loader import keras, tf
 from zoo.storage import disk_full, runs
 from zoo.storage.hashing import file_sha256
 from zoo.storage.runs import Stage
-from zoo.train import checks, finetune, observers
+from zoo.train import checks, finetune, lr_find, observers
 from zoo.train.callbacks import Checkpointing, EarlyStopping, RunRecord, TensorBoard, TerminateOnNaN
 from zoo.train.distribute import choose_precision, place
 from zoo.train.durability import best, checkpoints, interrupts, lock
@@ -86,6 +88,8 @@ def run_protocol(run: Run) -> RunResult:
             return RunResult(None, run.counts)
         if not run.has_data:
             load_data(run)
+        if run.find_lr:
+            return find_lr(run)
         open_run(run)
         attach(run)
         stages = Stages(run)
@@ -163,6 +167,11 @@ def build_model(run: Run) -> None:
     run.events.on_model_built(run.assembled.model.name, rows, run.counts)
 
 
+def find_lr(run: Run) -> RunResult:
+    """``--find-lr``: the range test instead of training; no run directory is made."""
+    return RunResult(None, run.counts, {"lr_find": lr_find.run_test(run)})
+
+
 def open_run(run: Run) -> None:
     """The run directory: the one reopened, or a new one, locked, with its config.json
     (the chief's; other workers that do not resume have none)."""
@@ -173,9 +182,8 @@ def open_run(run: Run) -> None:
     else:
         config, output = run.config, run.output
         settings = {**config.to_dict(), "command": run.command}
-        name = "-".join(c.name for c in config.choices)
         with disk_full.writing("a new run directory and its config.json", output, lambda: 65536):
-            run.run_dir = lock.new_run_dir(output, name, settings)
+            run.run_dir = lock.new_run_dir(output, _name(run), settings)
     run.writable = run.run_dir if run.placement.is_chief else None
 
 
@@ -287,10 +295,15 @@ def _afterwards() -> Iterator[None]:
 
 def _observers(run: Run) -> list[observers.Isolated]:
     """The observers ``--track`` names, built: on the chief only, and not for a dry run."""
-    if not run.placement.is_chief or run.dry_run:
+    if not run.placement.is_chief or run.dry_run or run.find_lr:
         return []
     resume = run.reopened.run_dir if run.reopened is not None else None
     return observers.build(run.resolved, observed_run(run.resolved, run.output, resume))
+
+
+def _name(run: Run) -> str:
+    """``shapes-small_cnn-gap_sigmoid``: what a run directory's name says after its time."""
+    return "-".join(c.name for c in run.config.choices)
 
 
 def _classes_known(run: Run) -> bool:

@@ -71,6 +71,8 @@ class Run:
         output: Where a new run directory goes.
         command: The command line metrics.json records.
         dry_run: Stop once the model is built.
+        find_lr: Run the learning-rate range test instead of training
+            (:func:`zoo.train.protocol.find_lr`).
         callbacks: More callbacks to tell what happens (after zoo's own).
         reporter: What shows the run (last: it shows what the others have saved).
     """
@@ -109,6 +111,7 @@ class Run:
         output: Path,
         command: Sequence[str],
         dry_run: bool,
+        find_lr: bool = False,
         callbacks: Sequence[Callback],
         reporter: Callback,
     ) -> None:
@@ -118,6 +121,7 @@ class Run:
         self.output = output
         self.command = list(command)
         self.dry_run = dry_run
+        self.find_lr = find_lr
         self.callbacks = tuple(callbacks)
         self.reporter = reporter
         #: Who hears what happens: the reporter alone while setting up (a dry run too),
