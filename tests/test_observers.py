@@ -277,8 +277,13 @@ def test_hook_register_observers():
     assert entry.plugin.components == ["observer:hooked"]
 
 
-@pytest.mark.parametrize(("chief", "dry_run"), [(True, False), (False, False), (True, True)])
-def test_only_the_chief_builds_observers_and_a_dry_run_builds_none(chief, dry_run, plugins):
+@pytest.mark.parametrize(
+    ("chief", "dry_run", "find_lr"),
+    [(True, False, False), (False, False, False), (True, True, False), (True, False, True)],
+)
+def test_only_the_chief_builds_observers_and_a_dry_run_or_find_lr_builds_none(
+    chief, dry_run, find_lr, plugins
+):
     from types import SimpleNamespace
 
     from zoo.runconfig import resolve_run
@@ -290,6 +295,7 @@ def test_only_the_chief_builds_observers_and_a_dry_run_builds_none(chief, dry_ru
     run = SimpleNamespace(
         placement=SimpleNamespace(is_chief=chief),
         dry_run=dry_run,
+        find_lr=find_lr,
         reopened=None,
         resolved=resolved,
         output=plugins / "runs",
@@ -297,4 +303,5 @@ def test_only_the_chief_builds_observers_and_a_dry_run_builds_none(chief, dry_ru
 
     built = _observers(run)
 
-    assert [o.name for o in built] == (["epoch_log"] if chief and not dry_run else [])
+    trains = chief and not dry_run and not find_lr
+    assert [o.name for o in built] == (["epoch_log"] if trains else [])
