@@ -93,6 +93,12 @@ def add(sub: Any, common: argparse.ArgumentParser) -> None:
         "its figure and a suggested rate, under OUTPUT/lr-find",
     )
     how.add_argument(
+        "--no-test",
+        action="store_true",
+        help="leave the test split unscored (to choose between runs on validation alone, "
+        "as zoo tune's trials do); the run's metrics then hold no test",
+    )
+    how.add_argument(
         "--json", action="store_true", help="print the run's metrics as JSON at the end"
     )
     parser.set_defaults(handler=run)
@@ -150,6 +156,7 @@ def run(args: argparse.Namespace) -> int:
         cache_dir=args.feature_cache_dir,
         cache_memory=parse_size(args.feature_cache_memory),
         cache_max=cache_max_size(registry, args.feature_cache_max, "--feature-cache-max"),
+        test=not args.no_test,
     )
     result = run_experiment(
         resolved,

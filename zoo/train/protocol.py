@@ -35,11 +35,11 @@ directory checked) before TensorFlow loads. Then:
    epoch's weights.
 12. :func:`test`: the test split evaluated and its predictions scored. ``on_evaluation``.
 13. :func:`save`: model.keras and the manifest that reloads it (the chief's).
+   ``EngineOptions`` may leave out both (``--no-test``; ``zoo tune``'s trials).
 14. :func:`ending`: ``on_run_end`` however the run ends: completed; failed (a full disk
     anywhere is :class:`~zoo.storage.disk_full.DiskFull`, naming the run to resume); or
-    interrupted by Ctrl-C (what is saved is said, and the run resumes).
-
-Last, whatever happened, Keras's precision policy is put back and the lock released.
+    interrupted by Ctrl-C (what is saved is said, and the run resumes). Last, whatever
+    happened, Keras's precision policy is put back and the lock released.
 """
 
 from __future__ import annotations
@@ -79,7 +79,7 @@ def run_protocol(run: Run) -> RunResult:
     """Train ``run`` from its set-up to its end: the steps, in the order they happen."""
     with _afterwards():
         set_up(run)
-        if not _classes_known(run):
+        if run.resolved.dataset.component.class_names is None:
             load_data(run)  # only the data can tell the head how many classes
         build_model(run)
         if run.dry_run:
@@ -232,6 +232,8 @@ def final_weights(run: Run) -> None:
 
 def test(run: Run, stages: Stages) -> None:
     """The test metrics; the test predictions, scored, go to the callbacks (and a figure)."""
+    if not run.options.test:
+        return
     interrupts.point("test", run.trainer.epoch)
     model, batches = stages.test()
     figure = (run.writable or Path()) / scoring.FIGURE
@@ -246,6 +248,8 @@ def test(run: Run, stages: Stages) -> None:
 def save(run: Run) -> None:
     """Save the trained model (backbone + head, preprocessing included, and the manifest
     that reloads it anywhere, :mod:`zoo.results.saving`): chief only."""
+    if not run.options.write_model:
+        return
     assembled = run.assembled
     run.weights_sha256 = feature_cache.weights_digest(assembled.model)
     interrupts.point("save", run.trainer.epoch)
@@ -306,11 +310,6 @@ def _name(run: Run) -> str:
     return "-".join(c.name for c in run.config.choices)
 
 
-def _classes_known(run: Run) -> bool:
-    """The dataset can tell its classes without loading its data."""
-    return run.resolved.dataset.component.class_names is not None
-
-
 def _callbacks(run: Run) -> list[Callback]:
     """zoo's own: stopping rules first, then what writes the run directory."""
     config = run.config
@@ -326,7 +325,8 @@ def _callbacks(run: Run) -> list[Callback]:
     if run.keep_best is not None:
         callbacks.append(run.keep_best)
     if run.writable is not None:
-        callbacks += [Checkpointing(run.writable), TensorBoard(run.writable, config.flat())]
+        saving = [Checkpointing(run.writable)] if run.options.checkpoint else []
+        callbacks += [*saving, TensorBoard(run.writable, config.flat())]
     return [*callbacks, run.record]
 
 

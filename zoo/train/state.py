@@ -42,6 +42,12 @@ class EngineOptions:
         cache_memory: Bytes of features kept in memory; the rest is read from disk.
         cache_max: Bytes the cache folder may hold: least recently used entries not in
             use are removed beyond it (``None``: no limit).
+        test: Evaluate the test split at the end (``zoo run --no-test`` skips it, and
+            ``zoo tune``'s trials do: the test split must not choose).
+        write_model: Save model.keras at the end (``zoo tune``'s trials keep their
+            metrics and best epoch's weights; only the winner writes a model).
+        checkpoint: Checkpoint every epoch, so the run resumes (a trial that is
+            killed is run again instead).
     """
 
     strategy: str = "auto"
@@ -49,6 +55,9 @@ class EngineOptions:
     cache_dir: Path | None = None
     cache_memory: int = feature_cache.DEFAULT_MEMORY_BUDGET
     cache_max: int | None = store.DEFAULT_MAX_SIZE
+    test: bool = True
+    write_model: bool = True
+    checkpoint: bool = True
 
 
 @dataclass
@@ -98,9 +107,10 @@ class Run:
     trainer: Trainer
     resume: Resume
     #: The test split's metrics (:func:`~zoo.train.protocol.test`) and the digest of the
-    #: weights saved (:func:`~zoo.train.protocol.save`).
-    test_metrics: dict[str, float]
-    weights_sha256: str
+    #: weights saved (:func:`~zoo.train.protocol.save`); ``None`` when not asked for
+    #: (:class:`EngineOptions`).
+    test_metrics: dict[str, float] | None = None
+    weights_sha256: str | None = None
 
     def __init__(
         self,
