@@ -9,10 +9,11 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 from typing import Any
 
 from zoo.components import KINDS, Backbone, Dataset, Head, Observer
-from zoo.config.registry_file import Recipe
+from zoo.config.registry_file import Recipe, read_recipe_file
 from zoo.config.settings import BY_NAME, SETTINGS, RunSettings
 from zoo.errors import ZooError, one_of
 from zoo.params import resolve
@@ -148,7 +149,8 @@ def resolve_run(
     Args:
         registry: The loaded registry.
         names: ``(dataset, backbone, head)``; empty when ``recipe`` is given.
-        recipe: A recipe name from a registry file.
+        recipe: A recipe name from a registry file, or a recipe file's path (``.toml``,
+            what ``zoo tune`` writes).
         settings: Run settings from the command line (``epochs``, ...); ``None``
             values are ignored.
         sets: ``KIND.PARAM=VALUE`` assignments from ``--set``.
@@ -324,7 +326,9 @@ def _recipe_or_names(registry: Registry, names: Sequence[str], recipe: str | Non
             got=" ".join(names),
         )
     if recipe:
-        found = registry.recipe(recipe)
+        found = (
+            read_recipe_file(Path(recipe)) if recipe.endswith(".toml") else registry.recipe(recipe)
+        )
         return _Chosen((found.dataset, found.backbone, found.head), found)
     if len(names) != 3:
         raise ZooError(

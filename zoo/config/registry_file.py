@@ -108,6 +108,34 @@ def read_registry_file(path: Path) -> RegistryFile:
     return _Parser(path, text).parse(data)
 
 
+def read_recipe_file(path: Path) -> Recipe:
+    """The one recipe of a recipe file (``zoo run --recipe FILE.toml``; ``zoo tune``
+    writes one for its winner): a registry file holding ``[recipes]`` and nothing else,
+    so that a file from someone else can name what to train but load no plugin and
+    change no default.
+
+    Raises:
+        ZooError: the file cannot be read, or holds more or less than one recipe.
+    """
+    parsed = read_registry_file(path)
+    extra = {
+        "[plugins]": parsed.plugins,
+        "[run]": parsed.run,
+        "[components]": parsed.components,
+        "[cache]": parsed.cache_max_size is not None,
+        "[registry]": parsed.builtin,
+    }
+    found = [name for name, value in extra.items() if value]
+    if found or len(parsed.recipes) != 1:
+        raise ZooError(
+            f"{path}: a recipe file holds one [recipes.NAME] table and nothing else.",
+            expected="one recipe, as zoo tune writes (recipe.toml in its study folder)",
+            fix="give a recipe file, or name a registry file's recipe: zoo run --recipe NAME",
+            got=", ".join(found) or f"{len(parsed.recipes)} recipes",
+        )
+    return next(iter(parsed.recipes.values()))
+
+
 def _decoded(path: Path, raw: bytes) -> str:
     """``raw`` as UTF-8 text, as TOML must be.
 
