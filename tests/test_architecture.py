@@ -29,6 +29,7 @@ LAYERS = (
     ("downloads", ["zoo.downloads"]),
     ("results", ["zoo.results"]),
     ("training", ["zoo.train"]),
+    ("tuning", ["zoo.tune"]),
     ("testing kit", ["zoo.testing"]),
     ("interface", ["zoo", "zoo.__main__", "zoo.cli", "zoo.commands", "zoo.builtins"]),
 )

@@ -35,7 +35,13 @@ def add(sub: Any, common: argparse.ArgumentParser) -> None:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     add_ = parser.add_argument
-    add_("run_dirs", nargs="+", type=Path, metavar="RUN_DIR", help="run directories")
+    add_(
+        "run_dirs",
+        nargs="+",
+        type=Path,
+        metavar="RUN_DIR",
+        help="run directories; a zoo tune study's folder (runs/tune/STUDY) stands for its runs",
+    )
     add_(
         "--target",
         type=float,
@@ -88,6 +94,7 @@ def run(args: argparse.Namespace) -> int:
             fix="pass --target 0.9 (or leave it out)",
             got=args.target,
         )
+    args.run_dirs = _with_studies(args.run_dirs)
     _check_labels(args.labels, len(args.run_dirs))
     data = show(
         args.run_dirs,
@@ -101,6 +108,13 @@ def run(args: argparse.Namespace) -> int:
         registry=(lambda: registry_from(args)) if args.on else None,
     )
     return 1 if any((run["held_out"] or {}).get("unreadable") for run in data["runs"]) else 0
+
+
+def _with_studies(paths: list[Path]) -> list[Path]:
+    """Each ``zoo tune`` study folder given stands for its trials' runs and its winner's."""
+    from zoo.tune.folders import is_study, study_runs
+
+    return [run for path in paths for run in (study_runs(path) if is_study(path) else [path])]
 
 
 def _check_labels(labels: list[str], runs: int) -> None:

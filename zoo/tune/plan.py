@@ -1,0 +1,126 @@
+"""Which backbones and heads a study searches, and why the others are left out.
+
+Each candidate is resolved as a run would be, with the study's fixed settings, so a
+backbone the image size does not suit, or a head the dataset's classes do not fit, is
+left out with the message ``zoo run`` would give. With ``--backbones all``, a backbone
+whose files are not here (weights to download: ``zoo fetch`` readiness) is left out
+too, with what is missing; one named on the command line is tried, and downloads.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+from zoo.downloads.readiness import Target, needs
+from zoo.errors import ZooError
+from zoo.registry import Registry
+from zoo.runconfig import Resolved, parse_assignment, resolve_run
+
+
+@dataclass(frozen=True)
+class Skipped:
+    """A component a study leaves out, and why."""
+
+    kind: str
+    name: str
+    reason: str
+
+
+@dataclass(frozen=True)
+class Candidates:
+    """What a study searches over, and what it left out."""
+
+    backbones: tuple[str, ...]
+    heads: tuple[str, ...]
+    with_dropout: frozenset[str]
+    skipped: tuple[Skipped, ...]
+
+
+def candidates(
+    registry: Registry,
+    dataset: str,
+    backbones: str,
+    heads: str,
+    settings: Mapping[str, object],
+    sets: Sequence[str],
+) -> Candidates:
+    """The backbones and heads of ``--backbones`` and ``--heads`` (names, or ``all``)
+    that can run on ``dataset`` with the study's settings.
+
+    Raises:
+        ZooError: an unknown name, or nothing left to search (saying why each was left out).
+    """
+    wanted_backbones = _names(registry, "backbone", backbones)
+    wanted_heads = _names(registry, "head", heads)
+    skipped: list[Skipped] = []
+    kept_heads = []
+    for head in wanted_heads:
+        reason = _problem(registry, (dataset, wanted_backbones[0], head), settings, sets)
+        if reason is None:
+            kept_heads.append(head)
+        else:
+            skipped.append(Skipped("head", head, reason))
+    kept_backbones = []
+    for backbone in wanted_backbones:
+        names = (dataset, backbone, kept_heads[0] if kept_heads else wanted_heads[0])
+        reason = _problem(registry, names, settings, sets, offline=backbones == "all")
+        if reason is None:
+            kept_backbones.append(backbone)
+        else:
+            skipped.append(Skipped("backbone", backbone, reason))
+    if not kept_backbones or not kept_heads:
+        said = "; ".join(f"{s.kind} {s.name}: {s.reason}" for s in skipped)
+        raise ZooError(
+            f"zoo tune has nothing to search on {dataset}: {said}.",
+            expected="at least one backbone and one head that can run",
+            fix="name others with --backbones and --heads, or `zoo fetch` what is missing",
+            got=f"--backbones {backbones} --heads {heads}",
+        )
+    dropout = frozenset(
+        h for h in kept_heads if any(p.name == "dropout" for p in registry.get("head", h).params)
+    )
+    return Candidates(tuple(kept_backbones), tuple(kept_heads), dropout, tuple(skipped))
+
+
+def _names(registry: Registry, kind: str, text: str) -> list[str]:
+    """``all`` (every registered one) or the names given, each checked to exist."""
+    if text.strip() == "all":
+        return [entry.name for entry in registry.entries(kind)]
+    names = list(dict.fromkeys(n.strip() for n in text.split(",") if n.strip()))
+    for name in names:
+        registry.get(kind, name)  # an unknown name: the closest ones suggested
+    if not names:
+        raise ZooError(
+            f"no {kind}s given to zoo tune.",
+            expected=f"--{kind}s NAME[,NAME...] or --{kind}s all",
+            fix=f"name at least one {kind} (`zoo list {kind}s`)",
+            got=repr(text),
+        )
+    return names
+
+
+def _problem(
+    registry: Registry,
+    names: tuple[str, str, str],
+    settings: Mapping[str, object],
+    sets: Sequence[str],
+    offline: bool = False,
+) -> str | None:
+    """Why ``names`` cannot run with these settings, or ``None`` when they can."""
+    try:
+        resolved = resolve_run(registry, names, settings=settings, sets=sets)
+    except ZooError as exc:
+        return exc.what
+    return _not_here(resolved, sets) if offline else None
+
+
+def _not_here(resolved: Resolved, sets: Sequence[str]) -> str | None:
+    """What the backbone still has to download, as ``zoo fetch`` would say."""
+    overrides = dict(parse_assignment(s)[1:] for s in sets if parse_assignment(s)[0] == "backbone")
+    found = needs(Target(resolved.backbone, overrides))
+    if found.readiness == "ready":
+        return None
+    summary = found.summary()
+    missing = ", ".join(summary["missing"]) or summary["reason"]
+    return f"not here offline ({missing}); `zoo fetch {resolved.backbone.name}` downloads it"

@@ -1,0 +1,142 @@
+"""One ``zoo tune`` trial: a real zoo run, pruned on its per-epoch validation metric.
+
+The run is :func:`zoo.train.engine.run` with the trial's settings. It writes its own run
+directory (config.json, metrics.json, TensorBoard logs, the best epoch's weights) but
+neither a checkpoint per epoch (a trial a killed process leaves is run again, not
+resumed), nor a model (only the winner's final run writes one), nor a test score: the
+test split must not choose. A frozen backbone's features come from the feature cache,
+so after its first trial a backbone's trials cost only their head's training.
+
+After each trial Keras's global state is cleared, so memory stays flat over a long study.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import gc
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from zoo.runconfig import Resolved
+from zoo.storage.runs import Stage
+from zoo.train.engine import EngineOptions
+from zoo.train.engine import run as run_engine
+from zoo.train.events import Callback
+from zoo.tune import latency
+
+if TYPE_CHECKING:
+    import optuna
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What a trial gives the study.
+
+    Args:
+        value: The study's metric at the kept epoch (``None``: the run has no epoch).
+        pruned: Why the pruner stopped it, if it did.
+        run_dir: Its run directory.
+        seconds: Its wall time.
+        epochs: Epochs trained.
+    """
+
+    value: float | None
+    pruned: str | None
+    run_dir: Path | None
+    seconds: float
+    epochs: int
+    latency_ms: float | None = None
+    size_mb: float | None = None
+
+
+class Pruning(Callback):
+    """Reports the metric to Optuna after every epoch; stops the run when the pruner says
+    the trial is weaker than the others were at that epoch."""
+
+    def __init__(self, trial: optuna.Trial, metric: str) -> None:
+        self.trial = trial
+        self.metric = metric
+        self.step = 0
+        self.pruned: str | None = None
+
+    def should_stop(self, stage: Stage, logs: Mapping[str, float]) -> str | None:
+        if self.pruned is not None:  # a pruned trial does not go on to fine-tune
+            return self.pruned
+        self.step += 1
+        value = logs.get(self.metric)
+        if value is None:
+            return None
+        self.trial.report(float(value), self.step)
+        if self.trial.should_prune():
+            self.pruned = f"pruned after epoch {self.step}: {self.metric} {value:.4g}"
+        return self.pruned
+
+
+def run_trial(
+    resolved: Resolved,
+    *,
+    folder: Path,
+    metric: str,
+    options: EngineOptions,
+    reporter: Callback,
+    trial: optuna.Trial | None = None,
+    command: Sequence[str] = (),
+    final: bool = False,
+) -> Outcome:
+    """Run ``resolved`` as a trial (or, ``final``, the winner's run: tested, its model
+    written) into ``folder``; report each epoch to ``trial`` when given."""
+    started = time.perf_counter()
+    pruning = [Pruning(trial, metric)] if trial is not None else []
+    how = (
+        options
+        if final
+        else dataclasses.replace(options, test=False, write_model=False, checkpoint=False)
+    )
+    try:
+        result = run_engine(
+            resolved,
+            output=folder,
+            options=how,
+            command=list(command),
+            callbacks=pruning,
+            reporter=reporter,
+        )
+    finally:
+        _forget()
+    seconds = time.perf_counter() - started
+    record = result.metrics
+    kept = record.get("kept") or {}
+    value = kept.get("metrics", {}).get(metric)
+    parameters = result.parameters.get("total")
+    return Outcome(
+        value=float(value) if value is not None else None,
+        pruned=pruning[0].pruned if pruning else None,
+        run_dir=result.run_dir,
+        seconds=seconds,
+        epochs=len(record.get("history", ())),
+        latency_ms=latency.measured(resolved, len(record["dataset"]["class_names"])),
+        size_mb=parameters * 4 / 1e6 if parameters else None,
+    )
+
+
+def _forget() -> None:
+    """Clear what Keras keeps between models, so the next trial starts from nothing."""
+    from zoo.runtime.loader import keras
+
+    keras.backend.clear_session(free_memory=True)
+    gc.collect()
+
+
+def summary(outcome: Outcome) -> dict[str, Any]:
+    """A trial's outcome as the study keeps it (its user attributes)."""
+    return {
+        "run_dir": str(outcome.run_dir) if outcome.run_dir else None,
+        "seconds": round(outcome.seconds, 3),
+        "epochs": outcome.epochs,
+        "pruned": outcome.pruned,
+        "latency_ms": outcome.latency_ms,
+        "size_mb": outcome.size_mb,
+    }
