@@ -223,7 +223,10 @@ def _report(args: argparse.Namespace) -> int:
             got=str(folder),
         )
     try:
-        study = optuna.load_study(study_name=name, storage=studies.storage(folder, args.storage))
+        with studies.readable(folder, args.storage):
+            study = optuna.load_study(
+                study_name=name, storage=studies.storage(folder, args.storage)
+            )
     except KeyError:
         raise ZooError(
             f"the storage holds no study named '{name}'.",
@@ -231,11 +234,12 @@ def _report(args: argparse.Namespace) -> int:
             fix="check the name, or the --storage URL",
             got=name,
         ) from None
-    metric = study.user_attrs.get("setup", {}).get("metric", "val_accuracy")
-    if metric not in leaderboard.METRICS:
-        metric = "val_accuracy"
+    setup = study.user_attrs.get("setup")
+    metric = setup.get("metric") if isinstance(setup, dict) else None
+    metric = metric if metric in leaderboard.METRICS else "val_accuracy"
     board = leaderboard.rows(study, metric)
-    ended = study.user_attrs.get("ended") or {}
+    ended = study.user_attrs.get("ended")
+    ended = ended if isinstance(ended, dict) and "chosen" in ended else {}
     figure = leaderboard.write(folder, board, {"study": name, **ended}, metric)
     summary = {**ended, "ended": bool(ended), "rows": board, "figure": str(figure), "study": name}
     if args.json:

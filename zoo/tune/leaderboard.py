@@ -65,7 +65,8 @@ def rows(study: optuna.Study, metric: str) -> list[Row]:
     """Every trial of ``study`` as a row, ranked (see the module's docstring)."""
     from optuna.trial import TrialState
 
-    repeats = study.user_attrs.get("repeats", {})
+    repeats = study.user_attrs.get("repeats")
+    repeats = repeats if isinstance(repeats, dict) else {}
     found = []
     for trial in study.get_trials(deepcopy=False):
         if trial.state in (TrialState.RUNNING, TrialState.WAITING):
@@ -80,15 +81,31 @@ def rows(study: optuna.Study, metric: str) -> list[Row]:
                 head=str(trial.params.get("head", "?")),
                 settings=settings,
                 value=trial.value if trial.state != TrialState.FAIL else None,
-                seconds=attrs.get("seconds"),
-                latency_ms=attrs.get("latency_ms"),
-                size_mb=attrs.get("size_mb"),
-                run_dir=attrs.get("run_dir"),
-                repeats=[float(v) for v in repeats.get(str(trial.number), [])],
-                note=attrs.get("error") or attrs.get("pruned"),
+                seconds=_number(attrs.get("seconds")),
+                latency_ms=_number(attrs.get("latency_ms")),
+                size_mb=_number(attrs.get("size_mb")),
+                run_dir=_text(attrs.get("run_dir")),
+                repeats=_numbers(repeats.get(str(trial.number))),
+                note=_text(attrs.get("error") or attrs.get("pruned")),
             )
         )
     return ranked(found, METRICS[metric])
+
+
+def _number(value: Any) -> float | None:
+    """A stored number, or ``None`` for anything else (a study another process wrote
+    is data: a value of the wrong type is left out, not trusted)."""
+    ok = isinstance(value, int | float) and not isinstance(value, bool)
+    return float(value) if ok else None
+
+
+def _numbers(values: Any) -> list[float]:
+    found = [_number(v) for v in values] if isinstance(values, list) else []
+    return [v for v in found if v is not None]
+
+
+def _text(value: Any) -> str | None:
+    return str(value) if value is not None else None
 
 
 def ranked(found: Sequence[Row], higher: bool) -> list[Row]:

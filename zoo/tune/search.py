@@ -132,11 +132,10 @@ def tune(job: Tuning, shown: Shown) -> dict[str, Any]:
 def _join(job: Tuning, optuna: Any) -> Any:
     """Open or create the study, check it searches what ``job`` asks, requeue what dead
     processes left, and seed this process's sampler apart from the others'."""
-    storage = studies.storage(job.folder, job.storage)
     direction = "maximize" if leaderboard.METRICS[job.metric] else "minimize"
-    with studies.exclusive(job.folder):
+    with studies.exclusive(job.folder), studies.readable(job.folder, job.storage):
         study = optuna.create_study(
-            storage=storage,
+            storage=studies.storage(job.folder, job.storage),
             study_name=job.name,
             direction=direction,
             load_if_exists=True,
@@ -150,7 +149,8 @@ def _join(job: Tuning, optuna: Any) -> Any:
         elif setup != job.setup():
             raise _other_study(job, setup)
         studies.requeue_abandoned(study)
-        joined = int(study.user_attrs.get("processes", 0))
+        joined = study.user_attrs.get("processes", 0)
+        joined = joined if isinstance(joined, int) and joined >= 0 else 0
         study.set_user_attr("processes", joined + 1)
     seed = int(job.settings.get("seed") or 0) + joined  # two processes draw apart
     study.sampler = optuna.samplers.TPESampler(seed=seed, n_startup_trials=STARTUP_TRIALS)
@@ -232,8 +232,10 @@ def finish(job: Tuning, study: Any, shown: Shown) -> dict[str, Any]:
     """End the study: repeats, the winner's final run, its recipe, the leaderboard."""
     board = leaderboard.rows(study, job.metric)
     done = len([r for r in board if r.state != "fail"])
-    ended = study.user_attrs.get("ended", {})
-    if ended.get("trials") == done and Path(ended.get("recipe", "")).is_file():
+    ended = study.user_attrs.get("ended")
+    ended = ended if isinstance(ended, dict) else {}
+    written = job.folder / recipe.FILE
+    if ended.get("trials") == done and ended.get("recipe") == str(written) and written.is_file():
         return {**ended, "ended": True, "rows": board}  # ended already, by this study's trials
     leading = [r for r in board if r.rank is not None][:LEADING]
     if not leading:
@@ -286,9 +288,10 @@ def finish(job: Tuning, study: Any, shown: Shown) -> dict[str, Any]:
 
 def _repeat(job: Tuning, study: Any, leading: Sequence[leaderboard.Row], shown: Shown) -> None:
     """Rerun each leading trial with ``job.repeats`` other seeds; keep every value."""
-    repeats = dict(study.user_attrs.get("repeats", {}))
+    stored = study.user_attrs.get("repeats")
+    repeats = dict(stored) if isinstance(stored, dict) else {}
     for row in leading:
-        values = list(repeats.get(str(row.trial), [row.value]))
+        values: list[float | None] = list(row.repeats) or [row.value]
         draw = _draw_of(job, study, row.trial)
         for offset in range(len(values), job.repeats + 1):
             outcome = run_trial(

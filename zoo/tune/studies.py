@@ -75,6 +75,25 @@ def storage(folder: Path, url: str | None) -> Any:
 
 
 @contextlib.contextmanager
+def readable(folder: Path, url: str | None) -> Iterator[None]:
+    """Within the block, a study that cannot be read (a damaged journal file, one that
+    is not Optuna's, a database that refuses) is a ZooError naming it."""
+    where = url or str(folder / JOURNAL)
+    try:
+        yield
+    except (ZooError, KeyboardInterrupt, KeyError):
+        raise
+    except Exception as exc:
+        raise ZooError(
+            f"the study in {where} cannot be read: {type(exc).__name__}: {exc}.",
+            expected="a study zoo tune stored (an Optuna journal file, or database)",
+            fix="start a new study with --study NAME (or another --output); "
+            "a damaged journal file cannot be mended",
+            got=where,
+        ) from exc
+
+
+@contextlib.contextmanager
 def exclusive(folder: Path) -> Iterator[None]:
     """Hold the study folder's lock: one process at a time counts trials and asks for
     one, so that ``--trials`` is the study's total across processes."""
