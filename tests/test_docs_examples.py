@@ -289,10 +289,14 @@ HELP_NOT_RUN = {
     "zoo compare runs/*-small_cnn-* runs/*-resnet50-* --label scratch --label transfer": (
         "needs a resnet50 run, whose ImageNet weights are a download"
     ),
+    "zoo tune image_folder --set dataset.path=PHOTOS --timeout 30m --repeats 2": (
+        "searches for 30 minutes on the reader's photos (tests/test_tune.py runs studies)"
+    ),
 }
 #: What the reader has done before an example, as another example of the same --help.
 HELP_BEFORE = {
-    "zoo predict phone/model.tflite photos/": "zoo export runs/RUN --format litert --output phone"
+    "zoo predict phone/model.tflite photos/": "zoo export runs/RUN --format litert --output phone",
+    "zoo tune --report shapes": "zoo tune shapes --trials 6",
 }
 
 

@@ -38,9 +38,8 @@ def add(sub: Any, common: argparse.ArgumentParser) -> None:
         "Searched settings: "
         + "; ".join(f"{k} ({v})" for k, v in SEARCHABLE.items())
         + ". A setting given as a flag is fixed, not searched. Needs zoo[tune].",
-        epilog="examples: zoo tune shapes --backbones shapes_cnn,small_cnn --trials 20; "
-        "zoo tune image_folder --set dataset.path=PHOTOS --timeout 30m; "
-        "zoo tune --report shapes",
+        epilog="examples: zoo tune shapes --trials 6; zoo tune --report shapes; "
+        "zoo tune image_folder --set dataset.path=PHOTOS --timeout 30m --repeats 2",
     )
     add_ = parser.add_argument
     add_("dataset", nargs="?", metavar="DATASET", help="the dataset to tune for")
@@ -154,19 +153,21 @@ def run(args: argparse.Namespace) -> int:
     from zoo.tune.reporting import ConsoleShown
 
     studies.import_optuna()  # the install hint before anything else
+    name = _study_name(args.study or args.dataset)  # what needs no plugin, checked first
+    trials = _positive(args.trials, "--trials")
+    timeout = parse_duration(args.timeout) if args.timeout else None
     registry = registry_from(args)
     settings = {s.name: getattr(args, s.name) for s in SETTINGS}
-    given = [name for name, value in settings.items() if value is not None]
+    given = [setting for setting, value in settings.items() if value is not None]
     if args.fine_tune_depths and settings["fine_tune_epochs"] is None:
         settings["fine_tune_epochs"] = 3
     found = plan.candidates(registry, args.dataset, args.backbones, args.heads, settings, args.sets)
-    tuning.left_out([vars(s) for s in found.skipped])
+    tuning.left_out([vars(s) for s in found.skipped], found.offline)
     fixed_params = [s.partition("=")[0].strip() for s in args.sets]
     searched = space.searched_settings(
         args.search, [*given, *("dropout" for p in fixed_params if p == "head.dropout")]
     )
     depths = tuple(d.strip() for d in (args.fine_tune_depths or "").split(",") if d.strip())
-    name = _study_name(args.study or args.dataset)
     job = search.Tuning(
         registry=registry,
         dataset=args.dataset,
@@ -176,8 +177,8 @@ def run(args: argparse.Namespace) -> int:
         folder=args.output / FOLDER / name,
         name=name,
         storage=args.storage,
-        trials=_positive(args.trials, "--trials"),
-        timeout=parse_duration(args.timeout) if args.timeout else None,
+        trials=trials,
+        timeout=timeout,
         metric=args.metric,
         repeats=max(0, args.repeats),
         options=EngineOptions(
@@ -213,7 +214,7 @@ def _report(args: argparse.Namespace) -> int:
     from zoo.tune import leaderboard, studies
 
     optuna = studies.import_optuna()
-    name = _study_name(args.report)
+    name = _study_name(args.report, "--report")
     folder = args.output / FOLDER / name
     if args.storage is None and not (folder / studies.JOURNAL).is_file():
         raise ZooError(
@@ -254,12 +255,12 @@ def _report(args: argparse.Namespace) -> int:
     return 0
 
 
-def _study_name(text: str) -> str:
+def _study_name(text: str, flag: str = "--study") -> str:
     if not _STUDY.match(text):
         raise ZooError(
             "a study's name is a folder name: letters, digits, '_', '.' and '-'.",
             expected="a name such as shapes or photos-2026",
-            fix="pass --study NAME",
+            fix=f"pass {flag} NAME",
             got=text,
         )
     return text

@@ -117,6 +117,13 @@ def read_recipe_file(path: Path) -> Recipe:
     Raises:
         ZooError: the file cannot be read, or holds more or less than one recipe.
     """
+    if not path.is_file():
+        raise ZooError(
+            f"there is no recipe file {path}.",
+            expected="a recipe file (.toml), such as the recipe.toml zoo tune writes",
+            fix="check the path given with --recipe, or name a registry file's recipe",
+            got=str(path),
+        )
     parsed = read_registry_file(path)
     extra = {
         "[plugins]": parsed.plugins,

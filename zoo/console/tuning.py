@@ -13,15 +13,22 @@ from zoo import console
 from zoo.console import _escape, _table
 
 
-def left_out(skipped: Sequence[Mapping[str, str]]) -> None:
-    """The backbones and heads a study does not search, each with why."""
+def left_out(skipped: Sequence[Mapping[str, str]], offline: Sequence[str] = ()) -> None:
+    """The backbones and heads a study does not search, each with why; those whose
+    files are not here, in one line."""
     for item in skipped:
         console.warning(f"left out {item['kind']} {item['name']}: {item['reason']}")
+    if offline:
+        console.status(
+            f"left out {len(offline)} backbones whose files are not here offline: "
+            f"{', '.join(offline)} (zoo fetch NAME downloads one; --backbones NAME "
+            "tries it anyway)"
+        )
 
 
 def trial(
     number: int,
-    total: int,
+    done: str,
     label: str,
     value: float | None,
     metric: str,
@@ -32,7 +39,7 @@ def trial(
     reached = f"{metric} {value:.4f}" if value is not None else "no value"
     took = f" in {seconds:.1f}s" if seconds is not None else ""
     ending = f" ({note})" if note else ""
-    console.status(f"trial {number + 1}/{total}: {label}: {reached}{took}{ending}")
+    console.status(f"trial {number} ({done}): {label}: {reached}{took}{ending}")
 
 
 def leaderboard(rows: Sequence[Mapping[str, Any]], metric: str, limit: int | None = None) -> None:
@@ -58,7 +65,7 @@ def _cells(row: Mapping[str, Any]) -> list[str]:
     if spread is not None:
         value += f" ± {spread:.4f} ({len(row['repeats'])} seeds)"
     state = row.get("state")
-    mark = "*" if row.get("pareto") else state if state != "complete" else ""
+    mark = "*" if row.get("pareto") else str(state) if state != "complete" else ""
     if row.get("note") and state != "complete":
         mark = f"{mark}: {row['note']}"
     return [

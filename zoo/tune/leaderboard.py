@@ -114,9 +114,10 @@ def ranked(found: Sequence[Row], higher: bool) -> list[Row]:
     sign = -1 if higher else 1
     order = {"complete": 0, "pruned": 1, "fail": 2}
 
-    def key(row: Row) -> tuple[int, float, int]:
-        score = row.score
-        return (order.get(row.state, 3), sign * score if score is not None else 0.0, row.trial)
+    def key(row: Row) -> tuple[int, bool, float, int]:
+        score = row.score  # a row without one goes after those of its state with one
+        value = sign * score if score is not None else 0.0
+        return (order.get(row.state, 3), score is None, value, row.trial)
 
     result = sorted(found, key=key)
     complete = [r for r in result if r.state == "complete" and r.score is not None]
@@ -157,12 +158,13 @@ def figure(board: Sequence[Row], metric: str) -> Figure:
     drawn = Figure(figsize=(7.5, 5), dpi=100, layout="constrained")
     ax = drawn.subplots()
     timed = [r for r in board if r.rank is not None and r.latency_ms is not None]
+    points = {id(r): (r.latency_ms or 0.0, r.score or 0.0) for r in timed}
     backbones = sorted({r.backbone for r in timed})
     for index, backbone in enumerate(backbones):
         mine = [r for r in timed if r.backbone == backbone]
         ax.scatter(
-            [r.latency_ms for r in mine],
-            [r.score for r in mine],
+            [points[id(r)][0] for r in mine],
+            [points[id(r)][1] for r in mine],
             color=f"C{index % 10}",
             alpha=0.6,
             label=backbone,
@@ -170,8 +172,8 @@ def figure(board: Sequence[Row], metric: str) -> Figure:
     front = sorted((r for r in timed if r.pareto), key=lambda r: r.latency_ms or 0.0)
     if front:
         ax.plot(
-            [r.latency_ms for r in front],
-            [r.score for r in front],
+            [points[id(r)][0] for r in front],
+            [points[id(r)][1] for r in front],
             color="black",
             marker="o",
             fillstyle="none",

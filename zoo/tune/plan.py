@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from zoo.downloads.readiness import Target, needs
 from zoo.errors import ZooError
 from zoo.registry import Registry
-from zoo.runconfig import Resolved, parse_assignment, resolve_run
+from zoo.runconfig import parse_assignment, resolve_run
 
 
 @dataclass(frozen=True)
@@ -35,6 +35,8 @@ class Candidates:
     heads: tuple[str, ...]
     with_dropout: frozenset[str]
     skipped: tuple[Skipped, ...]
+    #: The backbones left out because their files are not here (``--backbones all``).
+    offline: tuple[str, ...] = ()
 
 
 def candidates(
@@ -61,16 +63,20 @@ def candidates(
             kept_heads.append(head)
         else:
             skipped.append(Skipped("head", head, reason))
-    kept_backbones = []
+    kept_backbones: list[str] = []
+    offline: list[str] = []
     for backbone in wanted_backbones:
         names = (dataset, backbone, kept_heads[0] if kept_heads else wanted_heads[0])
-        reason = _problem(registry, names, settings, sets, offline=backbones == "all")
-        if reason is None:
+        reason = _problem(registry, names, settings, sets)
+        if reason is None and backbones == "all" and _not_here(registry, names, settings, sets):
+            offline.append(backbone)
+        elif reason is None:
             kept_backbones.append(backbone)
         else:
             skipped.append(Skipped("backbone", backbone, reason))
     if not kept_backbones or not kept_heads:
         said = "; ".join(f"{s.kind} {s.name}: {s.reason}" for s in skipped)
+        said += f"; not here offline: {', '.join(offline)}" if offline else ""
         raise ZooError(
             f"zoo tune has nothing to search on {dataset}: {said}.",
             expected="at least one backbone and one head that can run",
@@ -80,7 +86,9 @@ def candidates(
     dropout = frozenset(
         h for h in kept_heads if any(p.name == "dropout" for p in registry.get("head", h).params)
     )
-    return Candidates(tuple(kept_backbones), tuple(kept_heads), dropout, tuple(skipped))
+    return Candidates(
+        tuple(kept_backbones), tuple(kept_heads), dropout, tuple(skipped), tuple(offline)
+    )
 
 
 def _names(registry: Registry, kind: str, text: str) -> list[str]:
@@ -105,22 +113,22 @@ def _problem(
     names: tuple[str, str, str],
     settings: Mapping[str, object],
     sets: Sequence[str],
-    offline: bool = False,
 ) -> str | None:
     """Why ``names`` cannot run with these settings, or ``None`` when they can."""
     try:
-        resolved = resolve_run(registry, names, settings=settings, sets=sets)
+        resolve_run(registry, names, settings=settings, sets=sets)
     except ZooError as exc:
         return exc.what
-    return _not_here(resolved, sets) if offline else None
+    return None
 
 
-def _not_here(resolved: Resolved, sets: Sequence[str]) -> str | None:
-    """What the backbone still has to download, as ``zoo fetch`` would say."""
+def _not_here(
+    registry: Registry,
+    names: tuple[str, str, str],
+    settings: Mapping[str, object],
+    sets: Sequence[str],
+) -> bool:
+    """Whether the backbone still has files to download (``zoo fetch`` readiness)."""
+    resolved = resolve_run(registry, names, settings=settings, sets=sets)
     overrides = dict(parse_assignment(s)[1:] for s in sets if parse_assignment(s)[0] == "backbone")
-    found = needs(Target(resolved.backbone, overrides))
-    if found.readiness == "ready":
-        return None
-    summary = found.summary()
-    missing = ", ".join(summary["missing"]) or summary["reason"]
-    return f"not here offline ({missing}); `zoo fetch {resolved.backbone.name}` downloads it"
+    return needs(Target(resolved.backbone, overrides)).readiness != "ready"

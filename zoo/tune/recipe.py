@@ -22,6 +22,8 @@ from zoo.runconfig import RunConfig
 from zoo.storage import atomic
 
 FILE = "recipe.toml"
+#: What a TOML comment may not hold: control characters but tab.
+_CONTROL = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")
 LEFT_OUT = ("track",)
 
 
@@ -33,7 +35,7 @@ def name_for(study: str) -> str:
 def write(folder: Path, study: str, config: RunConfig, note: str) -> Path:
     """Write ``folder/recipe.toml`` for ``config``; ``note`` heads it as a comment."""
     name = name_for(study)
-    lines = [f"# {line}" for line in note.splitlines()]
+    lines = [f"# {_CONTROL.sub('?', line)}" for line in note.splitlines()]
     lines += ["", f"[recipes.{name}]", f"description = {_value(f'zoo tune winner of {study}')}"]
     data = config.to_dict()
     for kind in KINDS:
@@ -51,7 +53,7 @@ def write(folder: Path, study: str, config: RunConfig, note: str) -> Path:
 
 
 def _table(params: Mapping[str, Any]) -> str:
-    items = ", ".join(f"{json.dumps(k)} = {_value(v)}" for k, v in sorted(params.items()))
+    items = ", ".join(f"{_string(k)} = {_value(v)}" for k, v in sorted(params.items()))
     return "{ " + items + " }" if items else "{}"
 
 
@@ -62,4 +64,11 @@ def _value(value: Any) -> str:
         return "true" if value else "false"
     if isinstance(value, int | float):
         return repr(value)
-    return json.dumps("" if value is None else str(value))
+    return _string("" if value is None else str(value))
+
+
+def _string(text: str) -> str:
+    """A TOML basic string: JSON's, but characters beyond ASCII as they are (JSON
+    would write an emoji as two surrogate escapes, which TOML refuses) and DEL escaped
+    (TOML forbids it raw, JSON leaves it)."""
+    return json.dumps(text, ensure_ascii=False).replace("\x7f", "\\u007f")

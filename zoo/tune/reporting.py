@@ -42,16 +42,16 @@ class ConsoleShown(Shown):
             self.extracting = None
 
     def trial_ended(
-        self, number: int, total: int, draw: Draw, outcome: Outcome | None, error: str | None
+        self, number: int, done: str, draw: Draw, outcome: Outcome | None, error: str | None
     ) -> None:
         label = " ".join(
             [draw.backbone, draw.head, tuning.settings_text(draw.settings), *draw.sets]
         )
         if outcome is None:
-            tuning.trial(number, total, label, None, self.metric, None, f"failed: {error}")
+            tuning.trial(number, done, label, None, self.metric, None, f"failed: {error}")
             return
         note = outcome.pruned
-        tuning.trial(number, total, label, outcome.value, self.metric, outcome.seconds, note)
+        tuning.trial(number, done, label, outcome.value, self.metric, outcome.seconds, note)
 
     def repeated(self, number: int, seed_offset: int, value: float | None) -> None:
         reached = f"{self.metric} {value:.4f}" if value is not None else "no value"

@@ -102,9 +102,10 @@ class Shown(Callback):
     """What ``zoo tune`` shows: each trial's line, the leaderboard (the console's)."""
 
     def trial_ended(
-        self, number: int, total: int, draw: Draw, outcome: Outcome | None, error: str | None
+        self, number: int, done: str, draw: Draw, outcome: Outcome | None, error: str | None
     ) -> None:
-        """A trial has ended: ``outcome``, or the ``error`` that ended it."""
+        """Trial ``number`` has ended: ``outcome``, or the ``error`` that ended it;
+        ``done`` says how far the study is (``3 of 20``)."""
 
     def repeated(self, number: int, seed_offset: int, value: float | None) -> None:
         """A leading trial was rerun with another seed."""
@@ -208,11 +209,11 @@ def _objective(job: Tuning, shown: Shown, holder: _Held, study: Any) -> Any:
             )
         except (ZooError, RunFailed) as exc:
             trial.set_user_attr("error", _first_line(exc))
-            shown.trial_ended(trial.number, total, draw, None, _first_line(exc))
+            shown.trial_ended(trial.number, _done(study, total), draw, None, _first_line(exc))
             raise
         for key, value in summary(outcome).items():
             trial.set_user_attr(key, value)
-        shown.trial_ended(trial.number, total, draw, outcome, None)
+        shown.trial_ended(trial.number, _done(study, total), draw, outcome, None)
         if outcome.pruned is not None:
             import optuna
 
@@ -222,6 +223,10 @@ def _objective(job: Tuning, shown: Shown, holder: _Held, study: Any) -> Any:
         return outcome.value
 
     return objective
+
+
+def _done(study: Any, total: int) -> str:
+    return f"{studies.counted(study)} of {total}"
 
 
 def _first_line(exc: BaseException) -> str:

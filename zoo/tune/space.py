@@ -67,11 +67,11 @@ class Space:
     fine_tune_depths: tuple[str, ...] = ()
     with_dropout: frozenset[str] = frozenset()
 
-    def draw(self, trial: optuna.Trial) -> Draw:
+    def draw(self, trial: optuna.Trial | optuna.trial.FixedTrial) -> Draw:
         """Draw one trial's backbone, head and settings from ``trial``'s sampler."""
         backbone = str(trial.suggest_categorical("backbone", self.backbones))
         head = str(trial.suggest_categorical("head", self.heads))
-        searched, settings = set(self.searched), {}
+        searched, settings = set(self.searched), dict[str, Any]()
         if "learning_rate" in searched:
             settings["learning_rate"] = trial.suggest_float("learning_rate", 1e-4, 3e-2, log=True)
         if "label_smoothing" in searched:

@@ -32,6 +32,9 @@ if TYPE_CHECKING:
 
 #: A database's trials beat every minute; one silent for three is a dead process's.
 HEARTBEAT_S, GRACE_S = 60, 180
+#: The journal's lock is held for an append, milliseconds; one held this long was left
+#: by a killed process, and is taken over.
+LOCK_GRACE_S = 5
 INSTALL = "pip install 'zoo[tune]'"
 
 
@@ -54,10 +57,15 @@ def storage(folder: Path, url: str | None) -> Any:
     """The journal file in ``folder``, or the database at ``url``."""
     optuna = import_optuna()
     if url is None:
-        from optuna.storages.journal import JournalFileBackend
+        from optuna.storages.journal import JournalFileBackend, JournalFileSymlinkLock
 
         folder.mkdir(parents=True, exist_ok=True)
-        return optuna.storages.JournalStorage(JournalFileBackend(str(folder / JOURNAL)))
+        # Absolute: Optuna's lock is a symlink to the journal, and it follows the link to
+        # see whether a lock is stale; from a relative path that link dangles, and a lock
+        # left by a killed process would be waited for for ever.
+        path = str(folder.resolve() / JOURNAL)
+        lock = JournalFileSymlinkLock(path, grace_period=LOCK_GRACE_S)
+        return optuna.storages.JournalStorage(JournalFileBackend(path, lock_obj=lock))
     if url.startswith(("sqlite:", "postgresql", "mysql", "oracle", "mssql")):
         retry = optuna.storages.RetryFailedTrialCallback(max_retry=2)
         return optuna.storages.RDBStorage(
@@ -173,7 +181,8 @@ def requeue_abandoned(study: optuna.Study) -> list[int]:
 
 def counted(study: optuna.Study) -> int:
     """The trials that count towards ``--trials``: finished (completed, pruned, or
-    failed with an error: a setting that cannot run), running, or queued."""
+    failed with an error: a setting that cannot run) or running. Queued ones do not:
+    they count once a process runs them."""
     from optuna.trial import TrialState
 
     count = 0
@@ -181,7 +190,7 @@ def counted(study: optuna.Study) -> int:
         if trial.state == TrialState.FAIL:
             count += "error" in trial.user_attrs
         else:
-            count += 1
+            count += trial.state != TrialState.WAITING
     return count
 
 
