@@ -253,3 +253,18 @@ def test_a_journal_lock_left_by_a_killed_process_is_taken_over(isolated: Path):
 
     assert again.exit_code == 0, again.stderr
     assert again.json()["trials"] == 2 and not lock.exists()
+
+
+def test_fine_tuning_depth_is_searched_when_asked_and_timeout_ends_the_search(isolated: Path):
+    asked = ["--fine-tune-depths", "2", "--fine-tune-epochs", "1", "--trials", "50"]
+
+    result = run_zoo("tune", *SMALL, *asked, "--timeout", "10s", "--json")
+
+    assert result.exit_code == 0, result.stderr
+    rows = result.json()["rows"]
+    assert 2 <= len(rows) < 50  # both backbones' first trials, then the clock
+    assert {row["settings"]["fine_tune_layers"] for row in rows} <= {"0", "2"}
+    for row in (row for row in rows if row["state"] == "complete"):
+        metrics = json.loads((isolated / row["run_dir"] / "metrics.json").read_text())
+        stages = {epoch["stage"] for epoch in metrics["history"]}
+        assert ("fine_tune" in stages) == (row["settings"]["fine_tune_layers"] == "2")

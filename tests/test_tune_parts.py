@@ -75,7 +75,8 @@ def test_a_draw_gives_settings_as_zoo_run_takes_them(optuna):
             "lr_schedule": "cosine",
             "augment": False,  # no augmented views: no augmentation
             "augment_views": 1,
-            "fine_tune_layers": "",  # depth "0": no fine-tuning
+            "fine_tune_layers": "",  # depth "0": no fine-tuning stage at all
+            "fine_tune_epochs": 0,
         },
         sets=("head.dropout=0.25",),
     )

@@ -161,13 +161,14 @@ def run(args: argparse.Namespace) -> int:
     given = [setting for setting, value in settings.items() if value is not None]
     if args.fine_tune_depths and settings["fine_tune_epochs"] is None:
         settings["fine_tune_epochs"] = 3
-    found = plan.candidates(registry, args.dataset, args.backbones, args.heads, settings, args.sets)
+    depths = tuple(d.strip() for d in (args.fine_tune_depths or "").split(",") if d.strip())
+    checked = {**settings, "fine_tune_layers": depths[0]} if depths else settings
+    found = plan.candidates(registry, args.dataset, args.backbones, args.heads, checked, args.sets)
     tuning.left_out([vars(s) for s in found.skipped], found.offline)
     fixed_params = [s.partition("=")[0].strip() for s in args.sets]
     searched = space.searched_settings(
         args.search, [*given, *("dropout" for p in fixed_params if p == "head.dropout")]
     )
-    depths = tuple(d.strip() for d in (args.fine_tune_depths or "").split(",") if d.strip())
     job = search.Tuning(
         registry=registry,
         dataset=args.dataset,

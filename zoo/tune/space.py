@@ -96,7 +96,10 @@ class Space:
             depth = str(
                 trial.suggest_categorical("fine_tune_layers", ("0", *self.fine_tune_depths))
             )
-            settings["fine_tune_layers"] = "" if depth == "0" else depth
+            if depth == "0":  # no fine-tuning stage
+                settings.update(fine_tune_layers="", fine_tune_epochs=0)
+            else:
+                settings["fine_tune_layers"] = depth
         return Draw(backbone, head, settings, tuple(sets))
 
     def to_dict(self) -> dict[str, Any]:
