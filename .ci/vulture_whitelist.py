@@ -52,3 +52,7 @@ used(_.size_bytes, _.intra_op_num_threads, _.log_severity_level)
 # tf2onnx finds an op handler by the op it registers (@tf_op("Erfc")) and calls its
 # version_N method for the opset; NNCF reads its telemetry object by attribute name.
 used(_.Erfc, _.version_9, _.telemetry)
+
+# Optuna draws a study's trials from study.sampler, which zoo tune sets per process
+# (zoo/tune/search.py).
+used(_.sampler)

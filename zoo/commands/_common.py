@@ -7,7 +7,7 @@ from typing import Any
 
 from zoo import console
 from zoo.components import Backbone, Component, Head
-from zoo.config.settings import BY_NAME
+from zoo.config.settings import BY_NAME, SETTINGS, Setting
 from zoo.errors import ZooError
 from zoo.params import Param, describe_one
 from zoo.plugins import LoadOptions, load_registry
@@ -134,3 +134,29 @@ def plugin_json(plugin: PluginInfo) -> dict[str, Any]:
         "install": plugin.install,
         "components": list(plugin.components),
     }
+
+
+def add_settings(group: argparse._ArgumentGroup, set_help: str) -> None:
+    """Every run setting's flag, and ``--set``, in ``group`` (``zoo run``, ``zoo tune``)."""
+    for setting in SETTINGS:
+        _add_flag(group, setting)
+    group.add_argument(
+        "--set", dest="sets", action="append", default=[], metavar="KIND.PARAM=VALUE", help=set_help
+    )
+
+
+def _add_flag(group: argparse._ArgumentGroup, setting: Setting) -> None:
+    """The flag of ``setting``; unset flags stay ``None``, so lower layers apply."""
+    if setting.type is bool:
+        action = "store_false" if setting.default else "store_true"
+        shown = help_text(setting.flag_help or setting.help)
+        group.add_argument(setting.flag, dest=setting.name, action=action, default=None, help=shown)
+        return
+    choices = "|".join(map(str, setting.choices)) if setting.choices else None
+    group.add_argument(
+        setting.flag,
+        dest=setting.name,
+        type=setting.type,
+        metavar=setting.metavar or choices,
+        help=help_text(setting.help),
+    )

@@ -9,8 +9,8 @@ from pathlib import Path
 from typing import Any
 
 from zoo import console
-from zoo.commands._common import cache_max_size, help_text, registry_from
-from zoo.config.settings import BY_NAME, SETTINGS, Setting
+from zoo.commands._common import add_settings, cache_max_size, registry_from
+from zoo.config.settings import BY_NAME, SETTINGS
 from zoo.errors import ZooError
 from zoo.storage.sizes import parse_size
 from zoo.train.distribute import PRECISIONS, STRATEGIES
@@ -32,16 +32,9 @@ def add(sub: Any, common: argparse.ArgumentParser) -> None:
     add_("names", nargs="*", metavar="DATASET BACKBONE HEAD", help="the three components")
     add_("--recipe", help="run a recipe from a registry file instead of naming components")
     add_("--resume", type=Path, metavar="RUN_DIR", help="continue an interrupted run")
-    what = parser.add_argument_group("what to train")
-    for setting in SETTINGS:
-        _add_flag(what, setting)
-    what.add_argument(
-        "--set",
-        dest="sets",
-        action="append",
-        default=[],
-        metavar="KIND.PARAM=VALUE",
-        help="set a component parameter, e.g. --set backbone.weights=none (repeatable)",
+    add_settings(
+        parser.add_argument_group("what to train"),
+        "set a component parameter, e.g. --set backbone.weights=none (repeatable)",
     )
     how = parser.add_argument_group("how to run")
     how.add_argument(
@@ -102,23 +95,6 @@ def add(sub: Any, common: argparse.ArgumentParser) -> None:
         "--json", action="store_true", help="print the run's metrics as JSON at the end"
     )
     parser.set_defaults(handler=run)
-
-
-def _add_flag(group: argparse._ArgumentGroup, setting: Setting) -> None:
-    """The flag of ``setting``; unset flags stay ``None``, so lower layers apply."""
-    if setting.type is bool:
-        action = "store_false" if setting.default else "store_true"
-        shown = help_text(setting.flag_help or setting.help)
-        group.add_argument(setting.flag, dest=setting.name, action=action, default=None, help=shown)
-        return
-    choices = "|".join(map(str, setting.choices)) if setting.choices else None
-    group.add_argument(
-        setting.flag,
-        dest=setting.name,
-        type=setting.type,
-        metavar=setting.metavar or choices,
-        help=help_text(setting.help),
-    )
 
 
 def run(args: argparse.Namespace) -> int:

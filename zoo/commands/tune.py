@@ -9,8 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from zoo import console
-from zoo.commands._common import cache_max_size, registry_from
-from zoo.commands.run import _add_flag
+from zoo.commands._common import add_settings, cache_max_size, registry_from
 from zoo.config.settings import SETTINGS
 from zoo.errors import ZooError
 
@@ -106,16 +105,9 @@ def add(sub: Any, common: argparse.ArgumentParser) -> None:
         metavar="STUDY",
         help="show a study's leaderboard and write its figure; trains nothing",
     )
-    fixed = parser.add_argument_group("fixed for every trial (as zoo run takes them)")
-    for setting in SETTINGS:
-        _add_flag(fixed, setting)
-    fixed.add_argument(
-        "--set",
-        dest="sets",
-        action="append",
-        default=[],
-        metavar="KIND.PARAM=VALUE",
-        help="a component parameter for every trial (repeatable)",
+    add_settings(
+        parser.add_argument_group("fixed for every trial (as zoo run takes them)"),
+        "a component parameter for every trial (repeatable)",
     )
     how = parser.add_argument_group("how to run")
     how.add_argument(

@@ -30,13 +30,31 @@ if TYPE_CHECKING:
 LABELS: Mapping[Stage, str] = {"head": "train", "fine_tune": "fine-tune"}
 
 
-class ConsoleReporter(events.Callback):
+class ExtractionProgress(events.Callback):
+    """Shows feature extraction's progress: a bar on a terminal, its time when done."""
+
+    extracting: console.TaskProgress | None = None
+
+    def on_extract_begin(self, split: str, steps: int | None) -> None:
+        self.extracting = console.TaskProgress(f"extracting features: {split}", steps)
+        self.extracting.start()
+
+    def on_extract_step(self, step: int) -> None:
+        if self.extracting is not None:
+            self.extracting.advance(step)
+
+    def on_extract_end(self, split: str) -> None:
+        if self.extracting is not None:
+            self.extracting.stop()
+            self.extracting = None
+
+
+class ConsoleReporter(ExtractionProgress):
     """Prints what happens: placement, the model, progress, early stops, results."""
 
     def __init__(self) -> None:
         self.run_dir: Path | None = None
         self.training: console.TrainingProgress | None = None
-        self.extracting: console.TaskProgress | None = None
         self.evaluation: Evaluation | None = None
         self.scheduled = False
 
@@ -63,19 +81,6 @@ class ConsoleReporter(events.Callback):
 
     def on_runtime(self, choice: RuntimeChoice) -> None:
         console.status(choice.describe())
-
-    def on_extract_begin(self, split: str, steps: int | None) -> None:
-        self.extracting = console.TaskProgress(f"extracting features: {split}", steps)
-        self.extracting.start()
-
-    def on_extract_step(self, step: int) -> None:
-        if self.extracting is not None:
-            self.extracting.advance(step)
-
-    def on_extract_end(self, split: str) -> None:
-        if self.extracting is not None:
-            self.extracting.stop()
-            self.extracting = None
 
     def on_features(self, split: str, key: str, source: str, count: int) -> None:
         if source == "cache":

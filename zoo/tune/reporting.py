@@ -10,36 +10,23 @@ from __future__ import annotations
 from zoo import console
 from zoo.console import tuning
 from zoo.train import events
+from zoo.train.reporter import ExtractionProgress
 from zoo.tune.search import Shown
 from zoo.tune.space import Draw
 from zoo.tune.trial import Outcome
 
 
-class ConsoleShown(Shown):
+class ConsoleShown(Shown, ExtractionProgress):
     """``zoo tune`` on the console."""
 
     def __init__(self, metric: str) -> None:
         self.metric = metric
-        self.extracting: console.TaskProgress | None = None
         self.warned: set[str] = set()
 
     def on_warning(self, warning: events.RunWarning) -> None:
         if warning.code not in self.warned:
             self.warned.add(warning.code)
             console.warning(f"{warning.message} Fix: {warning.fix}.")
-
-    def on_extract_begin(self, split: str, steps: int | None) -> None:
-        self.extracting = console.TaskProgress(f"extracting features: {split}", steps)
-        self.extracting.start()
-
-    def on_extract_step(self, step: int) -> None:
-        if self.extracting is not None:
-            self.extracting.advance(step)
-
-    def on_extract_end(self, split: str) -> None:
-        if self.extracting is not None:
-            self.extracting.stop()
-            self.extracting = None
 
     def trial_ended(
         self, number: int, done: str, draw: Draw, outcome: Outcome | None, error: str | None

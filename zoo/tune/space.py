@@ -27,8 +27,6 @@ SEARCHABLE: dict[str, str] = {
     "augment_views": "no augmentation, or 2 or 4 cached augmented views",
     "lr_schedule": "constant or cosine",
 }
-#: The fine-tuning depths ``--fine-tune-depths`` offers by default, beside none.
-FINE_TUNE_DEPTHS = ("2", "8", "32")
 
 
 @dataclass(frozen=True)
