@@ -268,3 +268,17 @@ def test_fine_tuning_depth_is_searched_when_asked_and_timeout_ends_the_search(is
         metrics = json.loads((isolated / row["run_dir"] / "metrics.json").read_text())
         stages = {epoch["stage"] for epoch in metrics["history"]}
         assert ("fine_tune" in stages) == (row["settings"]["fine_tune_layers"] == "2")
+
+
+def test_a_study_in_a_database_given_by_url(isolated: Path):
+    url = f"sqlite:///{isolated / 'studies.db'}"
+
+    result = run_zoo("tune", *SMALL, "--trials", "2", "--storage", url, "--json")
+    report = run_zoo("tune", "--report", "shapes", "--storage", url, "--output", "out", "--json")
+
+    assert result.exit_code == 0, result.stderr
+    assert (isolated / "studies.db").is_file()
+    assert not (isolated / "out/tune/shapes/journal.log").exists()
+    assert report.exit_code == 0, report.stderr
+    assert report.json()["chosen"] == result.json()["chosen"]
+    assert len(report.json()["rows"]) == 2

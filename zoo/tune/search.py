@@ -90,8 +90,9 @@ class Tuning:
         if seed_offset:
             base = resolve_run(self.registry, self._names(draw), settings=settings, sets=sets)
             settings["seed"] = base.config.seed + seed_offset
-            if "seed" in base.config.dataset.params:  # its draw of images, or its split
-                sets.append(f"dataset.seed={base.config.dataset.params['seed'] + seed_offset}")
+            drawn = base.config.dataset.params.get("seed")
+            if isinstance(drawn, int):  # the dataset's draw of images, or its split
+                sets.append(f"dataset.seed={drawn + seed_offset}")
         return resolve_run(self.registry, self._names(draw), settings=settings, sets=sets)
 
     def _names(self, draw: Draw) -> tuple[str, str, str]:
@@ -120,6 +121,8 @@ def tune(job: Tuning, shown: Shown) -> dict[str, Any]:
     while deadline is None or time.monotonic() < deadline:
         holder = _Held(job.folder)
         with holder:
+            if job.storage is None:  # a database's heartbeat does it there
+                studies.requeue_abandoned(study)  # a process that died since counts no more
             if studies.counted(study) >= job.trials:
                 break
             objective = _objective(job, shown, holder, study)
@@ -149,7 +152,8 @@ def _join(job: Tuning, optuna: Any) -> Any:
                 study.enqueue_trial({"backbone": backbone})
         elif setup != job.setup():
             raise _other_study(job, setup)
-        studies.requeue_abandoned(study)
+        if job.storage is None:
+            studies.requeue_abandoned(study)
         joined = study.user_attrs.get("processes", 0)
         joined = joined if isinstance(joined, int) and joined >= 0 else 0
         study.set_user_attr("processes", joined + 1)
