@@ -368,6 +368,19 @@ def test_auto_converts_when_the_images_to_extract_repay_it(zoo_cli, monkeypatch)
 
 
 @needs_openvino
+def test_auto_keeps_openvino_when_its_features_of_the_other_splits_are_cached(zoo_cli, monkeypatch):
+    monkeypatch.setattr(runners, "WORTH_CONVERTING", 30)  # train and validation repay it
+    trial = zoo_cli(*FROZEN_RUN, "--no-test")  # as zoo tune's trials run: no test split
+    monkeypatch.setattr(runners, "WORTH_CONVERTING", 1000)  # the test split alone does not
+    tested = zoo_cli(*FROZEN_RUN)
+
+    assert trial.json()["runtime"]["name"] == "openvino"
+    assert tested.json()["runtime"]["name"] == "openvino"  # else all three again, on TensorFlow
+    assert "features: train from the cache" in tested.stderr
+    assert "extracting features: train" not in tested.stderr
+
+
+@needs_openvino
 def test_bfloat16_is_asked_for_by_name_and_kept_apart_in_the_cache(zoo_cli, isolated):
 
     float32 = zoo_cli(*FROZEN_RUN, "--runtime", "openvino")

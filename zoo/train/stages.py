@@ -214,7 +214,8 @@ class Stages:
         assert features is not None, "only a head trained on cached features reads them"
         with self.run.timer.phase("extract"):
             # The test split too, when it is tested on features: one runtime for all.
-            tested = [] if self.run.config.fine_tune_epochs else ["test"]
+            on_features = self.run.options.test and not self.run.config.fine_tune_epochs
+            tested = ["test"] if on_features else []
             features.settle(["train", "validation", *tested])
             train, validation = features.get("train"), features.get("validation")
         if self.train_labels is None:

@@ -84,7 +84,8 @@ class FeatureSource:
 
     def settle(self, splits: Sequence[str]) -> None:
         """Decide the runtime before any of ``splits`` is read; convert only when some
-        must be extracted (``auto``: enough images to repay it). Tells the callbacks once."""
+        must be extracted (``auto``: enough images to repay it, or OpenVINO's features
+        of the others cached). Tells the callbacks once."""
         if self.choice is not None:
             return
         run = self.run
@@ -94,7 +95,10 @@ class FeatureSource:
         missing = [
             self._split(s) for s in splits if not self._cache().has(self._key(self._split(s)))
         ]
-        if self.choice.name == "openvino" and missing:
+        # Too few images to repay converting: TensorFlow, unless OpenVINO's features of
+        # some split are cached already (the runtime is in the key: switching would
+        # extract those again, as a trial's run and then the winner's test split did).
+        if self.choice.name == "openvino" and missing and len(missing) == len(splits):
             counts = [self._images(asked) for asked in missing]
             count = None if None in counts else sum(n for n in counts if n is not None)
             self.choice = runners.plan(
