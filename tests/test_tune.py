@@ -282,3 +282,40 @@ def test_a_study_in_a_database_given_by_url(isolated: Path):
     assert report.exit_code == 0, report.stderr
     assert report.json()["chosen"] == result.json()["chosen"]
     assert len(report.json()["rows"]) == 2
+
+
+def test_trials_leave_no_graph_behind_so_memory_stays_flat(isolated: Path):
+    import gc
+
+    import zoo
+    from zoo.train.engine import EngineOptions
+    from zoo.tune import search, space, trial
+
+    graphs: list[int] = []
+
+    class Counting(search.Shown):
+        def trial_ended(self, number, done, draw, outcome, error) -> None:
+            gc.collect()
+            graphs.append(sum(type(o).__name__ == "FuncGraph" for o in gc.get_objects()))
+
+    job = search.Tuning(
+        registry=zoo.load_registry(),
+        dataset="shapes",
+        space=space.Space(("small_cnn",), ("gap_softmax",), ("learning_rate",)),
+        settings={"epochs": 2, "image_size": 32, "batch_size": 16},
+        sets=("dataset.num_images=60", "backbone.trainable=false"),
+        folder=isolated / "study",
+        name="flat",
+        storage=None,
+        trials=4,
+        timeout=None,
+        metric="val_accuracy",
+        repeats=0,
+        options=EngineOptions(),
+    )
+    before = trial._custom_gradients()
+
+    search.tune(job, Counting())
+
+    assert len(graphs) == 4 and graphs[-1] <= graphs[0]  # no trial's step graph kept
+    assert trial._custom_gradients() == before  # TensorFlow's registry holds none of theirs
