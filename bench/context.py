@@ -33,6 +33,12 @@ class Settings:
         extract_split: The split benchmark 2 extracts (several batches, so a steady rate).
         variants: Benchmark 1's other zoo sides (:data:`bench.transfer.VARIANTS`), run
             when OpenVINO is installed.
+        tune_backbones: The frozen backbones benchmark 9's study searches.
+        tune_trials: Benchmark 9's trials per backbone.
+        tune_epochs: The most epochs of each of benchmark 9's trials.
+        tune_image_size: Benchmark 9's image size (``None``: ``image_size``); larger than
+            benchmark 1's in ``--full``, where extraction costs what it does at the sizes
+            these backbones are used at.
     """
 
     mode: str
@@ -46,13 +52,21 @@ class Settings:
     scale_epochs_images: int
     extract_split: str = "validation"
     variants: tuple[str, ...] = ("--runtime tensorflow", "--runtime-precision bfloat16")
+    tune_backbones: tuple[str, ...] = ("mobilenet_v2", "mobilenet_v3_large")
+    tune_trials: int = 2
+    tune_epochs: int = 2
+    tune_image_size: int | None = None
     image_size: int = 100
     batch_size: int = 32
     seed: int = 0
 
+    @property
+    def tune_size(self) -> int:
+        return self.tune_image_size or self.image_size
+
     def folder_sizes(self, selected: list[int]) -> set[int]:
         """The image counts the selected benchmarks generate folders of."""
-        sizes = {self.images} if {1, 2, 3, 6} & set(selected) else set()
+        sizes = {self.images} if {1, 2, 3, 6, 9} & set(selected) else set()
         if 5 in selected:
             sizes |= {*self.scale_images, self.scale_epochs_images}
         return sizes
@@ -101,7 +115,12 @@ FULL = Settings(
     # 1,600 images: TensorFlow's retrace for the last, shorter batch (about a second for
     # ResNet50, paid once a run) weighs on a 200-image split's rate, not on a run's.
     extract_split="train",
-)
+    tune_backbones=("mobilenet_v2", "efficientnet_b0", "resnet50", "densenet121",
+                    "mobilenet_v3_large"),
+    tune_trials=20,
+    tune_epochs=3,
+    tune_image_size=160,
+)  # fmt: skip
 
 
 @dataclass

@@ -126,7 +126,7 @@ def render(
         "`ZOO_CACHE_DIR`, so no cached features or image checks carry over). Ratios are "
         "the median of the per-pair ratios, measured side by side: on a shared machine "
         "absolute times drift, ratios hold. Spread is min–max over the repeats (and "
-        "max−min relative to the median). Benchmarks 1–5 and 7 run on the CPU "
+        "max−min relative to the median). Benchmarks 1–5, 7 and 9 run on the CPU "
         "(`CUDA_VISIBLE_DEVICES=-1`); benchmark 6 repeats 1–3 on a GPU when there is one.",
         "",
         "## Machine",

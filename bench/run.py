@@ -10,7 +10,7 @@ import sys
 import time
 from collections.abc import Callable
 
-from bench import cache_size, report, startup, throughput, transfer
+from bench import cache_size, report, startup, throughput, transfer, tune
 from bench.context import FULL, QUICK, REPO_ROOT, Context, Settings, temporary_workdir
 from bench.measure import BenchError
 from bench.report import Section
@@ -22,7 +22,10 @@ BENCHMARKS: dict[int, tuple[str, Callable[[Context], Section]]] = {
     4: ("start-up", startup.startup),
     5: ("scaling", transfer.scaling),
     7: ("feature cache size", cache_size.cache_size),
+    9: ("tuning", tune.tuning),
 }
+#: Every benchmark ``python -m bench`` runs (8, ``python -m bench exports``, runs alone).
+NUMBERS = sorted({*BENCHMARKS, 6})
 
 
 def gpu_variant(ctx: Context) -> list[Section]:
@@ -62,11 +65,9 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     mode.add_argument(
         "--full",
         action="store_true",
-        help="the issue's sizes, 5 runs a side (about 19 minutes on 2 otherwise idle cores)",
+        help="the issue's sizes, 5 runs a side (about 30 minutes on 2 otherwise idle cores)",
     )
-    parser.add_argument(
-        "--only", type=_numbers, default=[1, 2, 3, 4, 5, 6, 7], help="benchmarks, e.g. 1,4"
-    )
+    parser.add_argument("--only", type=_numbers, default=NUMBERS, help="benchmarks, e.g. 1,4")
     parser.add_argument("--images", type=int, help="images in benchmark 1's folder")
     parser.add_argument("--epochs", type=int, help="epochs of benchmark 1")
     parser.add_argument("--repeats", type=int, help="runs of each side of benchmark 1")
@@ -84,8 +85,10 @@ def _numbers(text: str) -> list[int]:
         numbers = sorted({int(n) for n in text.split(",")})
     except ValueError:
         numbers = []
-    if not numbers or not set(numbers) <= {1, 2, 3, 4, 5, 6, 7}:
-        raise argparse.ArgumentTypeError(f"expected numbers from 1 to 7, e.g. 1,4; got {text!r}")
+    if not numbers or not set(numbers) <= set(NUMBERS):
+        raise argparse.ArgumentTypeError(
+            f"expected numbers of {', '.join(map(str, NUMBERS))}, e.g. 1,4; got {text!r}"
+        )
     return numbers
 
 
@@ -96,6 +99,8 @@ def settings_from(args: argparse.Namespace) -> Settings:
         for name in ("images", "epochs", "repeats", "image_size", "batch_size")
         if getattr(args, name) is not None
     }
+    if "image_size" in overrides:  # every benchmark's, benchmark 9's too
+        overrides["tune_image_size"] = overrides["image_size"]
     return dataclasses.replace(settings, **overrides)
 
 
@@ -146,7 +151,7 @@ def _settings_rows(s: Settings, selected: list[int]) -> list[list[str]]:
         ["why these repeats", "the plain script's runs differ by up to 50% (tf.data "
          "idles about 10 s at the end of some of its passes), and zoo's by a few percent "
          f"from hour to hour, so benchmark 1 takes {s.repeats} runs a side (`--full`: 5, "
-         "about 19 minutes on 2 cores), whose median is a run"],
+         "about 30 minutes on 2 cores), whose median is a run"],
     ] if s.mode == "full" else []  # fmt: skip
     return [
         *why,
@@ -160,6 +165,9 @@ def _settings_rows(s: Settings, selected: list[int]) -> list[list[str]]:
         ["scaling points", f"images {', '.join(map(str, s.scale_images))} at "
          f"{s.scale_images_epochs} epoch(s); epochs {', '.join(map(str, s.scale_epochs))} on "
          f"{s.scale_epochs_images} images"],
+        ["tuning study (benchmark 9)", f"{s.tune_trials} trials of up to {s.tune_epochs} "
+         f"epochs on {', '.join(s.tune_backbones)} at {s.tune_size}x{s.tune_size}, "
+         "on benchmark 1's folder"],
     ]  # fmt: skip
 
 
