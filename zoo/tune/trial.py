@@ -13,7 +13,6 @@ After each trial Keras's global state is cleared, so memory stays flat over a lo
 from __future__ import annotations
 
 import dataclasses
-import gc
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -136,12 +135,11 @@ def _forget(registered: set[str]) -> None:
     """
     from zoo.runtime.loader import keras
 
-    keras.backend.clear_session(free_memory=True)
     found = _gradient_registry()
     for name in set(found) - registered:
         if name.startswith(_CUSTOM_GRADIENT):
             del found[name]
-    gc.collect()
+    keras.backend.clear_session(free_memory=True)  # and one garbage collection, after
 
 
 #: How TensorFlow names the gradients ``tf.custom_gradient`` registers while tracing.
