@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from zoo.downloads.readiness import Target, needs
 from zoo.errors import ZooError
 from zoo.registry import Registry
-from zoo.runconfig import parse_assignment, resolve_run
+from zoo.runconfig import Resolved, parse_assignment, resolve_run
 
 
 @dataclass(frozen=True)
@@ -58,22 +58,22 @@ def candidates(
     skipped: list[Skipped] = []
     kept_heads = []
     for head in wanted_heads:
-        reason = _problem(registry, (dataset, wanted_backbones[0], head), settings, sets)
-        if reason is None:
-            kept_heads.append(head)
+        found = _resolved(registry, (dataset, wanted_backbones[0], head), settings, sets)
+        if isinstance(found, str):
+            skipped.append(Skipped("head", head, found))
         else:
-            skipped.append(Skipped("head", head, reason))
+            kept_heads.append(head)
     kept_backbones: list[str] = []
     offline: list[str] = []
     for backbone in wanted_backbones:
         names = (dataset, backbone, kept_heads[0] if kept_heads else wanted_heads[0])
-        reason = _problem(registry, names, settings, sets)
-        if reason is None and backbones == "all" and _not_here(registry, names, settings, sets):
+        found = _resolved(registry, names, settings, sets)
+        if isinstance(found, str):
+            skipped.append(Skipped("backbone", backbone, found))
+        elif backbones == "all" and _not_here(found, sets):
             offline.append(backbone)
-        elif reason is None:
-            kept_backbones.append(backbone)
         else:
-            skipped.append(Skipped("backbone", backbone, reason))
+            kept_backbones.append(backbone)
     if not kept_backbones or not kept_heads:
         said = "; ".join(f"{s.kind} {s.name}: {s.reason}" for s in skipped)
         said += f"; not here offline: {', '.join(offline)}" if offline else ""
@@ -108,27 +108,20 @@ def _names(registry: Registry, kind: str, text: str) -> list[str]:
     return names
 
 
-def _problem(
+def _resolved(
     registry: Registry,
     names: tuple[str, str, str],
     settings: Mapping[str, object],
     sets: Sequence[str],
-) -> str | None:
-    """Why ``names`` cannot run with these settings, or ``None`` when they can."""
+) -> Resolved | str:
+    """``names`` resolved with these settings, or why they cannot run."""
     try:
-        resolve_run(registry, names, settings=settings, sets=sets)
+        return resolve_run(registry, names, settings=settings, sets=sets)
     except ZooError as exc:
         return exc.what
-    return None
 
 
-def _not_here(
-    registry: Registry,
-    names: tuple[str, str, str],
-    settings: Mapping[str, object],
-    sets: Sequence[str],
-) -> bool:
+def _not_here(resolved: Resolved, sets: Sequence[str]) -> bool:
     """Whether the backbone still has files to download (``zoo fetch`` readiness)."""
-    resolved = resolve_run(registry, names, settings=settings, sets=sets)
     overrides = dict(parse_assignment(s)[1:] for s in sets if parse_assignment(s)[0] == "backbone")
     return needs(Target(resolved.backbone, overrides)).readiness != "ready"
