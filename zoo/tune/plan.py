@@ -123,5 +123,6 @@ def _resolved(
 
 def _not_here(resolved: Resolved, sets: Sequence[str]) -> bool:
     """Whether the backbone still has files to download (``zoo fetch`` readiness)."""
-    overrides = dict(parse_assignment(s)[1:] for s in sets if parse_assignment(s)[0] == "backbone")
+    parsed = [parse_assignment(s) for s in sets]
+    overrides = {param: value for kind, param, value in parsed if kind == "backbone"}
     return needs(Target(resolved.backbone, overrides)).readiness != "ready"

@@ -14,7 +14,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -119,23 +119,24 @@ def tune(job: Tuning, shown: Shown) -> dict[str, Any]:
     study = _join(job, optuna)
     deadline = time.monotonic() + job.timeout if job.timeout else None
     while deadline is None or time.monotonic() < deadline:
-        holder = _Held(job.folder)
-        with holder:
+        with contextlib.ExitStack() as held:  # the lock, released once the trial is asked for
+            held.enter_context(studies.exclusive(job.folder))
             if job.storage is None:  # a database's heartbeat does it there
                 studies.requeue_abandoned(study)  # a process that died since counts no more
             if studies.counted(study) >= job.trials:
                 break
-            objective = _objective(job, shown, holder, study)
+            objective = _objective(job, shown, held.close, study)
             study.optimize(objective, n_trials=1, catch=(ZooError, RunFailed), gc_after_trial=False)
     with studies.exclusive(job.folder):
-        if studies.running(study):
-            return {"ended": False, "running": studies.running(study), "study": job.name}
+        running = studies.running(study)
+        if running:
+            return {"ended": False, "running": running, "study": job.name}
         return finish(job, study, shown)
 
 
 def _join(job: Tuning, optuna: Any) -> Any:
-    """Open or create the study, check it searches what ``job`` asks, requeue what dead
-    processes left, and seed this process's sampler apart from the others'."""
+    """Open or create the study, check it searches what ``job`` asks, and seed this
+    process's sampler apart from the others'."""
     direction = "maximize" if leaderboard.METRICS[job.metric] else "minimize"
     with studies.exclusive(job.folder), studies.readable(job.folder, job.storage):
         study = optuna.create_study(
@@ -152,8 +153,6 @@ def _join(job: Tuning, optuna: Any) -> Any:
                 study.enqueue_trial({"backbone": backbone})
         elif setup != job.setup():
             raise _other_study(job, setup)
-        if job.storage is None:
-            studies.requeue_abandoned(study)
         joined = study.user_attrs.get("processes", 0)
         joined = joined if isinstance(joined, int) and joined >= 0 else 0
         study.set_user_attr("processes", joined + 1)
@@ -174,30 +173,9 @@ def _other_study(job: Tuning, setup: Mapping[str, Any]) -> ZooError:
     )
 
 
-class _Held(contextlib.AbstractContextManager["_Held"]):
-    """The study folder's lock, released as soon as the trial is asked for."""
-
-    def __init__(self, folder: Path) -> None:
-        self.lock = studies.exclusive(folder)
-        self.held = False
-
-    def __enter__(self) -> _Held:
-        self.lock.__enter__()
-        self.held = True
-        return self
-
-    def release(self) -> None:
-        if self.held:
-            self.held = False
-            self.lock.__exit__(None, None, None)
-
-    def __exit__(self, *exc: object) -> None:
-        self.release()
-
-
-def _objective(job: Tuning, shown: Shown, holder: _Held, study: Any) -> Any:
+def _objective(job: Tuning, shown: Shown, release: Callable[[], None], study: Any) -> Any:
     def objective(trial: Any) -> float:
-        holder.release()  # the trial is asked for: it counts now
+        release()  # the trial is asked for: it counts now
         trial.set_user_attr("process", studies.this_process())
         draw = job.space.draw(trial)
         total = job.trials
@@ -269,7 +247,6 @@ def finish(job: Tuning, study: Any, shown: Shown) -> dict[str, Any]:
         command=job.command,
         final=True,
     )
-    test = _test_metrics(final)
     note = (
         f"zoo tune, study {job.name}: trial {chosen.trial} of {done}, "
         f"{job.metric} {chosen.score:.4g}"
@@ -286,7 +263,7 @@ def finish(job: Tuning, study: Any, shown: Shown) -> dict[str, Any]:
         "spread": chosen.spread,
         "final_run": str(final.run_dir),
         "final_value": final.value,
-        "test": test,
+        "test": final.test,
         "recipe": str(written),
         "recipe_name": recipe.name_for(job.name),
     }
@@ -326,11 +303,3 @@ def _draw_of(job: Tuning, study: Any, number: int) -> Draw:
     dropout = frozenset([params["head"]]) if "dropout" in params else frozenset()
     space = dataclasses.replace(job.space, with_dropout=dropout)
     return space.draw(FixedTrial(params, number))
-
-
-def _test_metrics(final: Outcome) -> dict[str, Any] | None:
-    from zoo.storage.runs import read_run
-
-    if final.run_dir is None:
-        return None
-    return read_run(final.run_dir).metrics.get("test")

@@ -49,6 +49,7 @@ class Outcome:
     epochs: int
     latency_ms: float | None = None
     size_mb: float | None = None
+    test: dict[str, Any] | None = None
 
 
 class Pruning(Callback):
@@ -119,6 +120,7 @@ def run_trial(
         epochs=len(record.get("history", ())),
         latency_ms=latency.measured(resolved, len(record["dataset"]["class_names"])),
         size_mb=parameters * 4 / 1e6 if parameters else None,
+        test=record.get("test") or None,
     )
 
 
